@@ -1,0 +1,88 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers, bottom to top (each depends only on the ones above it in this list):
+//   RSerPoolWire  – ASAP/ENRP messages and parameters (NIOCore only: no sockets, no clocks)
+//   RSerPoolCore  – handlespace, pool policies, registrar / PE / PU state machines (no sockets, injected time)
+//   RSerPool      – NIO transports (TCP/MPTCP, UDP announces) and the Registrar / PoolElement / PoolUser services
+//   EdgePoolCLI   – the `edgepool` executable: a thin layer that turns options into configuration values
+let package = Package(
+    name: "EdgePool",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "RSerPoolWire", targets: ["RSerPoolWire"]),
+        .library(name: "RSerPoolCore", targets: ["RSerPoolCore"]),
+        .library(name: "RSerPool", targets: ["RSerPool"]),
+        .executable(name: "edgepool", targets: ["EdgePoolCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .target(
+            name: "RSerPoolWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "RSerPoolCore",
+            dependencies: ["RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "RSerPool",
+            dependencies: [
+                "RSerPoolWire", "RSerPoolCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "EdgePoolCLI",
+            dependencies: [
+                "RSerPool", "RSerPoolCore", "RSerPoolWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "RSerPoolWireTests",
+            dependencies: ["RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "RSerPoolCoreTests",
+            dependencies: ["RSerPoolCore", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "RSerPoolTests",
+            dependencies: [
+                "RSerPool", "RSerPoolCore", "RSerPoolWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "LiveTests",
+            dependencies: [
+                "RSerPool", "RSerPoolCore", "RSerPoolWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

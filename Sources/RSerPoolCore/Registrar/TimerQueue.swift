@@ -1,0 +1,48 @@
+import NIOCore
+
+/// A min-heap of deadlines with payloads; entries are invalidated lazily by the owner (it
+/// checks on pop whether the timer is still current). Keeps the registrar's thousands of
+/// per-PE timers in one structure with one scheduled NIO task.
+struct TimerQueue<Payload: Sendable>: Sendable {
+    private var heap: [(deadline: NIODeadline, order: UInt64, payload: Payload)] = []
+    private var counter: UInt64 = 0
+
+    var count: Int { heap.count }
+    var nextDeadline: NIODeadline? { heap.first?.deadline }
+
+    mutating func schedule(_ payload: Payload, at deadline: NIODeadline) {
+        counter += 1
+        heap.append((deadline, counter, payload))
+        var index = heap.count - 1
+        while index > 0 {
+            let parent = (index - 1) / 2
+            guard before(index, parent) else { break }
+            heap.swapAt(index, parent)
+            index = parent
+        }
+    }
+
+    /// Removes and returns the payload of the earliest timer due at or before `now`.
+    mutating func popDue(now: NIODeadline) -> Payload? {
+        guard let first = heap.first, first.deadline <= now else { return nil }
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var index = 0
+            while true {
+                let left = 2 * index + 1
+                guard left < heap.count else { break }
+                var smallest = left
+                if left + 1 < heap.count, before(left + 1, left) { smallest = left + 1 }
+                guard before(smallest, index) else { break }
+                heap.swapAt(index, smallest)
+                index = smallest
+            }
+        }
+        return first.payload
+    }
+
+    private func before(_ a: Int, _ b: Int) -> Bool {
+        heap[a].deadline != heap[b].deadline ? heap[a].deadline < heap[b].deadline : heap[a].order < heap[b].order
+    }
+}

@@ -1,0 +1,86 @@
+import NIOCore
+
+/// ASAP Endpoint Keep-Alive (RFC 5352 §2.2.7): a PR checks that a PE is alive. With the home
+/// flag `H` the sender says "I am your home PR now" (used after a takeover).
+public struct ASAPEndpointKeepAlive: Hashable, Sendable {
+    public static let homeFlag: UInt8 = 0x01
+    public var registrar: RegistrarIdentifier
+    public var poolHandle: PoolHandle
+    public var identifier: PoolElementIdentifier?
+    public var isHome: Bool
+    public init(registrar: RegistrarIdentifier, poolHandle: PoolHandle, identifier: PoolElementIdentifier?, isHome: Bool = false) {
+        self.registrar = registrar
+        self.poolHandle = poolHandle
+        self.identifier = identifier
+        self.isHome = isHome
+    }
+}
+
+/// ASAP Endpoint Keep-Alive Ack (RFC 5352 §2.2.8): the PE's answer.
+public struct ASAPEndpointKeepAliveAck: Hashable, Sendable {
+    public var poolHandle: PoolHandle
+    public var identifier: PoolElementIdentifier
+    public init(poolHandle: PoolHandle, identifier: PoolElementIdentifier) {
+        self.poolHandle = poolHandle
+        self.identifier = identifier
+    }
+}
+
+/// ASAP Endpoint Unreachable (RFC 5352 §2.2.9): a PU reports a PE it could not reach.
+public struct ASAPEndpointUnreachable: Hashable, Sendable {
+    public var poolHandle: PoolHandle
+    public var identifier: PoolElementIdentifier
+    public init(poolHandle: PoolHandle, identifier: PoolElementIdentifier) {
+        self.poolHandle = poolHandle
+        self.identifier = identifier
+    }
+}
+
+/// ASAP Server Announce (RFC 5352 §2.2.10): a PR announces itself by UDP multicast with the
+/// transports where PEs and PUs reach it.
+public struct ASAPServerAnnounce: Hashable, Sendable {
+    public var registrar: RegistrarIdentifier
+    public var transports: [TransportAddress]
+    public init(registrar: RegistrarIdentifier, transports: [TransportAddress]) {
+        self.registrar = registrar
+        self.transports = transports
+    }
+}
+
+extension ASAPEndpointKeepAlive {
+    var flags: UInt8 { isHome ? Self.homeFlag : 0 }
+    func write(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(registrar.rawValue)
+        buffer.writePoolHandleParameter(poolHandle)
+        if let identifier { buffer.writePoolElementIdentifierParameter(identifier) }
+    }
+}
+
+extension ASAPEndpointKeepAliveAck {
+    func write(into buffer: inout ByteBuffer) {
+        buffer.writePoolHandleParameter(poolHandle)
+        buffer.writePoolElementIdentifierParameter(identifier)
+    }
+    init(reader: inout ParameterReader, limits: WireLimits) throws(RSerPoolWireError) {
+        poolHandle = try PoolHandle.decode(reader.expect(.poolHandle, in: "Endpoint Keep-Alive Ack"), limits: limits)
+        identifier = try PoolElementIdentifier.decode(reader.expect(.poolElementIdentifier, in: "Endpoint Keep-Alive Ack"))
+    }
+}
+
+extension ASAPEndpointUnreachable {
+    func write(into buffer: inout ByteBuffer) {
+        buffer.writePoolHandleParameter(poolHandle)
+        buffer.writePoolElementIdentifierParameter(identifier)
+    }
+    init(reader: inout ParameterReader, limits: WireLimits) throws(RSerPoolWireError) {
+        poolHandle = try PoolHandle.decode(reader.expect(.poolHandle, in: "Endpoint Unreachable"), limits: limits)
+        identifier = try PoolElementIdentifier.decode(reader.expect(.poolElementIdentifier, in: "Endpoint Unreachable"))
+    }
+}
+
+extension ASAPServerAnnounce {
+    func write(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(registrar.rawValue)
+        for transport in transports { buffer.writeTransportParameter(transport) }
+    }
+}
