@@ -38,6 +38,8 @@ let package = Package(
                 "RSerPoolWire", "RSerPoolCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -56,6 +58,12 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        // libFuzzer target for the ASAP decoder: scripts/fuzz builds it with -sanitize=fuzzer.
+        // A plain build makes a replayer for corpus and crash files.
+        .executableTarget(
+            name: "ASAPFuzzer",
+            dependencies: ["RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "RSerPoolWireTests",

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RSerPool
+import RSerPoolCore
+import RSerPoolWire
+import ServiceLifecycle
+
+struct PoolElementFile: Codable {
+    var registrar: [Endpoint]?
+    var pool: String?
+    var service: DemoService?
+    var listen: Endpoint?
+    var transport: TransportProtocol?
+    var identifier: String?
+    var policy: String?
+    var load: Double?
+    var increment: Double?
+    var degradation: Double?
+    var weight: UInt32?
+    var priority: UInt32?
+    var maxSessions: Int?
+    var reregistrationInterval: Duration?
+    var status: Endpoint?
+    var logLevel: String?
+}
+
+struct PoolElementCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pe",
+        abstract: "Run a pool element (PE): a demo service (echo, discard, daytime) registered in a pool.",
+        discussion: """
+        The PE starts its service, registers it with the first reachable registrar, answers
+        keep-alives, re-registers periodically, and deregisters on SIGTERM/SIGINT. With a
+        Least-Used policy its load is the number of open sessions / --max-sessions, re-registered
+        whenever it changes.
+
+        Examples:
+          edgepool pe --pool EchoPool --service echo --policy rr
+          edgepool pe --pool CalcPool --policy plu --increment 0.1 --registrar 127.0.0.1:3863 --registrar 127.0.0.1:3864
+        """
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: ArgumentHelp("Registrar to register with; repeat for fallbacks. [default: 127.0.0.1:3863]", valueName: "host:port"))
+    var registrar: [Endpoint] = []
+
+    @Option(help: "The pool handle. [default: EchoPool]")
+    var pool: String?
+
+    @Option(help: "The service to offer: echo, discard or daytime. [default: echo]")
+    var service: DemoService?
+
+    @Option(help: ArgumentHelp("Where the service listens; 0.0.0.0 lets the registrar fill in the address it sees. [default: 127.0.0.1:0]", valueName: "host:port"))
+    var listen: Endpoint?
+
+    @Option(help: "Transport for ASAP and the service: mptcp (falls back to tcp) or tcp. [default: mptcp]")
+    var transport: TransportProtocol?
+
+    @Option(help: ArgumentHelp("PE identifier (decimal or 0x…); random if not given.", valueName: "id"))
+    var identifier: String?
+
+    @Option(help: "Pool policy: rr, wrr, rand, wrand, prio, lu, lud, plu, rlu, rplu, rlud, plud, rplud. [default: rr]")
+    var policy: String?
+
+    @Option(help: "Initial load, 0…1 (Least-Used policies). [default: 0]")
+    var load: Double?
+
+    @Option(help: "Load increment per request, 0…1 (Priority Least Used). [default: 0]")
+    var increment: Double?
+
+    @Option(help: "Load degradation per selection, 0…1 (… with Degradation). [default: 0]")
+    var degradation: Double?
+
+    @Option(help: "Weight (WRR, WRAND). [default: 1]")
+    var weight: UInt32?
+
+    @Option(help: "Priority (PRIO; higher wins). [default: 1]")
+    var priority: UInt32?
+
+    @Option(help: "Sessions that make 100 % load (Least-Used policies). [default: 10]")
+    var maxSessions: Int?
+
+    @Option(help: "Re-register this often. [default: 30s]")
+    var reregistrationInterval: Duration?
+
+    @Option(help: ArgumentHelp("HTTP address for /metrics (off unless given).", valueName: "host:port"))
+    var status: Endpoint?
+
+    func run() async throws {
+        try checkConfigurationKeys(common.config, allowed: PoolElementFile.keys)
+        let file = try loadConfigurationFile(common.config, as: PoolElementFile.self) ?? PoolElementFile()
+        Bootstrap.run(logLevel: common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info)
+        let logger = Logger(label: "edgepool.pe")
+
+        let handle = PoolHandle(pool ?? file.pool ?? "EchoPool")
+        guard handle.bytes.count <= 32, !handle.bytes.isEmpty else { throw ValidationError("--pool must be 1…32 bytes") }
+        let chosenPolicy = try parsePolicy(name: policy ?? file.policy ?? "rr", load: load ?? file.load ?? 0,
+                                           increment: increment ?? file.increment ?? 0, degradation: degradation ?? file.degradation ?? 0,
+                                           weight: weight ?? file.weight ?? 1, priority: priority ?? file.priority ?? 1)
+        let transportProtocol = transport ?? file.transport ?? .mptcp
+        let registrars = RegistrarList(try (registrar.isEmpty ? (file.registrar ?? [Endpoint(host: "127.0.0.1", port: 3863)]) : registrar)
+            .map { try $0.socketAddress() }, transport: transportProtocol)
+        let sessionsForFullLoad = max(1, maxSessions ?? file.maxSessions ?? 10)
+        let listenEndpoint = listen ?? file.listen ?? Endpoint(host: "127.0.0.1", port: 0)
+
+        // The PE object is created after the service is bound (it needs the port), so load
+        // updates go through a box the session counter can reach.
+        let elementBox = NIOLockedValueBox<PoolElement?>(nil)
+        let serviceKind = service ?? file.service ?? .echo
+        let server = try await serviceKind.start(on: listenEndpoint.socketAddress(), transport: transportProtocol,
+                                                         group: MultiThreadedEventLoopGroup.singleton) { sessions in
+            guard chosenPolicy.type.isAdaptive, let element = elementBox.withLockedValue({ $0 }) else { return }
+            element.updatePolicy(chosenPolicy.withLoad(PoolPolicy.load(fraction: Double(sessions) / Double(sessionsForFullLoad))))
+        }
+        guard let bound = server.localAddress, let userTransport = TransportAddress(tcp: bound) else {
+            throw ValidationError("the service did not bind")
+        }
+        var registration = PoolElementRegistration(
+            poolHandle: handle,
+            identifier: try (identifier ?? file.identifier).map { PoolElementIdentifier(try parseIdentifier($0)) } ?? .random(),
+            userTransport: userTransport, policy: chosenPolicy)
+        if let interval = reregistrationInterval ?? file.reregistrationInterval {
+            registration.reregistrationInterval = interval.amount
+            registration.registrationLife = interval.amount * 3
+        }
+        let element = PoolElement(registration: registration, registrars: registrars, logger: logger)
+        elementBox.withLockedValue { $0 = element }
+        print("edgepool pe \(registration.identifier) serving \(serviceKind.rawValue) on \(userTransport) in pool \(handle) with \(chosenPolicy)")
+        fflush(nil)
+
+        var services: [any Service] = [element]
+        if let statusEndpoint = status ?? file.status { services.append(StatusService(endpoint: statusEndpoint, registrar: nil, logger: logger)) }
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await server.close()
+    }
+}
+
+extension PoolElementFile {
+    static var keys: Set<String> {
+        ["registrar", "pool", "service", "listen", "transport", "identifier", "policy", "load", "increment", "degradation",
+         "weight", "priority", "maxSessions", "reregistrationInterval", "status", "logLevel"]
+    }
+}
+

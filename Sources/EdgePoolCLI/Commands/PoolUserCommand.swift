@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import RSerPool
+import RSerPoolWire
+
+struct PoolUserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pu",
+        abstract: "Run a pool user (PU) of an echo pool: send requests, fail over when a PE dies.",
+        discussion: """
+        Each request selects a PE (cached handle resolution, the pool's policy), connects,
+        sends --message and waits for the echo. A PE that refuses or breaks is reported
+        unreachable to the registrar and the request goes to the next PE. One line per request:
+          request 3: $1a2b3c4d 127.0.0.1:40001 2.1 ms
+        Exit status 0 when every request was answered, 1 otherwise.
+
+        Example: edgepool pu --pool EchoPool --requests 20 --interval 200ms
+        """,
+        aliases: ["connect"]
+    )
+
+    @OptionGroup var registrars: RegistrarOptions
+
+    @Option(help: "The pool handle.")
+    var pool: String = "EchoPool"
+
+    @Option(help: "How many requests (0: until interrupted).")
+    var requests: Int = 10
+
+    @Option(help: "Pause between requests.")
+    var interval: Duration = Duration(.milliseconds(200))
+
+    @Option(help: "The request payload.")
+    var message: String = "hello, pool"
+
+    @Option(help: "PEs to try per request before giving up.")
+    var attempts: Int = 3
+
+    @Option(help: "How long a handle resolution is reused.")
+    var cacheTimeout: Duration = Duration(.seconds(1))
+
+    @Option(help: "Log level.")
+    var logLevel: Logger.Level = .warning
+
+    func run() async throws {
+        Bootstrap.run(logLevel: logLevel)
+        let user = PoolUser(registrars: try registrars.list(), staleCacheTimeout: cacheTimeout.amount)
+        let handle = PoolHandle(pool)
+        var failures = 0
+        var number = 0
+        while requests == 0 || number < requests {
+            number += 1
+            let started = NIODeadline.now()
+            do {
+                let (element, reply) = try await echoRequest(user: user, handle: handle, payload: message, attempts: attempts)
+                let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e6
+                guard reply == message else {
+                    failures += 1
+                    print("request \(number): \(element.identifier) answered a different payload")
+                    continue
+                }
+                print("request \(number): \(element.identifier) \(element.userTransport) \(String(format: "%.1f", elapsed)) ms")
+            } catch {
+                failures += 1
+                print("request \(number): failed: \(error)")
+            }
+            fflush(nil)
+            if requests == 0 || number < requests { try await Task.sleep(nanoseconds: UInt64(interval.amount.nanoseconds)) }
+        }
+        await user.shutdown()
+        print("\(number - failures) answered, \(failures) failed")
+        if failures > 0 { throw ExitCode(1) }
+    }
+}
+
+/// One echo exchange with failover: a PE that cannot be reached or breaks the session is
+/// reported unreachable and the request goes to the next one.
+func echoRequest(user: PoolUser, handle: PoolHandle, payload: String, attempts: Int,
+                 timeout: TimeAmount = .seconds(2)) async throws -> (PoolElementParameter, String) {
+    var lastError: Error = PoolUserError(.allPoolElementsFailed, "\(handle)")
+    for _ in 0..<max(1, attempts) {
+        let connection = try await user.connect(to: handle, attempts: attempts)
+        do {
+            let reply = try await exchange(connection.channel, payload: payload, timeout: timeout)
+            return (connection.element, reply)
+        } catch {
+            lastError = error
+            await user.reportUnreachable(handle, connection.element.identifier)
+        }
+    }
+    throw lastError
+}
+
+/// Writes `payload` and collects the same number of bytes back.
+func exchange(_ channel: Channel, payload: String, timeout: TimeAmount) async throws -> String {
+    let expected = payload.utf8.count
+    let promise = channel.eventLoop.makePromise(of: String.self)
+    try await channel.pipeline.addHandler(ReplyCollector(expected: expected, promise: promise)).get()
+    let timer = channel.eventLoop.scheduleTask(in: timeout) { promise.fail(ChannelError.connectTimeout(timeout)) }
+    channel.writeAndFlush(ByteBuffer(string: payload), promise: nil)
+    defer {
+        timer.cancel()
+        channel.close(promise: nil)
+    }
+    return try await promise.futureResult.get()
+}
+
+final class ReplyCollector: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private var buffer = ByteBuffer()
+    private let expected: Int
+    private let promise: EventLoopPromise<String>
+    private var done = false
+
+    init(expected: Int, promise: EventLoopPromise<String>) {
+        self.expected = expected
+        self.promise = promise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var chunk = unwrapInboundIn(data)
+        buffer.writeBuffer(&chunk)
+        if !done, buffer.readableBytes >= expected {
+            done = true
+            promise.succeed(buffer.readString(length: expected) ?? "")
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !done {
+            done = true
+            promise.fail(ChannelError.eof)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !done {
+            done = true
+            promise.fail(error)
+        }
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,170 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import RSerPool
+import RSerPoolCore
+import RSerPoolWire
+import ServiceLifecycle
+
+/// The registrar's settings as a configuration file holds them (every key optional).
+struct RegistrarFile: Codable {
+    var identifier: String?
+    var listen: [Endpoint]?
+    var transport: TransportProtocol?
+    var status: Endpoint?
+    var keepAliveInterval: Duration?
+    var keepAliveTimeout: Duration?
+    var maxUnreachableReports: Int?
+    var maxHandleLength: Int?
+    var maxPoolElements: Int?
+    var maxPoolElementsPerAssociation: Int?
+    var announce: Endpoint?
+    var announceInterface: String?
+    var logLevel: String?
+}
+
+struct RegistrarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "registrar",
+        abstract: "Run a pool registrar (PR): keeps the handlespace, monitors PEs, answers handle resolutions.",
+        discussion: """
+        PEs register over ASAP (MPTCP, falling back to TCP) and are probed with Endpoint
+        Keep-Alives; one that does not answer, whose association closes, whose registration
+        life runs out, or that PUs report unreachable too often, leaves the pool.
+
+        Prometheus metrics and the handlespace (JSON) are served on --status:
+          curl http://127.0.0.1:9090/metrics
+          edgepool handlespace --status 127.0.0.1:9090
+
+        Stops gracefully on SIGTERM or SIGINT.
+
+        Example configuration file (JSON, every key optional, flags win):
+          {"listen": ["0.0.0.0:3863", "[::]:3863"], "status": "127.0.0.1:9090",
+           "keepAliveInterval": "5s", "keepAliveTimeout": "5s"}
+        """
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: ArgumentHelp("This registrar's 32-bit identifier (decimal or 0x…); random if not given.", valueName: "id"))
+    var identifier: String?
+
+    @Option(name: .long, help: ArgumentHelp("ASAP listening address; repeat for several (IPv4, IPv6). [default: 0.0.0.0:3863]", valueName: "host:port"))
+    var listen: [Endpoint] = []
+
+    @Option(help: "Transport for ASAP: mptcp (falls back to tcp) or tcp. [default: mptcp]")
+    var transport: TransportProtocol?
+
+    @Option(help: ArgumentHelp("HTTP address for /metrics and /handlespace (off unless given).", valueName: "host:port"))
+    var status: Endpoint?
+
+    @Option(help: "Send an Endpoint Keep-Alive after this much silence from a PE. [default: 5s]")
+    var keepAliveInterval: Duration?
+
+    @Option(help: "Drop a PE that has not answered a Keep-Alive after this long. [default: 5s]")
+    var keepAliveTimeout: Duration?
+
+    @Option(help: "Drop a PE after this many Endpoint Unreachable reports. [default: 3]")
+    var maxUnreachableReports: Int?
+
+    @Option(help: "Longest accepted pool handle in bytes. [default: 32]")
+    var maxHandleLength: Int?
+
+    @Option(help: "Most PEs in the handlespace. [default: 1000000]")
+    var maxPoolElements: Int?
+
+    @Option(help: "Most PEs one association may register. [default: 10000]")
+    var maxPoolElementsPerAssociation: Int?
+
+    @Option(help: ArgumentHelp("Multicast Server Announces to this group (e.g. 239.0.0.50:3863); off unless given.", valueName: "group:port"))
+    var announce: Endpoint?
+
+    @Option(help: ArgumentHelp("Local IPv4 address of the interface for announces.", valueName: "address"))
+    var announceInterface: String?
+
+    func run() async throws {
+        try checkConfigurationKeys(common.config, allowed: ["identifier", "listen", "transport", "status", "keepAliveInterval",
+            "keepAliveTimeout", "maxUnreachableReports", "maxHandleLength", "maxPoolElements", "maxPoolElementsPerAssociation",
+            "announce", "announceInterface", "logLevel"])
+        let file = try loadConfigurationFile(common.config, as: RegistrarFile.self) ?? RegistrarFile()
+        let level = common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
+        Bootstrap.run(logLevel: level)
+        let configuration = try makeConfiguration(file: file)
+        let logger = Logger(label: "edgepool.registrar")
+
+        let registrar = Registrar(configuration: configuration, logger: logger)
+        var services: [any Service] = [registrar]
+        let statusEndpoint = status ?? file.status
+        let statusService = statusEndpoint.map { StatusService(endpoint: $0, registrar: registrar, logger: logger) }
+        if let statusService { services.append(statusService) }
+
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        async let running: Void = group.run()
+        do {
+            let addresses = try await registrar.listeningAddresses
+            // One line on stdout that scripts (and the live tests) can read.
+            print("edgepool registrar \(configuration.registrar.identifier) listening on " +
+                  addresses.map(\.endpointDescription).joined(separator: ", ") + " (\(configuration.transport.rawValue))")
+            fflush(nil)
+        } catch {
+            throw ValidationError("cannot listen on \(configuration.listenAddresses.map(\.endpointDescription).joined(separator: ", ")): \(error)")
+        }
+        try await running
+    }
+
+    func makeConfiguration(file: RegistrarFile) throws -> RegistrarServiceConfiguration {
+        let id = try (identifier ?? file.identifier).map { RegistrarIdentifier(try parseIdentifier($0)) } ?? .random()
+        var protocolConfiguration = RegistrarConfiguration(identifier: id)
+        if let v = keepAliveInterval ?? file.keepAliveInterval { protocolConfiguration.keepAliveInterval = v.amount }
+        if let v = keepAliveTimeout ?? file.keepAliveTimeout { protocolConfiguration.keepAliveTimeout = v.amount }
+        if let v = maxUnreachableReports ?? file.maxUnreachableReports {
+            guard v >= 1 else { throw ValidationError("--max-unreachable-reports must be at least 1") }
+            protocolConfiguration.maximumUnreachableReports = v
+        }
+        if let v = maxHandleLength ?? file.maxHandleLength {
+            guard (1...1024).contains(v) else { throw ValidationError("--max-handle-length must be 1…1024") }
+            protocolConfiguration.maximumPoolHandleLength = v
+        }
+        if let v = maxPoolElements ?? file.maxPoolElements { protocolConfiguration.maximumPoolElements = v }
+        if let v = maxPoolElementsPerAssociation ?? file.maxPoolElementsPerAssociation { protocolConfiguration.maximumPoolElementsPerAssociation = v }
+        let endpoints = !listen.isEmpty ? listen : (file.listen ?? [Endpoint(host: "0.0.0.0", port: 3863)])
+        var configuration = RegistrarServiceConfiguration(registrar: protocolConfiguration,
+                                                          listenAddresses: try endpoints.map { try $0.socketAddress() })
+        configuration.transport = transport ?? file.transport ?? .mptcp
+        if let group = announce ?? file.announce {
+            var announceConfiguration = ServerAnnounceConfiguration(group: try group.socketAddress())
+            if let interface = announceInterface ?? file.announceInterface {
+                guard let address = IPAddress(interface) else { throw ValidationError("--announce-interface: '\(interface)' is not an address") }
+                announceConfiguration.interface = address
+            }
+            configuration.announce = announceConfiguration
+        }
+        return configuration
+    }
+}
+
+/// Serves /metrics and /handlespace next to a registrar, stopping with it.
+struct StatusService: Service {
+    let endpoint: Endpoint
+    let registrar: Registrar?
+    let logger: Logger
+
+    func run() async throws {
+        var routes: [String: StatusServer.Route] = ["/metrics": { ("text/plain; version=0.0.4", Bootstrap.metricsText()) }]
+        if let registrar {
+            routes["/handlespace"] = {
+                guard let snapshot = try? await registrar.snapshot() else { return ("application/json", "{}") }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                return ("application/json", String(decoding: (try? encoder.encode(snapshot)) ?? Data(), as: UTF8.self))
+            }
+        }
+        let server = try await StatusServer.start(on: endpoint.socketAddress(), routes: routes)
+        logger.info("status endpoint", metadata: ["address": "\(server.localAddress?.endpointDescription ?? "?")", "paths": "\(routes.keys.sorted())"])
+        try? await gracefulShutdown()
+        try? await server.stop()
+    }
+}

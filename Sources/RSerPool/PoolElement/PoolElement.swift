@@ -1,0 +1,258 @@
+import Logging
+import NIOCore
+import NIOPosix
+import RSerPoolCore
+import RSerPoolWire
+import ServiceLifecycle
+
+/// Where a pool element or pool user finds registrars.
+public struct RegistrarList: Sendable {
+    /// Registrars to try, in order (static configuration, RFC 5352 §3.6 allows it).
+    public var addresses: [SocketAddress]
+    public var transport: TransportProtocol
+
+    public init(_ addresses: [SocketAddress], transport: TransportProtocol = .mptcp) {
+        self.addresses = addresses
+        self.transport = transport
+    }
+}
+
+/// A pool element (RFC 5351 §2.2) as a `Service`: it registers `registration` with a
+/// registrar from `registrars`, answers keep-alives, re-registers periodically and whenever
+/// `updatePolicy` changes its load, moves to the next registrar when its association breaks,
+/// and deregisters on graceful shutdown. The service itself (what PUs connect to) is yours:
+/// start it, then register its address here.
+///
+/// ```swift
+/// let pe = PoolElement(registration: PoolElementRegistration(
+///         poolHandle: "EchoPool", userTransport: .tcp(.ipv4Loopback, port: 7000), policy: .leastUsed(load: 0)),
+///     registrars: RegistrarList([try SocketAddress(ipAddress: "127.0.0.1", port: 3863)]))
+/// try await pe.waitUntilRegistered()
+/// pe.updatePolicy(.leastUsed(load: PoolPolicy.load(fraction: 0.5)))
+/// ```
+public final class PoolElement: Service, Sendable {
+    public let registrars: RegistrarList
+    private let loop: EventLoop
+    private let driver: NIOLoopBoundBox<PoolElementDriver>
+    private let logger: Logger
+    private let stopped: EventLoopPromise<Void>
+    private let firstRegistration: EventLoopPromise<Void>
+
+    public init(registration: PoolElementRegistration, registrars: RegistrarList,
+                eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                logger: Logger = Logger(label: "edgepool.pe")) {
+        self.registrars = registrars
+        self.loop = eventLoopGroup.next()
+        var logger = logger
+        logger[metadataKey: "pool"] = "\(registration.poolHandle)"
+        logger[metadataKey: "pe"] = "\(registration.identifier)"
+        self.logger = logger
+        self.stopped = loop.makePromise()
+        self.firstRegistration = loop.makePromise()
+        self.driver = NIOLoopBoundBox.makeBoxSendingValue(
+            PoolElementDriver(loop: loop, registration: registration, registrars: registrars, logger: logger,
+                              stopped: stopped, registered: firstRegistration),
+            eventLoop: loop)
+    }
+
+    /// Waits until the first registration succeeded.
+    public func waitUntilRegistered() async throws { try await firstRegistration.futureResult.get() }
+
+    /// Whether the PE is registered right now.
+    public var isRegistered: Bool {
+        get async { (try? await loop.submit { self.driver.value.isRegistered }.get()) ?? false }
+    }
+
+    /// Changes the policy values (e.g. load); the PE re-registers at once.
+    public func updatePolicy(_ policy: PoolPolicy) {
+        loop.execute { self.driver.value.updatePolicy(policy) }
+    }
+
+    /// Stops without deregistering and drops the association, as a crash would (for demos and tests).
+    public func abort() {
+        loop.execute { self.driver.value.abort() }
+    }
+
+    public func run() async throws {
+        loop.execute { self.driver.value.start() }
+        await withGracefulShutdownHandler {
+            try? await stopped.futureResult.get()
+        } onGracefulShutdown: {
+            self.loop.execute { self.driver.value.stop() }
+        }
+    }
+}
+
+/// The pool element's state on its event loop.
+final class PoolElementDriver {
+    private let loop: EventLoop
+    private var machine: PoolElementStateMachine
+    private let registrars: RegistrarList
+    private var registrarIndex = 0
+    private var channel: Channel?
+    private var connectionGeneration = 0
+    private var timer: Scheduled<Void>?
+    private let logger: Logger
+    private let stopped: EventLoopPromise<Void>
+    private let registered: EventLoopPromise<Void>
+    private var aborted = false
+    private var everRegistered = false
+
+    init(loop: EventLoop, registration: PoolElementRegistration, registrars: RegistrarList, logger: Logger,
+         stopped: EventLoopPromise<Void>, registered: EventLoopPromise<Void>) {
+        self.loop = loop
+        self.machine = PoolElementStateMachine(registration: registration)
+        self.registrars = registrars
+        self.logger = logger
+        self.stopped = stopped
+        self.registered = registered
+    }
+
+    var isRegistered: Bool { machine.isRegistered }
+
+    func start() { perform(machine.start()) }
+    func stop() { perform(machine.stop(now: loop.now)) }
+    func updatePolicy(_ policy: PoolPolicy) { perform(machine.policyChanged(policy, now: loop.now)) }
+
+    func abort() {
+        aborted = true
+        timer?.cancel()
+        channel?.close(promise: nil)
+        channel = nil
+        finish()
+    }
+
+    private func finish() {
+        if !everRegistered {
+            everRegistered = true
+            registered.fail(PoolElementStoppedError())
+        }
+        stopped.succeed(())
+    }
+
+    private func perform(_ actions: [PoolElementStateMachine.Action]) {
+        guard !aborted else { return }
+        for action in actions {
+            switch action {
+            case .connect: connect()
+            case .send(let message): channel?.writeAndFlush(message, promise: nil)
+            case .closeAssociation:
+                channel?.close(promise: nil)
+                channel = nil
+                connectionGeneration += 1
+            case .event(let event): record(event)
+            }
+        }
+        timer?.cancel()
+        if let deadline = machine.nextDeadline {
+            timer = loop.scheduleTask(deadline: deadline) { [self] in self.perform(self.machine.timerFired(now: loop.now)) }
+        }
+    }
+
+    private func connect() {
+        guard !registrars.addresses.isEmpty else {
+            logger.error("no registrar configured")
+            return
+        }
+        let address = registrars.addresses[registrarIndex % registrars.addresses.count]
+        connectionGeneration += 1
+        let generation = connectionGeneration
+        let box = NIOLoopBound(self, eventLoop: loop)
+        StreamTransport.connect(to: address, transport: registrars.transport, group: loop) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addASAPCodec()
+                try channel.pipeline.syncOperations.addHandler(ClientAssociationHandler(
+                    onMessage: { box.value.received($0, generation: generation) },
+                    onClose: { box.value.closed(generation: generation) }))
+            }
+        }.hop(to: loop).whenComplete { result in
+            let driver = box.value
+            switch result {
+            case .success(let channel):
+                guard generation == driver.connectionGeneration, !driver.aborted else { channel.close(promise: nil); return }
+                driver.channel = channel
+                driver.logger.debug("associated with registrar", metadata: ["registrar": "\(address.endpointDescription)"])
+                driver.perform(driver.machine.associationEstablished(now: driver.loop.now))
+            case .failure(let error):
+                guard generation == driver.connectionGeneration else { return }
+                driver.logger.notice("registrar unreachable", metadata: ["registrar": "\(address.endpointDescription)", "error": "\(error)"])
+                driver.registrarIndex += 1
+                driver.perform(driver.machine.associationClosed(now: driver.loop.now))
+            }
+        }
+    }
+
+    fileprivate func received(_ inbound: ASAPInbound, generation: Int) {
+        guard generation == connectionGeneration else { return }
+        switch inbound {
+        case .message(let decoded):
+            perform(machine.received(decoded.message, now: loop.now))
+        case .malformed(let error):
+            logger.notice("malformed message from registrar", metadata: ["error": "\(error)"])
+            if let reply = ASAPErrorMessage(reporting: error) { channel?.writeAndFlush(ASAPMessage.error(reply), promise: nil) }
+        }
+    }
+
+    fileprivate func closed(generation: Int) {
+        guard generation == connectionGeneration else { return }
+        channel = nil
+        registrarIndex += 1
+        perform(machine.associationClosed(now: loop.now))
+    }
+
+    private func record(_ event: PoolElementEvent) {
+        switch event {
+        case .registered:
+            logger.debug("registered")
+            if !everRegistered {
+                everRegistered = true
+                logger.info("registered", metadata: ["transport": "\(machine.registration.userTransport)", "policy": "\(machine.registration.policy)"])
+                registered.succeed(())
+            }
+        case .registrationRejected(let error):
+            logger.error("registration rejected", metadata: ["error": "\(error)"])
+        case .lostRegistrar:
+            logger.notice("lost the registrar; registering elsewhere")
+        case .responseTimeout:
+            logger.notice("registrar did not answer in time; trying the next one")
+            registrarIndex += 1
+        case .homeRegistrar(let id):
+            logger.info("home registrar", metadata: ["registrar": "\(id)"])
+        case .deregistered:
+            logger.info("deregistered")
+        case .stopped:
+            channel?.close(promise: nil)
+            channel = nil
+            timer?.cancel()
+            finish()
+        case .registrarReportedError(let error):
+            logger.notice("registrar reported an error", metadata: ["error": "\(error)"])
+        case .unexpectedMessage(let type):
+            logger.debug("ignored message", metadata: ["type": "\(type)"])
+        }
+    }
+}
+
+/// Hands an ASAP client association's messages and its closing to callbacks (on its loop).
+final class ClientAssociationHandler: ChannelInboundHandler {
+    typealias InboundIn = ASAPInbound
+    private let onMessage: (ASAPInbound) -> Void
+    private let onClose: () -> Void
+
+    init(onMessage: @escaping (ASAPInbound) -> Void, onClose: @escaping () -> Void) {
+        self.onMessage = onMessage
+        self.onClose = onClose
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { onMessage(unwrapInboundIn(data)) }
+    func channelInactive(context: ChannelHandlerContext) {
+        onClose()
+        context.fireChannelInactive()
+    }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
+
+/// The pool element stopped before it was ever registered.
+public struct PoolElementStoppedError: Error, CustomStringConvertible {
+    public var description: String { "the pool element stopped before it could register" }
+}

@@ -1,0 +1,158 @@
+import Logging
+import NIOCore
+import NIOPosix
+import RSerPoolCore
+import RSerPoolWire
+import ServiceLifecycle
+
+/// Where and how a registrar listens, and what it announces.
+public struct RegistrarServiceConfiguration: Sendable {
+    /// The protocol behaviour (identifier, timers, limits).
+    public var registrar: RegistrarConfiguration
+    /// The ASAP listening addresses (IPv4 and/or IPv6). Port 0 picks a free port.
+    public var listenAddresses: [SocketAddress]
+    /// MPTCP (default, falls back to TCP) or TCP.
+    public var transport: TransportProtocol = .mptcp
+    /// Server Announces by UDP multicast; nil disables them (the default: PEs and PUs then use
+    /// static registrar lists).
+    public var announce: ServerAnnounceConfiguration?
+
+    public init(registrar: RegistrarConfiguration, listenAddresses: [SocketAddress]) {
+        self.registrar = registrar
+        self.listenAddresses = listenAddresses
+    }
+}
+
+/// A pool registrar (RFC 5351 §2.1) as a swift-service-lifecycle `Service`: it accepts ASAP
+/// associations from PEs and PUs over TCP/MPTCP, keeps the handlespace, monitors its PEs and
+/// answers handle resolutions. It stops on graceful shutdown (SIGTERM/SIGINT in a
+/// `ServiceGroup`), closing its listeners and associations.
+///
+/// ```swift
+/// let registrar = Registrar(configuration: .init(
+///     registrar: RegistrarConfiguration(identifier: .random()),
+///     listenAddresses: [try SocketAddress(ipAddress: "0.0.0.0", port: 3863)]))
+/// try await ServiceGroup(services: [registrar], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+/// ```
+public final class Registrar: Service, Sendable {
+    public let configuration: RegistrarServiceConfiguration
+    private let group: EventLoopGroup
+    private let loop: EventLoop
+    private let core: NIOLoopBoundBox<RegistrarCore>
+    private let logger: Logger
+    private let bound: EventLoopPromise<[SocketAddress]>
+
+    public init(configuration: RegistrarServiceConfiguration, eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                logger: Logger = Logger(label: "edgepool.registrar")) {
+        self.configuration = configuration
+        self.group = eventLoopGroup
+        self.loop = eventLoopGroup.next()
+        var logger = logger
+        logger[metadataKey: "registrar"] = "\(configuration.registrar.identifier)"
+        self.logger = logger
+        let loop = self.loop
+        self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarCore(loop: loop, configuration: configuration.registrar, logger: logger), eventLoop: loop)
+        self.bound = loop.makePromise()
+    }
+
+    /// The addresses the registrar listens on, once it does (port 0 resolved to the real port).
+    public var listeningAddresses: [SocketAddress] {
+        get async throws { try await bound.futureResult.get() }
+    }
+
+    /// A copy of the handlespace, for operators and tests.
+    public func snapshot() async throws -> HandlespaceSnapshot {
+        try await loop.submit { self.core.value.snapshot() }.get()
+    }
+
+    public func run() async throws {
+        var servers: [Channel] = []
+        var announcer: ServerAnnouncer?
+        do {
+            for address in configuration.listenAddresses {
+                let (channel, transport) = try await bindListener(address)
+                servers.append(channel)
+                logger.info("listening", metadata: ["address": "\(channel.localAddress?.endpointDescription ?? "?")", "transport": "\(transport.rawValue)"])
+            }
+            let addresses = servers.compactMap(\.localAddress)
+            bound.succeed(addresses)
+            if let announce = configuration.announce {
+                let transports = addresses.compactMap { TransportAddress(tcp: $0) }
+                let message = try await loop.submit { self.core.value.machine.serverAnnounce(transports: transports) }.get()
+                announcer = try await ServerAnnouncer.start(configuration: announce, message: message, group: group, logger: logger)
+            }
+        } catch {
+            bound.fail(error)
+            for server in servers { try? await server.close() }
+            throw error
+        }
+
+        let listeners = servers
+        await withGracefulShutdownHandler {
+            for server in listeners { try? await server.closeFuture.get() }
+        } onGracefulShutdown: {
+            for server in listeners { server.close(promise: nil) }
+        }
+        try? await announcer?.stop()
+        try? await loop.submit { self.core.value.closeAll() }.get()
+        logger.info("stopped")
+    }
+
+    private func bindListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
+        let core = self.core
+        let limits = configuration.registrar.wireLimits
+        return try await StreamTransport.bind(address, transport: configuration.transport, group: loop) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addASAPCodec(limits: limits)
+                let id = core.value.associationOpened(channel)
+                try channel.pipeline.syncOperations.addHandler(RegistrarAssociationHandler(core: core.value, association: id))
+            }
+        }
+    }
+}
+
+/// Hands one association's decoded messages to the registrar core.
+final class RegistrarAssociationHandler: ChannelInboundHandler {
+    typealias InboundIn = ASAPInbound
+    private let core: RegistrarCore
+    private let association: AssociationID
+    private var peer: SocketAddress?
+
+    init(core: RegistrarCore, association: AssociationID) {
+        self.core = core
+        self.association = association
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        peer = context.remoteAddress
+        context.fireChannelActive()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        peer = context.channel.remoteAddress
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        core.received(unwrapInboundIn(data), on: association, peer: peer)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        core.associationClosed(association)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        core.streamFailed(association, error: error)
+    }
+}
+
+func hexString(_ bytes: [UInt8]) -> String {
+    let digits: [Character] = Array("0123456789abcdef")
+    var text = ""
+    text.reserveCapacity(bytes.count * 2)
+    for byte in bytes {
+        text.append(digits[Int(byte >> 4)])
+        text.append(digits[Int(byte & 0xF)])
+    }
+    return text
+}

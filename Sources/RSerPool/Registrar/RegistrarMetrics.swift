@@ -1,0 +1,36 @@
+import CoreMetrics
+import RSerPoolCore
+import RSerPoolWire
+
+/// The registrar's Prometheus-friendly metrics (swift-metrics; the CLI bootstraps Prometheus).
+struct RegistrarMetrics {
+    let registrations = Counter(label: "rserpool_registrations_total")
+    let reregistrations = Counter(label: "rserpool_reregistrations_total")
+    let deregistrations = Counter(label: "rserpool_deregistrations_total")
+    let resolutions = Counter(label: "rserpool_handle_resolutions_total")
+    let emptyResolutions = Counter(label: "rserpool_handle_resolutions_unknown_pool_total")
+    let keepAlivesSent = Counter(label: "rserpool_keepalives_sent_total")
+    let keepAliveFailures = Counter(label: "rserpool_keepalive_failures_total")
+    let unreachableReports = Counter(label: "rserpool_endpoint_unreachable_reports_total")
+    let protocolErrors = Counter(label: "rserpool_protocol_errors_total")
+    let poolElements = Gauge(label: "rserpool_pool_elements")
+    let pools = Gauge(label: "rserpool_pools")
+    let associations = Gauge(label: "rserpool_associations")
+    private var rejections: [ErrorCauseCode: Counter] = [:]
+    private var removals: [RegistrarEvent.RemovalReason: Counter] = [:]
+
+    mutating func rejected(_ cause: ErrorCauseCode) {
+        if rejections[cause] == nil {
+            rejections[cause] = Counter(label: "rserpool_registration_rejections_total", dimensions: [("cause", cause.description)])
+        }
+        rejections[cause]!.increment()
+    }
+
+    mutating func removed(_ reason: RegistrarEvent.RemovalReason) {
+        if removals[reason] == nil {
+            removals[reason] = Counter(label: "rserpool_pool_element_removals_total", dimensions: [("reason", reason.rawValue)])
+        }
+        removals[reason]!.increment()
+        if reason == .keepAliveTimeout { keepAliveFailures.increment() }
+    }
+}
