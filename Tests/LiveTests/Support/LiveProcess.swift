@@ -37,7 +37,10 @@ final class LiveProcess: @unchecked Sendable {
         let output = self.output, partial = self.partial
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
-            guard !data.isEmpty else { return }
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil  // EOF: stop being called
+                return
+            }
             let text = String(decoding: data, as: UTF8.self)
             partial.withLockedValue { rest in
                 rest += text
@@ -46,14 +49,21 @@ final class LiveProcess: @unchecked Sendable {
                 output.withLockedValue { $0.append(contentsOf: lines) }
             }
         }
+        // Children inherit the spawning thread's signal mask; the test runner's threads block
+        // SIGINT/SIGTERM, which would make tshark deaf to its stop signal. Spawn with none.
+        var empty = sigset_t(), previous = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         try process.run()
     }
 
     deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        // Kill it and everything it started (tshark's dumpcap); poll rather than
+        // waitUntilExit(), which needs a run loop that may be gone when the test process exits.
+        for pid in descendants(of: process.processIdentifier) + [process.processIdentifier] { kill(pid, SIGKILL) }
+        for _ in 0..<100 where process.isRunning { usleep(20_000) }
+        (process.standardOutput as? Pipe)?.fileHandleForReading.readabilityHandler = nil
     }
 
     var lines: [String] { output.withLockedValue { $0 } + [partial.withLockedValue { $0 }].filter { !$0.isEmpty } }
@@ -155,4 +165,54 @@ func freePort() throws -> Int {
     _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Sends `bytes` in one write over a plain TCP connection to 127.0.0.1:`port`, then reads
+/// what comes back within `wait` seconds. Returns (local port, bytes received).
+func rawExchange(port: Int, bytes: [UInt8], wait: Double = 1.0) throws -> (localPort: Int, received: [UInt8]) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw LiveTestError("socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw LiveTestError("connect to \(port) failed: errno \(errno)") }
+    var local = sockaddr_in()
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    var received: [UInt8] = []
+    let deadline = Date().addingTimeInterval(wait)
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while Date() < deadline {
+        let n = recv(fd, &chunk, chunk.count, 0)
+        if n > 0 { received.append(contentsOf: chunk[0..<n]) } else if n == 0 { break }
+    }
+    return (Int(UInt16(bigEndian: local.sin_port)), received)
+}
+
+/// The processes below `root`, children first, from /proc.
+func descendants(of root: pid_t) -> [pid_t] {
+    var parents: [pid_t: [pid_t]] = [:]
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        if fields.count > 1, let parent = pid_t(fields[1]) { parents[parent, default: []].append(pid) }
+    }
+    var result: [pid_t] = []
+    func walk(_ pid: pid_t) {
+        for child in parents[pid] ?? [] {
+            walk(child)
+            result.append(child)
+        }
+    }
+    walk(root)
+    return result
 }
