@@ -25,6 +25,8 @@ struct PoolElementFile: Codable {
     var maxSessions: Int?
     var reregistrationInterval: Duration?
     var status: Endpoint?
+    var announce: Endpoint?
+    var announceInterface: String?
     var logLevel: String?
 }
 
@@ -91,6 +93,12 @@ struct PoolElementCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("HTTP address for /metrics (off unless given).", valueName: "host:port"))
     var status: Endpoint?
 
+    @Option(help: ArgumentHelp("Also find registrars by their Server Announces on this group (e.g. 239.0.0.50:3863).", valueName: "group:port"))
+    var announce: Endpoint?
+
+    @Option(help: ArgumentHelp("Local address of the interface to hear announces on.", valueName: "address"))
+    var announceInterface: String?
+
     func run() async throws {
         try checkConfigurationKeys(common.config, allowed: PoolElementFile.keys)
         let file = try loadConfigurationFile(common.config, as: PoolElementFile.self) ?? PoolElementFile()
@@ -103,8 +111,8 @@ struct PoolElementCommand: AsyncParsableCommand {
                                            increment: increment ?? file.increment ?? 0, degradation: degradation ?? file.degradation ?? 0,
                                            weight: weight ?? file.weight ?? 1, priority: priority ?? file.priority ?? 1)
         let transportProtocol = transport ?? file.transport ?? .mptcp
-        let registrars = RegistrarList(try (registrar.isEmpty ? (file.registrar ?? [Endpoint(host: "127.0.0.1", port: 3863)]) : registrar)
-            .map { try $0.socketAddress() }, transport: transportProtocol)
+        let registrars = try makeRegistrarList(registrar.isEmpty ? (file.registrar ?? []) : registrar, transport: transportProtocol,
+                                               announce: announce ?? file.announce, announceInterface: announceInterface ?? file.announceInterface)
         let sessionsForFullLoad = max(1, maxSessions ?? file.maxSessions ?? 10)
         let listenEndpoint = listen ?? file.listen ?? Endpoint(host: "127.0.0.1", port: 0)
 
@@ -145,7 +153,7 @@ struct PoolElementCommand: AsyncParsableCommand {
 extension PoolElementFile {
     static var keys: Set<String> {
         ["registrar", "pool", "service", "listen", "transport", "identifier", "policy", "load", "increment", "degradation",
-         "weight", "priority", "maxSessions", "reregistrationInterval", "status", "logLevel"]
+         "weight", "priority", "maxSessions", "reregistrationInterval", "status", "announce", "announceInterface", "logLevel"]
     }
 }
 

@@ -12,10 +12,30 @@ struct RegistrarOptions: ParsableArguments {
     @Option(help: "Transport to the registrar: mptcp (falls back to tcp) or tcp.")
     var transport: TransportProtocol = .mptcp
 
+    @Option(help: ArgumentHelp("Also find registrars by their Server Announces on this group (e.g. 239.0.0.50:3863).", valueName: "group:port"))
+    var announce: Endpoint?
+
+    @Option(help: ArgumentHelp("Local address of the interface to hear announces on.", valueName: "address"))
+    var announceInterface: String?
+
     func list() throws -> RegistrarList {
-        RegistrarList(try (registrar.isEmpty ? [Endpoint(host: "127.0.0.1", port: 3863)] : registrar).map { try $0.socketAddress() },
-                      transport: transport)
+        try makeRegistrarList(registrar, transport: transport, announce: announce, announceInterface: announceInterface)
     }
+}
+
+/// Static registrars (default 127.0.0.1:3863 unless announces are used) plus announce listening.
+func makeRegistrarList(_ registrars: [Endpoint], transport: TransportProtocol, announce: Endpoint?, announceInterface: String?) throws -> RegistrarList {
+    let defaults = announce == nil ? [Endpoint(host: "127.0.0.1", port: 3863)] : []
+    var list = RegistrarList(try (registrars.isEmpty ? defaults : registrars).map { try $0.socketAddress() }, transport: transport)
+    if let announce {
+        var listening = AnnounceListening(group: try announce.socketAddress())
+        if let announceInterface {
+            guard let address = IPAddress(announceInterface) else { throw ValidationError("--announce-interface: '\(announceInterface)' is not an address") }
+            listening.interface = address
+        }
+        list.announce = listening
+    }
+    return list
 }
 
 struct ResolveCommand: AsyncParsableCommand {

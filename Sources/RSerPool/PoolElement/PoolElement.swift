@@ -5,15 +5,32 @@ import RSerPoolCore
 import RSerPoolWire
 import ServiceLifecycle
 
-/// Where a pool element or pool user finds registrars.
+/// Where a pool element or pool user finds registrars: a static list, Server Announces, or
+/// both (RFC 5352 §3.6). Static ones are tried first, in order, then announced ones.
 public struct RegistrarList: Sendable {
-    /// Registrars to try, in order (static configuration, RFC 5352 §3.6 allows it).
+    /// Registrars to try, in order.
     public var addresses: [SocketAddress]
     public var transport: TransportProtocol
+    /// Listen for Server Announces too (nil: static list only).
+    public var announce: AnnounceListening?
+    /// How long an announced registrar is used after its last announce (reference: 5 s).
+    public var announceTimeout: TimeAmount = .seconds(5)
 
-    public init(_ addresses: [SocketAddress], transport: TransportProtocol = .mptcp) {
+    public init(_ addresses: [SocketAddress], transport: TransportProtocol = .mptcp, announce: AnnounceListening? = nil) {
         self.addresses = addresses
         self.transport = transport
+        self.announce = announce
+    }
+
+    func makeTable() -> RegistrarTable {
+        RegistrarTable(static: addresses.compactMap { TransportAddress(tcp: $0) }, announceTimeout: announceTimeout)
+    }
+}
+
+extension RegistrarTable {
+    /// The socket addresses to try now.
+    func socketAddresses(now: NIODeadline) -> [SocketAddress] {
+        candidates(now: now).compactMap { try? $0.socketAddress() }
     }
 }
 
@@ -74,6 +91,14 @@ public final class PoolElement: Service, Sendable {
     }
 
     public func run() async throws {
+        var listener: ServerAnnounceListener?
+        if let announce = registrars.announce {
+            let driver = self.driver, loop = self.loop
+            listener = try await ServerAnnounceListener.start(announce, group: loop, logger: logger) { message, source in
+                loop.execute { driver.value.heard(message, from: source) }
+            }.get()
+        }
+        defer { listener?.stop() }
         loop.execute { self.driver.value.start() }
         await withGracefulShutdownHandler {
             try? await stopped.futureResult.get()
@@ -88,6 +113,7 @@ final class PoolElementDriver {
     private let loop: EventLoop
     private var machine: PoolElementStateMachine
     private let registrars: RegistrarList
+    private var table: RegistrarTable
     private var registrarIndex = 0
     private var channel: Channel?
     private var connectionGeneration = 0
@@ -103,6 +129,7 @@ final class PoolElementDriver {
         self.loop = loop
         self.machine = PoolElementStateMachine(registration: registration)
         self.registrars = registrars
+        self.table = registrars.makeTable()
         self.logger = logger
         self.stopped = stopped
         self.registered = registered
@@ -149,12 +176,22 @@ final class PoolElementDriver {
         }
     }
 
+    func heard(_ announce: ASAPServerAnnounce, from source: SocketAddress) {
+        guard let address = IPAddress(source) else { return }
+        if !table.announcedRegistrars(now: loop.now).contains(announce.registrar) {
+            logger.info("registrar announced", metadata: ["registrar": "\(announce.registrar)", "from": "\(source.endpointDescription)"])
+        }
+        table.heard(announce, from: address, now: loop.now)
+    }
+
     private func connect() {
-        guard !registrars.addresses.isEmpty else {
-            logger.error("no registrar configured")
+        let candidates = table.socketAddresses(now: loop.now)
+        guard !candidates.isEmpty else {
+            logger.notice("no registrar known yet; waiting for one")
+            perform(machine.associationClosed(now: loop.now))
             return
         }
-        let address = registrars.addresses[registrarIndex % registrars.addresses.count]
+        let address = candidates[registrarIndex % candidates.count]
         connectionGeneration += 1
         let generation = connectionGeneration
         let box = NIOLoopBound(self, eventLoop: loop)

@@ -51,10 +51,22 @@ public final class PoolUser: Sendable {
         self.group = eventLoopGroup
         self.loop = eventLoopGroup.next()
         self.logger = logger
-        self.state = NIOLoopBoundBox.makeBoxSendingValue(
+        let state = NIOLoopBoundBox.makeBoxSendingValue(
             PoolUserCore(loop: loop, registrars: registrars, cache: HandleResolutionCache(staleTimeout: staleCacheTimeout, seed: seed),
                          requestTimeout: requestTimeout, logger: logger),
             eventLoop: loop)
+        self.state = state
+        if let announce = registrars.announce {
+            let loop = self.loop
+            ServerAnnounceListener.start(announce, group: loop, logger: logger) { message, source in
+                loop.execute { state.value.heard(message, from: source) }
+            }.whenComplete { result in
+                switch result {
+                case .success(let listener): loop.execute { state.value.adopt(listener) }
+                case .failure(let error): logger.error("cannot listen for server announces", metadata: ["error": "\(error)"])
+                }
+            }
+        }
     }
 
     /// Asks a registrar for up to `maximumCount` PEs of the pool (nil: the registrar's default,
@@ -128,6 +140,9 @@ public struct PoolUserConnection: Sendable {
 final class PoolUserCore {
     private let loop: EventLoop
     private let registrars: RegistrarList
+    private var table: RegistrarTable
+    private var listener: ServerAnnounceListener?
+    private var waitingForRegistrar: [EventLoopPromise<Void>] = []
     private var registrarIndex = 0
     private var cache: HandleResolutionCache
     private let requestTimeout: TimeAmount
@@ -139,13 +154,35 @@ final class PoolUserCore {
     init(loop: EventLoop, registrars: RegistrarList, cache: HandleResolutionCache, requestTimeout: TimeAmount, logger: Logger) {
         self.loop = loop
         self.registrars = registrars
+        self.table = registrars.makeTable()
         self.cache = cache
         self.requestTimeout = requestTimeout
         self.logger = logger
     }
 
     func resolve(_ handle: PoolHandle, maximumCount: Int?) -> EventLoopFuture<ASAPHandleResolutionResponse> {
-        resolve(handle, maximumCount: maximumCount, attemptsLeft: max(registrars.addresses.count, 1))
+        resolve(handle, maximumCount: maximumCount, attemptsLeft: max(table.candidates(now: loop.now).count, 1))
+    }
+
+    func heard(_ announce: ASAPServerAnnounce, from source: SocketAddress) {
+        guard let address = IPAddress(source) else { return }
+        table.heard(announce, from: address, now: loop.now)
+        let waiting = waitingForRegistrar
+        waitingForRegistrar = []
+        for waiter in waiting { waiter.succeed(()) }
+    }
+
+    /// With announces and no registrar known yet, waits (up to the announce timeout) for one.
+    private func registrarKnown() -> EventLoopFuture<Void> {
+        guard table.candidates(now: loop.now).isEmpty, registrars.announce != nil, !isShutDown else { return loop.makeSucceededVoidFuture() }
+        let promise = loop.makePromise(of: Void.self)
+        waitingForRegistrar.append(promise)
+        loop.scheduleTask(in: registrars.announceTimeout) { promise.succeed(()) }
+        return promise.futureResult
+    }
+
+    func adopt(_ listener: ServerAnnounceListener) {
+        if isShutDown { listener.stop() } else { self.listener = listener }
     }
 
     private func resolve(_ handle: PoolHandle, maximumCount: Int?, attemptsLeft: Int) -> EventLoopFuture<ASAPHandleResolutionResponse> {
@@ -203,6 +240,8 @@ final class PoolUserCore {
 
     func shutdown() {
         isShutDown = true
+        listener?.stop()
+        listener = nil
         dropAssociation(PoolUserError(.shutDown, "shut down"))
     }
 
@@ -210,10 +249,21 @@ final class PoolUserCore {
 
     private func association() -> EventLoopFuture<Channel> {
         if let channel { return channel }
-        guard !registrars.addresses.isEmpty else {
-            return loop.makeFailedFuture(PoolUserError(.noRegistrarReachable, "no registrar configured"))
+        guard !table.candidates(now: loop.now).isEmpty || registrars.announce == nil else {
+            let box = NIOLoopBound(self, eventLoop: loop)
+            return registrarKnown().flatMap { box.value.connectToRegistrar() }
         }
-        let address = registrars.addresses[registrarIndex % registrars.addresses.count]
+        return connectToRegistrar()
+    }
+
+    private func connectToRegistrar() -> EventLoopFuture<Channel> {
+        if let channel { return channel }
+        let candidates = table.socketAddresses(now: loop.now)
+        guard !candidates.isEmpty else {
+            return loop.makeFailedFuture(PoolUserError(.noRegistrarReachable,
+                registrars.announce == nil ? "no registrar configured" : "no registrar configured or announced yet"))
+        }
+        let address = candidates[registrarIndex % candidates.count]
         let box = NIOLoopBound(self, eventLoop: loop)
         let future = StreamTransport.connect(to: address, transport: registrars.transport, group: loop) { channel in
             channel.eventLoop.makeCompletedFuture {

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+
+/// Server Announces by UDP multicast, inside a namespace of the test's own.
+@Suite("Live: registrar discovery by Server Announces", .serialized)
+struct AnnounceLiveTests {
+    static let group = "239.0.0.50:3863"
+
+    @Test func poolElementFindsAndSwitchesRegistrarsByAnnounces() async throws {
+        if let reason = TestNamespace.unavailableReason {
+            print("SKIPPED poolElementFindsAndSwitchesRegistrarsByAnnounces: \(reason); network namespaces are needed")
+            return
+        }
+        let namespace = try TestNamespace()
+        let announce = ["--announce", Self.group, "--announce-interface", "127.0.0.1"]
+        var first: LiveProcess? = try namespace.edgepool("registrar-1", ["registrar", "--listen", "127.0.0.1:0", "--log-level", "info"] + announce)
+        try await first!.waitForLine(containing: "listening on")
+
+        // No --registrar: the PE knows registrars only from announces.
+        let element = try namespace.edgepool("pe", ["pe", "--pool", "AnnouncedPool", "--log-level", "info", "--reregistration-interval", "2s"] + announce)
+        try await element.waitForLine(containing: "registrar announced")
+        try await element.waitForLine(containing: "registered")
+        let identifier = try await element.waitForLine(containing: "edgepool pe ").split(separator: " ")[2]
+
+        let resolver = try namespace.edgepool("resolve", ["resolve", "--pool", "AnnouncedPool"] + announce)
+        #expect(try await resolver.waitForExit() == 0, "\(resolver.lines)")
+        #expect(resolver.lines.contains { $0.contains(identifier) }, "resolved through an announced registrar: \(resolver.lines)")
+
+        // The registrar dies; a second one announces itself; the PE moves there.
+        first!.signal(SIGKILL)
+        _ = try await first!.waitForExit()
+        first = nil
+        let second = try namespace.edgepool("registrar-2", ["registrar", "--listen", "127.0.0.1:0", "--log-level", "info"] + announce)
+        try await second.waitForLine(containing: "listening on")
+        try await second.waitForLine(containing: "pe=\(identifier)", timeout: 15)
+        let again = try namespace.edgepool("resolve", ["resolve", "--pool", "AnnouncedPool"] + announce)
+        _ = try await again.waitForExit()
+        #expect(again.lines.contains { $0.contains(identifier) }, "the PE registered with the second registrar: \(again.lines)")
+    }
+
+    @Test func wiresharkDecodesOurServerAnnounces() async throws {
+        if let reason = TestNamespace.unavailableReason ?? (FileManager.default.isExecutableFile(atPath: "/usr/bin/tshark") ? nil : "no tshark") {
+            print("SKIPPED wiresharkDecodesOurServerAnnounces: \(reason)")
+            return
+        }
+        let namespace = try TestNamespace()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-announce-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = directory.appendingPathComponent("announce.pcapng").path
+        let capturer = try LiveProcess("tshark", ["netns", "exec", namespace.name, "/usr/bin/tshark", "-i", "lo", "-f", "udp port 3863", "-w", capture],
+                                       executable: TestNamespace.ipTool!)
+        try await capturer.waitForLine(containing: "Capturing on")
+        let registrar = try namespace.edgepool("registrar", ["registrar", "--listen", "127.0.0.1:0", "--announce", Self.group,
+                                                             "--announce-interface", "127.0.0.1", "--identifier", "0x5eed"])
+        try await registrar.waitForLine(containing: "listening on")
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        capturer.signal(SIGINT)
+        _ = try await capturer.waitForExit()
+        let rows = try await runTool("/usr/bin/tshark", ["-r", capture, "-Y", "asap", "-T", "fields",
+                                                         "-e", "asap.message_type", "-e", "asap.server_identifier", "-e", "_ws.malformed"])
+            .filter { !$0.hasPrefix("Running as") && !$0.isEmpty }
+        #expect(rows.count >= 2, "an announce per second: \(rows)")
+        #expect(rows.allSatisfy { $0.hasPrefix("10\t0x00005eed") && !$0.contains("Malformed") }, "\(rows)")
+    }
+}

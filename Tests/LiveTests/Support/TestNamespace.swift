@@ -1,0 +1,52 @@
+import Foundation
+
+/// A network namespace made for one test and removed when the test ends (also on failure).
+/// Only loopback inside it is used: multicast is switched on there, nothing leaves the host.
+final class TestNamespace: @unchecked Sendable {
+    let name: String
+    static let ipTool = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    nonisolated(unsafe) private static var counter = 0
+
+    /// Why namespaces cannot be used here, or nil if they can.
+    static var unavailableReason: String? {
+        if getuid() != 0 { return "not root" }
+        if ipTool == nil { return "no ip tool (iproute2)" }
+        return nil
+    }
+
+    init() throws {
+        Self.counter += 1
+        name = "edgepool-test-\(getpid())-\(Self.counter)"
+        try Self.ip(["netns", "add", name])
+        do {
+            try Self.ip(["netns", "exec", name, Self.ipTool!, "link", "set", "lo", "up"])
+            try Self.ip(["netns", "exec", name, Self.ipTool!, "link", "set", "lo", "multicast", "on"])
+            try Self.ip(["netns", "exec", name, Self.ipTool!, "route", "add", "239.0.0.0/8", "dev", "lo"])
+        } catch {
+            try? Self.ip(["netns", "del", name])
+            throw error
+        }
+    }
+
+    deinit { try? Self.ip(["netns", "del", name]) }
+
+    /// Starts `edgepool ARGS` inside the namespace.
+    func edgepool(_ name: String, _ arguments: [String]) throws -> LiveProcess {
+        try LiveProcess(name, ["netns", "exec", self.name, edgepoolBinary] + arguments, executable: Self.ipTool!)
+    }
+
+    static func ip(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ipTool!)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        while process.isRunning { usleep(10_000) }
+        guard process.terminationStatus == 0 else {
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            throw LiveTestError("ip \(arguments.joined(separator: " ")) failed: \(message)")
+        }
+    }
+}
