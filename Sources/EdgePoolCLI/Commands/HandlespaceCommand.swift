@@ -33,7 +33,10 @@ struct HandlespaceCommand: AsyncParsableCommand {
             return
         }
         let snapshot = try JSONDecoder().decode(HandlespaceSnapshot.self, from: Data(body.utf8))
-        print("registrar \(snapshot.registrar): \(snapshot.pools.count) pool(s), \(snapshot.poolElementCount) pool element(s)")
+        print("registrar \(snapshot.registrar): \(snapshot.pools.count) pool(s), \(snapshot.poolElementCount) pool element(s), \(snapshot.peers.count) peer(s)")
+        for peer in snapshot.peers {
+            print("  peer \(peer.identifier)  \(peer.transport ?? "?")  \(peer.state)  heard \(String(format: "%.1f", peer.silentSeconds)) s ago")
+        }
         for pool in snapshot.pools {
             print("  \(pool.handle)  (\(pool.policy), \(pool.elements.count) PE)")
             for e in pool.elements {

@@ -93,6 +93,12 @@ struct PoolElementCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("HTTP address for /metrics (off unless given).", valueName: "host:port"))
     var status: Endpoint?
 
+    @Option(help: "Run this many PEs (each its own service, identifier and registration) in this process.")
+    var count: Int = 1
+
+    @Flag(help: "Do not listen for registrars' adoption after a takeover (the PE then re-registers by itself).")
+    var noTakeover = false
+
     @Option(help: ArgumentHelp("Also find registrars by their Server Announces on this group (e.g. 239.0.0.50:3863).", valueName: "group:port"))
     var announce: Endpoint?
 
@@ -116,37 +122,43 @@ struct PoolElementCommand: AsyncParsableCommand {
         let sessionsForFullLoad = max(1, maxSessions ?? file.maxSessions ?? 10)
         let listenEndpoint = listen ?? file.listen ?? Endpoint(host: "127.0.0.1", port: 0)
 
-        // The PE object is created after the service is bound (it needs the port), so load
+        // Each PE's object is created after its service is bound (it needs the port), so load
         // updates go through a box the session counter can reach.
-        let elementBox = NIOLockedValueBox<PoolElement?>(nil)
         let serviceKind = service ?? file.service ?? .echo
-        let server = try await serviceKind.start(on: listenEndpoint.socketAddress(), transport: transportProtocol,
-                                                         group: MultiThreadedEventLoopGroup.singleton) { sessions in
-            guard chosenPolicy.type.isAdaptive, let element = elementBox.withLockedValue({ $0 }) else { return }
-            element.updatePolicy(chosenPolicy.withLoad(PoolPolicy.load(fraction: Double(sessions) / Double(sessionsForFullLoad))))
+        let fixedIdentifier = try (identifier ?? file.identifier).map { PoolElementIdentifier(try parseIdentifier($0)) }
+        guard fixedIdentifier == nil || count == 1 else { throw ValidationError("--identifier and --count > 1 exclude each other") }
+        var elements: [PoolElement] = []
+        var servers: [DemoServer] = []
+        for _ in 0..<count {
+            let elementBox = NIOLockedValueBox<PoolElement?>(nil)
+            let server = try await serviceKind.start(on: listenEndpoint.socketAddress(), transport: transportProtocol,
+                                                     group: MultiThreadedEventLoopGroup.singleton) { sessions in
+                guard chosenPolicy.type.isAdaptive, let element = elementBox.withLockedValue({ $0 }) else { return }
+                element.updatePolicy(chosenPolicy.withLoad(PoolPolicy.load(fraction: Double(sessions) / Double(sessionsForFullLoad))))
+            }
+            guard let bound = server.localAddress, let userTransport = TransportAddress(tcp: bound) else {
+                throw ValidationError("the service did not bind")
+            }
+            var registration = PoolElementRegistration(poolHandle: handle, identifier: fixedIdentifier ?? .random(),
+                                                       userTransport: userTransport, policy: chosenPolicy)
+            if let interval = reregistrationInterval ?? file.reregistrationInterval {
+                registration.reregistrationInterval = interval.amount
+                registration.registrationLife = interval.amount * 3
+            }
+            let element = PoolElement(registration: registration, registrars: registrars, acceptsTakeover: !noTakeover, logger: logger)
+            elementBox.withLockedValue { $0 = element }
+            elements.append(element)
+            servers.append(server)
+            print("edgepool pe \(registration.identifier) serving \(serviceKind.rawValue) on \(userTransport) in pool \(handle) with \(chosenPolicy)")
         }
-        guard let bound = server.localAddress, let userTransport = TransportAddress(tcp: bound) else {
-            throw ValidationError("the service did not bind")
-        }
-        var registration = PoolElementRegistration(
-            poolHandle: handle,
-            identifier: try (identifier ?? file.identifier).map { PoolElementIdentifier(try parseIdentifier($0)) } ?? .random(),
-            userTransport: userTransport, policy: chosenPolicy)
-        if let interval = reregistrationInterval ?? file.reregistrationInterval {
-            registration.reregistrationInterval = interval.amount
-            registration.registrationLife = interval.amount * 3
-        }
-        let element = PoolElement(registration: registration, registrars: registrars, logger: logger)
-        elementBox.withLockedValue { $0 = element }
-        print("edgepool pe \(registration.identifier) serving \(serviceKind.rawValue) on \(userTransport) in pool \(handle) with \(chosenPolicy)")
         fflush(nil)
 
-        var services: [any Service] = [element]
+        var services: [any Service] = elements
         if let statusEndpoint = status ?? file.status { services.append(StatusService(endpoint: statusEndpoint, registrar: nil, logger: logger)) }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        await server.close()
+        for server in servers { await server.close() }
     }
 }
 

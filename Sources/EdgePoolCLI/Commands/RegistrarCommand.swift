@@ -22,6 +22,13 @@ struct RegistrarFile: Codable {
     var maxPoolElementsPerAssociation: Int?
     var announce: Endpoint?
     var announceInterface: String?
+    var enrpListen: [Endpoint]?
+    var peer: [Endpoint]?
+    var allowedPeer: [String]?
+    var peerHeartbeatInterval: Duration?
+    var peerMaxTimeLastHeard: Duration?
+    var peerMaxTimeNoResponse: Duration?
+    var takeoverExpiry: Duration?
     var logLevel: String?
 }
 
@@ -37,6 +44,14 @@ struct RegistrarCommand: AsyncParsableCommand {
         Prometheus metrics and the handlespace (JSON) are served on --status:
           curl http://127.0.0.1:9090/metrics
           edgepool handlespace --status 127.0.0.1:9090
+
+        Registrar redundancy (ENRP, RFC 5353): give each registrar an --enrp-listen address and
+        its peers' addresses (--peer, repeatable; peers also learn of each other through peer
+        lists). They replicate the handlespace, and when one falls silent (no Presence for
+        --peer-max-time-last-heard, no reply for --peer-max-time-no-response) the others take
+        over its PEs: the lowest identifier wins, and the PEs are told their new home.
+          edgepool registrar --listen 127.0.0.1:3863 --enrp-listen 127.0.0.1:9901 --peer 127.0.0.1:9902
+          edgepool registrar --listen 127.0.0.1:3864 --enrp-listen 127.0.0.1:9902 --peer 127.0.0.1:9901
 
         Stops gracefully on SIGTERM or SIGINT.
 
@@ -84,10 +99,32 @@ struct RegistrarCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Local IPv4 address of the interface for announces.", valueName: "address"))
     var announceInterface: String?
 
+    @Option(help: ArgumentHelp("Listen for peer registrars (ENRP) here; repeatable. Off unless given.", valueName: "host:port"))
+    var enrpListen: [Endpoint] = []
+
+    @Option(help: ArgumentHelp("A peer registrar's ENRP address; repeatable.", valueName: "host:port"))
+    var peer: [Endpoint] = []
+
+    @Option(help: ArgumentHelp("Close the operation scope: accept ENRP only from these registrar identifiers (repeatable).", valueName: "id"))
+    var allowedPeer: [String] = []
+
+    @Option(help: "Send a Presence to every peer this often. [default: 2400ms]")
+    var peerHeartbeatInterval: Duration?
+
+    @Option(help: "Ask a peer silent this long for a reply. [default: 5s]")
+    var peerMaxTimeLastHeard: Duration?
+
+    @Option(help: "Take over a peer that has not replied after this long. [default: 5s]")
+    var peerMaxTimeNoResponse: Duration?
+
+    @Option(help: "Wait this long for the other peers' acknowledgements of a takeover. [default: 5s]")
+    var takeoverExpiry: Duration?
+
     func run() async throws {
         try checkConfigurationKeys(common.config, allowed: ["identifier", "listen", "transport", "status", "keepAliveInterval",
             "keepAliveTimeout", "maxUnreachableReports", "maxHandleLength", "maxPoolElements", "maxPoolElementsPerAssociation",
-            "announce", "announceInterface", "logLevel"])
+            "announce", "announceInterface", "enrpListen", "peer", "allowedPeer", "peerHeartbeatInterval", "peerMaxTimeLastHeard",
+            "peerMaxTimeNoResponse", "takeoverExpiry", "logLevel"])
         let file = try loadConfigurationFile(common.config, as: RegistrarFile.self) ?? RegistrarFile()
         let level = common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
         Bootstrap.run(logLevel: level)
@@ -105,9 +142,11 @@ struct RegistrarCommand: AsyncParsableCommand {
         async let running: Void = group.run()
         do {
             let addresses = try await registrar.listeningAddresses
+            let peerAddresses = try await registrar.peerListeningAddresses
             // One line on stdout that scripts (and the live tests) can read.
             print("edgepool registrar \(configuration.registrar.identifier) listening on " +
-                  addresses.map(\.endpointDescription).joined(separator: ", ") + " (\(configuration.transport.rawValue))")
+                  addresses.map(\.endpointDescription).joined(separator: ", ") + " (\(configuration.transport.rawValue))" +
+                  (peerAddresses.isEmpty ? "" : "; peers on " + peerAddresses.map(\.endpointDescription).joined(separator: ", ")))
             fflush(nil)
         } catch {
             throw ValidationError("cannot listen on \(configuration.listenAddresses.map(\.endpointDescription).joined(separator: ", ")): \(error)")
@@ -130,10 +169,23 @@ struct RegistrarCommand: AsyncParsableCommand {
         }
         if let v = maxPoolElements ?? file.maxPoolElements { protocolConfiguration.maximumPoolElements = v }
         if let v = maxPoolElementsPerAssociation ?? file.maxPoolElementsPerAssociation { protocolConfiguration.maximumPoolElementsPerAssociation = v }
+        if let v = peerHeartbeatInterval ?? file.peerHeartbeatInterval { protocolConfiguration.peerHeartbeatInterval = v.amount }
+        if let v = peerMaxTimeLastHeard ?? file.peerMaxTimeLastHeard { protocolConfiguration.peerMaxTimeLastHeard = v.amount }
+        if let v = peerMaxTimeNoResponse ?? file.peerMaxTimeNoResponse { protocolConfiguration.peerMaxTimeNoResponse = v.amount }
+        if let v = takeoverExpiry ?? file.takeoverExpiry { protocolConfiguration.takeoverExpiry = v.amount }
+        let allowed = allowedPeer.isEmpty ? (file.allowedPeer ?? []) : allowedPeer
+        if !allowed.isEmpty {
+            protocolConfiguration.allowedPeers = Set(try allowed.map { RegistrarIdentifier(try parseIdentifier($0)) })
+        }
         let endpoints = !listen.isEmpty ? listen : (file.listen ?? [Endpoint(host: "0.0.0.0", port: 3863)])
         var configuration = RegistrarServiceConfiguration(registrar: protocolConfiguration,
                                                           listenAddresses: try endpoints.map { try $0.socketAddress() })
         configuration.transport = transport ?? file.transport ?? .mptcp
+        configuration.enrpListenAddresses = try (enrpListen.isEmpty ? (file.enrpListen ?? []) : enrpListen).map { try $0.socketAddress() }
+        configuration.peers = try (peer.isEmpty ? (file.peer ?? []) : peer).map { try $0.socketAddress() }
+        if !configuration.peers.isEmpty, configuration.enrpListenAddresses.isEmpty {
+            throw ValidationError("--peer needs --enrp-listen: peers must be able to reach this registrar too")
+        }
         if let group = announce ?? file.announce {
             var announceConfiguration = ServerAnnounceConfiguration(group: try group.socketAddress())
             if let interface = announceInterface ?? file.announceInterface {

@@ -49,16 +49,23 @@ extension RegistrarTable {
 /// ```
 public final class PoolElement: Service, Sendable {
     public let registrars: RegistrarList
+    public let acceptsTakeover: Bool
+    private let userAddress: IPAddress
     private let loop: EventLoop
     private let driver: NIOLoopBoundBox<PoolElementDriver>
     private let logger: Logger
     private let stopped: EventLoopPromise<Void>
     private let firstRegistration: EventLoopPromise<Void>
 
-    public init(registration: PoolElementRegistration, registrars: RegistrarList,
+    /// - Parameter acceptsTakeover: listen for ASAP associations from registrars, so that one
+    ///   that takes over the home registrar can adopt this PE (its address goes into the
+    ///   registration). Without it the PE re-registers by itself when its registrar is gone.
+    public init(registration: PoolElementRegistration, registrars: RegistrarList, acceptsTakeover: Bool = true,
                 eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger = Logger(label: "edgepool.pe")) {
         self.registrars = registrars
+        self.acceptsTakeover = acceptsTakeover
+        self.userAddress = registration.userTransport.addresses.first ?? .ipv4Any
         self.loop = eventLoopGroup.next()
         var logger = logger
         logger[metadataKey: "pool"] = "\(registration.poolHandle)"
@@ -99,6 +106,16 @@ public final class PoolElement: Service, Sendable {
             }.get()
         }
         defer { listener?.stop() }
+        var asapListener: Channel?
+        if acceptsTakeover {
+            let driver = self.driver
+            let initializer = try await loop.submit { driver.value.makeListenerInitializer() }.get()
+            asapListener = try await StreamTransport.bind(userAddress.socketAddress(port: 0), transport: registrars.transport,
+                                                          group: loop, childInitializer: initializer).channel
+            let transport = asapListener?.localAddress.flatMap { TransportAddress(tcp: $0) }
+            try await loop.submit { driver.value.setASAPTransport(transport) }.get()
+        }
+        defer { asapListener?.close(promise: nil) }
         loop.execute { self.driver.value.start() }
         await withGracefulShutdownHandler {
             try? await stopped.futureResult.get()
@@ -229,6 +246,49 @@ final class PoolElementDriver {
             if let reply = ASAPErrorMessage(reporting: error) { channel?.writeAndFlush(ASAPMessage.error(reply), promise: nil) }
         }
     }
+
+    /// A message on an association a registrar opened to us: a registrar that took over our
+    /// home registrar adopts us with an Endpoint Keep-Alive carrying the home flag.
+    fileprivate func receivedOnInbound(_ inbound: ASAPInbound, from inboundChannel: Channel) {
+        if let current = channel, current === inboundChannel {
+            received(inbound, generation: connectionGeneration)
+            return
+        }
+        guard case .message(let decoded) = inbound, case .endpointKeepAlive(let keepAlive) = decoded.message, keepAlive.isHome,
+              keepAlive.poolHandle == machine.registration.poolHandle, !machine.isStopped else {
+            logger.debug("ignored a message on a registrar-opened association")
+            return
+        }
+        let previous = channel
+        connectionGeneration += 1  // the previous association's callbacks and any pending connect no longer count
+        channel = inboundChannel
+        previous?.close(promise: nil)
+        logger.notice("adopted by a registrar that took over our home registrar", metadata: ["registrar": "\(keepAlive.registrar)"])
+        perform(machine.received(decoded.message, now: loop.now))
+    }
+
+    fileprivate func inboundClosed(_ inboundChannel: Channel) {
+        guard let current = channel, current === inboundChannel else { return }
+        channel = nil
+        connectionGeneration += 1
+        registrarIndex += 1
+        perform(machine.associationClosed(now: loop.now))
+    }
+
+    /// Accepts associations from registrars (for adoption after a takeover).
+    func makeListenerInitializer() -> @Sendable (Channel) -> EventLoopFuture<Void> {
+        let box = NIOLoopBound(self, eventLoop: loop)
+        return { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addASAPCodec()
+                try channel.pipeline.syncOperations.addHandler(ClientAssociationHandler(
+                    onMessage: { box.value.receivedOnInbound($0, from: channel) },
+                    onClose: { box.value.inboundClosed(channel) }))
+            }
+        }
+    }
+
+    func setASAPTransport(_ transport: TransportAddress?) { machine.setASAPTransport(transport) }
 
     fileprivate func closed(generation: Int) {
         guard generation == connectionGeneration else { return }

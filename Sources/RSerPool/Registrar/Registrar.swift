@@ -16,6 +16,11 @@ public struct RegistrarServiceConfiguration: Sendable {
     /// Server Announces by UDP multicast; nil disables them (the default: PEs and PUs then use
     /// static registrar lists).
     public var announce: ServerAnnounceConfiguration?
+    /// Where to listen for peer registrars (ENRP, RFC 5353); empty: no ENRP, a lone registrar.
+    /// Listen on a concrete address: it is what peers learn to reach us at.
+    public var enrpListenAddresses: [SocketAddress] = []
+    /// Peer registrars' ENRP addresses to keep associations with.
+    public var peers: [SocketAddress] = []
 
     public init(registrar: RegistrarConfiguration, listenAddresses: [SocketAddress]) {
         self.registrar = registrar
@@ -41,6 +46,7 @@ public final class Registrar: Service, Sendable {
     private let core: NIOLoopBoundBox<RegistrarCore>
     private let logger: Logger
     private let bound: EventLoopPromise<[SocketAddress]>
+    private let enrpBound: EventLoopPromise<[SocketAddress]>
 
     public init(configuration: RegistrarServiceConfiguration, eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger = Logger(label: "edgepool.registrar")) {
@@ -53,6 +59,12 @@ public final class Registrar: Service, Sendable {
         let loop = self.loop
         self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarCore(loop: loop, configuration: configuration.registrar, logger: logger), eventLoop: loop)
         self.bound = loop.makePromise()
+        self.enrpBound = loop.makePromise()
+    }
+
+    /// The addresses the registrar listens on for peers (empty without ENRP).
+    public var peerListeningAddresses: [SocketAddress] {
+        get async throws { try await enrpBound.futureResult.get() }
     }
 
     /// The addresses the registrar listens on, once it does (port 0 resolved to the real port).
@@ -75,6 +87,19 @@ public final class Registrar: Service, Sendable {
                 logger.info("listening", metadata: ["address": "\(channel.localAddress?.endpointDescription ?? "?")", "transport": "\(transport.rawValue)"])
             }
             let addresses = servers.compactMap(\.localAddress)
+            var enrpAddresses: [SocketAddress] = []
+            for address in configuration.enrpListenAddresses {
+                let (channel, transport) = try await bindPeerListener(address)
+                servers.append(channel)
+                if let local = channel.localAddress { enrpAddresses.append(local) }
+                logger.info("listening for peers (ENRP)", metadata: ["address": "\(channel.localAddress?.endpointDescription ?? "?")", "transport": "\(transport.rawValue)"])
+            }
+            if let enrp = enrpAddresses.first.flatMap({ TransportAddress(tcp: $0) }) {
+                let peers = configuration.peers.compactMap { TransportAddress(tcp: $0) }
+                let core = self.core
+                try await loop.submit { core.value.startPeering(enrpTransport: enrp, staticPeers: peers) }.get()
+            }
+            enrpBound.succeed(enrpAddresses)
             bound.succeed(addresses)
             if let announce = configuration.announce {
                 let transports = addresses.compactMap { TransportAddress(tcp: $0) }
@@ -83,6 +108,7 @@ public final class Registrar: Service, Sendable {
             }
         } catch {
             bound.fail(error)
+            enrpBound.fail(error)
             for server in servers { try? await server.close() }
             throw error
         }
@@ -96,6 +122,18 @@ public final class Registrar: Service, Sendable {
         try? await announcer?.stop()
         try? await loop.submit { self.core.value.closeAll() }.get()
         logger.info("stopped")
+    }
+
+    private func bindPeerListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
+        let core = self.core
+        let limits = configuration.registrar.wireLimits
+        return try await StreamTransport.bind(address, transport: configuration.transport, group: loop) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addENRPCodec(limits: limits)
+                let id = core.value.peerAssociationOpened(channel)
+                try channel.pipeline.syncOperations.addHandler(RegistrarPeerHandler(core: core.value, association: id))
+            }
+        }
     }
 
     private func bindListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {

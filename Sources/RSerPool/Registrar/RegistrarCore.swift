@@ -14,6 +14,11 @@ final class RegistrarCore {
     private var timerDeadline: NIODeadline?
     private var metrics = RegistrarMetrics()
     let logger: Logger
+    /// Peer registrars to keep an ENRP association with (retried while unreachable).
+    private var staticPeers: [TransportAddress] = []
+    /// ENRP transports being connected to, or connected to by us.
+    private var outgoingPeers: [TransportAddress: AssociationID?] = [:]
+    private var peerRetry: RepeatedTask?
 
     init(loop: EventLoop, configuration: RegistrarConfiguration, logger: Logger) {
         self.loop = loop
@@ -35,6 +40,7 @@ final class RegistrarCore {
 
     func associationClosed(_ id: AssociationID) {
         guard associations.removeValue(forKey: id) != nil else { return }
+        for (transport, association) in outgoingPeers where association == id { outgoingPeers[transport] = nil }
         metrics.associations.record(associations.count)
         logger.debug("association closed", metadata: ["association": "\(id)"])
         perform(machine.associationClosed(id))
@@ -63,7 +69,83 @@ final class RegistrarCore {
         associations[id]?.close(promise: nil)
     }
 
+    // MARK: - ENRP
+
+    /// ENRP is on: where we listen, and whom to contact.
+    func startPeering(enrpTransport: TransportAddress, staticPeers: [TransportAddress]) {
+        self.staticPeers = staticPeers
+        perform(machine.startPeering(enrpTransport: enrpTransport, staticPeers: staticPeers, now: loop.now))
+        peerRetry = loop.scheduleRepeatedTask(initialDelay: configuration.peerHeartbeatInterval, delay: configuration.peerHeartbeatInterval) { [self] _ in
+            for peer in self.staticPeers where self.outgoingPeers[peer] == nil { self.connectPeer(peer) }
+        }
+    }
+
+    /// An ENRP association was created (accepted, or connecting).
+    func peerAssociationOpened(_ channel: Channel) -> AssociationID {
+        associationOpened(channel)
+    }
+
+    /// The ENRP association is active: introduce ourselves.
+    func peerAssociationActive(_ id: AssociationID) {
+        perform(machine.peerAssociationEstablished(id, now: loop.now))
+    }
+
+    func receivedPeer(_ inbound: ENRPInbound, on id: AssociationID) {
+        switch inbound {
+        case .message(let message): perform(machine.receivedPeer(message, on: id, now: loop.now))
+        case .malformed(let error): perform(machine.receivedMalformed(error, on: id))
+        }
+    }
+
+    private func connectPeer(_ transport: TransportAddress) {
+        guard outgoingPeers[transport] == nil, let address = try? transport.socketAddress() else { return }
+        outgoingPeers[transport] = .some(nil)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let limits = configuration.wireLimits
+        StreamTransport.connect(to: address, transport: .mptcp, group: loop) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addENRPCodec(limits: limits)
+                let core = bound.value
+                let id = core.peerAssociationOpened(channel)
+                core.outgoingPeers[transport] = id
+                try channel.pipeline.syncOperations.addHandler(RegistrarPeerHandler(core: core, association: id))
+            }
+        }.whenFailure { error in
+            let core = bound.value
+            core.outgoingPeers[transport] = nil
+            core.logger.debug("peer unreachable", metadata: ["peer": "\(transport)", "error": "\(error)"])
+        }
+    }
+
+    /// Opens an ASAP association to a PE taken over from a dead peer.
+    private func adopt(_ handle: PoolHandle, _ element: PoolElementParameter) {
+        guard let transport = element.asapTransport, let address = try? transport.socketAddress() else {
+            perform(machine.adoptionFailed(handle: handle, identifier: element.identifier))
+            return
+        }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let limits = configuration.wireLimits
+        StreamTransport.connect(to: address, transport: .mptcp, group: loop) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addASAPCodec(limits: limits)
+                let id = bound.value.associationOpened(channel)
+                try channel.pipeline.syncOperations.addHandler(RegistrarAssociationHandler(core: bound.value, association: id))
+            }
+        }.hop(to: loop).whenComplete { result in
+            let core = bound.value
+            switch result {
+            case .success(let channel):
+                guard let id = core.associations.first(where: { $0.value === channel })?.key else { return }
+                core.perform(core.machine.adoptionAssociationEstablished(id, handle: handle, identifier: element.identifier, now: core.loop.now))
+            case .failure(let error):
+                core.logger.notice("taken-over PE unreachable", metadata: ["pool": "\(handle)", "pe": "\(element.identifier)", "error": "\(error)"])
+                core.perform(core.machine.adoptionFailed(handle: handle, identifier: element.identifier))
+            }
+        }
+    }
+
     func closeAll() {
+        peerRetry?.cancel()
         timer?.cancel()
         for channel in associations.values { channel.close(promise: nil) }
     }
@@ -75,7 +157,14 @@ final class RegistrarCore {
     }
 
     func snapshot() -> HandlespaceSnapshot {
-        HandlespaceSnapshot(registrar: machine.identifier, handlespace: machine.handlespace)
+        HandlespaceSnapshot(registrar: machine.identifier, handlespace: machine.handlespace,
+                            peers: machine.peerStatus(now: loop.now).map { peer in
+                                HandlespaceSnapshot.PeerInfo(identifier: peer.identifier.description,
+                                                             transport: peer.server.map { "\($0.transport)" },
+                                                             associations: peer.associations,
+                                                             silentSeconds: Double(peer.silentFor.nanoseconds) / 1e9,
+                                                             state: peer.takingOver ? "being taken over" : peer.awaitingReply ? "silent" : "up")
+                            })
     }
 
     // MARK: - Actions
@@ -84,6 +173,9 @@ final class RegistrarCore {
         for action in actions {
             switch action {
             case .send(let message, let id): send(message, to: id)
+            case .sendENRP(let message, let id): associations[id]?.writeAndFlush(message, promise: nil)
+            case .connectPeer(let transport): connectPeer(transport)
+            case .adopt(let handle, let element): adopt(handle, element)
             case .close(let id, let reason):
                 logger.info("closing association", metadata: ["association": "\(id)", "reason": "\(reason)"])
                 associations[id]?.close(promise: nil)
@@ -157,6 +249,42 @@ final class RegistrarCore {
             logger.notice("unexpected message", metadata: ["association": "\(association)", "type": "\(type)"])
         case .peerReportedError(let error, let association):
             logger.notice("peer reported an error", metadata: ["association": "\(association)", "error": "\(error)"])
+        case .peerUp(let peer):
+            metrics.peers.record(machine.peerStatus(now: loop.now).count)
+            logger.info("peer registrar up", metadata: ["peer": "\(peer)"])
+        case .peerAssociationLost(let peer):
+            logger.info("association to peer closed", metadata: ["peer": "\(peer)"])
+        case .peerSilent(let peer):
+            logger.notice("peer registrar silent; asking for a reply", metadata: ["peer": "\(peer)"])
+        case .peerRefused(let peer, let reason):
+            metrics.protocolErrors.increment()
+            logger.notice("ENRP refused", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+        case .learned(let handle, let element, let peer):
+            logger.debug("learned from peer", metadata: ["pool": "\(handle)", "pe": "\(element.identifier)", "peer": "\(peer)"])
+            updateGauges()
+        case .checksumMismatch(let peer, let local, let remote):
+            metrics.checksumMismatches.increment()
+            logger.info("checksum mismatch; resynchronising", metadata: ["peer": "\(peer)", "local": "\(local)", "remote": "\(remote)"])
+        case .resynchronised(let peer, let elements, let removed):
+            metrics.resynchronisations.increment()
+            logger.info("handle table synchronised", metadata: ["peer": "\(peer)", "elements": "\(elements)", "removed": "\(removed)"])
+            updateGauges()
+        case .handleTableAbandoned(let peer, let reason):
+            metrics.protocolErrors.increment()
+            logger.notice("handle table download abandoned", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+        case .takeoverStarted(let target):
+            logger.notice("taking over a silent peer", metadata: ["target": "\(target)"])
+        case .takeoverCancelled(let target, let reason):
+            logger.notice("takeover cancelled", metadata: ["target": "\(target)", "reason": "\(reason)"])
+        case .takeoverCompleted(let target, let elements):
+            metrics.takeovers.increment()
+            metrics.peers.record(machine.peerStatus(now: loop.now).count)
+            logger.notice("took over", metadata: ["target": "\(target)", "elements": "\(elements)"])
+        case .takenOverBy(let peer, let target, let elements):
+            metrics.peers.record(machine.peerStatus(now: loop.now).count)
+            logger.notice("peer took over", metadata: ["peer": "\(peer)", "target": "\(target)", "elements": "\(elements)"])
+        case .adopted(let handle, let id):
+            logger.info("adopting taken-over PE", metadata: ["pool": "\(handle)", "pe": "\(id)"])
         }
     }
 
@@ -183,11 +311,25 @@ public struct HandlespaceSnapshot: Sendable, Codable {
         public var policy: String
         public var elements: [Element]
     }
+    public struct PeerInfo: Sendable, Codable {
+        public var identifier: String
+        public var transport: String?
+        public var associations: Int
+        public var silentSeconds: Double
+        public var state: String
+    }
     public var registrar: String
     public var poolElementCount: Int
     public var pools: [PoolInfo]
+    public var peers: [PeerInfo]
+    /// The ownership checksum (RFC 5353 §2.1.5) of each owner's PEs as this registrar sees them.
+    public var checksums: [String: UInt16]
 
-    init(registrar: RegistrarIdentifier, handlespace: Handlespace) {
+    init(registrar: RegistrarIdentifier, handlespace: Handlespace, peers: [PeerInfo]) {
+        self.peers = peers
+        var owners = Set(handlespace.pools.values.flatMap { $0.elements.map(\.owner) })
+        owners.insert(registrar)
+        self.checksums = Dictionary(uniqueKeysWithValues: owners.map { ($0.description, handlespace.checksum(of: $0)) })
         let now = NIODeadline.now()  // snapshot ages: wall time is fine here
         self.registrar = registrar.description
         self.poolElementCount = handlespace.elementCount
@@ -201,5 +343,35 @@ public struct HandlespaceSnapshot: Sendable, Codable {
                                  selections: entry.selectionCount, unreachableReports: entry.unreachableReports)
                      })
         }
+    }
+}
+
+/// Hands one ENRP association's messages to the registrar core.
+final class RegistrarPeerHandler: ChannelInboundHandler {
+    typealias InboundIn = ENRPInbound
+    private let core: RegistrarCore
+    private let association: AssociationID
+
+    init(core: RegistrarCore, association: AssociationID) {
+        self.core = core
+        self.association = association
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        core.peerAssociationActive(association)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        core.receivedPeer(unwrapInboundIn(data), on: association)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        core.associationClosed(association)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        core.streamFailed(association, error: error)
     }
 }

@@ -16,6 +16,10 @@ struct RegistrarMetrics {
     let poolElements = Gauge(label: "rserpool_pool_elements")
     let pools = Gauge(label: "rserpool_pools")
     let associations = Gauge(label: "rserpool_associations")
+    let peers = Gauge(label: "rserpool_enrp_peers")
+    let takeovers = Counter(label: "rserpool_enrp_takeovers_total")
+    let resynchronisations = Counter(label: "rserpool_enrp_resynchronisations_total")
+    let checksumMismatches = Counter(label: "rserpool_enrp_checksum_mismatches_total")
     private var rejections: [ErrorCauseCode: Counter] = [:]
     private var removals: [RegistrarEvent.RemovalReason: Counter] = [:]
 

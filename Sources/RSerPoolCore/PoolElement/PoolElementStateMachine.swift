@@ -17,6 +17,9 @@ public struct PoolElementRegistration: Sendable, Hashable {
     public var responseTimeout: TimeAmount = .seconds(5)
     /// How long to wait before connecting again after losing the registrar.
     public var reconnectDelay: TimeAmount = .milliseconds(500)
+    /// Where registrars can open an ASAP association to this PE (to adopt it after a
+    /// takeover, RFC 5353 §3.11); nil: the PE cannot be adopted and re-registers by itself.
+    public var asapTransport: TransportAddress?
 
     public init(poolHandle: PoolHandle, identifier: PoolElementIdentifier = .random(),
                 userTransport: TransportAddress, policy: PoolPolicy) {
@@ -29,7 +32,7 @@ public struct PoolElementRegistration: Sendable, Hashable {
     var parameter: PoolElementParameter {
         PoolElementParameter(identifier: identifier, homeRegistrar: .unknown,
                              registrationLife: Int32(clamping: registrationLife.nanoseconds / 1_000_000),
-                             userTransport: userTransport, policy: policy)
+                             userTransport: userTransport, policy: policy, asapTransport: asapTransport)
     }
 }
 
@@ -73,6 +76,11 @@ public struct PoolElementStateMachine: Sendable {
         case .waitingToConnect(let d), .registering(let d), .registered(let d), .deregistering(let d): d
         case .idle, .connecting, .stopped: nil
         }
+    }
+
+    /// Sets where registrars can reach this PE for adoption (before `start`).
+    public mutating func setASAPTransport(_ transport: TransportAddress?) {
+        registration.asapTransport = transport
     }
 
     public mutating func start() -> [Action] {
@@ -122,8 +130,15 @@ public struct PoolElementStateMachine: Sendable {
             return [.event(.registered)]
         case .endpointKeepAlive(let keepAlive) where keepAlive.poolHandle == registration.poolHandle
                 && (keepAlive.identifier == nil || keepAlive.identifier == registration.identifier):
+            if case .stopped = state { return [] }
+            if case .deregistering = state { return [] }
             var actions: [Action] = [.send(.endpointKeepAliveAck(ASAPEndpointKeepAliveAck(
                 poolHandle: registration.poolHandle, identifier: registration.identifier)))]
+            if keepAlive.isHome, !isRegistered {
+                // Adopted by a registrar that took over our home registrar (RFC 5353 §3.11).
+                state = .registered(renewAt: now + registration.reregistrationInterval)
+                actions.append(.event(.registered))
+            }
             if keepAlive.isHome || homeRegistrar == .unknown {
                 if homeRegistrar != keepAlive.registrar { actions.append(.event(.homeRegistrar(keepAlive.registrar))) }
                 homeRegistrar = keepAlive.registrar

@@ -26,6 +26,23 @@ public struct RegistrarConfiguration: Sendable, Hashable {
     public var minimumRegistrationLife: Int32 = 1_000
     public var maximumRegistrationLife: Int32 = 3_600_000
 
+    // MARK: ENRP (RFC 5353), defaults from the reference implementation
+
+    /// How often a Presence goes to every peer.
+    public var peerHeartbeatInterval: TimeAmount = .milliseconds(2400)
+    /// Silence after which a peer is asked for a reply (Presence with R set).
+    public var peerMaxTimeLastHeard: TimeAmount = .seconds(5)
+    /// How long that reply may take before the peer is taken over.
+    public var peerMaxTimeNoResponse: TimeAmount = .seconds(5)
+    /// How long a takeover waits for the other peers' acknowledgements.
+    public var takeoverExpiry: TimeAmount = .seconds(5)
+    /// The least time between two resynchronisations of one peer (checksum floods).
+    public var minimumResyncInterval: TimeAmount = .seconds(1)
+    /// If set, the operation scope is closed: ENRP from registrars not listed is refused.
+    public var allowedPeers: Set<RegistrarIdentifier>?
+    /// Handle Table Response pages accepted for one request before it is abandoned.
+    public var maximumHandleTablePages: Int { maximumPoolElements / ENRPMessage.handleTableEntriesPerPage + 2 }
+
     public init(identifier: RegistrarIdentifier) { self.identifier = identifier }
 
     /// The decoder limits that follow from this configuration.

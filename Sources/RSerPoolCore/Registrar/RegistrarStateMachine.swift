@@ -1,47 +1,66 @@
 import NIOCore
 import RSerPoolWire
 
-/// The ASAP side of a pool registrar (RFC 5352 §3): registration, deregistration, handle
-/// resolution, keep-alive monitoring, unreachability reports and registration-life expiry.
+/// A pool registrar's protocol logic: the ASAP side (RFC 5352 §3: registration,
+/// deregistration, handle resolution, keep-alive monitoring, unreachability reports,
+/// registration-life expiry) and the ENRP side (RFC 5353: peers, handlespace
+/// synchronisation, takeover; see `RegistrarStateMachine+ENRP.swift`).
 ///
 /// It does no I/O and reads no clock: every event method takes `now` and returns the actions
-/// the caller carries out (send a message on an association, close one, record an event).
-/// ENRP (registrar redundancy) builds on the same handlespace and ownership fields.
+/// the caller carries out.
 public struct RegistrarStateMachine: Sendable {
     /// What the caller must do.
     public enum Action: Sendable {
+        /// Send an ASAP message on an association.
         case send(ASAPMessage, to: AssociationID)
+        /// Send an ENRP message on an association.
+        case sendENRP(ENRPMessage, to: AssociationID)
+        /// Open an ENRP association to a peer registrar (then report `peerAssociationEstablished`).
+        case connectPeer(TransportAddress)
+        /// Open an ASAP association to a PE taken over from a dead peer (then report
+        /// `adoptionAssociationEstablished` or `adoptionFailed`).
+        case adopt(PoolHandle, PoolElementParameter)
         case close(AssociationID, reason: String)
         case event(RegistrarEvent)
     }
 
     public let configuration: RegistrarConfiguration
-    public private(set) var handlespace = Handlespace()
-    private var monitor: [Key: Monitoring] = [:]
-    private var byAssociation: [AssociationID: Set<Key>] = [:]
-    private var timers = TimerQueue<TimerPayload>()
-    private var generator: SplitMix64
+    public internal(set) var handlespace = Handlespace()
+    var monitor: [ElementKey: Monitoring] = [:]
+    var byAssociation: [AssociationID: Set<ElementKey>] = [:]
+    var timers = TimerQueue<TimerPayload>()
+    var generator: SplitMix64
+    var generationCounter: UInt64 = 0
+    var peers = PeerTable()
+    var takeovers: [RegistrarIdentifier: Takeover] = [:]
+    /// Where this registrar listens for ENRP (sent in Presence and List Response).
+    public internal(set) var enrpTransport: TransportAddress?
+    var heartbeatScheduled = false
+    /// The first peer met, from which the whole handlespace was downloaded at start.
+    var mentor: RegistrarIdentifier?
 
-    private struct Key: Hashable, Sendable {
-        var handle: PoolHandle
-        var identifier: PoolElementIdentifier
-    }
-
-    private enum Monitoring: Sendable {
+    /// How a PE in the handlespace is watched.
+    enum Monitoring: Sendable {
+        /// Own PE, alive; next keep-alive due later.
         case idle(generation: UInt64)
+        /// Own PE, keep-alive sent, ack awaited.
         case awaitingAck(generation: UInt64)
+        /// A peer's PE: only its registration life is watched.
+        case foreign(generation: UInt64)
+        /// Taken over; the ASAP association to it is being opened.
+        case adopting(generation: UInt64)
         var generation: UInt64 {
-            switch self { case .idle(let g), .awaitingAck(let g): g }
+            switch self { case .idle(let g), .awaitingAck(let g), .foreign(let g), .adopting(let g): g }
         }
     }
 
-    private enum TimerKind: Sendable { case keepAliveDue, keepAliveTimeout, expiry }
-    private struct TimerPayload: Sendable {
-        var key: Key
-        var kind: TimerKind
-        var generation: UInt64
+    enum ElementTimer: Sendable { case keepAliveDue, keepAliveTimeout, expiry }
+    enum TimerPayload: Sendable {
+        case element(ElementKey, ElementTimer, generation: UInt64)
+        case heartbeat
+        case peerCheck(RegistrarIdentifier, generation: UInt64)
+        case takeover(RegistrarIdentifier, generation: UInt64)
     }
-    private var generationCounter: UInt64 = 0
 
     public init(configuration: RegistrarConfiguration, seed: UInt64? = nil) {
         self.configuration = configuration
@@ -57,10 +76,10 @@ public struct RegistrarStateMachine: Sendable {
     /// PEs registered over an association.
     public func registrationCount(on association: AssociationID) -> Int { byAssociation[association]?.count ?? 0 }
 
-    // MARK: - Events
+    // MARK: - ASAP events
 
-    /// A message arrived on an association. `peerAddress` is where the association comes
-    /// from: it replaces an unspecified address (0.0.0.0 / ::) in a PE's user transport.
+    /// An ASAP message arrived on an association. `peerAddress` is where the association comes
+    /// from: it replaces an unspecified address (0.0.0.0 / ::) in a PE's transports.
     public mutating func received(_ message: ASAPMessage, on association: AssociationID, peerAddress: IPAddress?, now: NIODeadline) -> [Action] {
         switch message {
         case .registration(let registration):
@@ -88,49 +107,49 @@ public struct RegistrarStateMachine: Sendable {
     /// A message could not be decoded: answer with ASAP Error where the protocol says so.
     public mutating func receivedMalformed(_ failure: RSerPoolWireError, on association: AssociationID) -> [Action] {
         var actions: [Action] = [.event(.protocolError(failure, association))]
-        if let reply = ASAPErrorMessage(reporting: failure) { actions.append(.send(.error(reply), to: association)) }
-        return actions
-    }
-
-    /// The association closed (PE process died, network gone): its PEs are removed at once;
-    /// a PE that is still alive re-registers over its next association.
-    public mutating func associationClosed(_ association: AssociationID) -> [Action] {
-        guard let keys = byAssociation.removeValue(forKey: association) else { return [] }
-        var actions: [Action] = []
-        for key in keys.sorted(by: { ($0.handle, $0.identifier.rawValue) < ($1.handle, $1.identifier.rawValue) }) {
-            if handlespace.remove(key.handle, key.identifier) != nil {
-                monitor[key] = nil
-                actions.append(.event(.removed(key.handle, key.identifier, .associationClosed)))
+        if let reply = ASAPErrorMessage(reporting: failure) {
+            if peers.isPeerAssociation(association) {
+                actions.append(.sendENRP(ENRPMessage(sender: identifier, receiver: peers.peer(of: association) ?? .unknown,
+                                                     .error(reply.error)), to: association))
+            } else {
+                actions.append(.send(.error(reply), to: association))
             }
         }
         return actions
     }
 
-    /// Timers: keep-alives to send, keep-alive timeouts, registration lives that ended.
+    /// An association closed. PEs registered over an ASAP association are removed at once
+    /// (a PE that is alive registers again over its next association); an ENRP association
+    /// just leaves its peer's list of associations.
+    public mutating func associationClosed(_ association: AssociationID) -> [Action] {
+        if peers.isPeerAssociation(association) {
+            let peer = peers.unbind(association)
+            return peer.map { [.event(.peerAssociationLost($0))] } ?? []
+        }
+        guard let keys = byAssociation.removeValue(forKey: association) else { return [] }
+        var actions: [Action] = []
+        for key in keys.sorted(by: { ($0.handle, $0.identifier.rawValue) < ($1.handle, $1.identifier.rawValue) }) {
+            guard let entry = handlespace.entry(key.handle, key.identifier), entry.association == association else { continue }
+            actions += removeEntry(key, reason: .associationClosed)
+        }
+        return actions
+    }
+
+    /// Timers: keep-alives, keep-alive timeouts, registration lives, peer heartbeats and
+    /// checks, takeover deadlines.
     public mutating func timerFired(now: NIODeadline) -> [Action] {
         var actions: [Action] = []
         while let payload = timers.popDue(now: now) {
-            guard let state = monitor[payload.key], state.generation == payload.generation,
-                  let entry = handlespace.entry(payload.key.handle, payload.key.identifier) else { continue }
-            switch payload.kind {
-            case .keepAliveDue:
-                guard case .idle = state, let association = entry.association else { continue }
-                let generation = nextGeneration()
-                monitor[payload.key] = .awaitingAck(generation: generation)
-                timers.schedule(TimerPayload(key: payload.key, kind: .keepAliveTimeout, generation: generation),
-                                at: now + configuration.keepAliveTimeout)
-                actions.append(.send(.endpointKeepAlive(ASAPEndpointKeepAlive(
-                    registrar: identifier, poolHandle: payload.key.handle, identifier: payload.key.identifier)), to: association))
-                actions.append(.event(.keepAliveSent(payload.key.handle, payload.key.identifier)))
-            case .keepAliveTimeout:
-                guard case .awaitingAck = state else { continue }
-                removeEntry(payload.key)
-                actions.append(.event(.removed(payload.key.handle, payload.key.identifier, .keepAliveTimeout)))
-            case .expiry:
-                if entry.expiresAt <= now {
-                    removeEntry(payload.key)
-                    actions.append(.event(.removed(payload.key.handle, payload.key.identifier, .registrationLifeExpired)))
-                }
+            switch payload {
+            case .element(let key, let kind, let generation):
+                actions += elementTimer(key, kind, generation: generation, now: now)
+            case .heartbeat:
+                heartbeatScheduled = false
+                actions += heartbeat(now: now)
+            case .peerCheck(let peer, let generation):
+                actions += checkPeer(peer, generation: generation, now: now)
+            case .takeover(let target, let generation):
+                actions += takeoverExpired(target, generation: generation, now: now)
             }
         }
         return actions
@@ -141,13 +160,13 @@ public struct RegistrarStateMachine: Sendable {
         .serverAnnounce(ASAPServerAnnounce(registrar: identifier, transports: transports))
     }
 
-    // MARK: - Handlers
+    // MARK: - ASAP handlers
 
     private mutating func register(_ registration: ASAPRegistration, on association: AssociationID,
                                    peerAddress: IPAddress?, now: NIODeadline) -> [Action] {
         let handle = registration.poolHandle
         var element = registration.poolElement
-        let key = Key(handle: handle, identifier: element.identifier)
+        let key = ElementKey(handle: handle, identifier: element.identifier)
 
         func reject(_ cause: ErrorCauseCode, _ reason: String) -> [Action] {
             let error = OperationError(cause)
@@ -159,16 +178,21 @@ public struct RegistrarStateMachine: Sendable {
         guard handle.bytes.count <= configuration.maximumPoolHandleLength else {
             return reject(.invalidValues, "pool handle longer than \(configuration.maximumPoolHandleLength) bytes")
         }
-        // Fill an unspecified address with the association's source address.
+        // Fill unspecified addresses with the association's source address.
         if let peerAddress {
             element.userTransport.addresses = element.userTransport.addresses.map { $0.isUnspecified ? peerAddress : $0 }
+            if var asap = element.asapTransport {
+                asap.addresses = asap.addresses.map { $0.isUnspecified ? peerAddress : $0 }
+                element.asapTransport = asap
+            }
         }
         element.homeRegistrar = identifier
         element.registrationLife = min(max(element.registrationLife, configuration.minimumRegistrationLife), configuration.maximumRegistrationLife)
-        element.asapTransport = nil
 
-        if let existing = handlespace.entry(handle, element.identifier) {
-            // The same PE re-registering (update), or a different PE claiming its identifier.
+        let existing = handlespace.entry(handle, element.identifier)
+        if let existing {
+            // The same PE re-registering (update, or moving here from another registrar), or a
+            // different PE claiming its identifier.
             let samePE = existing.association == association || existing.parameter.userTransport == element.userTransport
             guard samePE else {
                 return reject(.nonUniquePoolElementIdentifier, "identifier \(element.identifier) is taken by another PE")
@@ -177,6 +201,8 @@ public struct RegistrarStateMachine: Sendable {
             guard handlespace.elementCount < configuration.maximumPoolElements else {
                 return reject(.lackOfResources, "handlespace holds the maximum of \(configuration.maximumPoolElements) PEs")
             }
+        }
+        if existing?.association != association {
             guard registrationCount(on: association) < configuration.maximumPoolElementsPerAssociation else {
                 return reject(.lackOfResources, "association \(association) registered the maximum of \(configuration.maximumPoolElementsPerAssociation) PEs")
             }
@@ -185,23 +211,18 @@ public struct RegistrarStateMachine: Sendable {
             return reject(cause, reason)
         }
 
-        var entry = PoolElementEntry(parameter: element, association: association, now: now)
-        if let old = handlespace.entry(handle, element.identifier), let oldAssociation = old.association, oldAssociation != association {
-            byAssociation[oldAssociation]?.remove(key)
-        }
-        entry.unreachableReports = 0
+        if let old = existing?.association, old != association { byAssociation[old]?.remove(key) }
+        let entry = PoolElementEntry(parameter: element, association: association, now: now)
         let outcome = handlespace.register(handle, entry)
         byAssociation[association, default: []].insert(key)
-        let generation = nextGeneration()
-        monitor[key] = .idle(generation: generation)
-        timers.schedule(TimerPayload(key: key, kind: .keepAliveDue, generation: generation), at: now + configuration.keepAliveInterval)
-        timers.schedule(TimerPayload(key: key, kind: .expiry, generation: generation), at: entry.expiresAt)
+        watchOwned(key, expiresAt: entry.expiresAt, now: now)
         return [.send(.registrationResponse(ASAPRegistrationResponse(poolHandle: handle, identifier: element.identifier)), to: association),
                 .event(.registered(handle, element, isNew: outcome == .added))]
+            + propagate(.addPoolElement, handle, element)
     }
 
     private mutating func deregister(_ request: ASAPDeregistration, on association: AssociationID) -> [Action] {
-        let key = Key(handle: request.poolHandle, identifier: request.identifier)
+        let key = ElementKey(handle: request.poolHandle, identifier: request.identifier)
         guard let entry = handlespace.entry(request.poolHandle, request.identifier) else {
             // Already gone: deregistration is idempotent.
             return [.send(.deregistrationResponse(ASAPDeregistrationResponse(poolHandle: request.poolHandle, identifier: request.identifier)), to: association)]
@@ -211,9 +232,9 @@ public struct RegistrarStateMachine: Sendable {
             return [.send(.deregistrationResponse(ASAPDeregistrationResponse(poolHandle: request.poolHandle, identifier: request.identifier, error: error)), to: association),
                     .event(.deregistrationRejected(request.poolHandle, request.identifier, association))]
         }
-        removeEntry(key)
-        return [.send(.deregistrationResponse(ASAPDeregistrationResponse(poolHandle: request.poolHandle, identifier: request.identifier)), to: association),
-                .event(.deregistered(request.poolHandle, request.identifier))]
+        return [.send(.deregistrationResponse(ASAPDeregistrationResponse(poolHandle: request.poolHandle, identifier: request.identifier)), to: association)]
+            + removeEntry(key, reason: nil)
+            + [.event(.deregistered(request.poolHandle, request.identifier))]
     }
 
     private mutating func resolve(_ request: ASAPHandleResolution, on association: AssociationID) -> [Action] {
@@ -225,48 +246,98 @@ public struct RegistrarStateMachine: Sendable {
         }
         // No "overall policy" parameter: each PE carries its own policy with its values, and a
         // policy parameter without values would be malformed for the Least-Used family.
-        let response = ASAPHandleResolutionResponse(poolHandle: request.poolHandle, elements: selected.map(\.parameter))
+        // ASAP transports are registrar business (ENRP), not the PU's.
+        let response = ASAPHandleResolutionResponse(poolHandle: request.poolHandle, elements: selected.map { entry in
+            var parameter = entry.parameter
+            parameter.asapTransport = nil
+            return parameter
+        })
         return [.send(.handleResolutionResponse(response), to: association), .event(.resolved(request.poolHandle, count: selected.count))]
     }
 
     private mutating func keepAliveAcknowledged(_ ack: ASAPEndpointKeepAliveAck, on association: AssociationID, now: NIODeadline) -> [Action] {
-        let key = Key(handle: ack.poolHandle, identifier: ack.identifier)
+        let key = ElementKey(handle: ack.poolHandle, identifier: ack.identifier)
         guard let entry = handlespace.entry(ack.poolHandle, ack.identifier), entry.association == association else {
             return [.event(.unexpectedKeepAliveAck(ack.poolHandle, ack.identifier))]
         }
         handlespace.modify(ack.poolHandle, ack.identifier) { $0.unreachableReports = 0 }
-        let generation = nextGeneration()
-        monitor[key] = .idle(generation: generation)
-        timers.schedule(TimerPayload(key: key, kind: .keepAliveDue, generation: generation), at: now + configuration.keepAliveInterval)
-        timers.schedule(TimerPayload(key: key, kind: .expiry, generation: generation), at: entry.expiresAt)
+        watchOwned(key, expiresAt: entry.expiresAt, now: now)
         return []
     }
 
     private mutating func unreachable(_ report: ASAPEndpointUnreachable) -> [Action] {
-        let key = Key(handle: report.poolHandle, identifier: report.identifier)
-        guard handlespace.entry(report.poolHandle, report.identifier) != nil else { return [] }
+        let key = ElementKey(handle: report.poolHandle, identifier: report.identifier)
+        guard let entry = handlespace.entry(report.poolHandle, report.identifier) else { return [] }
         var reports = 0
         handlespace.modify(report.poolHandle, report.identifier) { entry in
             entry.unreachableReports += 1
             reports = entry.unreachableReports
         }
         var actions: [Action] = [.event(.unreachableReported(report.poolHandle, report.identifier, reports: reports))]
-        if reports >= configuration.maximumUnreachableReports {
-            removeEntry(key)
-            actions.append(.event(.removed(report.poolHandle, report.identifier, .unreachable)))
+        // Only the home PR drops a PE; others leave it to the owner's Handle Update.
+        if reports >= configuration.maximumUnreachableReports, entry.owner == identifier {
+            actions += removeEntry(key, reason: .unreachable)
         }
         return actions
     }
 
-    private mutating func removeEntry(_ key: Key) {
-        if let entry = handlespace.remove(key.handle, key.identifier), let association = entry.association {
+    // MARK: - Element bookkeeping
+
+    private mutating func elementTimer(_ key: ElementKey, _ kind: ElementTimer, generation: UInt64, now: NIODeadline) -> [Action] {
+        guard let state = monitor[key], state.generation == generation,
+              let entry = handlespace.entry(key.handle, key.identifier) else { return [] }
+        switch kind {
+        case .keepAliveDue:
+            guard case .idle = state, let association = entry.association else { return [] }
+            let next = nextGeneration()
+            monitor[key] = .awaitingAck(generation: next)
+            timers.schedule(.element(key, .keepAliveTimeout, generation: next), at: now + configuration.keepAliveTimeout)
+            timers.schedule(.element(key, .expiry, generation: next), at: entry.expiresAt)
+            return [.send(.endpointKeepAlive(ASAPEndpointKeepAlive(registrar: identifier, poolHandle: key.handle, identifier: key.identifier)),
+                          to: association),
+                    .event(.keepAliveSent(key.handle, key.identifier))]
+        case .keepAliveTimeout:
+            switch state {
+            case .awaitingAck, .adopting: return removeEntry(key, reason: .keepAliveTimeout)
+            default: return []
+            }
+        case .expiry:
+            guard entry.expiresAt <= now else { return [] }
+            return removeEntry(key, reason: .registrationLifeExpired)
+        }
+    }
+
+    /// Starts (or restarts) keep-alive monitoring of an own PE.
+    mutating func watchOwned(_ key: ElementKey, expiresAt: NIODeadline, now: NIODeadline) {
+        let generation = nextGeneration()
+        monitor[key] = .idle(generation: generation)
+        timers.schedule(.element(key, .keepAliveDue, generation: generation), at: now + configuration.keepAliveInterval)
+        timers.schedule(.element(key, .expiry, generation: generation), at: expiresAt)
+    }
+
+    /// Watches a peer's PE: it expires with its registration life unless refreshed.
+    mutating func watchForeign(_ key: ElementKey, expiresAt: NIODeadline) {
+        let generation = nextGeneration()
+        monitor[key] = .foreign(generation: generation)
+        timers.schedule(.element(key, .expiry, generation: generation), at: expiresAt)
+    }
+
+    /// Removes a PE; an own PE's removal goes to the peers as a Handle Update.
+    mutating func removeEntry(_ key: ElementKey, reason: RegistrarEvent.RemovalReason?) -> [Action] {
+        guard let entry = handlespace.remove(key.handle, key.identifier) else { return [] }
+        if let association = entry.association {
             byAssociation[association]?.remove(key)
             if byAssociation[association]?.isEmpty == true { byAssociation[association] = nil }
         }
         monitor[key] = nil
+        var actions: [Action] = reason.map { [.event(.removed(key.handle, key.identifier, $0))] } ?? []
+        if entry.owner == identifier {
+            actions += propagate(.deletePoolElement, key.handle, entry.parameter)
+        }
+        return actions
     }
 
-    private mutating func nextGeneration() -> UInt64 {
+    mutating func nextGeneration() -> UInt64 {
         generationCounter += 1
         return generationCounter
     }
@@ -279,6 +350,9 @@ public enum RegistrarEvent: Sendable {
         case keepAliveTimeout = "keep-alive timeout"
         case registrationLifeExpired = "registration life expired"
         case unreachable = "reported unreachable"
+        case removedByPeer = "removed by its home registrar"
+        case notInPeerTable = "no longer in its home registrar's table"
+        case adoptionFailed = "unreachable after takeover"
     }
     case registered(PoolHandle, PoolElementParameter, isNew: Bool)
     case registrationRejected(PoolHandle, PoolElementIdentifier, ErrorCauseCode, String)
@@ -292,4 +366,18 @@ public enum RegistrarEvent: Sendable {
     case protocolError(RSerPoolWireError, AssociationID)
     case unexpectedMessage(ASAPMessageType, AssociationID)
     case peerReportedError(OperationError, AssociationID)
+    // ENRP
+    case peerUp(RegistrarIdentifier)
+    case peerAssociationLost(RegistrarIdentifier)
+    case peerSilent(RegistrarIdentifier)
+    case peerRefused(RegistrarIdentifier, String)
+    case learned(PoolHandle, PoolElementParameter, from: RegistrarIdentifier)
+    case checksumMismatch(RegistrarIdentifier, local: UInt16, remote: UInt16)
+    case resynchronised(RegistrarIdentifier, elements: Int, removed: Int)
+    case handleTableAbandoned(RegistrarIdentifier, String)
+    case takeoverStarted(RegistrarIdentifier)
+    case takeoverCancelled(RegistrarIdentifier, String)
+    case takeoverCompleted(RegistrarIdentifier, elements: Int)
+    case takenOverBy(RegistrarIdentifier, target: RegistrarIdentifier, elements: Int)
+    case adopted(PoolHandle, PoolElementIdentifier)
 }

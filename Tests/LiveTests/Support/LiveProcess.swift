@@ -23,6 +23,7 @@ final class LiveProcess: @unchecked Sendable {
     let name: String
     private let output = NIOLockedValueBox<[String]>([])
     private let partial = NIOLockedValueBox<String>("")
+    private let reachedEOF = NIOLockedValueBox(false)
 
     init(_ name: String, _ arguments: [String], executable: String = edgepoolBinary) throws {
         self.name = name
@@ -34,20 +35,25 @@ final class LiveProcess: @unchecked Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        let output = self.output, partial = self.partial
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil  // EOF: stop being called
-                return
+        let output = self.output, partial = self.partial, reachedEOF = self.reachedEOF
+        let reader = pipe.fileHandleForReading
+        // A blocking read loop until EOF (Foundation's readabilityHandler can report an empty
+        // read before the end, which would cut the output short).
+        DispatchQueue.global().async {
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = read(reader.fileDescriptor, &chunk, chunk.count)
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                let text = String(decoding: chunk[0..<count], as: UTF8.self)
+                partial.withLockedValue { rest in
+                    rest += text
+                    var lines = rest.components(separatedBy: "\n")
+                    rest = lines.removeLast()
+                    output.withLockedValue { $0.append(contentsOf: lines) }
+                }
             }
-            let text = String(decoding: data, as: UTF8.self)
-            partial.withLockedValue { rest in
-                rest += text
-                var lines = rest.components(separatedBy: "\n")
-                rest = lines.removeLast()
-                output.withLockedValue { $0.append(contentsOf: lines) }
-            }
+            reachedEOF.withLockedValue { $0 = true }
         }
         // Children inherit the spawning thread's signal mask; the test runner's threads block
         // SIGINT/SIGTERM, which would make tshark deaf to its stop signal. Spawn with none.
@@ -63,7 +69,6 @@ final class LiveProcess: @unchecked Sendable {
         // waitUntilExit(), which needs a run loop that may be gone when the test process exits.
         for pid in descendants(of: process.processIdentifier) + [process.processIdentifier] { kill(pid, SIGKILL) }
         for _ in 0..<100 where process.isRunning { usleep(20_000) }
-        (process.standardOutput as? Pipe)?.fileHandleForReading.readabilityHandler = nil
     }
 
     var lines: [String] { output.withLockedValue { $0 } + [partial.withLockedValue { $0 }].filter { !$0.isEmpty } }
@@ -91,7 +96,9 @@ final class LiveProcess: @unchecked Sendable {
             }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        try await Task.sleep(nanoseconds: 100_000_000)  // let the output drain
+        // Let the output drain to its end (children that inherited the pipe may keep it open).
+        let drained = Date().addingTimeInterval(2)
+        while !reachedEOF.withLockedValue({ $0 }), Date() < drained { try await Task.sleep(nanoseconds: 10_000_000) }
         return process.terminationStatus
     }
 

@@ -16,7 +16,7 @@ final class TestNamespace: @unchecked Sendable {
 
     init() throws {
         Self.counter += 1
-        name = "edgepool-test-\(getpid())-\(Self.counter)"
+        name = "ep-\(getpid())-\(Self.counter)"
         try Self.ip(["netns", "add", name])
         do {
             try Self.ip(["netns", "exec", name, Self.ipTool!, "link", "set", "lo", "up"])
@@ -29,6 +29,20 @@ final class TestNamespace: @unchecked Sendable {
     }
 
     deinit { try? Self.ip(["netns", "del", name]) }
+
+    /// Runs `ip ARGS` inside the namespace.
+    func ip(_ arguments: [String]) throws { try Self.ip(["-n", name] + arguments) }
+
+    /// Two namespaces joined by a veth pair: `a` is 10.77.0.1/24 on `va`, `b` is 10.77.0.2/24 on `vb`.
+    static func pair() throws -> (a: TestNamespace, b: TestNamespace) {
+        let a = try TestNamespace(), b = try TestNamespace()
+        try ip(["link", "add", "va", "netns", a.name, "type", "veth", "peer", "name", "vb", "netns", b.name])
+        try a.ip(["addr", "add", "10.77.0.1/24", "dev", "va"])
+        try b.ip(["addr", "add", "10.77.0.2/24", "dev", "vb"])
+        try a.ip(["link", "set", "va", "up"])
+        try b.ip(["link", "set", "vb", "up"])
+        return (a, b)
+    }
 
     /// Starts `edgepool ARGS` inside the namespace.
     func edgepool(_ name: String, _ arguments: [String]) throws -> LiveProcess {
