@@ -1,12 +1,33 @@
 import NIOCore
 import RSerPoolWire
 
-/// Feeds arbitrary bytes to the ASAP stream decoder, as a registrar's association would.
-/// Invariants checked: no crash, no hang; every decoded message re-encodes to a frame that
-/// decodes to the same message.
+/// Feeds arbitrary bytes to the ASAP and the ENRP stream decoders, as a registrar's
+/// associations would. Invariants checked: no crash, no hang; every decoded message
+/// re-encodes to a frame that decodes to the same message.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzASAPDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    var buffer = ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: size))
+    let input = ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: size))
+    fuzzASAP(input)
+    fuzzENRP(input)
+    return 0
+}
+
+func fuzzENRP(_ input: ByteBuffer) {
+    var buffer = input
+    while buffer.readableBytes > 0 {
+        let before = buffer.readableBytes
+        do {
+            guard let message = try ENRPMessage.decode(from: &buffer) else { break }
+            let again = try ENRPMessage.decode(frame: message.encoded())
+            precondition(again == message, "re-encoding changed \(message.type)")
+        } catch {
+            if buffer.readableBytes == before { break }
+        }
+    }
+}
+
+func fuzzASAP(_ input: ByteBuffer) {
+    var buffer = input
     while buffer.readableBytes > 0 {
         let before = buffer.readableBytes
         do {
@@ -18,7 +39,6 @@ public func fuzzASAPDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             if buffer.readableBytes == before { break }
         }
     }
-    return 0
 }
 
 #if FUZZING

@@ -74,6 +74,57 @@ struct TsharkTests {
     }
 }
 
+extension TsharkTests {
+    @Test func wiresharkDecodesOurENRPThroughThePlugin() async throws {
+        guard FileManager.default.isExecutableFile(atPath: tshark) else {
+            print("SKIPPED wiresharkDecodesOurENRPThroughThePlugin: \(tshark) is not installed (scripts/test installs it as root)")
+            return
+        }
+        let ports = try (0..<3).map { _ in try freePort() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-enrp-\(getpid())-\(ports[0])")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = directory.appendingPathComponent("enrp.pcapng").path
+        let filter = ports.map { "tcp port \($0)" }.joined(separator: " or ")
+        let capturer = try LiveProcess("tshark", ["-i", "lo", "-f", filter, "-w", capture], executable: tshark)
+        try await capturer.waitForLine(containing: "Capturing on")
+        try await Task.sleep(nanoseconds: 300_000_000)
+
+        let timers = ["--peer-heartbeat-interval", "500ms", "--peer-max-time-last-heard", "1s", "--peer-max-time-no-response", "1s",
+                      "--takeover-expiry", "1s"]
+        var registrars: [LiveRegistrar] = []
+        for (index, port) in ports.enumerated() {
+            let peers = ports.filter { $0 != port }.flatMap { ["--peer", "127.0.0.1:\($0)"] }
+            registrars.append(try await LiveRegistrar.start(extra: ["--identifier", "\(index + 1)", "--enrp-listen", "127.0.0.1:\(port)"] + peers + timers))
+        }
+        let element = try await startPoolElement(registrar: registrars[2].endpoint, pool: "EchoPool")
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        registrars[2].process.signal(SIGSTOP)                         // silence → takeover (7, 8, 9)
+        defer { registrars[2].process.signal(SIGCONT) }
+        try await element.process.waitForLine(containing: "adopted by a registrar", timeout: 15)
+        try await Task.sleep(nanoseconds: 500_000_000)
+        capturer.signal(SIGINT)
+        _ = try await capturer.waitForExit()
+
+        let plugin = packageRoot.appendingPathComponent("tools/wireshark/rserpool-tcp.lua").path
+        let decodeAs = ports.flatMap { ["-d", "tcp.port==\($0),enrptcp"] }
+        let rows = try await runTool(tshark, ["-X", "lua_script:\(plugin)", "-r", capture] + decodeAs
+                                     + ["-Y", "enrp", "-T", "fields", "-e", "enrp.message_type"])
+            .filter { !$0.isEmpty && !$0.hasPrefix("Running as") }
+        let types = Set(rows.flatMap { $0.split(separator: ",").map(String.init) })
+        #expect(types.isSuperset(of: ["1", "2", "3", "4", "5", "6", "7", "8", "9"]), "ENRP message types seen: \(types.sorted())")
+        let verbose = try await runTool(tshark, ["-X", "lua_script:\(plugin)", "-r", capture] + decodeAs + ["-Y", "enrp", "-V"])
+        // Only the ENRP subtree of each frame counts (the TCP layer notes MPTCP's option padding).
+        let sections = verbose.split(whereSeparator: { $0.hasPrefix("Frame ") }).compactMap { frame -> String? in
+            guard let start = frame.firstIndex(where: { $0.hasPrefix("Endpoint Handlespace Redundancy Protocol") }) else { return nil }
+            return frame[start...].joined(separator: "\n")
+        }
+        #expect(sections.count >= rows.count, "every ENRP frame has its Wireshark section")
+        let problems = sections.filter { $0.contains("Malformed") || $0.contains("Expert Info") }
+        #expect(problems.isEmpty, "Wireshark objects to \(problems.count) ENRP message(s):\n\(problems.prefix(2).map { String($0.prefix(1500)) }.joined(separator: "\n---\n"))")
+    }
+}
+
 /// Runs a tool to its end; returns its output lines.
 func runTool(_ path: String, _ arguments: [String], timeout: Double = 60) async throws -> [String] {
     let process = try LiveProcess(URL(fileURLWithPath: path).lastPathComponent, arguments, executable: path)

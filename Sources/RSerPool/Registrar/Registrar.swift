@@ -125,26 +125,28 @@ public final class Registrar: Service, Sendable {
     }
 
     private func bindPeerListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
-        let core = self.core
-        let limits = configuration.registrar.wireLimits
-        return try await StreamTransport.bind(address, transport: configuration.transport, group: loop) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addENRPCodec(limits: limits)
-                let id = core.value.peerAssociationOpened(channel)
-                try channel.pipeline.syncOperations.addHandler(RegistrarPeerHandler(core: core.value, association: id))
-            }
+        try await bindListener(address) { channel, core, limits in
+            try channel.pipeline.syncOperations.addENRPCodec(limits: limits)
+            let id = core.peerAssociationOpened(channel)
+            try channel.pipeline.syncOperations.addHandler(RegistrarPeerHandler(core: core, association: id))
         }
     }
 
     private func bindListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
+        try await bindListener(address) { channel, core, limits in
+            try channel.pipeline.syncOperations.addASAPCodec(limits: limits)
+            let id = core.associationOpened(channel)
+            try channel.pipeline.syncOperations.addHandler(RegistrarAssociationHandler(core: core, association: id))
+        }
+    }
+
+    private func bindListener(
+        _ address: SocketAddress, configure: @escaping @Sendable (Channel, RegistrarCore, WireLimits) throws -> Void
+    ) async throws -> (Channel, TransportProtocol) {
         let core = self.core
         let limits = configuration.registrar.wireLimits
         return try await StreamTransport.bind(address, transport: configuration.transport, group: loop) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addASAPCodec(limits: limits)
-                let id = core.value.associationOpened(channel)
-                try channel.pipeline.syncOperations.addHandler(RegistrarAssociationHandler(core: core.value, association: id))
-            }
+            channel.eventLoop.makeCompletedFuture { try configure(channel, core.value, limits) }
         }
     }
 }
