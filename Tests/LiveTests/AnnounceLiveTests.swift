@@ -63,4 +63,51 @@ struct AnnounceLiveTests {
         #expect(rows.count >= 2, "an announce per second: \(rows)")
         #expect(rows.allSatisfy { $0.hasPrefix("10\t0x00005eed") && !$0.contains("Malformed") }, "\(rows)")
     }
+
+    @Test func registrarsFindEachOtherByMulticastPresence() async throws {
+        if let reason = TestNamespace.unavailableReason {
+            print("SKIPPED registrarsFindEachOtherByMulticastPresence: \(reason); network namespaces are needed")
+            return
+        }
+        let namespace = try TestNamespace()
+        let tsharkPath = "/usr/bin/tshark"
+        let hasTshark = FileManager.default.isExecutableFile(atPath: tsharkPath)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-presence-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = directory.appendingPathComponent("presence.pcapng").path
+        var capturer: LiveProcess?
+        if hasTshark {
+            capturer = try LiveProcess("tshark", ["netns", "exec", namespace.name, tsharkPath, "-i", "lo", "-f", "udp port 9901", "-w", capture],
+                                       executable: TestNamespace.ipTool!)
+            try await capturer!.waitForLine(containing: "Capturing on")
+        } else {
+            print("SKIPPED the tshark part of registrarsFindEachOtherByMulticastPresence: no tshark")
+        }
+        let discovery = ["--enrp-announce", "239.0.0.51:9901", "--announce-interface", "127.0.0.1", "--peer-heartbeat-interval", "500ms"]
+        let one = try namespace.edgepool("registrar-1", ["registrar", "--identifier", "0x51", "--listen", "127.0.0.1:3863",
+                                                         "--enrp-listen", "127.0.0.1:9911", "--log-level", "info"] + discovery)
+        let two = try namespace.edgepool("registrar-2", ["registrar", "--identifier", "0x52", "--listen", "127.0.0.1:3864",
+                                                         "--enrp-listen", "127.0.0.1:9912", "--log-level", "info"] + discovery)
+        try await one.waitForLine(containing: "listening on")
+        try await two.waitForLine(containing: "listening on")
+        try await two.waitForLine(containing: "peer registrar up", timeout: 10)
+        let element = try namespace.edgepool("pe", ["pe", "--pool", "FoundPool", "--registrar", "127.0.0.1:3863"])
+        try await element.waitForLine(containing: "edgepool pe ")
+        let identifier = try await element.waitForLine(containing: "edgepool pe ").split(separator: " ")[2]
+        try await eventually(timeout: 10, "the PE registered at the first registrar is resolvable at the second") {
+            let resolver = try namespace.edgepool("resolve", ["resolve", "--pool", "FoundPool", "--registrar", "127.0.0.1:3864"])
+            _ = try await resolver.waitForExit()
+            return resolver.lines.contains { $0.contains(identifier) }
+        }
+        if let capturer {
+            capturer.signal(SIGINT)
+            _ = try await capturer.waitForExit()
+            let rows = try await runTool(tsharkPath, ["-r", capture, "-Y", "enrp", "-T", "fields", "-e", "enrp.message_type",
+                                                      "-e", "enrp.sender_servers_id", "-e", "_ws.malformed"])
+                .filter { !$0.isEmpty && !$0.hasPrefix("Running as") }
+            #expect(rows.count >= 2, "Presence datagrams: \(rows)")
+            #expect(rows.allSatisfy { $0.hasPrefix("1\t0x0000005") && !$0.contains("Malformed") }, "\(rows.prefix(5))")
+        }
+    }
 }

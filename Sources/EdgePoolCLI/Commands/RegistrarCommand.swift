@@ -24,6 +24,7 @@ struct RegistrarFile: Codable {
     var announceInterface: String?
     var enrpListen: [Endpoint]?
     var peer: [Endpoint]?
+    var enrpAnnounce: Endpoint?
     var allowedPeer: [String]?
     var peerHeartbeatInterval: Duration?
     var peerMaxTimeLastHeard: Duration?
@@ -105,6 +106,9 @@ struct RegistrarCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A peer registrar's ENRP address; repeatable.", valueName: "host:port"))
     var peer: [Endpoint] = []
 
+    @Option(help: ArgumentHelp("Also find peers by multicast Presence on this group (e.g. 239.0.0.51:9901); uses --announce-interface.", valueName: "group:port"))
+    var enrpAnnounce: Endpoint?
+
     @Option(help: ArgumentHelp("Close the operation scope: accept ENRP only from these registrar identifiers (repeatable).", valueName: "id"))
     var allowedPeer: [String] = []
 
@@ -123,7 +127,7 @@ struct RegistrarCommand: AsyncParsableCommand {
     func run() async throws {
         try checkConfigurationKeys(common.config, allowed: ["identifier", "listen", "transport", "status", "keepAliveInterval",
             "keepAliveTimeout", "maxUnreachableReports", "maxHandleLength", "maxPoolElements", "maxPoolElementsPerAssociation",
-            "announce", "announceInterface", "enrpListen", "peer", "allowedPeer", "peerHeartbeatInterval", "peerMaxTimeLastHeard",
+            "announce", "announceInterface", "enrpListen", "peer", "enrpAnnounce", "allowedPeer", "peerHeartbeatInterval", "peerMaxTimeLastHeard",
             "peerMaxTimeNoResponse", "takeoverExpiry", "logLevel"])
         let file = try loadConfigurationFile(common.config, as: RegistrarFile.self) ?? RegistrarFile()
         let level = common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -183,8 +187,17 @@ struct RegistrarCommand: AsyncParsableCommand {
         configuration.transport = transport ?? file.transport ?? .mptcp
         configuration.enrpListenAddresses = try (enrpListen.isEmpty ? (file.enrpListen ?? []) : enrpListen).map { try $0.socketAddress() }
         configuration.peers = try (peer.isEmpty ? (file.peer ?? []) : peer).map { try $0.socketAddress() }
-        if !configuration.peers.isEmpty, configuration.enrpListenAddresses.isEmpty {
-            throw ValidationError("--peer needs --enrp-listen: peers must be able to reach this registrar too")
+        if let group = enrpAnnounce ?? file.enrpAnnounce {
+            var presence = ServerAnnounceConfiguration(group: try group.socketAddress())
+            presence.interval = protocolConfiguration.peerHeartbeatInterval
+            if let interface = announceInterface ?? file.announceInterface {
+                guard let address = IPAddress(interface) else { throw ValidationError("--announce-interface: '\(interface)' is not an address") }
+                presence.interface = address
+            }
+            configuration.enrpAnnounce = presence
+        }
+        if (!configuration.peers.isEmpty || configuration.enrpAnnounce != nil), configuration.enrpListenAddresses.isEmpty {
+            throw ValidationError("--peer and --enrp-announce need --enrp-listen: peers must be able to reach this registrar too")
         }
         if let group = announce ?? file.announce {
             var announceConfiguration = ServerAnnounceConfiguration(group: try group.socketAddress())

@@ -16,15 +16,32 @@ public struct AnnounceListening: Sendable {
     }
 }
 
-/// Joins the announce group and hands every decoded Server Announce, with its source, to a
-/// callback. Other datagrams are dropped with a debug log line.
-final class ServerAnnounceListener: Sendable {
+/// Joins a multicast group and hands every datagram, with its source, to a handler (which
+/// decodes ASAP Server Announces or ENRP Presence).
+final class MulticastListener: Sendable {
     private let channel: Channel
 
     private init(channel: Channel) { self.channel = channel }
 
+    /// Listens for ASAP Server Announces.
+    static func serverAnnounces(_ listening: AnnounceListening, group: EventLoopGroup, logger: Logger,
+                                onAnnounce: @escaping @Sendable (ASAPServerAnnounce, SocketAddress) -> Void) -> EventLoopFuture<MulticastListener> {
+        start(listening, group: group, logger: logger) { data, source in
+            var buffer = data
+            do {
+                guard let decoded = try ASAPMessage.decode(from: &buffer), case .serverAnnounce(let announce) = decoded.message else {
+                    logger.debug("ignored datagram on the announce group", metadata: ["from": "\(source.endpointDescription)"])
+                    return
+                }
+                onAnnounce(announce, source)
+            } catch {
+                logger.debug("malformed datagram on the announce group", metadata: ["from": "\(source.endpointDescription)", "error": "\(error)"])
+            }
+        }
+    }
+
     static func start(_ listening: AnnounceListening, group: EventLoopGroup, logger: Logger,
-                      onAnnounce: @escaping @Sendable (ASAPServerAnnounce, SocketAddress) -> Void) -> EventLoopFuture<ServerAnnounceListener> {
+                      onDatagram: @escaping @Sendable (ByteBuffer, SocketAddress) -> Void) -> EventLoopFuture<MulticastListener> {
         let loop = group.next()
         let any: SocketAddress
         let device: NIONetworkDevice?
@@ -40,7 +57,7 @@ final class ServerAnnounceListener: Sendable {
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AnnounceHandler(logger: logger, onAnnounce: onAnnounce))
+                    try channel.pipeline.syncOperations.addHandler(DatagramHandler(onDatagram: onDatagram))
                 }
             }
             .bind(to: any)
@@ -49,8 +66,8 @@ final class ServerAnnounceListener: Sendable {
                     return channel.close().flatMapThrowing { throw ChannelError.operationUnsupported }
                 }
                 return multicast.joinGroup(listening.group, device: device).map {
-                    logger.info("listening for server announces", metadata: ["group": "\(listening.group.endpointDescription)"])
-                    return ServerAnnounceListener(channel: channel)
+                    logger.info("listening on a multicast group", metadata: ["group": "\(listening.group.endpointDescription)"])
+                    return MulticastListener(channel: channel)
                 }
             }
     }
@@ -60,27 +77,14 @@ final class ServerAnnounceListener: Sendable {
     }
 }
 
-private final class AnnounceHandler: ChannelInboundHandler {
+private final class DatagramHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    private let logger: Logger
-    private let onAnnounce: @Sendable (ASAPServerAnnounce, SocketAddress) -> Void
+    private let onDatagram: @Sendable (ByteBuffer, SocketAddress) -> Void
 
-    init(logger: Logger, onAnnounce: @escaping @Sendable (ASAPServerAnnounce, SocketAddress) -> Void) {
-        self.logger = logger
-        self.onAnnounce = onAnnounce
-    }
+    init(onDatagram: @escaping @Sendable (ByteBuffer, SocketAddress) -> Void) { self.onDatagram = onDatagram }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        do {
-            var buffer = envelope.data
-            guard let decoded = try ASAPMessage.decode(from: &buffer), case .serverAnnounce(let announce) = decoded.message else {
-                logger.debug("ignored datagram on the announce group", metadata: ["from": "\(envelope.remoteAddress.endpointDescription)"])
-                return
-            }
-            onAnnounce(announce, envelope.remoteAddress)
-        } catch {
-            logger.debug("malformed datagram on the announce group", metadata: ["from": "\(envelope.remoteAddress.endpointDescription)", "error": "\(error)"])
-        }
+        onDatagram(envelope.data, envelope.remoteAddress)
     }
 }

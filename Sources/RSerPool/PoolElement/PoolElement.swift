@@ -98,10 +98,10 @@ public final class PoolElement: Service, Sendable {
     }
 
     public func run() async throws {
-        var listener: ServerAnnounceListener?
+        var listener: MulticastListener?
         if let announce = registrars.announce {
             let driver = self.driver, loop = self.loop
-            listener = try await ServerAnnounceListener.start(announce, group: loop, logger: logger) { message, source in
+            listener = try await MulticastListener.serverAnnounces(announce, group: loop, logger: logger) { message, source in
                 loop.execute { driver.value.heard(message, from: source) }
             }.get()
         }

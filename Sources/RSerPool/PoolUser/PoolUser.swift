@@ -58,7 +58,7 @@ public final class PoolUser: Sendable {
         self.state = state
         if let announce = registrars.announce {
             let loop = self.loop
-            ServerAnnounceListener.start(announce, group: loop, logger: logger) { message, source in
+            MulticastListener.serverAnnounces(announce, group: loop, logger: logger) { message, source in
                 loop.execute { state.value.heard(message, from: source) }
             }.whenComplete { result in
                 switch result {
@@ -141,7 +141,7 @@ final class PoolUserCore {
     private let loop: EventLoop
     private let registrars: RegistrarList
     private var table: RegistrarTable
-    private var listener: ServerAnnounceListener?
+    private var listener: MulticastListener?
     private var waitingForRegistrar: [EventLoopPromise<Void>] = []
     private var registrarIndex = 0
     private var cache: HandleResolutionCache
@@ -181,7 +181,7 @@ final class PoolUserCore {
         return promise.futureResult
     }
 
-    func adopt(_ listener: ServerAnnounceListener) {
+    func adopt(_ listener: MulticastListener) {
         if isShutDown { listener.stop() } else { self.listener = listener }
     }
 

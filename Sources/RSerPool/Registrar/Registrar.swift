@@ -21,6 +21,8 @@ public struct RegistrarServiceConfiguration: Sendable {
     public var enrpListenAddresses: [SocketAddress] = []
     /// Peer registrars' ENRP addresses to keep associations with.
     public var peers: [SocketAddress] = []
+    /// Multicast Presence to find peers (239.0.0.51:9901); nil: static peers and peer lists only.
+    public var enrpAnnounce: ServerAnnounceConfiguration?
 
     public init(registrar: RegistrarConfiguration, listenAddresses: [SocketAddress]) {
         self.registrar = registrar
@@ -79,7 +81,9 @@ public final class Registrar: Service, Sendable {
 
     public func run() async throws {
         var servers: [Channel] = []
-        var announcer: ServerAnnouncer?
+        var announcer: MulticastAnnouncer?
+        var presenceAnnouncer: MulticastAnnouncer?
+        var presenceListener: MulticastListener?
         do {
             for address in configuration.listenAddresses {
                 let (channel, transport) = try await bindListener(address)
@@ -104,7 +108,26 @@ public final class Registrar: Service, Sendable {
             if let announce = configuration.announce {
                 let transports = addresses.compactMap { TransportAddress(tcp: $0) }
                 let message = try await loop.submit { self.core.value.machine.serverAnnounce(transports: transports) }.get()
-                announcer = try await ServerAnnouncer.start(configuration: announce, message: message, group: group, logger: logger)
+                let payload = message.encoded()
+                let loop = self.loop
+                announcer = try await MulticastAnnouncer.start(configuration: announce, group: group, logger: logger) {
+                    loop.makeSucceededFuture(payload)
+                }
+            }
+            if let enrpAnnounce = configuration.enrpAnnounce, !enrpAddresses.isEmpty {
+                let core = self.core, loop = self.loop, logger = self.logger
+                presenceAnnouncer = try await MulticastAnnouncer.start(configuration: enrpAnnounce, group: group, logger: logger) {
+                    loop.submit { core.value.machine.presence(to: .unknown, replyRequired: false).encoded() }
+                }
+                presenceListener = try await MulticastListener.start(
+                    AnnounceListening(group: enrpAnnounce.group, interface: enrpAnnounce.interface), group: loop, logger: logger
+                ) { data, source in
+                    guard let message = try? ENRPMessage.decode(frame: data) else {
+                        logger.debug("ignored datagram on the ENRP group", metadata: ["from": "\(source.endpointDescription)"])
+                        return
+                    }
+                    loop.execute { core.value.peerAnnounced(message, from: source) }
+                }.get()
             }
         } catch {
             bound.fail(error)
@@ -120,6 +143,8 @@ public final class Registrar: Service, Sendable {
             for server in listeners { server.close(promise: nil) }
         }
         try? await announcer?.stop()
+        try? await presenceAnnouncer?.stop()
+        presenceListener?.stop()
         try? await loop.submit { self.core.value.closeAll() }.get()
         logger.info("stopped")
     }

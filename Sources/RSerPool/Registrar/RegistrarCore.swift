@@ -90,6 +90,11 @@ final class RegistrarCore {
         perform(machine.peerAssociationEstablished(id, now: loop.now))
     }
 
+    /// A Presence heard on the ENRP multicast group.
+    func peerAnnounced(_ message: ENRPMessage, from source: SocketAddress) {
+        perform(machine.receivedPeerAnnouncement(message, from: IPAddress(source), now: loop.now))
+    }
+
     func receivedPeer(_ inbound: ENRPInbound, on id: AssociationID) {
         switch inbound {
         case .message(let message): perform(machine.receivedPeer(message, on: id, now: loop.now))

@@ -25,10 +25,14 @@ public struct ServerAnnounceConfiguration: Sendable {
 
     public static let defaultIPv4Group = try! SocketAddress(ipAddress: "239.0.0.50", port: 3863)
     public static let defaultIPv6Group = try! SocketAddress(ipAddress: "ff08::50", port: 3863)
+    /// The ENRP Presence group: 239.0.0.51:9901 (IPv6: [ff08::51]:9901).
+    public static let defaultENRPIPv4Group = try! SocketAddress(ipAddress: "239.0.0.51", port: 9901)
+    public static let defaultENRPIPv6Group = try! SocketAddress(ipAddress: "ff08::51", port: 9901)
 }
 
-/// Sends a registrar's Server Announce to the multicast group at a fixed interval.
-final class ServerAnnouncer: Sendable {
+/// Sends a datagram to a multicast group at a fixed interval: a registrar's ASAP Server
+/// Announce, or its ENRP Presence.
+final class MulticastAnnouncer: Sendable {
     private let channel: Channel
     private let task: RepeatedTask
 
@@ -37,7 +41,10 @@ final class ServerAnnouncer: Sendable {
         self.task = task
     }
 
-    static func start(configuration: ServerAnnounceConfiguration, message: ASAPMessage, group: EventLoopGroup, logger: Logger) async throws -> ServerAnnouncer {
+    /// `payload` is asked for the bytes at every interval (ENRP Presence carries a checksum
+    /// that changes); it runs on the announcer's event loop.
+    static func start(configuration: ServerAnnounceConfiguration, group: EventLoopGroup, logger: Logger,
+                      payload: @escaping @Sendable () -> EventLoopFuture<ByteBuffer>) async throws -> MulticastAnnouncer {
         let isIPv6 = configuration.group.protocol == .inet6
         let local = try SocketAddress(ipAddress: isIPv6 ? "::" : "0.0.0.0", port: 0)
         let channel = try await DatagramBootstrap(group: group).bind(to: local).get()
@@ -47,15 +54,16 @@ final class ServerAnnouncer: Sendable {
                 try await channel.setOption(.ipOption(.ip_multicast_if), value: Int(CInt(bitPattern: address.bigEndian))).get()
             }
         }
-        let payload = message.encoded()
         let destination = configuration.group
         let task = channel.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: configuration.interval) { _ in
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload)).whenFailure { error in
-                logger.debug("server announce not sent", metadata: ["group": "\(destination)", "error": "\(error)"])
+            payload().flatMap { bytes in
+                channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: bytes))
+            }.whenFailure { error in
+                logger.debug("multicast announce not sent", metadata: ["group": "\(destination)", "error": "\(error)"])
             }
         }
-        logger.info("announcing", metadata: ["group": "\(destination)", "interval": "\(configuration.interval)"])
-        return ServerAnnouncer(channel: channel, task: task)
+        logger.info("announcing", metadata: ["group": "\(destination.endpointDescription)", "interval": "\(configuration.interval)"])
+        return MulticastAnnouncer(channel: channel, task: task)
     }
 
     func stop() async throws {

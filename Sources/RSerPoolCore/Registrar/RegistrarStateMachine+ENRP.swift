@@ -33,6 +33,16 @@ extension RegistrarStateMachine {
         }
     }
 
+    /// A Presence heard by UDP multicast (RFC 5353 §3.1): a peer we have no association with
+    /// is contacted. An unspecified address in its server information stands for `source`.
+    public mutating func receivedPeerAnnouncement(_ message: ENRPMessage, from source: IPAddress?, now: NIODeadline) -> [Action] {
+        guard case .presence(_, var server, _) = message.body, message.sender != identifier, message.sender != .unknown else { return [] }
+        if let allowed = configuration.allowedPeers, !allowed.contains(message.sender) { return [] }
+        if let peer = peers[message.sender], !peer.associations.isEmpty { return [] }
+        if let source { server.transport.addresses = server.transport.addresses.map { $0.isUnspecified ? source : $0 } }
+        return [.connectPeer(server.transport)]
+    }
+
     // MARK: - Messages
 
     /// An ENRP message arrived from a peer.
@@ -238,7 +248,8 @@ extension RegistrarStateMachine {
         }
     }
 
-    func presence(to receiver: RegistrarIdentifier, replyRequired: Bool) -> ENRPMessage {
+    /// A Presence from this registrar (its own PEs' checksum and where it listens).
+    public func presence(to receiver: RegistrarIdentifier, replyRequired: Bool) -> ENRPMessage {
         ENRPMessage(sender: identifier, receiver: receiver, .presence(
             checksum: handlespace.checksum(of: identifier),
             server: ServerInformation(identifier: identifier, transport: enrpTransport ?? .tcp(.ipv4Any, port: 0)),
