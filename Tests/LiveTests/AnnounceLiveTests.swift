@@ -81,6 +81,7 @@ struct AnnounceLiveTests {
             capturer = try LiveProcess("tshark", ["netns", "exec", namespace.name, tsharkPath, "-i", "lo", "-f", "udp port 9901", "-w", capture],
                                        executable: TestNamespace.ipTool!)
             try await capturer!.waitForLine(containing: "Capturing on")
+            try await Task.sleep(nanoseconds: 500_000_000)  // dumpcap may still be opening the interface
         } else {
             print("SKIPPED the tshark part of registrarsFindEachOtherByMulticastPresence: no tshark")
         }
@@ -101,6 +102,7 @@ struct AnnounceLiveTests {
             return resolver.lines.contains { $0.contains(identifier) }
         }
         if let capturer {
+            try await Task.sleep(nanoseconds: 1_500_000_000)  // a few more Presence rounds (every 500 ms)
             capturer.signal(SIGINT)
             _ = try await capturer.waitForExit()
             let rows = try await runTool(tsharkPath, ["-r", capture, "-Y", "enrp", "-T", "fields", "-e", "enrp.message_type",

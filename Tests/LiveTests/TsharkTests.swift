@@ -20,7 +20,7 @@ struct TsharkTests {
 
         let capturer = try LiveProcess("tshark", ["-i", "lo", "-f", "tcp port \(port)", "-w", capture], executable: tshark)
         try await capturer.waitForLine(containing: "Capturing on")
-        try await Task.sleep(nanoseconds: 300_000_000)
+        try await Task.sleep(nanoseconds: 500_000_000)  // dumpcap may still be opening the interface
 
         // Every ASAP message type a registrar, PE and PU exchange.
         let registrar = try await LiveRegistrar.start(port: port, extra: ["--keep-alive-interval", "1s", "--keep-alive-timeout", "2s"])
@@ -88,7 +88,7 @@ extension TsharkTests {
         let filter = ports.map { "tcp port \($0)" }.joined(separator: " or ")
         let capturer = try LiveProcess("tshark", ["-i", "lo", "-f", filter, "-w", capture], executable: tshark)
         try await capturer.waitForLine(containing: "Capturing on")
-        try await Task.sleep(nanoseconds: 300_000_000)
+        try await Task.sleep(nanoseconds: 500_000_000)  // dumpcap may still be opening the interface
 
         let timers = ["--peer-heartbeat-interval", "500ms", "--peer-max-time-last-heard", "1s", "--peer-max-time-no-response", "1s",
                       "--takeover-expiry", "1s"]
