@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "RSerPoolWire", targets: ["RSerPoolWire"]),
         .library(name: "RSerPoolCore", targets: ["RSerPoolCore"]),
         .library(name: "RSerPool", targets: ["RSerPool"]),
+        .library(name: "CalcApp", targets: ["CalcApp"]),
         .executable(name: "edgepool", targets: ["EdgePoolCLI"]),
     ],
     dependencies: [
@@ -45,10 +46,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "CalcApp",
+            dependencies: ["RSerPoolWire", "RSerPoolCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .executableTarget(
             name: "EdgePoolCLI",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -72,6 +77,10 @@ let package = Package(
         .testTarget(
             name: "RSerPoolCoreTests",
             dependencies: ["RSerPoolCore", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "CalcAppTests",
+            dependencies: ["CalcApp", "RSerPoolCore", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "RSerPoolTests",
