@@ -7,8 +7,11 @@ public struct CalcAppClientConfiguration: Sendable, Hashable {
     public var keepAliveInterval: TimeAmount = .seconds(5)
     /// … and a PE that does not answer within this time is given up (failover).
     public var keepAliveTimeout: TimeAmount = .seconds(5)
-    /// After a REJECT, or when no PE is available, wait this long before selecting again.
+    /// After a REJECT, or when no PE is available, wait this long before selecting again; the
+    /// wait doubles with every further rejection of the same request, up to `maximumRetryDelay`
+    /// (a full pool is not hammered).
     public var retryDelay: TimeAmount = .milliseconds(100)
+    public var maximumRetryDelay: TimeAmount = .milliseconds(1600)
 
     public init() {}
 }
@@ -77,6 +80,7 @@ public struct CalcAppClient: Sendable {
         var cookie: ByteBuffer?
         var failovers = 0
         var rejections = 0
+        var consecutiveRejections = 0
         var keepAliveSentAt: NIODeadline?
         var nextKeepAlive: NIODeadline?
     }
@@ -131,7 +135,7 @@ public struct CalcAppClient: Sendable {
     public mutating func selected(_ element: PoolElementParameter?, now: NIODeadline) -> [Action] {
         guard case .selecting(let current) = state else { return [] }
         guard let element else {
-            state = .waiting(current, until: now + configuration.retryDelay)
+            state = .waiting(current, until: now + retryDelay(after: current.rejections))
             return [.event(.noPoolElement(current.job.id))]
         }
         state = .connecting(current, element)
@@ -158,12 +162,14 @@ public struct CalcAppClient: Sendable {
             switch reply.type {
             case .accept:
                 if current.accepted == nil { current.accepted = now }
+                current.consecutiveRejections = 0
                 current.nextKeepAlive = now + configuration.keepAliveInterval
                 state = .processing(current, element)
                 return []
             case .reject:
                 current.rejections += 1
-                state = .waiting(current, until: now + configuration.retryDelay)
+                current.consecutiveRejections += 1
+                state = .waiting(current, until: now + retryDelay(after: current.consecutiveRejections))
                 return [.closeSession, .event(.rejected(current.job.id, element.identifier))]
             default:
                 return [.event(.unexpected(reply.type))]
@@ -234,6 +240,11 @@ public struct CalcAppClient: Sendable {
     }
 
     // MARK: - Internals
+
+    func retryDelay(after rejections: Int) -> TimeAmount {
+        let doublings = min(max(rejections - 1, 0), 16)
+        return min(configuration.retryDelay * Int64(1 << doublings), configuration.maximumRetryDelay)
+    }
 
     private mutating func startNext(now: NIODeadline) -> [Action] {
         guard queueHead < queue.count else {

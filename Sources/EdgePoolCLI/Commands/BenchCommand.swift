@@ -4,13 +4,58 @@ import NIOCore
 import NIOPosix
 import RSerPool
 import RSerPoolWire
+import CalcApp
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (no pass/fail).",
-        subcommands: [RegistrarBench.self]
+        subcommands: [RegistrarBench.self, SimulatorBench.self]
     )
+}
+
+struct SimulatorBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulator",
+        abstract: "Simulator events/s and wall time: the default sweep, and the scenario scaled to 10,000 PEs and 100,000 users.",
+        discussion: """
+        Method: (1) the built-in device/edge/cloud sweep (8 points × 5 repetitions × 300 s) on both
+        cores; (2) one run of the same scenario with every PE group scaled so that the pool holds
+        --elements PEs, and --users pool users, for --seconds simulated seconds, on one core. The
+        baseline for the events/s ratio is (1)'s per-core rate in the same process.
+        """
+    )
+
+    @Option(help: "PEs in the scaled run.")
+    var elements: Int = 10_000
+
+    @Option(help: "Pool users in the scaled run.")
+    var users: Int = 100_000
+
+    @Option(help: "Simulated seconds of the scaled run.")
+    var seconds: Double = 30
+
+    func run() async throws {
+        let sweepStart = NIODeadline.now()
+        let points = await OffloadingSweep.run(.deviceEdgeCloud)
+        let sweepWall = Double((NIODeadline.now() - sweepStart).nanoseconds) / 1e9
+        let sweepEvents = points.flatMap(\.runs).map(\.events).reduce(0, +)
+        let perCore = Double(sweepEvents) / sweepWall / 2
+        print(String(format: "default sweep: %d runs, %d events, %.2f s wall on 2 cores (%.0f events/s per core)",
+                     points.flatMap(\.runs).count, sweepEvents, sweepWall, perCore))
+
+        var scaled = OffloadingScenario.deviceEdgeCloud
+        let base = scaled.elements.map(\.count).reduce(0, +)
+        for index in scaled.elements.indices { scaled.elements[index].count = max(1, scaled.elements[index].count * elements / base) }
+        scaled.sweep.duration = ScenarioDuration(seconds: seconds)
+        let total = scaled.elements.map(\.count).reduce(0, +)
+        let start = NIODeadline.now()
+        var simulation = OffloadingSimulation(scenario: scaled, users: users, seed: 1)
+        let result = simulation.run()
+        let wall = Double((NIODeadline.now() - start).nanoseconds) / 1e9
+        print(String(format: "scaled run: %d PEs, %d users, %.0f s simulated: %d events, %d requests completed, %.2f s wall, %.0f events/s (%.2f× the sweep's per-core rate)",
+                     total, users, seconds, result.events, result.completed, wall, Double(result.events) / wall, Double(result.events) / wall / perCore))
+    }
 }
 
 struct RegistrarBench: AsyncParsableCommand {
