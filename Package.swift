@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "RSerPoolCore", targets: ["RSerPoolCore"]),
         .library(name: "RSerPool", targets: ["RSerPool"]),
         .library(name: "CalcApp", targets: ["CalcApp"]),
+        .library(name: "CalcAppService", targets: ["CalcAppService"]),
         .executable(name: "edgepool", targets: ["EdgePoolCLI"]),
     ],
     dependencies: [
@@ -50,10 +51,21 @@ let package = Package(
             name: "CalcApp",
             dependencies: ["RSerPoolWire", "RSerPoolCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        .target(
+            name: "CalcAppService",
+            dependencies: [
+                "CalcApp", "RSerPool", "RSerPoolCore", "RSerPoolWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "EdgePoolCLI",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

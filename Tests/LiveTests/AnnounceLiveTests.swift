@@ -11,7 +11,7 @@ struct AnnounceLiveTests {
             print("SKIPPED poolElementFindsAndSwitchesRegistrarsByAnnounces: \(reason); network namespaces are needed")
             return
         }
-        let namespace = try TestNamespace()
+        let namespace = try await TestNamespace.make()
         let announce = ["--announce", Self.group, "--announce-interface", "127.0.0.1"]
         var first: LiveProcess? = try namespace.edgepool("registrar-1", ["registrar", "--listen", "127.0.0.1:0", "--log-level", "info"] + announce)
         try await first!.waitForLine(containing: "listening on")
@@ -43,7 +43,7 @@ struct AnnounceLiveTests {
             print("SKIPPED wiresharkDecodesOurServerAnnounces: \(reason)")
             return
         }
-        let namespace = try TestNamespace()
+        let namespace = try await TestNamespace.make()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-announce-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -69,7 +69,7 @@ struct AnnounceLiveTests {
             print("SKIPPED registrarsFindEachOtherByMulticastPresence: \(reason); network namespaces are needed")
             return
         }
-        let namespace = try TestNamespace()
+        let namespace = try await TestNamespace.make()
         let tsharkPath = "/usr/bin/tshark"
         let hasTshark = FileManager.default.isExecutableFile(atPath: tsharkPath)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-presence-\(getpid())")

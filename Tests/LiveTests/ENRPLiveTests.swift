@@ -130,7 +130,7 @@ struct ENRPLiveTests {
             print("SKIPPED networkPartitionBetweenRegistrarsHealsAndConverges: \(reason); network namespaces are needed")
             return
         }
-        let (a, b) = try TestNamespace.pair()
+        let (a, b) = try await TestNamespace.pair()
         let one = try await PeeringRegistrar.start(identifier: "0x1", enrp: 9901, status: 9090, peers: [9901], asapPort: 3863,
                                                    namespace: a, host: "10.77.0.1", peerHost: "10.77.0.2")
         let two = try await PeeringRegistrar.start(identifier: "0x2", enrp: 9901, status: 9090, peers: [9901], asapPort: 3863,
@@ -145,11 +145,11 @@ struct ENRPLiveTests {
             return viewA.count == 2 && viewB.count == 2
         }
         // Partition: the registrars cannot reach each other (nor the other side's PE).
-        try a.ip(["link", "set", "va", "down"])
+        try await a.ip(["link", "set", "va", "down"])
         try await Task.sleep(nanoseconds: 6_000_000_000)
         let duringA = owners(try await handlespace(9090, namespace: a, host: "10.77.0.1"))
         #expect(duringA.values.allSatisfy { $0 != "$00000002" }, "side A gave up on registrar 2's PE: \(duringA)")
-        try a.ip(["link", "set", "va", "up"])
+        try await a.ip(["link", "set", "va", "up"])
         try await eventually(timeout: 30, "after healing, both sides agree again") {
             let viewA = owners(try await handlespace(9090, namespace: a, host: "10.77.0.1"))
             let viewB = owners(try await handlespace(9090, namespace: b, host: "10.77.0.2"))

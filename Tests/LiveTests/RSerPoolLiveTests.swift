@@ -130,23 +130,23 @@ struct BadInputLiveTests {
         let element = try await startPoolElement(registrar: registrar.endpoint, pool: "EchoPool")
 
         // An unknown message type: ASAP Error (type 0x0E), cause 2, and the association stays.
-        let unknown = try rawExchange(port: registrar.port, bytes: [0x7F, 0, 0, 0x08, 0xDE, 0xAD, 0xBE, 0xEF])
+        let unknown = try await rawExchange(port: registrar.port, bytes: [0x7F, 0, 0, 0x08, 0xDE, 0xAD, 0xBE, 0xEF])
         #expect(unknown.received.first == 0x0E, "ASAP Error: \(unknown.received)")
         #expect(unknown.received.count >= 12 && unknown.received[8...11] == [0, 0x02, 0, 0x0C], "cause 2 with the message: \(unknown.received)")
 
         // A 33-byte pool handle: ASAP Error, cause 3 (invalid values).
         let longHandle: [UInt8] = [0x05, 0, 0, 0x28, 0, 0x09, 0, 0x25] + [UInt8](repeating: 0x41, count: 33) + [0, 0, 0]
-        let tooLong = try rawExchange(port: registrar.port, bytes: longHandle)
+        let tooLong = try await rawExchange(port: registrar.port, bytes: longHandle)
         #expect(tooLong.received.first == 0x0E && tooLong.received.count >= 10 && tooLong.received[9] == 0x03, "\(tooLong.received)")
 
         // An impossible length: ASAP Error, then the registrar closes the association.
-        let impossible = try rawExchange(port: registrar.port, bytes: [0x01, 0, 0, 0x02], wait: 2)
+        let impossible = try await rawExchange(port: registrar.port, bytes: [0x01, 0, 0, 0x02], wait: 2)
         #expect(impossible.received.first == 0x0E)
 
         // Random garbage: no crash.
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<20 {
-            _ = try rawExchange(port: registrar.port, bytes: (0..<256).map { _ in UInt8.random(in: 0...255, using: &generator) }, wait: 0.1)
+            _ = try await rawExchange(port: registrar.port, bytes: (0..<256).map { _ in UInt8.random(in: 0...255, using: &generator) }, wait: 0.1)
         }
 
         #expect(try await resolve(registrar.endpoint, pool: "EchoPool").identifiers == [element.identifier], "still serving")

@@ -40,9 +40,9 @@ struct TsharkTests {
         // From this test (not judged natively): an unknown parameter to be reported (ASAP
         // Error from the registrar), and two messages in one segment for the Lua plugin.
         let handleResolution: [UInt8] = [0x05, 0, 0, 0x0C, 0, 0x09, 0, 0x07, 0x61, 0x62, 0x63, 0]
-        let (reportPort, _) = try rawExchange(port: port, bytes: [0x05, 0, 0, 0x14, 0, 0x09, 0, 0x08, 0x50, 0x6F, 0x6F, 0x6C,
+        let (reportPort, _) = try await rawExchange(port: port, bytes: [0x05, 0, 0, 0x14, 0, 0x09, 0, 0x08, 0x50, 0x6F, 0x6F, 0x6C,
                                                                    0xC0, 0x77, 0, 0x08, 1, 2, 3, 4])
-        let (pairPort, _) = try rawExchange(port: port, bytes: handleResolution + handleResolution)
+        let (pairPort, _) = try await rawExchange(port: port, bytes: handleResolution + handleResolution)
         try await Task.sleep(nanoseconds: 500_000_000)
         capturer.signal(SIGINT)
         _ = try await capturer.waitForExit()

@@ -89,7 +89,7 @@ public struct CalcAppClient: Sendable {
         case idle
         case selecting(Current)
         case connecting(Current, PoolElementParameter)
-        case requesting(Current, PoolElementParameter)
+        case requesting(Current, PoolElementParameter, deadline: NIODeadline)
         case processing(Current, PoolElementParameter)
         case waiting(Current, until: NIODeadline)
     }
@@ -110,13 +110,14 @@ public struct CalcAppClient: Sendable {
     public var currentJob: CalcAppJob? {
         switch state {
         case .idle: nil
-        case .selecting(let c), .connecting(let c, _), .requesting(let c, _), .processing(let c, _), .waiting(let c, _): c.job
+        case .selecting(let c), .connecting(let c, _), .requesting(let c, _, _), .processing(let c, _), .waiting(let c, _): c.job
         }
     }
 
     public var nextDeadline: NIODeadline? {
         switch state {
         case .waiting(_, let until): until
+        case .requesting(_, _, let deadline): deadline
         case .processing(let current, _):
             if let sent = current.keepAliveSentAt { sent + configuration.keepAliveTimeout } else { current.nextKeepAlive }
         default: nil
@@ -144,7 +145,8 @@ public struct CalcAppClient: Sendable {
 
     public mutating func connected(now: NIODeadline) -> [Action] {
         guard case .connecting(let current, let element) = state else { return [] }
-        state = .requesting(current, element)
+        // A PE that does not answer the request within the keep-alive timeout is given up.
+        state = .requesting(current, element, deadline: now + configuration.keepAliveTimeout)
         if let cookie = current.cookie {
             return [.send(.asap(.cookieEcho(ASAPCookieEcho(cookie))))]
         }
@@ -158,7 +160,7 @@ public struct CalcAppClient: Sendable {
 
     public mutating func received(_ message: SessionMessage, now: NIODeadline) -> [Action] {
         switch (state, message) {
-        case (.requesting(var current, let element), .calcApp(let reply)) where reply.jobID == current.job.id:
+        case (.requesting(var current, let element, _), .calcApp(let reply)) where reply.jobID == current.job.id:
             switch reply.type {
             case .accept:
                 if current.accepted == nil { current.accepted = now }
@@ -198,7 +200,7 @@ public struct CalcAppClient: Sendable {
             current.cookie = cookie.cookie
             state = .processing(current, element)
             return []
-        case (.requesting(var current, let element), .asap(.error)):
+        case (.requesting(var current, let element, _), .asap(.error)):
             // The PE refused our Cookie Echo: start the job afresh elsewhere.
             current.cookie = nil
             return failOver(current, from: element, reason: "the PE refused the cookie", now: now, close: true, report: false)
@@ -212,7 +214,7 @@ public struct CalcAppClient: Sendable {
     /// The session broke (the PE died, or closed on us).
     public mutating func sessionClosed(now: NIODeadline) -> [Action] {
         switch state {
-        case .requesting(let current, let element), .processing(let current, let element):
+        case .requesting(let current, let element, _), .processing(let current, let element):
             return failOver(current, from: element, reason: "the session broke", now: now, close: false)
         default:
             return []
@@ -224,6 +226,8 @@ public struct CalcAppClient: Sendable {
         case .waiting(let current, let until) where until <= now:
             state = .selecting(current)
             return [.select]
+        case .requesting(let current, let element, let deadline) where deadline <= now:
+            return failOver(current, from: element, reason: "no answer to the request", now: now, close: true)
         case .processing(var current, let element):
             if let sent = current.keepAliveSentAt {
                 guard now - sent >= configuration.keepAliveTimeout else { return [] }

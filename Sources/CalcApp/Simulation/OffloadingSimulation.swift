@@ -108,7 +108,8 @@ public struct OffloadingSimulation {
         }
     }
 
-    static func policy(_ type: PolicyType, load: Double, increment: Double) -> PoolPolicy {
+    /// The pool policy of a PE with a load and a PLU increment (other values: neutral).
+    public static func policy(_ type: PolicyType, load: Double, increment: Double) -> PoolPolicy {
         let l = PoolPolicy.load(fraction: load), i = PoolPolicy.load(fraction: increment)
         switch type.valueCount {
         case 0: return PoolPolicy(type: type)
@@ -251,6 +252,26 @@ public struct OffloadingSimulation {
 
 /// The measurements of one run.
 public struct OffloadingRunResult: Hashable, Sendable, Codable {
+    public init(users: Int, seed: UInt64, submitted: Int, completed: Int, inFlight: Int, queuingTime: Double, startupTime: Double,
+                processingTime: Double, handlingTime: Double, handlingSpeed: Double, utilization: [String: Double],
+                completedBy: [String: Int], rejections: Int, failovers: Int, events: Int) {
+        self.users = users
+        self.seed = seed
+        self.submitted = submitted
+        self.completed = completed
+        self.inFlight = inFlight
+        self.queuingTime = queuingTime
+        self.startupTime = startupTime
+        self.processingTime = processingTime
+        self.handlingTime = handlingTime
+        self.handlingSpeed = handlingSpeed
+        self.utilization = utilization
+        self.completedBy = completedBy
+        self.rejections = rejections
+        self.failovers = failovers
+        self.events = events
+    }
+
     public var users: Int
     public var seed: UInt64
     public var submitted: Int

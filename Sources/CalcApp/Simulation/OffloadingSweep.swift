@@ -38,6 +38,11 @@ public struct SweepPoint: Hashable, Sendable, Codable {
     public var users: Int
     public var runs: [OffloadingRunResult]
 
+    public init(users: Int, runs: [OffloadingRunResult]) {
+        self.users = users
+        self.runs = runs
+    }
+
     public func summary(_ metric: (OffloadingRunResult) -> Double) -> Summary { Summary(runs.map(metric)) }
     public var queuingTime: Summary { summary(\.queuingTime) }
     public var startupTime: Summary { summary(\.startupTime) }

@@ -12,6 +12,15 @@ import ServiceLifecycle
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
+        abstract: "Run EdgePool's experiments on loopback, in this process, with nothing to set up.",
+        subcommands: [OffloadingDemoCommand.self, EchoDemoCommand.self],
+        defaultSubcommand: OffloadingDemoCommand.self
+    )
+}
+
+struct EchoDemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echo",
         abstract: "Run a registrar, four pool elements and a crowd of pool users in one process, and watch the policy work.",
         discussion: """
         Everything runs on loopback in this process, nothing to install or configure:

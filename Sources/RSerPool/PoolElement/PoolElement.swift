@@ -118,7 +118,12 @@ public final class PoolElement: Service, Sendable {
         defer { asapListener?.close(promise: nil) }
         loop.execute { self.driver.value.start() }
         await withGracefulShutdownHandler {
-            try? await stopped.futureResult.get()
+            // Cancellation (not a graceful shutdown) drops everything at once.
+            await withTaskCancellationHandler {
+                try? await stopped.futureResult.get()
+            } onCancel: {
+                self.loop.execute { self.driver.value.abort() }
+            }
         } onGracefulShutdown: {
             self.loop.execute { self.driver.value.stop() }
         }
@@ -159,6 +164,7 @@ final class PoolElementDriver {
     func updatePolicy(_ policy: PoolPolicy) { perform(machine.policyChanged(policy, now: loop.now)) }
 
     func abort() {
+        guard !aborted else { return }
         aborted = true
         timer?.cancel()
         channel?.close(promise: nil)
@@ -166,7 +172,11 @@ final class PoolElementDriver {
         finish()
     }
 
+    private var finished = false
+
     private func finish() {
+        guard !finished else { return }
+        finished = true
         if !everRegistered {
             everRegistered = true
             registered.fail(PoolElementStoppedError())

@@ -175,8 +175,21 @@ func freePort() throws -> Int {
 }
 
 /// Sends `bytes` in one write over a plain TCP connection to 127.0.0.1:`port`, then reads
-/// what comes back within `wait` seconds. Returns (local port, bytes received).
-func rawExchange(port: Int, bytes: [UInt8], wait: Double = 1.0) throws -> (localPort: Int, received: [UInt8]) {
+/// what comes back within `wait` seconds. Returns (local port, bytes received). The blocking
+/// socket calls run on a thread of their own, not on the test runner's cooperative threads.
+func rawExchange(port: Int, bytes: [UInt8], wait: Double = 1.0) async throws -> (localPort: Int, received: [UInt8]) {
+    try await offCooperativePool { try blockingRawExchange(port: port, bytes: bytes, wait: wait) }
+}
+
+/// Runs blocking work on a new thread and awaits its result.
+func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try work() }) }
+        thread.start()
+    }
+}
+
+private func blockingRawExchange(port: Int, bytes: [UInt8], wait: Double) throws -> (localPort: Int, received: [UInt8]) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw LiveTestError("socket() failed") }
     defer { close(fd) }

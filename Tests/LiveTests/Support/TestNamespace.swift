@@ -30,18 +30,26 @@ final class TestNamespace: @unchecked Sendable {
 
     deinit { try? Self.ip(["netns", "del", name]) }
 
-    /// Runs `ip ARGS` inside the namespace.
-    func ip(_ arguments: [String]) throws { try Self.ip(["-n", name] + arguments) }
+    /// Runs `ip ARGS` inside the namespace (off the cooperative threads).
+    func ip(_ arguments: [String]) async throws {
+        let name = self.name
+        try await offCooperativePool { try Self.ip(["-n", name] + arguments) }
+    }
 
     /// Two namespaces joined by a veth pair: `a` is 10.77.0.1/24 on `va`, `b` is 10.77.0.2/24 on `vb`.
-    static func pair() throws -> (a: TestNamespace, b: TestNamespace) {
-        let a = try TestNamespace(), b = try TestNamespace()
-        try ip(["link", "add", "va", "netns", a.name, "type", "veth", "peer", "name", "vb", "netns", b.name])
-        try a.ip(["addr", "add", "10.77.0.1/24", "dev", "va"])
-        try b.ip(["addr", "add", "10.77.0.2/24", "dev", "vb"])
-        try a.ip(["link", "set", "va", "up"])
-        try b.ip(["link", "set", "vb", "up"])
+    static func pair() async throws -> (a: TestNamespace, b: TestNamespace) {
+        let a = try await make(), b = try await make()
+        try await offCooperativePool { try ip(["link", "add", "va", "netns", a.name, "type", "veth", "peer", "name", "vb", "netns", b.name]) }
+        try await a.ip(["addr", "add", "10.77.0.1/24", "dev", "va"])
+        try await b.ip(["addr", "add", "10.77.0.2/24", "dev", "vb"])
+        try await a.ip(["link", "set", "va", "up"])
+        try await b.ip(["link", "set", "vb", "up"])
         return (a, b)
+    }
+
+    /// Creates a namespace off the cooperative threads.
+    static func make() async throws -> TestNamespace {
+        try await offCooperativePool { try TestNamespace() }
     }
 
     /// Starts `edgepool ARGS` inside the namespace.

@@ -1,0 +1,236 @@
+import CalcApp
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RSerPool
+import RSerPoolCore
+import RSerPoolWire
+
+/// Live CalcApp pool users: each generates requests (sizes and inter-arrival times from the
+/// scenario's distributions, seeded), queues them, and has them handled one at a time by the
+/// PE the registrar selects (a fresh handle resolution per request, so the policy sees current
+/// loads), with failover by cookie.
+public final class CalcAppPoolUsers: Sendable {
+    public struct Configuration: Sendable {
+        public var users: Int
+        public var poolHandle: PoolHandle
+        public var registrars: RegistrarList
+        public var requestSize: Distribution
+        /// Seconds between requests of one user.
+        public var interArrival: Distribution
+        public var client = CalcAppClientConfiguration()
+        public var transport: TransportProtocol = .mptcp
+        public var seed: UInt64 = 1
+
+        public init(users: Int, poolHandle: PoolHandle, registrars: RegistrarList, requestSize: Distribution, interArrival: Distribution) {
+            self.users = users
+            self.poolHandle = poolHandle
+            self.registrars = registrars
+            self.requestSize = requestSize
+            self.interArrival = interArrival
+        }
+    }
+
+    /// What the users did.
+    public struct Outcome: Sendable {
+        public var records: [CalcAppJobRecord]
+        public var submitted: Int
+        public var rejections: Int
+        public var failovers: Int
+    }
+
+    public let configuration: Configuration
+    private let group: EventLoopGroup
+    private let user: PoolUser
+    private let logger: Logger
+    private let state = NIOLockedValueBox(Outcome(records: [], submitted: 0, rejections: 0, failovers: 0))
+    private let listeners = NIOLockedValueBox<[@Sendable (CalcAppJobRecord) -> Void]>([])
+
+    public init(configuration: Configuration, eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                logger: Logger = Logger(label: "edgepool.calcapp.pu")) {
+        self.configuration = configuration
+        self.group = eventLoopGroup
+        self.logger = logger
+        self.user = PoolUser(registrars: configuration.registrars, staleCacheTimeout: .zero, eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    /// Called for every completed request (on some event loop).
+    public func onCompletion(_ listener: @escaping @Sendable (CalcAppJobRecord) -> Void) {
+        listeners.withLockedValue { $0.append(listener) }
+    }
+
+    public var outcome: Outcome { state.withLockedValue { $0 } }
+
+    /// Generates requests for `duration`; then, for up to `drain`, lets the requests in hand
+    /// and in the queues finish; then stops and returns what was completed.
+    public func run(for duration: TimeAmount, drain: TimeAmount = .zero) async throws -> Outcome {
+        let end = NIODeadline.now() + duration
+        var drivers: [(EventLoop, NIOLoopBoundBox<CalcAppClientDriver>)] = []
+        for index in 0..<configuration.users {
+            let loop = group.next()
+            let driver = NIOLoopBoundBox.makeBoxSendingValue(
+                CalcAppClientDriver(loop: loop, index: index, owner: self, end: end,
+                                    generator: SplitMix64(seed: configuration.seed &* 0x9E37_79B9 &+ UInt64(index) &+ 1)),
+                eventLoop: loop)
+            drivers.append((loop, driver))
+            try await loop.submit { driver.value.start() }.get()
+        }
+        let remaining = end - NIODeadline.now()
+        if remaining > .zero { try await Task.sleep(nanoseconds: UInt64(remaining.nanoseconds)) }
+        let drainEnd = NIODeadline.now() + drain
+        while NIODeadline.now() < drainEnd, outcome.records.count < outcome.submitted {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        for (loop, driver) in drivers { try? await loop.submit { driver.value.stop() }.get() }
+        await user.shutdown()
+        return outcome
+    }
+
+    // MARK: - For the drivers
+
+    func select(_ completion: @escaping @Sendable (PoolElementParameter?) -> Void) {
+        let handle = configuration.poolHandle
+        let user = self.user
+        let group = self.group
+        group.next().makeFutureWithTask { try await user.resolve(handle, maximumCount: 1).first }.whenComplete { result in
+            completion(try? result.get())
+        }
+    }
+
+    func reportUnreachable(_ identifier: PoolElementIdentifier) {
+        let handle = configuration.poolHandle
+        let user = self.user
+        group.next().makeFutureWithTask { await user.reportUnreachable(handle, identifier) }.whenComplete { _ in }
+        state.withLockedValue { $0.failovers += 1 }
+    }
+
+    func submitted() { state.withLockedValue { $0.submitted += 1 } }
+    func rejected() { state.withLockedValue { $0.rejections += 1 } }
+
+    func completed(_ record: CalcAppJobRecord) {
+        state.withLockedValue { $0.records.append(record) }
+        for listener in listeners.withLockedValue({ $0 }) { listener(record) }
+    }
+
+    var logLabel: Logger { logger }
+}
+
+/// One pool user on its event loop: the CalcApp client state machine, its session, its job source.
+final class CalcAppClientDriver {
+    let loop: EventLoop
+    private let index: Int
+    private let owner: CalcAppPoolUsers
+    private let end: NIODeadline
+    private var client: CalcAppClient
+    private var generator: SplitMix64
+    private var session: Channel?
+    private var sessionGeneration = 0
+    private var timer: Scheduled<Void>?
+    private var arrival: Scheduled<Void>?
+    private var nextJobID: UInt32 = 0
+    private var stopped = false
+
+    init(loop: EventLoop, index: Int, owner: CalcAppPoolUsers, end: NIODeadline, generator: SplitMix64) {
+        self.loop = loop
+        self.index = index
+        self.owner = owner
+        self.end = end
+        self.client = CalcAppClient(configuration: owner.configuration.client)
+        self.generator = generator
+    }
+
+    func start() { scheduleArrival() }
+
+    func stop() {
+        stopped = true
+        arrival?.cancel()
+        timer?.cancel()
+        session?.close(promise: nil)
+    }
+
+    private func scheduleArrival() {
+        let wait = owner.configuration.interArrival.sample(using: &generator)
+        let at = loop.now + .nanoseconds(Int64(wait * 1e9))
+        guard at < end else { return }
+        arrival = loop.scheduleTask(deadline: at) { [self] in
+            guard !self.stopped else { return }
+            self.nextJobID &+= 1
+            let size = UInt64(max(1, self.owner.configuration.requestSize.sample(using: &self.generator).rounded()))
+            self.owner.submitted()
+            self.perform(self.client.jobArrived(CalcAppJob(id: self.nextJobID, size: size, arrival: self.loop.now), now: self.loop.now))
+            self.scheduleArrival()
+        }
+    }
+
+    private func perform(_ actions: [CalcAppClient.Action]) {
+        guard !stopped else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        for action in actions {
+            switch action {
+            case .select:
+                owner.select { element in
+                    bound.eventLoop.execute { bound.value.perform(bound.value.client.selected(element, now: bound.value.loop.now)) }
+                }
+            case .connect(let element):
+                sessionGeneration += 1
+                let generation = sessionGeneration
+                guard let address = try? element.userTransport.socketAddress() else {
+                    perform(client.connectFailed(now: loop.now))
+                    continue
+                }
+                StreamTransport.connect(to: address, transport: owner.configuration.transport, group: loop) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addSessionCodec()
+                        try channel.pipeline.syncOperations.addHandler(SessionHandler(
+                            onMessage: { bound.value.received($0, generation: generation) },
+                            onClose: { bound.value.closed(generation: generation) }))
+                    }
+                }.hop(to: loop).whenComplete { result in
+                    let driver = bound.value
+                    guard generation == driver.sessionGeneration else {
+                        if case .success(let channel) = result { channel.close(promise: nil) }
+                        return
+                    }
+                    switch result {
+                    case .success(let channel):
+                        driver.session = channel
+                        driver.perform(driver.client.connected(now: driver.loop.now))
+                    case .failure:
+                        driver.perform(driver.client.connectFailed(now: driver.loop.now))
+                    }
+                }
+            case .send(let message):
+                session?.writeAndFlush(message, promise: nil)
+            case .closeSession:
+                sessionGeneration += 1
+                session?.close(promise: nil)
+                session = nil
+            case .reportUnreachable(let identifier):
+                owner.reportUnreachable(identifier)
+            case .completed(let record):
+                owner.completed(record)
+            case .event(let event):
+                if case .rejected = event { owner.rejected() }
+            }
+        }
+        timer?.cancel()
+        if let deadline = client.nextDeadline {
+            timer = loop.scheduleTask(deadline: deadline) { [self] in self.perform(self.client.timerFired(now: self.loop.now)) }
+        }
+    }
+
+    fileprivate func received(_ inbound: SessionInbound, generation: Int) {
+        guard generation == sessionGeneration else { return }
+        switch inbound {
+        case .message(let message): perform(client.received(message, now: loop.now))
+        case .malformed: session?.close(promise: nil)
+        }
+    }
+
+    fileprivate func closed(generation: Int) {
+        guard generation == sessionGeneration else { return }
+        session = nil
+        perform(client.sessionClosed(now: loop.now))
+    }
+}

@@ -1,0 +1,184 @@
+import CalcApp
+import Logging
+import NIOCore
+import NIOPosix
+import RSerPool
+import RSerPoolCore
+import RSerPoolWire
+import ServiceLifecycle
+
+/// A snapshot during a live run, for a live table.
+public struct OffloadingLiveSnapshot: Sendable {
+    /// Seconds of scenario time since the start; -1 announces the configured crash.
+    public var elapsed: Double
+    /// Used capacity (busy fraction) of each group in the last interval.
+    public var utilization: [(group: String, value: Double)]
+    /// Requests completed in the last interval and their mean handling speed (calc/s).
+    public var completed: Int
+    public var handlingSpeed: Double
+}
+
+/// One point of the offloading scenario run live on this machine: a registrar, the scenario's
+/// PEs and its pool users, talking ASAP and CalcApp over real sockets on loopback (MPTCP or
+/// TCP). Each PE group's network delay comes from a delaying relay in front of its PEs.
+///
+/// The time-scale factor k runs the experiment k times faster: PE capacities × k, request
+/// sizes kept, inter-arrival times, delays, cookie and keep-alive intervals ÷ k. Measured times
+/// are multiplied by k again, so results are in scenario time.
+public struct OffloadingLiveRun: Sendable {
+    public var scenario: OffloadingScenario
+    public var users: Int
+    public var timeScale: Double
+    public var seed: UInt64
+    public var transport: TransportProtocol = .mptcp
+    public var logger = Logger(label: "edgepool.offload")
+    /// Crash the first PE of this group (no cookies, no deregistration) at this fraction of
+    /// the run, to show failover by cookie.
+    public var crash: (group: String, at: Double)?
+
+    public init(scenario: OffloadingScenario, users: Int, timeScale: Double, seed: UInt64) {
+        self.scenario = scenario
+        self.users = users
+        self.timeScale = timeScale
+        self.seed = seed
+    }
+
+    func scaled(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64((seconds / timeScale * 1e9).rounded())) }
+
+    public func run(snapshotEvery interval: TimeAmount? = nil, snapshot: (@Sendable (OffloadingLiveSnapshot) -> Void)? = nil) async throws -> OffloadingRunResult {
+        let loopback = try SocketAddress(ipAddress: "127.0.0.1", port: 0)
+        var registrarConfiguration = RegistrarServiceConfiguration(registrar: RegistrarConfiguration(identifier: .random()), listenAddresses: [loopback])
+        registrarConfiguration.transport = transport
+        let registrar = Registrar(configuration: registrarConfiguration, logger: logger)
+        let registrarGroup = ServiceGroup(services: [registrar], logger: logger)
+        async let registrarRun: Void = registrarGroup.run()
+        let registrars = RegistrarList([try await registrar.listeningAddresses[0]], transport: transport)
+
+        // PEs.
+        let secret = CookieSecret(passphrase: "offloading-\(seed)")
+        let policyType = PolicyType(name: scenario.policy) ?? .priorityLeastUsed
+        var elements: [(group: String, element: CalcAppPoolElement)] = []
+        for group in scenario.elements {
+            for _ in 0..<group.count {
+                var server = CalcAppServerConfiguration(capacity: group.capacity * timeScale, maxJobs: scenario.maxJobs, secret: secret)
+                server.cookieInterval = scaled(scenario.cookieInterval.seconds)
+                server.cookieCalculations = scenario.cookieCalculations
+                var configuration = CalcAppPoolElementConfiguration(
+                    server: server, poolHandle: PoolHandle(scenario.poolHandle),
+                    policy: OffloadingSimulation.policy(policyType, load: 0, increment: group.increment),
+                    listenAddress: loopback, registrars: registrars)
+                configuration.transport = transport
+                configuration.delay = scaled(group.delay.seconds)
+                elements.append((group.name, CalcAppPoolElement(configuration: configuration, logger: logger)))
+            }
+        }
+        let elementGroup = ServiceGroup(services: elements.map(\.element), logger: logger)
+        async let elementsRun: Void = elementGroup.run()
+        for (_, element) in elements { _ = try await element.userAddress }
+        try await Task.sleep(nanoseconds: 300_000_000)  // let the registrations land
+
+        // Users.
+        var configuration = CalcAppPoolUsers.Configuration(
+            users: users, poolHandle: PoolHandle(scenario.poolHandle), registrars: registrars,
+            requestSize: scenario.users.requestSize,
+            interArrival: Distribution(scenario.users.interArrival.kind, mean: scenario.users.interArrival.mean / timeScale,
+                                       spread: scenario.users.interArrival.spread.map { $0 / timeScale }))
+        configuration.seed = seed
+        configuration.transport = transport
+        configuration.client.keepAliveInterval = max(scaled(5), .milliseconds(20))
+        configuration.client.keepAliveTimeout = max(scaled(5), .milliseconds(50))
+        configuration.client.retryDelay = max(scaled(0.1), .milliseconds(1))
+        configuration.client.maximumRetryDelay = max(scaled(1.6), .milliseconds(10))
+        let pool = CalcAppPoolUsers(configuration: configuration, logger: logger)
+        let duration = scaled(scenario.sweep.duration.seconds)
+        let startedAt = NIODeadline.now()
+        let busyAtStart = try await elements.asyncMap { try await $0.element.statistics().busySeconds }
+
+        // The users run; beside them, a periodic snapshot for a live table.
+        let elementList = elements
+        let groups = scenario.elements.map(\.name)
+        let scale = timeScale
+        let every = interval ?? .seconds(1)
+        let report = snapshot
+        let outcome = try await withThrowingTaskGroup(of: CalcAppPoolUsers.Outcome?.self) { tasks in
+            tasks.addTask { try await pool.run(for: duration) }
+            if let crash, let victim = elementList.first(where: { $0.group == crash.group })?.element {
+                tasks.addTask {
+                    try? await Task.sleep(nanoseconds: UInt64(Double(duration.nanoseconds) * crash.at))
+                    guard !Task.isCancelled else { return nil }
+                    victim.abort()
+                    report?(OffloadingLiveSnapshot(elapsed: -1, utilization: [], completed: 0, handlingSpeed: 0))
+                    return nil
+                }
+            }
+            if let report {
+                tasks.addTask {
+                    var lastBusy = busyAtStart
+                    var lastCount = 0
+                    var last = NIODeadline.now()
+                    while !Task.isCancelled {
+                        try? await Task.sleep(nanoseconds: UInt64(every.nanoseconds))
+                        guard !Task.isCancelled, let busy = try? await elementList.asyncMap({ try await $0.element.statistics().busySeconds }) else { break }
+                        let now = NIODeadline.now()
+                        let span = Double((now - last).nanoseconds) / 1e9
+                        let records = pool.outcome.records
+                        let fresh = records.dropFirst(lastCount)
+                        let utilization = groups.map { group -> (String, Double) in
+                            let members = elementList.indices.filter { elementList[$0].group == group }
+                            let used = members.map { busy[$0] - lastBusy[$0] }.reduce(0, +) / Double(max(members.count, 1)) / span
+                            return (group, min(1, used))
+                        }
+                        let speed = fresh.isEmpty ? 0 : fresh.map { Double($0.job.size) / ($0.handlingTime * scale) }.reduce(0, +) / Double(fresh.count)
+                        report(OffloadingLiveSnapshot(elapsed: Double((now - startedAt).nanoseconds) / 1e9 * scale,
+                                                      utilization: utilization, completed: fresh.count, handlingSpeed: speed))
+                        lastBusy = busy
+                        lastCount = records.count
+                        last = now
+                    }
+                    return nil
+                }
+            }
+            var result: CalcAppPoolUsers.Outcome?
+            while let next = try await tasks.next() {
+                if let next {
+                    result = next
+                    tasks.cancelAll()
+                }
+            }
+            return result!
+        }
+        let busyAtEnd = try await elements.asyncMap { try await $0.element.statistics().busySeconds }
+        let measured = Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9
+
+        await elementGroup.triggerGracefulShutdown()
+        try? await elementsRun
+        await registrarGroup.triggerGracefulShutdown()
+        try? await registrarRun
+
+        // Results, in scenario time.
+        var utilization: [String: Double] = [:]
+        var completedBy: [String: Int] = [:]
+        for group in scenario.elements {
+            let members = elements.indices.filter { elements[$0].group == group.name }
+            utilization[group.name] = members.map { (busyAtEnd[$0] - busyAtStart[$0]) / measured }.reduce(0, +) / Double(max(members.count, 1))
+            let identifiers = Set(members.map { elements[$0].element.configuration.identifier })
+            completedBy[group.name] = outcome.records.filter { identifiers.contains($0.element) }.count
+        }
+        func mean(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
+        let records = outcome.records
+        return OffloadingRunResult(
+            users: users, seed: seed, submitted: outcome.submitted, completed: records.count, inFlight: outcome.submitted - records.count,
+            queuingTime: mean(records.map { $0.queuingTime * timeScale }), startupTime: mean(records.map { $0.startupTime * timeScale }),
+            processingTime: mean(records.map { $0.processingTime * timeScale }), handlingTime: mean(records.map { $0.handlingTime * timeScale }),
+            handlingSpeed: mean(records.map { $0.handlingSpeed / timeScale }), utilization: utilization, completedBy: completedBy,
+            rejections: outcome.rejections, failovers: outcome.failovers, events: 0)
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async throws -> [T] {
+        var result: [T] = []
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}

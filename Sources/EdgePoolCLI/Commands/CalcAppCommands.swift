@@ -1,0 +1,126 @@
+import ArgumentParser
+import CalcApp
+import CalcAppService
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import RSerPool
+import RSerPoolWire
+import ServiceLifecycle
+
+struct CalcAppPECommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calcapp-pe",
+        abstract: "Run a CalcApp pool element: a compute service with processor sharing, registered in a pool.",
+        discussion: """
+        Jobs share --capacity calculations/s equally; at --max-jobs a further request is
+        rejected. The load (jobs / max jobs) goes to the registrar on every change. Each job's
+        state goes to its pool user as a cookie sealed with --secret every --cookie-interval or
+        --cookie-calculations, so that another PE of the pool (same secret) resumes it after a
+        failure. SIGTERM/SIGINT: last cookies to every pool user, deregistration, exit.
+
+        Example: edgepool calcapp-pe --pool CalcAppPool --capacity 1000000 --increment 0.1 --delay 3ms
+        """
+    )
+
+    @Option(help: ArgumentHelp("Registrar; repeatable. [default: 127.0.0.1:3863]", valueName: "host:port"))
+    var registrar: [Endpoint] = []
+    @Option(help: "The pool handle.") var pool: String = "CalcAppPool"
+    @Option(help: "Calculations per second.") var capacity: Double = 1_000_000
+    @Option(help: "Jobs at once; one more is rejected.") var maxJobs: Int = 4
+    @Option(help: "Pool policy (plu, lu, rr, …).") var policy: String = "plu"
+    @Option(help: "Priority Least Used load increment, 0…1.") var increment: Double = 0.1
+    @Option(help: ArgumentHelp("Where the service listens.", valueName: "host:port")) var listen: Endpoint = Endpoint(host: "127.0.0.1", port: 0)
+    @Option(help: "One-way delay added by a relay in front of the service.") var delay: Duration = Duration(.zero)
+    @Option(help: "The pool's cookie secret (every PE of the pool needs the same).") var secret: String = "edgepool"
+    @Option(help: "A cookie at least this often.") var cookieInterval: Duration = Duration(.seconds(5))
+    @Option(help: "A cookie at least every this many calculations.") var cookieCalculations: Double = 5_000_000
+    @Option(help: "Transport: mptcp (falls back to tcp) or tcp.") var transport: TransportProtocol = .mptcp
+    @Option(help: "Log level.") var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        Bootstrap.run(logLevel: logLevel)
+        guard capacity > 0, maxJobs >= 1, (0...1).contains(increment) else {
+            throw ValidationError("--capacity must be positive, --max-jobs at least 1, --increment within 0…1")
+        }
+        guard let type = PolicyType(name: policy) else { throw ValidationError("unknown policy '\(policy)'") }
+        var server = CalcAppServerConfiguration(capacity: capacity, maxJobs: maxJobs, secret: CookieSecret(passphrase: secret))
+        server.cookieInterval = cookieInterval.amount
+        server.cookieCalculations = cookieCalculations
+        var configuration = CalcAppPoolElementConfiguration(
+            server: server, poolHandle: PoolHandle(pool), policy: OffloadingSimulation.policy(type, load: 0, increment: increment),
+            listenAddress: try listen.socketAddress(),
+            registrars: try makeRegistrarList(registrar, transport: transport, announce: nil, announceInterface: nil))
+        configuration.transport = transport
+        configuration.delay = delay.amount
+        let logger = Logger(label: "edgepool.calcapp.pe")
+        let element = CalcAppPoolElement(configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: element)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        async let running: Void = group.run()
+        let address = try await element.userAddress
+        print("edgepool calcapp-pe \(configuration.identifier) serving on \(address.endpointDescription) in pool \(pool), \(formatRate(capacity)), max \(maxJobs) jobs")
+        fflush(nil)
+        try await running
+        let statistics = try await element.statistics()
+        print(String(format: "calcapp-pe %@: accepted %d, rejected %d, completed %d, busy %.1f s", statistics.identifier as NSString,
+                     statistics.accepted, statistics.rejected, statistics.completed, statistics.busySeconds))
+    }
+}
+
+struct CalcAppPUCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calcapp-pu",
+        abstract: "Run CalcApp pool users: generate requests, have the pool handle them, print each one.",
+        discussion: """
+        Each of --users users sends requests of --request-size calculations every
+        --inter-arrival (exponentially distributed unless --constant), queues them and has them
+        handled one at a time by the PE the registrar selects; a failing PE is reported and the
+        job continues elsewhere from its last cookie. One line per completed request:
+          job 1.3: 1000000 calculations by $5a1e… in 1.23 s (queuing 0.00, start-up 0.01, processing 1.22), failovers 0
+        Exit status 0 when every request completed (requests still unfinished after --drain count as failed).
+
+        Example: edgepool calcapp-pu --users 4 --duration 60s
+        """
+    )
+
+    @Option(help: ArgumentHelp("Registrar; repeatable. [default: 127.0.0.1:3863]", valueName: "host:port"))
+    var registrar: [Endpoint] = []
+    @Option(help: "The pool handle.") var pool: String = "CalcAppPool"
+    @Option(help: "Pool users.") var users: Int = 1
+    @Option(help: "How long to generate requests.") var duration: Duration = Duration(.seconds(30))
+    @Option(help: "Then wait up to this long for the requests in hand to finish.") var drain: Duration = Duration(.seconds(30))
+    @Option(help: "Mean calculations per request.") var requestSize: Double = 1_000_000
+    @Option(help: "Mean time between requests of one user.") var interArrival: Duration = Duration(.seconds(10))
+    @Flag(help: "Constant sizes and intervals instead of exponential ones.") var constant = false
+    @Option(help: "Seed for the request generator.") var seed: UInt64 = 1
+    @Option(help: "Keep-alive interval and timeout towards the PE.") var keepAlive: Duration = Duration(.seconds(5))
+    @Option(help: "Transport: mptcp (falls back to tcp) or tcp.") var transport: TransportProtocol = .mptcp
+    @Option(help: "Log level.") var logLevel: Logger.Level = .warning
+
+    func run() async throws {
+        Bootstrap.run(logLevel: logLevel)
+        guard users >= 1, requestSize >= 1 else { throw ValidationError("--users and --request-size must be at least 1") }
+        let kind: Distribution.Kind = constant ? .constant : .exponential
+        var configuration = CalcAppPoolUsers.Configuration(
+            users: users, poolHandle: PoolHandle(pool),
+            registrars: try makeRegistrarList(registrar, transport: transport, announce: nil, announceInterface: nil),
+            requestSize: Distribution(kind, mean: requestSize),
+            interArrival: Distribution(kind, mean: Double(interArrival.amount.nanoseconds) / 1e9))
+        configuration.seed = seed
+        configuration.transport = transport
+        configuration.client.keepAliveInterval = keepAlive.amount
+        configuration.client.keepAliveTimeout = keepAlive.amount
+        let pool = CalcAppPoolUsers(configuration: configuration, logger: Logger(label: "edgepool.calcapp.pu"))
+        pool.onCompletion { record in
+            print(String(format: "job %d: %llu calculations by %@ in %.2f s (queuing %.2f, start-up %.2f, processing %.2f), failovers %d",
+                         record.job.id, record.job.size, record.element.description as NSString, record.handlingTime, record.queuingTime,
+                         record.startupTime, record.processingTime, record.failovers))
+            fflush(nil)
+        }
+        // Generate for --duration, then let the requests in hand finish.
+        let outcome = try await pool.run(for: duration.amount, drain: drain.amount)
+        print("\(outcome.submitted) submitted, \(outcome.records.count) completed, \(outcome.failovers) failover(s), \(outcome.rejections) rejection(s)")
+        if outcome.records.count < outcome.submitted { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import CalcApp
+import CalcAppService
+import Foundation
+import Logging
+import NIOCore
+import RSerPool
+
+struct OffloadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "offload",
+        abstract: "Run the offloading scenario's sweep live on loopback and write the report.",
+        discussion: """
+        Every point of the sweep (numbers of pool users) and every repetition runs live: a
+        registrar, the scenario's CalcApp PEs (each group behind a delaying relay) and the pool
+        users, over real sockets in this process. --time-scale k makes it k times faster
+        (capacities × k, inter-arrival times and delays ÷ k); results are in scenario time and
+        the report says which k was used. The report has the same files as `edgepool simulate`,
+        so live and simulated runs of one scenario compare directly.
+
+        Example (a few minutes): edgepool offload --users 1 8 32 --duration 120s --repetitions 1 --time-scale 20 --out /tmp/live
+        """
+    )
+
+    @Option(help: ArgumentHelp("A scenario file (JSON); default: the built-in device/edge/cloud scenario.", valueName: "file"))
+    var scenario: String?
+
+    @Option(parsing: .upToNextOption, help: "Numbers of pool users to sweep (overrides the scenario).")
+    var users: [Int] = []
+
+    @Option(help: "Scenario duration of each run (overrides the scenario).")
+    var duration: Duration?
+
+    @Option(help: "Repetitions per point (overrides the scenario).")
+    var repetitions: Int?
+
+    @Option(help: "Run this many times faster than real time.")
+    var timeScale: Double = 10
+
+    @Option(help: "Transport: mptcp (falls back to tcp) or tcp.")
+    var transport: TransportProtocol = .mptcp
+
+    @Option(help: ArgumentHelp("Directory for the report.", valueName: "directory"))
+    var out: String = "offloading-live"
+
+    @Option(help: "Log level (logs go to stderr).")
+    var logLevel: Logger.Level = .error
+
+    func run() async throws {
+        Bootstrap.run(logLevel: logLevel)
+        var chosen = OffloadingScenario.deviceEdgeCloud
+        if let path = scenario {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the scenario file '\(path)'") }
+            do { chosen = try OffloadingScenario.load(data, source: path) } catch { throw ValidationError("\(error)") }
+        }
+        if !users.isEmpty { chosen.sweep.users = users }
+        if let duration { chosen.sweep.duration = ScenarioDuration(seconds: Double(duration.amount.nanoseconds) / 1e9) }
+        if let repetitions { chosen.sweep.repetitions = repetitions }
+        do { try chosen.validate() } catch { throw ValidationError("\(error)") }
+        guard timeScale >= 1, timeScale <= 100 else { throw ValidationError("--time-scale must be 1…100") }
+        let wall = chosen.sweep.duration.seconds / timeScale * Double(chosen.sweep.users.count * chosen.sweep.repetitions)
+        print(String(format: "live sweep: %d point(s) × %d repetition(s) × %@ at %gx: about %.0f s", chosen.sweep.users.count,
+                     chosen.sweep.repetitions, chosen.sweep.duration.description as NSString, timeScale, wall))
+        var points: [SweepPoint] = []
+        for count in chosen.sweep.users {
+            var runs: [OffloadingRunResult] = []
+            for repetition in 0..<chosen.sweep.repetitions {
+                var run = OffloadingLiveRun(scenario: chosen, users: count, timeScale: timeScale,
+                                            seed: chosen.seed &* 1_000_003 &+ UInt64(count) &* 101 &+ UInt64(repetition))
+                run.transport = transport
+                let result = try await run.run()
+                print(String(format: "  %3d users, repetition %d: %d completed, handling speed %.0f calc/s", count, repetition + 1,
+                             result.completed, result.handlingSpeed))
+                fflush(nil)
+                runs.append(result)
+            }
+            points.append(SweepPoint(users: count, runs: runs))
+        }
+        let report = OffloadingReport(scenario: chosen, points: points,
+                                      method: "live on loopback (\(transport.rawValue)), time scale \(formatNumber(timeScale))× (capacities × k, inter-arrival times and delays ÷ k; results in scenario time)")
+        let directory = URL(fileURLWithPath: out)
+        try report.write(to: directory)
+        print(report.markdown())
+        print("Wrote \(directory.path)/{runs.csv,summary.csv,summary.md,utilization.svg,times.svg,speed.svg,scenario.json}")
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+
+@Suite("Live: CalcApp offloading", .serialized)
+struct CalcAppLiveTests {
+    @Test func aKilledPEsJobCompletesOnAnotherPEFromItsCookie() async throws {
+        let registrar = try await LiveRegistrar.start()
+        let common = ["--registrar", registrar.endpoint, "--capacity", "1000000", "--cookie-interval", "200ms", "--log-level", "debug"]
+        // Both PEs up before the job: with Priority Least Used the registrar picks the first
+        // (increment 10 % < 50 %), so the job starts there.
+        let first = try LiveProcess("pe-1", ["calcapp-pe", "--increment", "0.1"] + common)
+        let second = try LiveProcess("pe-2", ["calcapp-pe", "--increment", "0.5"] + common)
+        let secondID = try await second.waitForLine(containing: "edgepool calcapp-pe ").split(separator: " ")[2]
+        try await first.waitForLine(containing: "registered")
+        try await second.waitForLine(containing: "registered")
+        // One job of 10,000,000 calculations (10 s at 1,000,000/s), submitted at 0.5 s.
+        let user = try LiveProcess("pu", ["calcapp-pu", "--log-level", "info", "--registrar", registrar.endpoint, "--users", "1", "--constant",
+                                          "--request-size", "10000000", "--inter-arrival", "500ms", "--duration", "700ms",
+                                          "--keep-alive", "500ms", "--drain", "30s"])
+        try await first.waitForLine(containing: "accepted", timeout: 20)   // the job runs on the first PE
+        try await Task.sleep(nanoseconds: 1_000_000_000)                     // … and has sent cookies
+        first.signal(SIGKILL)
+        let resumed: String
+        do {
+            resumed = try await second.waitForLine(containing: "resumed a job from its cookie", timeout: 15)
+        } catch {
+            throw LiveTestError("\(error)\n--- pool user:\n\(user.lines.suffix(15).joined(separator: "\n"))\n--- first PE:\n\(first.lines.suffix(8).joined(separator: "\n"))")
+        }
+        #expect(try await user.waitForExit(timeout: 40) == 0, "the job completed:\n\(user.lines.joined(separator: "\n"))")
+        let done = try #require(user.lines.first { $0.hasPrefix("job 1:") })
+        #expect(done.contains("by \(secondID)") && done.contains("failovers 1"), "\(done)")
+        // Resumed, not restarted: the cookie carried at least a second's worth of work.
+        let completed = resumed.components(separatedBy: "completed=").last.flatMap { Double($0.prefix { $0.isNumber }) } ?? 0
+        #expect(completed >= 1_000_000, "resumed from \(completed) calculations: \(resumed)")
+    }
+
+    @Test func aShortScaledRunOfTheDefaultScenarioAccountsForEveryRequest() async throws {
+        let (status, output) = try await runEdgepool(["demo", "--users", "16", "--duration", "60s", "--time-scale", "20"], timeout: 60)
+        #expect(status == 0, "\(output.suffix(10))")
+        let line = try #require(output.first { $0.contains("requests:") })
+        let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+        // "requests: S submitted, C completed, F queued or in progress at the end; …"
+        #expect(numbers.count >= 3 && numbers[0] == numbers[1] + numbers[2] && numbers[1] > 0, "\(line)")
+        #expect(output.contains { $0.contains("an edge PE crashes") })
+    }
+}
