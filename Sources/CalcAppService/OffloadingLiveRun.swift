@@ -18,9 +18,10 @@ public struct OffloadingLiveSnapshot: Sendable {
     public var handlingSpeed: Double
 }
 
-/// One point of the offloading scenario run live on this machine: a registrar, the scenario's
-/// PEs and its pool users, talking ASAP and CalcApp over real sockets on loopback (MPTCP or
-/// TCP). Each PE group's network delay comes from a delaying relay in front of its PEs.
+/// One point of the offloading scenario run live on this machine: three registrars (device,
+/// edge, remote) peering with ENRP, the scenario's PEs and its pool users, talking ASAP, ENRP
+/// and CalcApp over real sockets on loopback (MPTCP or TCP). Each PE group's network delay
+/// comes from a delaying relay in front of its PEs.
 ///
 /// The time-scale factor k runs the experiment k times faster: PE capacities × k, request
 /// sizes kept, inter-arrival times, delays, cookie and keep-alive intervals ÷ k. Measured times
@@ -46,13 +47,40 @@ public struct OffloadingLiveRun: Sendable {
     func scaled(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64((seconds / timeScale * 1e9).rounded())) }
 
     public func run(snapshotEvery interval: TimeAmount? = nil, snapshot: (@Sendable (OffloadingLiveSnapshot) -> Void)? = nil) async throws -> OffloadingRunResult {
+        try await withThrowingTaskGroup(of: Void.self) { registrarTasks in
+            var registrarGroups: [ServiceGroup] = []
+            return try await run(registrarTasks: &registrarTasks, registrarGroups: &registrarGroups, snapshotEvery: interval, snapshot: snapshot)
+        }
+    }
+
+    private func run(registrarTasks: inout ThrowingTaskGroup<Void, Error>, registrarGroups: inout [ServiceGroup],
+                     snapshotEvery interval: TimeAmount?, snapshot: (@Sendable (OffloadingLiveSnapshot) -> Void)?) async throws -> OffloadingRunResult {
         let loopback = try SocketAddress(ipAddress: "127.0.0.1", port: 0)
-        var registrarConfiguration = RegistrarServiceConfiguration(registrar: RegistrarConfiguration(identifier: .random()), listenAddresses: [loopback])
-        registrarConfiguration.transport = transport
-        let registrar = Registrar(configuration: registrarConfiguration, logger: logger)
-        let registrarGroup = ServiceGroup(services: [registrar], logger: logger)
-        async let registrarRun: Void = registrarGroup.run()
-        let registrars = RegistrarList([try await registrar.listeningAddresses[0]], transport: transport)
+        // Three registrars, as in the experiment: on the device, at the edge, at a remote site,
+        // keeping one handlespace with ENRP. Each PE registers with the nearest one (no delay:
+        // the device's; under 10 ms: the edge's; else the remote one), the users resolve
+        // through the device's registrar and fall back to the others.
+        var registrarServices: [Registrar] = []
+        var peerAddresses: [SocketAddress] = []
+        for index in 0..<3 {
+            var configuration = RegistrarServiceConfiguration(registrar: RegistrarConfiguration(identifier: RegistrarIdentifier(UInt32(index + 1))),
+                                                              listenAddresses: [loopback])
+            configuration.transport = transport
+            configuration.enrpListenAddresses = [loopback]
+            configuration.peers = peerAddresses
+            let registrar = Registrar(configuration: configuration, logger: logger)
+            registrarServices.append(registrar)
+            let group = ServiceGroup(services: [registrar], logger: logger)
+            registrarGroups.append(group)
+            registrarTasks.addTask { try? await group.run() }
+            peerAddresses += try await registrar.peerListeningAddresses
+        }
+        var asapAddresses: [SocketAddress] = []
+        for registrar in registrarServices { asapAddresses.append(try await registrar.listeningAddresses[0]) }
+        func registrarList(nearest index: Int) -> RegistrarList {
+            RegistrarList([asapAddresses[index]] + asapAddresses.enumerated().filter { $0.offset != index }.map(\.element), transport: transport)
+        }
+        let registrars = registrarList(nearest: 0)
 
         // PEs.
         let secret = CookieSecret(passphrase: "offloading-\(seed)")
@@ -66,7 +94,8 @@ public struct OffloadingLiveRun: Sendable {
                 var configuration = CalcAppPoolElementConfiguration(
                     server: server, poolHandle: PoolHandle(scenario.poolHandle),
                     policy: OffloadingSimulation.policy(policyType, load: 0, increment: group.increment),
-                    listenAddress: loopback, registrars: registrars)
+                    listenAddress: loopback,
+                    registrars: registrarList(nearest: group.delay.seconds == 0 ? 0 : group.delay.seconds < 0.010 ? 1 : 2))
                 configuration.transport = transport
                 configuration.delay = scaled(group.delay.seconds)
                 elements.append((group.name, CalcAppPoolElement(configuration: configuration, logger: logger)))
@@ -75,7 +104,12 @@ public struct OffloadingLiveRun: Sendable {
         let elementGroup = ServiceGroup(services: elements.map(\.element), logger: logger)
         async let elementsRun: Void = elementGroup.run()
         for (_, element) in elements { _ = try await element.userAddress }
-        try await Task.sleep(nanoseconds: 300_000_000)  // let the registrations land
+        // Wait until the device's registrar knows every PE (registrations and ENRP updates).
+        let expected = elements.count
+        for _ in 0..<100 {
+            if (try? await registrarServices[0].snapshot().poolElementCount) == expected { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
 
         // Users.
         var configuration = CalcAppPoolUsers.Configuration(
@@ -152,8 +186,8 @@ public struct OffloadingLiveRun: Sendable {
 
         await elementGroup.triggerGracefulShutdown()
         try? await elementsRun
-        await registrarGroup.triggerGracefulShutdown()
-        try? await registrarRun
+        for group in registrarGroups { await group.triggerGracefulShutdown() }
+        try? await registrarTasks.waitForAll()
 
         // Results, in scenario time.
         var utilization: [String: Double] = [:]

@@ -11,9 +11,10 @@ struct OffloadingDemoCommand: AsyncParsableCommand {
         commandName: "offloading",
         abstract: "The offloading scenario live: a device's pool users, PEs on the device, at the edge and in clouds.",
         discussion: """
-        A registrar, the scenario's seven CalcApp PEs and --users pool users run in this process
-        and talk ASAP and CalcApp over real sockets on loopback (MPTCP, falling back to TCP); each
-        PE group's network delay comes from a delaying relay. The pool policy is Priority Least
+        Three registrars (device, edge, remote site) peering with ENRP, the scenario's seven
+        CalcApp PEs and --users pool users run in this process and talk ASAP, ENRP and CalcApp
+        over real sockets on loopback (MPTCP, falling back to TCP); each PE group's network
+        delay comes from a delaying relay. The pool policy is Priority Least
         Used: the edge takes the work, the clouds join as it fills, the device's own PE serves
         only under overload. Half-way, an edge PE crashes; its jobs resume on other PEs from
         their cookies. Time runs --time-scale times faster (capacities × k, inter-arrival times
