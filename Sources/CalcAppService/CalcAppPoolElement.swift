@@ -94,7 +94,7 @@ public final class CalcAppPoolElement: Service, Sendable {
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addSessionCodec()
                 let session = driver.value.opened(channel)
-                try channel.pipeline.syncOperations.addHandler(SessionHandler(
+                try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<SessionInbound>(
                     onMessage: { driver.value.received($0, on: session) },
                     onClose: { driver.value.closed(session) }))
             }

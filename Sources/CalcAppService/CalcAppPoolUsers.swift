@@ -182,7 +182,7 @@ final class CalcAppClientDriver {
                 StreamTransport.connect(to: address, transport: owner.configuration.transport, group: loop) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addSessionCodec()
-                        try channel.pipeline.syncOperations.addHandler(SessionHandler(
+                        try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<SessionInbound>(
                             onMessage: { bound.value.received($0, generation: generation) },
                             onClose: { bound.value.closed(generation: generation) }))
                     }

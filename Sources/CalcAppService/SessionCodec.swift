@@ -42,22 +42,3 @@ extension ChannelPipeline.SynchronousOperations {
         try addHandler(MessageToByteHandler(SessionMessageEncoder()))
     }
 }
-
-/// Hands a session's messages and its end to callbacks (on its event loop).
-final class SessionHandler: ChannelInboundHandler {
-    typealias InboundIn = SessionInbound
-    private let onMessage: (SessionInbound) -> Void
-    private let onClose: () -> Void
-
-    init(onMessage: @escaping (SessionInbound) -> Void, onClose: @escaping () -> Void) {
-        self.onMessage = onMessage
-        self.onClose = onClose
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { onMessage(unwrapInboundIn(data)) }
-    func channelInactive(context: ChannelHandlerContext) {
-        onClose()
-        context.fireChannelInactive()
-    }
-    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
-}

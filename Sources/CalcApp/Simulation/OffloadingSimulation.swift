@@ -30,7 +30,7 @@ public struct OffloadingSimulation {
         var generator: SplitMix64
     }
 
-    enum Event {
+    enum Event: Sendable {
         case arrival(user: Int)
         case userTimer(user: Int, generation: UInt64)
         case elementTimer(element: Int, generation: UInt64)
@@ -44,7 +44,7 @@ public struct OffloadingSimulation {
         case loadReport(element: Int, load: Double)
     }
 
-    private var queue = EventQueue<Event>()
+    private var queue = TimerQueue<Event>()
     private var elements: [Element] = []
     private var usersState: [User] = []
     private var handlespace = Handlespace()
@@ -71,7 +71,7 @@ public struct OffloadingSimulation {
     public mutating func run() -> OffloadingRunResult {
         setUp()
         let end = start + scenario.sweep.duration.amount
-        while let (time, event) = queue.pop() {
+        while let (time, event) = queue.popFirst() {
             guard time <= end else { break }
             eventsProcessed += 1
             handle(event, now: time)

@@ -48,15 +48,7 @@ struct OffloadCommand: AsyncParsableCommand {
 
     func run() async throws {
         Bootstrap.run(logLevel: logLevel)
-        var chosen = OffloadingScenario.deviceEdgeCloud
-        if let path = scenario {
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the scenario file '\(path)'") }
-            do { chosen = try OffloadingScenario.load(data, source: path) } catch { throw ValidationError("\(error)") }
-        }
-        if !users.isEmpty { chosen.sweep.users = users }
-        if let duration { chosen.sweep.duration = ScenarioDuration(seconds: Double(duration.amount.nanoseconds) / 1e9) }
-        if let repetitions { chosen.sweep.repetitions = repetitions }
-        do { try chosen.validate() } catch { throw ValidationError("\(error)") }
+        let chosen = try loadScenario(scenario, users: users, duration: duration, repetitions: repetitions)
         guard timeScale >= 1, timeScale <= 100 else { throw ValidationError("--time-scale must be 1…100") }
         let wall = chosen.sweep.duration.seconds / timeScale * Double(chosen.sweep.users.count * chosen.sweep.repetitions)
         print(String(format: "live sweep: %d point(s) × %d repetition(s) × %@ at %gx: about %.0f s", chosen.sweep.users.count,

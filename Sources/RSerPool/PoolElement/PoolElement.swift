@@ -225,7 +225,7 @@ final class PoolElementDriver {
         StreamTransport.connect(to: address, transport: registrars.transport, group: loop) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addASAPCodec()
-                try channel.pipeline.syncOperations.addHandler(ClientAssociationHandler(
+                try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<ASAPInbound>(
                     onMessage: { box.value.received($0, generation: generation) },
                     onClose: { box.value.closed(generation: generation) }))
             }
@@ -291,7 +291,7 @@ final class PoolElementDriver {
         return { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addASAPCodec()
-                try channel.pipeline.syncOperations.addHandler(ClientAssociationHandler(
+                try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<ASAPInbound>(
                     onMessage: { box.value.receivedOnInbound($0, from: channel) },
                     onClose: { box.value.inboundClosed(channel) }))
             }
@@ -340,24 +340,6 @@ final class PoolElementDriver {
     }
 }
 
-/// Hands an ASAP client association's messages and its closing to callbacks (on its loop).
-final class ClientAssociationHandler: ChannelInboundHandler {
-    typealias InboundIn = ASAPInbound
-    private let onMessage: (ASAPInbound) -> Void
-    private let onClose: () -> Void
-
-    init(onMessage: @escaping (ASAPInbound) -> Void, onClose: @escaping () -> Void) {
-        self.onMessage = onMessage
-        self.onClose = onClose
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { onMessage(unwrapInboundIn(data)) }
-    func channelInactive(context: ChannelHandlerContext) {
-        onClose()
-        context.fireChannelInactive()
-    }
-    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
-}
 
 /// The pool element stopped before it was ever registered.
 public struct PoolElementStoppedError: Error, CustomStringConvertible {

@@ -268,7 +268,7 @@ final class PoolUserCore {
         let future = StreamTransport.connect(to: address, transport: registrars.transport, group: loop) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addASAPCodec()
-                try channel.pipeline.syncOperations.addHandler(ClientAssociationHandler(
+                try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<ASAPInbound>(
                     onMessage: { box.value.received($0, from: channel) },
                     onClose: { box.value.associationClosed(channel) }))
             }

@@ -1,16 +1,21 @@
 import NIOCore
 
-/// A min-heap of deadlines with payloads; entries are invalidated lazily by the owner (it
-/// checks on pop whether the timer is still current). Keeps the registrar's thousands of
-/// per-PE timers in one structure with one scheduled NIO task.
-struct TimerQueue<Payload: Sendable>: Sendable {
+/// A min-heap of deadlines with payloads; entries at the same deadline come out in the order
+/// they were scheduled (so a simulation is deterministic). Entries are invalidated lazily by
+/// the owner (it checks on pop whether the timer is still current). Keeps the registrar's
+/// thousands of per-PE timers in one structure with one scheduled NIO task, and orders the
+/// offloading simulator's events.
+public struct TimerQueue<Payload: Sendable>: Sendable {
     private var heap: [(deadline: NIODeadline, order: UInt64, payload: Payload)] = []
     private var counter: UInt64 = 0
 
-    var count: Int { heap.count }
-    var nextDeadline: NIODeadline? { heap.first?.deadline }
+    public init() {}
 
-    mutating func schedule(_ payload: Payload, at deadline: NIODeadline) {
+    public var count: Int { heap.count }
+    public var isEmpty: Bool { heap.isEmpty }
+    public var nextDeadline: NIODeadline? { heap.first?.deadline }
+
+    public mutating func schedule(_ payload: Payload, at deadline: NIODeadline) {
         counter += 1
         heap.append((deadline, counter, payload))
         var index = heap.count - 1
@@ -23,8 +28,14 @@ struct TimerQueue<Payload: Sendable>: Sendable {
     }
 
     /// Removes and returns the payload of the earliest timer due at or before `now`.
-    mutating func popDue(now: NIODeadline) -> Payload? {
+    public mutating func popDue(now: NIODeadline) -> Payload? {
         guard let first = heap.first, first.deadline <= now else { return nil }
+        return popFirst()?.payload
+    }
+
+    /// Removes and returns the earliest entry, whenever it is due.
+    public mutating func popFirst() -> (deadline: NIODeadline, payload: Payload)? {
+        guard let first = heap.first else { return nil }
         let last = heap.removeLast()
         if !heap.isEmpty {
             heap[0] = last
@@ -39,7 +50,7 @@ struct TimerQueue<Payload: Sendable>: Sendable {
                 index = smallest
             }
         }
-        return first.payload
+        return (first.deadline, first.payload)
     }
 
     private func before(_ a: Int, _ b: Int) -> Bool {
