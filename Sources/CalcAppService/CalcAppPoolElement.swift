@@ -199,7 +199,8 @@ final class CalcAppServerDriver {
         }
         timer?.cancel()
         if let deadline = server.nextDeadline {
-            timer = loop.scheduleTask(deadline: deadline) { [self] in self.perform(self.server.timerFired(now: self.loop.now)) }
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            timer = loop.scheduleTask(deadline: deadline) { bound.value.perform(bound.value.server.timerFired(now: bound.value.loop.now)) }
         }
     }
 

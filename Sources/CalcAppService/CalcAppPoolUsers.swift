@@ -153,14 +153,17 @@ final class CalcAppClientDriver {
         let wait = owner.configuration.interArrival.sample(using: &generator)
         let at = loop.now + .nanoseconds(Int64(wait * 1e9))
         guard at < end else { return }
-        arrival = loop.scheduleTask(deadline: at) { [self] in
-            guard !self.stopped else { return }
-            self.nextJobID &+= 1
-            let size = UInt64(max(1, self.owner.configuration.requestSize.sample(using: &self.generator).rounded()))
-            self.owner.submitted()
-            self.perform(self.client.jobArrived(CalcAppJob(id: self.nextJobID, size: size, arrival: self.loop.now), now: self.loop.now))
-            self.scheduleArrival()
-        }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        arrival = loop.scheduleTask(deadline: at) { bound.value.jobArrives() }
+    }
+
+    private func jobArrives() {
+        guard !stopped else { return }
+        nextJobID &+= 1
+        let size = UInt64(max(1, owner.configuration.requestSize.sample(using: &generator).rounded()))
+        owner.submitted()
+        perform(client.jobArrived(CalcAppJob(id: nextJobID, size: size, arrival: loop.now), now: loop.now))
+        scheduleArrival()
     }
 
     private func perform(_ actions: [CalcAppClient.Action]) {
@@ -216,7 +219,8 @@ final class CalcAppClientDriver {
         }
         timer?.cancel()
         if let deadline = client.nextDeadline {
-            timer = loop.scheduleTask(deadline: deadline) { [self] in self.perform(self.client.timerFired(now: self.loop.now)) }
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            timer = loop.scheduleTask(deadline: deadline) { bound.value.perform(bound.value.client.timerFired(now: bound.value.loop.now)) }
         }
     }
 

@@ -217,7 +217,7 @@ struct DemoRun {
 /// False when the PE broke the session (crash): the caller retries elsewhere.
 func exchangeAndHold(_ channel: Channel, payload: String, hold: TimeAmount) async throws -> Bool {
     let promise = channel.eventLoop.makePromise(of: String.self)
-    try await channel.pipeline.addHandler(ReplyCollector(expected: payload.utf8.count, promise: promise)).get()
+    try await channel.eventLoop.submit { try channel.pipeline.syncOperations.addHandler(ReplyCollector(expected: payload.utf8.count, promise: promise)) }.get()
     try await channel.writeAndFlush(ByteBuffer(string: payload)).get()
     let timer = channel.eventLoop.scheduleTask(in: .seconds(2)) { promise.fail(ChannelError.connectTimeout(.seconds(2))) }
     defer { timer.cancel() }

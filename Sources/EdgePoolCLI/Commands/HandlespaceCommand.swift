@@ -52,7 +52,7 @@ func httpGet(_ endpoint: Endpoint, path: String) async throws -> String {
         .connectTimeout(.seconds(3))
         .connect(to: endpoint.socketAddress()).get()
     let promise = channel.eventLoop.makePromise(of: String.self)
-    try await channel.pipeline.addHandler(ResponseCollector(promise: promise)).get()
+    try await channel.eventLoop.submit { try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise)) }.get()
     try await channel.writeAndFlush(ByteBuffer(string: "GET \(path) HTTP/1.0\r\nHost: \(endpoint)\r\n\r\n")).get()
     let response = try await promise.futureResult.get()
     guard let split = response.range(of: "\r\n\r\n") else { throw ChannelError.eof }

@@ -98,7 +98,7 @@ func echoRequest(user: PoolUser, handle: PoolHandle, payload: String, attempts: 
 func exchange(_ channel: Channel, payload: String, timeout: TimeAmount) async throws -> String {
     let expected = payload.utf8.count
     let promise = channel.eventLoop.makePromise(of: String.self)
-    try await channel.pipeline.addHandler(ReplyCollector(expected: expected, promise: promise)).get()
+    try await channel.eventLoop.submit { try channel.pipeline.syncOperations.addHandler(ReplyCollector(expected: expected, promise: promise)) }.get()
     let timer = channel.eventLoop.scheduleTask(in: timeout) { promise.fail(ChannelError.connectTimeout(timeout)) }
     channel.writeAndFlush(ByteBuffer(string: payload), promise: nil)
     defer {

@@ -199,7 +199,8 @@ final class PoolElementDriver {
         }
         timer?.cancel()
         if let deadline = machine.nextDeadline {
-            timer = loop.scheduleTask(deadline: deadline) { [self] in self.perform(self.machine.timerFired(now: loop.now)) }
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            timer = loop.scheduleTask(deadline: deadline) { bound.value.perform(bound.value.machine.timerFired(now: bound.value.loop.now)) }
         }
     }
 

@@ -75,8 +75,10 @@ final class RegistrarCore {
     func startPeering(enrpTransport: TransportAddress, staticPeers: [TransportAddress]) {
         self.staticPeers = staticPeers
         perform(machine.startPeering(enrpTransport: enrpTransport, staticPeers: staticPeers, now: loop.now))
-        peerRetry = loop.scheduleRepeatedTask(initialDelay: configuration.peerHeartbeatInterval, delay: configuration.peerHeartbeatInterval) { [self] _ in
-            for peer in self.staticPeers where self.outgoingPeers[peer] == nil { self.connectPeer(peer) }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        peerRetry = loop.scheduleRepeatedTask(initialDelay: configuration.peerHeartbeatInterval, delay: configuration.peerHeartbeatInterval) { _ in
+            let core = bound.value
+            for peer in core.staticPeers where core.outgoingPeers[peer] == nil { core.connectPeer(peer) }
         }
     }
 
@@ -204,7 +206,8 @@ final class RegistrarCore {
         if let current = timerDeadline, current <= deadline { return }
         timer?.cancel()
         timerDeadline = deadline
-        timer = loop.scheduleTask(deadline: deadline) { [self] in self.timerFired() }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        timer = loop.scheduleTask(deadline: deadline) { bound.value.timerFired() }
     }
 
     private func record(_ event: RegistrarEvent) {

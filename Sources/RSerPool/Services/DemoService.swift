@@ -97,7 +97,8 @@ final class DemoServiceHandler: ChannelInboundHandler {
         if service == .daytime {
             var buffer = context.channel.allocator.buffer(capacity: 32)
             buffer.writeString(Self.daytime() + "\r\n")
-            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
         }
         context.fireChannelActive()
     }

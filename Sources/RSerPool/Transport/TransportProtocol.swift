@@ -53,7 +53,7 @@ public enum StreamTransport {
         timeout: TimeAmount = .seconds(3),
         initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<Channel> {
-        func bootstrap(_ mptcp: Bool) -> ClientBootstrap {
+        @Sendable func bootstrap(_ mptcp: Bool) -> ClientBootstrap {
             ClientBootstrap(group: group)
                 .connectTimeout(timeout)
                 .enableMPTCP(mptcp)
