@@ -4,17 +4,24 @@ import ArgumentParser
 struct EdgePool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edgepool",
-        abstract: "Reliable server pooling (RSerPool) for the mobile edge: registrars, pool elements, pool users.",
+        abstract: "Server pools at the mobile edge: RSerPool registrars, pool elements, pool users, and the offloading experiment.",
         discussion: """
-        A pool registrar (PR) keeps the handlespace: pools of servers (pool elements, PEs) under
-        a pool handle. PEs register with a PR and are monitored by keep-alives; pool users (PUs)
-        resolve the handle, pick a PE by the pool's policy and fail over when one dies.
-        ASAP runs over MPTCP (falling back to TCP) on port 3863.
+        A pool registrar keeps the handlespace: pools of servers (pool
+        elements, PEs) under a pool handle. PEs register and are watched by
+        keep-alives; pool users resolve the handle, pick a PE by the pool's
+        policy, and fail over when one dies. Registrars replicate the
+        handlespace among themselves (ENRP) and take over a dead peer's PEs.
+        ASAP and ENRP run over MPTCP (falling back to TCP).
 
-        Try it all in one process:        edgepool demo
-        Or on three terminals:            edgepool registrar --listen 127.0.0.1:3863
-                                          edgepool pe --pool EchoPool --service echo --policy lu
-                                          edgepool pu --pool EchoPool --requests 10
+        Everything in one process:
+          edgepool demo                  the offloading scenario, live
+          edgepool demo echo             a pool of echo servers, one crashes
+          edgepool simulate              the whole offloading sweep, simulated
+
+        On three terminals:
+          edgepool registrar --listen 127.0.0.1:3863
+          edgepool pe --pool EchoPool --service echo --policy lu
+          edgepool pu --pool EchoPool --requests 10
         """,
         version: "0.1.0",
         subcommands: [DemoCommand.self, RegistrarCommand.self, PoolElementCommand.self, ResolveCommand.self,
