@@ -274,4 +274,19 @@ struct ENRPStateMachineTests {
             .handleUpdate(action: .deletePoolElement, poolHandle: "Pool", element: forged, takeoverSuggested: false)), on: c.links[0].aSide, now: c.now))
         #expect(c.elements(at: 1) == [10: one])
     }
+
+    @Test func aForgedTakeoverOfALivePeerIsRefused() {
+        var c = Cluster([1, 2, 3])
+        c.connect(1, 2); c.connect(1, 3); c.connect(2, 3)
+        c.register(3, pe: 30)
+        let one = RegistrarIdentifier(1), two = RegistrarIdentifier(2), three = RegistrarIdentifier(3)
+        c.advance(by: .seconds(1))  // 1 hears 3's heartbeats
+        // 2 claims 3 is dead: 1 does not acknowledge, and does not hand 3's PEs to 2.
+        let fromTwo = c.links[0].aSide
+        let ack = c.machines[one]!.receivedPeer(ENRPMessage(sender: two, receiver: one, .initTakeover(target: three)), on: fromTwo, now: c.now)
+        #expect(!ack.contains { if case .sendENRP(let m, _) = $0, case .initTakeoverAck = m.body { true } else { false } })
+        #expect(ack.contains { if case .event(.peerRefused) = $0 { true } else { false } })
+        c.run(one, c.machines[one]!.receivedPeer(ENRPMessage(sender: two, receiver: one, .takeoverServer(target: three)), on: fromTwo, now: c.now))
+        #expect(c.elements(at: 1) == [30: three], "3 is alive: its PE stays its own")
+    }
 }

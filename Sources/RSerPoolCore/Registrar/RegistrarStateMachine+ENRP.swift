@@ -103,7 +103,7 @@ extension RegistrarStateMachine {
                 }
             }
         case .initTakeover(let target):
-            actions += initTakeoverReceived(from: sender, target: target, on: association)
+            actions += initTakeoverReceived(from: sender, target: target, on: association, now: now)
         case .initTakeoverAck(let target):
             if var takeover = takeovers[target] {
                 takeover.acknowledged.insert(sender)
@@ -111,7 +111,11 @@ extension RegistrarStateMachine {
                 if takeover.expected.isSubset(of: takeover.acknowledged) { actions += completeTakeover(of: target, now: now) }
             }
         case .takeoverServer(let target):
-            actions += takeoverServerReceived(from: sender, target: target, now: now)
+            if isAlive(target, now: now) {
+                actions.append(.event(.peerRefused(sender, "Takeover Server for \(target), which we hear from: refused")))
+            } else {
+                actions += takeoverServerReceived(from: sender, target: target, now: now)
+            }
         case .error(let error):
             actions.append(.event(.peerReportedError(error, association)))
         }
@@ -324,7 +328,18 @@ extension RegistrarStateMachine {
         return actions
     }
 
-    private mutating func initTakeoverReceived(from sender: RegistrarIdentifier, target: RegistrarIdentifier, on association: AssociationID) -> [Action] {
+    /// Whether we heard from `peer` recently and it owes us no reply: a takeover of it is forged
+    /// or mistaken (a partition between the others and it), and is refused.
+    func isAlive(_ peer: RegistrarIdentifier, now: NIODeadline) -> Bool {
+        guard let state = peers[peer], !state.associations.isEmpty, state.awaitingReplySince == nil else { return false }
+        return now - state.lastHeard < configuration.peerMaxTimeLastHeard
+    }
+
+    private mutating func initTakeoverReceived(from sender: RegistrarIdentifier, target: RegistrarIdentifier, on association: AssociationID,
+                                               now: NIODeadline) -> [Action] {
+        if isAlive(target, now: now) {
+            return [.event(.peerRefused(sender, "Init Takeover for \(target), which we hear from: not acknowledged"))]
+        }
         if target == identifier {
             // Someone thinks we are dead: a Presence says otherwise and cancels the takeover.
             return [.sendENRP(presence(to: sender, replyRequired: false), to: association), .event(.peerSilent(sender))]
