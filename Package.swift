@@ -80,7 +80,7 @@ let package = Package(
         // A plain build makes a replayer for corpus and crash files.
         .executableTarget(
             name: "ASAPFuzzer",
-            dependencies: ["RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["RSerPoolWire", "CalcApp", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "RSerPoolWireTests",

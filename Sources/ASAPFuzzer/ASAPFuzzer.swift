@@ -1,15 +1,33 @@
+import CalcApp
 import NIOCore
 import RSerPoolWire
 
 /// Feeds arbitrary bytes to the ASAP and the ENRP stream decoders, as a registrar's
-/// associations would. Invariants checked: no crash, no hang; every decoded message
+/// associations would, and to the CalcApp session decoder, as a PE's sessions would. Invariants checked: no crash, no hang; every decoded message
 /// re-encodes to a frame that decodes to the same message.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzASAPDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: size))
     fuzzASAP(input)
     fuzzENRP(input)
+    fuzzCalcAppSession(input)
     return 0
+}
+
+/// A PE's view of a PU↔PE session (CalcApp and ASAP session messages on one stream).
+func fuzzCalcAppSession(_ input: ByteBuffer) {
+    var buffer = input
+    while buffer.readableBytes > 0 {
+        do {
+            guard let message = try SessionMessage.decode(from: &buffer) else { break }
+            var encoded = ByteBuffer()
+            message.write(into: &encoded)
+            let again = try SessionMessage.decode(from: &encoded)
+            precondition(again == message, "re-encoding changed a session message")
+        } catch {
+            break  // the session would be closed
+        }
+    }
 }
 
 func fuzzENRP(_ input: ByteBuffer) {
