@@ -43,4 +43,22 @@ struct CalcAppLiveTests {
         #expect(numbers.count >= 3 && numbers[0] == numbers[1] + numbers[2] && numbers[1] > 0, "\(line)")
         #expect(output.contains { $0.contains("an edge PE crashes") })
     }
+
+    @Test func aLiveSweepWithAProcessPerComponentWritesItsReport() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-offload-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (status, output) = try await runEdgepool(["offload", "--users", "4", "--duration", "60s", "--repetitions", "1",
+                                                      "--time-scale", "20", "--out", directory.path], timeout: 120)
+        #expect(status == 0, "\(output.suffix(10))")
+        let runs = try String(contentsOf: directory.appendingPathComponent("runs.csv"), encoding: .utf8).split(separator: "\n")
+        #expect(runs.count == 2, "a header and one run: \(runs)")
+        let fields = runs[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let (submitted, completed, inFlight) = (Int(fields[2]) ?? -1, Int(fields[3]) ?? -1, Int(fields[4]) ?? -1)
+        #expect(completed > 0 && submitted == completed + inFlight, "\(runs[1])")
+        let summary = try String(contentsOf: directory.appendingPathComponent("summary.md"), encoding: .utf8)
+        #expect(summary.contains("a process per registrar, PE and the users") && summary.contains("time scale 20"))
+        for plot in ["utilization.svg", "times.svg", "speed.svg"] {
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(plot).path))
+        }
+    }
 }

@@ -38,6 +38,7 @@ struct CalcAppPECommand: AsyncParsableCommand {
     @Option(help: "A cookie at least every this many calculations.") var cookieCalculations: Double = 5_000_000
     @Option(help: "Transport: mptcp (falls back to tcp) or tcp.") var transport: TransportProtocol = .mptcp
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
+    @Flag(help: "At exit, print the statistics as one JSON line.") var json = false
 
     func run() async throws {
         Bootstrap.run(logLevel: logLevel)
@@ -63,6 +64,10 @@ struct CalcAppPECommand: AsyncParsableCommand {
         fflush(nil)
         try await running
         let statistics = try await element.statistics()
+        if json {
+            print(String(decoding: try JSONEncoder().encode(statistics), as: UTF8.self))
+            return
+        }
         print(String(format: "calcapp-pe %@: accepted %d, rejected %d, completed %d, busy %.1f s", statistics.identifier as NSString,
                      statistics.accepted, statistics.rejected, statistics.completed, statistics.busySeconds))
     }
@@ -95,6 +100,9 @@ struct CalcAppPUCommand: AsyncParsableCommand {
     @Flag(help: "Constant sizes and intervals instead of exponential ones.") var constant = false
     @Option(help: "Seed for the request generator.") var seed: UInt64 = 1
     @Option(help: "Keep-alive interval and timeout towards the PE.") var keepAlive: Duration = Duration(.seconds(5))
+    @Option(help: "Wait after a rejection (doubling per further rejection).") var retryDelay: Duration = Duration(.milliseconds(100))
+    @Option(help: "The longest wait after rejections.") var maxRetryDelay: Duration = Duration(.milliseconds(1600))
+    @Flag(help: "Print each request and the summary as JSON lines.") var json = false
     @Option(help: "Transport: mptcp (falls back to tcp) or tcp.") var transport: TransportProtocol = .mptcp
     @Option(help: "Log level.") var logLevel: Logger.Level = .warning
 
@@ -111,8 +119,19 @@ struct CalcAppPUCommand: AsyncParsableCommand {
         configuration.transport = transport
         configuration.client.keepAliveInterval = keepAlive.amount
         configuration.client.keepAliveTimeout = keepAlive.amount
+        configuration.client.retryDelay = retryDelay.amount
+        configuration.client.maximumRetryDelay = maxRetryDelay.amount
+        let asJSON = json
         let pool = CalcAppPoolUsers(configuration: configuration, logger: Logger(label: "edgepool.calcapp.pu"))
         pool.onCompletion { record in
+            if asJSON {
+                let line: [String: Any] = ["job": record.job.id, "size": record.job.size, "element": record.element.description,
+                                           "queuing": record.queuingTime, "startup": record.startupTime, "processing": record.processingTime,
+                                           "failovers": record.failovers]
+                print(String(decoding: (try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])) ?? Data(), as: UTF8.self))
+                fflush(nil)
+                return
+            }
             print(String(format: "job %d: %llu calculations by %@ in %.2f s (queuing %.2f, start-up %.2f, processing %.2f), failovers %d",
                          record.job.id, record.job.size, record.element.description as NSString, record.handlingTime, record.queuingTime,
                          record.startupTime, record.processingTime, record.failovers))
@@ -120,6 +139,10 @@ struct CalcAppPUCommand: AsyncParsableCommand {
         }
         // Generate for --duration, then let the requests in hand finish.
         let outcome = try await pool.run(for: duration.amount, drain: drain.amount)
+        if json {
+            print(#"{"submitted":\#(outcome.submitted),"completed":\#(outcome.records.count),"failovers":\#(outcome.failovers),"rejections":\#(outcome.rejections)}"#)
+            return
+        }
         print("\(outcome.submitted) submitted, \(outcome.records.count) completed, \(outcome.failovers) failover(s), \(outcome.rejections) rejection(s)")
         if outcome.records.count < outcome.submitted { throw ExitCode(1) }
     }

@@ -11,9 +11,11 @@ struct OffloadCommand: AsyncParsableCommand {
         commandName: "offload",
         abstract: "Run the offloading scenario's sweep live on loopback and write the report.",
         discussion: """
-        Every point of the sweep (numbers of pool users) and every repetition runs live: a
-        registrar, the scenario's CalcApp PEs (each group behind a delaying relay) and the pool
-        users, over real sockets in this process. --time-scale k makes it k times faster
+        Every point of the sweep (numbers of pool users) and every repetition runs live, each
+        component a process of its own: three registrars peering with ENRP (device, edge,
+        remote), one calcapp-pe per PE (registered with its nearest registrar, its network
+        delay from a delaying relay), and one calcapp-pu process with the users, all on
+        loopback. --in-process runs the same in this process instead. --time-scale k makes it k times faster
         (capacities × k, inter-arrival times and delays ÷ k); results are in scenario time and
         the report says which k was used. The report has the same files as `edgepool simulate`,
         so live and simulated runs of one scenario compare directly.
@@ -40,6 +42,9 @@ struct OffloadCommand: AsyncParsableCommand {
     @Option(help: "Transport: mptcp (falls back to tcp) or tcp.")
     var transport: TransportProtocol = .mptcp
 
+    @Flag(help: "Run registrars, PEs and users in this process instead of as processes.")
+    var inProcess = false
+
     @Option(help: ArgumentHelp("Directory for the report.", valueName: "directory"))
     var out: String = "offloading-live"
 
@@ -57,10 +62,16 @@ struct OffloadCommand: AsyncParsableCommand {
         for count in chosen.sweep.users {
             var runs: [OffloadingRunResult] = []
             for repetition in 0..<chosen.sweep.repetitions {
-                var run = OffloadingLiveRun(scenario: chosen, users: count, timeScale: timeScale,
-                                            seed: chosen.seed &* 1_000_003 &+ UInt64(count) &* 101 &+ UInt64(repetition))
-                run.transport = transport
-                let result = try await run.run()
+                let seed = chosen.seed &* 1_000_003 &+ UInt64(count) &* 101 &+ UInt64(repetition)
+                let result: OffloadingRunResult
+                if inProcess {
+                    var run = OffloadingLiveRun(scenario: chosen, users: count, timeScale: timeScale, seed: seed)
+                    run.transport = transport
+                    result = try await run.run()
+                } else {
+                    result = try await OffloadingProcessRun(scenario: chosen, users: count, timeScale: timeScale, seed: seed,
+                                                            transport: transport).run()
+                }
                 print(String(format: "  %3d users, repetition %d: %d completed, handling speed %.0f calc/s", count, repetition + 1,
                              result.completed, result.handlingSpeed))
                 fflush(nil)
@@ -69,7 +80,7 @@ struct OffloadCommand: AsyncParsableCommand {
             points.append(SweepPoint(users: count, runs: runs))
         }
         let report = OffloadingReport(scenario: chosen, points: points,
-                                      method: "live on loopback (\(transport.rawValue)), time scale \(formatNumber(timeScale))× (capacities × k, inter-arrival times and delays ÷ k; results in scenario time)")
+                                      method: "live on loopback (\(inProcess ? "one process" : "a process per registrar, PE and the users"), \(transport.rawValue)), time scale \(formatNumber(timeScale))× (capacities × k, inter-arrival times and delays ÷ k; results in scenario time)")
         let directory = URL(fileURLWithPath: out)
         try report.write(to: directory)
         print(report.markdown())

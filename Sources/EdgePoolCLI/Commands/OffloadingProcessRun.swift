@@ -1,0 +1,125 @@
+import CalcApp
+import Foundation
+import RSerPool
+
+/// One point of the offloading scenario with every component a process of its own: three
+/// `edgepool registrar` processes peering with ENRP (device, edge, remote), one
+/// `edgepool calcapp-pe` per PE (registered with its nearest registrar; its network delay from
+/// its delaying relay) and one `edgepool calcapp-pu` process with the users. Time-scaled like
+/// `OffloadingLiveRun`; results in scenario time.
+struct OffloadingProcessRun {
+    var scenario: OffloadingScenario
+    var users: Int
+    var timeScale: Double
+    var seed: UInt64
+    var transport: TransportProtocol
+
+    private func scaled(_ seconds: Double) -> String { "\(Int64((seconds / timeScale * 1e9).rounded()) / 1_000_000)ms" }
+
+    func run() async throws -> OffloadingRunResult {
+        guard scenario.users.requestSize.kind == scenario.users.interArrival.kind, scenario.users.requestSize.kind != .uniform else {
+            throw OffloadRunError("process mode supports exponential or constant sizes and intervals (the same for both); use --in-process")
+        }
+        // Registrars.
+        var registrars: [ChildProcess] = []
+        var asap: [String] = []
+        var enrp: [String] = []
+        for index in 0..<3 {
+            let process = try ChildProcess("registrar-\(index + 1)", ["registrar", "--identifier", "\(index + 1)", "--listen", "127.0.0.1:0",
+                                                                      "--enrp-listen", "127.0.0.1:0", "--transport", transport.rawValue,
+                                                                      "--log-level", "error"] + enrp.flatMap { ["--peer", $0] })
+            let line = try await process.waitForLine(containing: "listening on")
+            guard let onRange = line.range(of: "listening on "), let paren = line.range(of: " (", range: onRange.upperBound..<line.endIndex),
+                  let peersRange = line.range(of: "peers on ") else { throw OffloadRunError("unexpected registrar line: \(line)") }
+            asap.append(String(line[onRange.upperBound..<paren.lowerBound]))
+            enrp.append(String(line[peersRange.upperBound...]))
+            registrars.append(process)
+        }
+        func registrarArguments(nearest index: Int) -> [String] {
+            ([asap[index]] + asap.enumerated().filter { $0.offset != index }.map(\.element)).flatMap { ["--registrar", $0] }
+        }
+
+        // PEs.
+        var elements: [(group: String, process: ChildProcess, identifier: String)] = []
+        for group in scenario.elements {
+            let nearest = group.delay.seconds == 0 ? 0 : group.delay.seconds < 0.010 ? 1 : 2
+            for index in 0..<group.count {
+                let process = try ChildProcess("\(group.name)-\(index + 1)", [
+                    "calcapp-pe", "--pool", scenario.poolHandle, "--policy", scenario.policy,
+                    "--capacity", "\(group.capacity * timeScale)", "--max-jobs", "\(scenario.maxJobs)", "--increment", "\(group.increment)",
+                    "--delay", scaled(group.delay.seconds), "--cookie-interval", scaled(scenario.cookieInterval.seconds),
+                    "--cookie-calculations", "\(scenario.cookieCalculations)", "--secret", "offloading-\(seed)",
+                    "--transport", transport.rawValue, "--log-level", "error", "--json",
+                ] + registrarArguments(nearest: nearest))
+                let line = try await process.waitForLine(containing: "edgepool calcapp-pe ")
+                elements.append((group.name, process, String(line.split(separator: " ")[2])))
+            }
+        }
+        // Until the device's registrar knows every PE.
+        for _ in 0..<100 {
+            let resolver = try ChildProcess("resolve", ["resolve", "--registrar", asap[0], "--pool", scenario.poolHandle, "--count", "\(elements.count)"])
+            try await resolver.waitForEnd()
+            if resolver.lines.filter({ $0.hasPrefix("  $") }).count == elements.count { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+
+        // Users.
+        let kind = scenario.users.requestSize.kind
+        let user = try ChildProcess("users", [
+            "calcapp-pu", "--pool", scenario.poolHandle, "--users", "\(users)", "--duration", scaled(scenario.sweep.duration.seconds),
+            "--drain", "0s", "--request-size", "\(scenario.users.requestSize.mean)",
+            "--inter-arrival", scaled(scenario.users.interArrival.mean), "--seed", "\(seed)",
+            "--keep-alive", scaled(5), "--retry-delay", scaled(0.1), "--max-retry-delay", scaled(1.6),
+            "--transport", transport.rawValue, "--json", "--log-level", "error",
+        ] + (kind == .constant ? ["--constant"] : []) + registrarArguments(nearest: 0))
+        let started = Date()
+        try await user.waitForEnd(timeout: scenario.sweep.duration.seconds / timeScale + 60)
+        let measured = Date().timeIntervalSince(started)
+
+        // Stop the PEs (they print their statistics) and the registrars.
+        for element in elements { element.process.signal(SIGTERM) }
+        var busy: [Double] = []
+        for element in elements {
+            try await element.process.waitForEnd(timeout: 30)
+            guard let json = element.process.lines.last(where: { $0.hasPrefix("{") }),
+                  let statistics = try? JSONDecoder().decode(CalcAppStatisticsLine.self, from: Data(json.utf8)) else {
+                throw OffloadRunError("\(element.process.name) printed no statistics")
+            }
+            busy.append(statistics.busySeconds)
+        }
+        for registrar in registrars { registrar.signal(SIGTERM) }
+        for registrar in registrars { try? await registrar.waitForEnd(timeout: 10) }
+
+        // Results, in scenario time.
+        struct Record: Decodable { var size: Double; var element: String; var queuing: Double; var startup: Double; var processing: Double }
+        struct Summary: Decodable { var submitted: Int; var completed: Int; var failovers: Int; var rejections: Int }
+        let decoder = JSONDecoder()
+        let records = user.lines.filter { $0.hasPrefix("{\"element\"") }.compactMap { try? decoder.decode(Record.self, from: Data($0.utf8)) }
+        guard let summaryLine = user.lines.last(where: { $0.hasPrefix("{\"submitted\"") }),
+              let summary = try? decoder.decode(Summary.self, from: Data(summaryLine.utf8)) else {
+            throw OffloadRunError("the users printed no summary")
+        }
+        func mean(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
+        var utilization: [String: Double] = [:]
+        var completedBy: [String: Int] = [:]
+        for group in scenario.elements {
+            let members = elements.indices.filter { elements[$0].group == group.name }
+            utilization[group.name] = members.map { busy[$0] / measured }.reduce(0, +) / Double(max(members.count, 1))
+            let identifiers = Set(members.map { elements[$0].identifier })
+            completedBy[group.name] = records.filter { identifiers.contains($0.element) }.count
+        }
+        let handling = records.map { ($0.queuing + $0.startup + $0.processing) * timeScale }
+        return OffloadingRunResult(
+            users: users, seed: seed, submitted: summary.submitted, completed: summary.completed,
+            inFlight: summary.submitted - summary.completed,
+            queuingTime: mean(records.map { $0.queuing * timeScale }), startupTime: mean(records.map { $0.startup * timeScale }),
+            processingTime: mean(records.map { $0.processing * timeScale }), handlingTime: mean(handling),
+            handlingSpeed: mean(zip(records, handling).map { $0.0.size / $0.1 }), utilization: utilization, completedBy: completedBy,
+            rejections: summary.rejections, failovers: summary.failovers, events: 0)
+    }
+}
+
+/// The part of `calcapp-pe --json` the runner needs.
+struct CalcAppStatisticsLine: Decodable {
+    var busySeconds: Double
+}
