@@ -80,4 +80,22 @@ struct SimulationTests {
         #expect(throws: ScenarioError.self) { try OffloadingScenario.load(bad.encoded(), source: "bad.json") }
         #expect((try? OffloadingScenario.load(OffloadingScenario.deviceEdgeCloud.encoded(), source: "ok.json")) == OffloadingScenario.deviceEdgeCloud)
     }
+
+    @Test func theDefaultSweepProducesItsSummary() async throws {
+        var scenario = OffloadingScenario.deviceEdgeCloud
+        scenario.sweep.duration = ScenarioDuration(seconds: 60)
+        scenario.sweep.repetitions = 2
+        let points = await OffloadingSweep.run(scenario)
+        #expect(points.map(\.users) == scenario.sweep.users && points.allSatisfy { $0.runs.count == 2 })
+        let report = OffloadingReport(scenario: scenario, points: points, method: "test")
+        let markdown = report.markdown()
+        for users in scenario.sweep.users { #expect(markdown.contains("\n| \(users) | "), "row for \(users) users") }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-sweep-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try report.write(to: directory)
+        for file in ["runs.csv", "summary.csv", "summary.md", "utilization.svg", "times.svg", "speed.svg", "capacity-over-time.svg"] {
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path), "\(file)")
+        }
+        #expect(points[0].runs[0].capacityOverTime["edge"]?.count == OffloadingSimulation.samples)
+    }
 }

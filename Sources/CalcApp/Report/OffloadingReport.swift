@@ -24,6 +24,9 @@ public struct OffloadingReport: Sendable {
         try utilizationChart().render().write(to: directory.appendingPathComponent("utilization.svg"), atomically: true, encoding: .utf8)
         try timesChart().render().write(to: directory.appendingPathComponent("times.svg"), atomically: true, encoding: .utf8)
         try speedChart().render().write(to: directory.appendingPathComponent("speed.svg"), atomically: true, encoding: .utf8)
+        if let chart = capacityOverTimeChart() {
+            try chart.render().write(to: directory.appendingPathComponent("capacity-over-time.svg"), atomically: true, encoding: .utf8)
+        }
         try String(decoding: scenario.encoded(), as: UTF8.self).write(to: directory.appendingPathComponent("scenario.json"), atomically: true, encoding: .utf8)
     }
 
@@ -89,7 +92,8 @@ public struct OffloadingReport: Sendable {
         let completed = points.flatMap(\.runs).map(\.completed).reduce(0, +)
         let inFlight = points.flatMap(\.runs).map(\.inFlight).reduce(0, +)
         text += "\nRequests: \(submitted) submitted = \(completed) completed + \(inFlight) queued or in progress at the end of their run.\n"
-        text += "\nPlots: `utilization.svg`, `times.svg`, `speed.svg`. Every run: `runs.csv`; summaries: `summary.csv`.\n"
+        text += "\nPlots: `utilization.svg`, `times.svg`, `speed.svg`"
+            + (capacityOverTimeChart() != nil ? ", `capacity-over-time.svg`" : "") + ". Every run: `runs.csv`; summaries: `summary.csv`.\n"
         return text
     }
 
@@ -110,6 +114,23 @@ public struct OffloadingReport: Sendable {
             SVGChart.Series(name: "start-up", values: points.map { $0.startupTime.mean }),
             SVGChart.Series(name: "processing", values: points.map { $0.processingTime.mean }),
         ])
+    }
+
+    /// Used capacity per group over the run, at the sweep's middle point, averaged over its
+    /// repetitions (simulated runs carry the samples).
+    public func capacityOverTimeChart() -> SVGChart? {
+        guard !points.isEmpty else { return nil }
+        let point = points[points.count / 2]
+        let runs = point.runs.filter { !$0.capacityOverTime.isEmpty }
+        guard let first = runs.first, let length = first.capacityOverTime.values.first?.count, length > 0 else { return nil }
+        let step = scenario.sweep.duration.seconds / Double(length)
+        let categories = (0..<length).map { index -> String in index % max(1, length / 6) == 0 ? formatNumber((Double(index) * step).rounded()) : "" }
+        return SVGChart(title: "Used capacity over time, \(point.users) users", xLabel: "seconds", yLabel: "used capacity (%)",
+                        categories: categories, series: groups.map { group in
+                            SVGChart.Series(name: group, values: (0..<length).map { index in
+                                100 * runs.compactMap { $0.capacityOverTime[group].flatMap { index < $0.count ? $0[index] : nil } }.reduce(0, +) / Double(runs.count)
+                            })
+                        }, yMaximum: 100)
     }
 
     public func speedChart() -> SVGChart {

@@ -42,7 +42,13 @@ public struct OffloadingSimulation {
         case toUser(user: Int, session: SessionID, SessionMessage)
         case userSessionClosed(user: Int, session: SessionID)
         case loadReport(element: Int, load: Double)
+        case sample
     }
+
+    /// Used-capacity samples per interval, for the "over time" plot.
+    static let samples = 60
+    private var lastBusy: [TimeAmount] = []
+    private var capacityOverTime: [String: [Double]] = [:]
 
     private var queue = TimerQueue<Event>()
     private var elements: [Element] = []
@@ -100,6 +106,8 @@ public struct OffloadingSimulation {
                 handlespace.register(handle, PoolElementEntry(parameter: parameter, association: nil, now: start))
             }
         }
+        lastBusy = Array(repeating: .zero, count: elements.count)
+        queue.schedule(.sample, at: start + sampleInterval)
         for index in 0..<users {
             var user = User(client: CalcAppClient(), generator: SplitMix64(seed: seed &* 0x9E37_79B9 &+ UInt64(index) &+ 1))
             let first = Self.duration(scenario.users.interArrival.sample(using: &user.generator))
@@ -120,6 +128,8 @@ public struct OffloadingSimulation {
     }
 
     static func duration(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64((seconds * 1e9).rounded())) }
+
+    private var sampleInterval: TimeAmount { .nanoseconds(max(1, scenario.sweep.duration.amount.nanoseconds / Int64(Self.samples))) }
 
     // MARK: - Events
 
@@ -162,6 +172,16 @@ public struct OffloadingSimulation {
             guard usersState[user].session == session else { return }
             usersState[user].session = nil
             userActions(user, usersState[user].client.sessionClosed(now: now), now: now)
+        case .sample:
+            for index in elements.indices { elementActions(index, elements[index].server.timerFired(now: now), now: now) }
+            let interval = Double(sampleInterval.nanoseconds)
+            for (groupIndex, group) in scenario.elements.enumerated() {
+                let members = elements.indices.filter { elements[$0].group == groupIndex }
+                let used = members.map { Double((elements[$0].server.busyTime - lastBusy[$0]).nanoseconds) / interval }.reduce(0, +)
+                capacityOverTime[group.name, default: []].append(used / Double(max(members.count, 1)))
+            }
+            for index in elements.indices { lastBusy[index] = elements[index].server.busyTime }
+            queue.schedule(.sample, at: now + sampleInterval)
         case .loadReport(let element, let load):
             // A re-registration with the new load reaches the registrar.
             var parameter = elements[element].parameter
@@ -246,7 +266,7 @@ public struct OffloadingSimulation {
             queuingTime: mean(records.map(\.queuingTime)), startupTime: mean(records.map(\.startupTime)),
             processingTime: mean(records.map(\.processingTime)), handlingTime: mean(records.map(\.handlingTime)),
             handlingSpeed: mean(records.map(\.handlingSpeed)), utilization: utilization, completedBy: served,
-            rejections: rejections, failovers: failovers, events: eventsProcessed)
+            rejections: rejections, failovers: failovers, events: eventsProcessed, capacityOverTime: capacityOverTime)
     }
 }
 
@@ -254,7 +274,8 @@ public struct OffloadingSimulation {
 public struct OffloadingRunResult: Hashable, Sendable, Codable {
     public init(users: Int, seed: UInt64, submitted: Int, completed: Int, inFlight: Int, queuingTime: Double, startupTime: Double,
                 processingTime: Double, handlingTime: Double, handlingSpeed: Double, utilization: [String: Double],
-                completedBy: [String: Int], rejections: Int, failovers: Int, events: Int) {
+                completedBy: [String: Int], rejections: Int, failovers: Int, events: Int, capacityOverTime: [String: [Double]] = [:]) {
+        self.capacityOverTime = capacityOverTime
         self.users = users
         self.seed = seed
         self.submitted = submitted
@@ -292,4 +313,6 @@ public struct OffloadingRunResult: Hashable, Sendable, Codable {
     public var rejections: Int
     public var failovers: Int
     public var events: Int
+    /// Used capacity of each group in equal intervals of the run (simulation only).
+    public var capacityOverTime: [String: [Double]]
 }
