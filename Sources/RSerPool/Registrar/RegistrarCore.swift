@@ -132,17 +132,20 @@ final class RegistrarCore {
         }
         let bound = NIOLoopBound(self, eventLoop: loop)
         let limits = configuration.wireLimits
+        // The association's id, set by the initializer, read when the connection is up.
+        let opened = NIOLoopBoundBox<AssociationID?>.makeEmptyBox(eventLoop: loop)
         StreamTransport.connect(to: address, transport: .mptcp, group: loop) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addASAPCodec(limits: limits)
                 let id = bound.value.associationOpened(channel)
+                opened.value = id
                 try channel.pipeline.syncOperations.addHandler(RegistrarAssociationHandler(core: bound.value, association: id))
             }
         }.hop(to: loop).whenComplete { result in
             let core = bound.value
             switch result {
-            case .success(let channel):
-                guard let id = core.associations.first(where: { $0.value === channel })?.key else { return }
+            case .success:
+                guard let id = opened.value else { return }
                 core.perform(core.machine.adoptionAssociationEstablished(id, handle: handle, identifier: element.identifier, now: core.loop.now))
             case .failure(let error):
                 core.logger.notice("taken-over PE unreachable", metadata: ["pool": "\(handle)", "pe": "\(element.identifier)", "error": "\(error)"])
