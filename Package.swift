@@ -5,6 +5,8 @@ import PackageDescription
 //   RSerPoolWire  – ASAP/ENRP messages and parameters (NIOCore only: no sockets, no clocks)
 //   RSerPoolCore  – handlespace, pool policies, registrar / PE / PU state machines (no sockets, injected time)
 //   RSerPool      – NIO transports (TCP/MPTCP, UDP announces) and the Registrar / PoolElement / PoolUser services
+//   Gateway       – SOCKS5 / HTTP proxy / gateway-pair protocol logic, destination policy, MPTCP telemetry (pure)
+//   GatewayService – the NIO gateway: listeners, relays, upstream connections, telemetry readers
 //   EdgePoolCLI   – the `edgepool` executable: a thin layer that turns options into configuration values
 let package = Package(
     name: "EdgePool",
@@ -15,6 +17,8 @@ let package = Package(
         .library(name: "RSerPool", targets: ["RSerPool"]),
         .library(name: "CalcApp", targets: ["CalcApp"]),
         .library(name: "CalcAppService", targets: ["CalcAppService"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "GatewayService", targets: ["GatewayService"]),
         .executable(name: "edgepool", targets: ["EdgePoolCLI"]),
     ],
     dependencies: [
@@ -24,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -62,10 +67,32 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "RSerPoolWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "GatewayService",
+            dependencies: [
+                "Gateway", "RSerPool", "RSerPoolWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "EdgePoolCLI",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService", "Gateway", "GatewayService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -80,7 +107,20 @@ let package = Package(
         // A plain build makes a replayer for corpus and crash files.
         .executableTarget(
             name: "ASAPFuzzer",
-            dependencies: ["RSerPoolWire", "CalcApp", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "RSerPoolWire", "CalcApp", "Gateway",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "Gateway", "RSerPoolWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "RSerPoolWireTests",

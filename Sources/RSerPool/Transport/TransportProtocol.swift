@@ -24,13 +24,13 @@ public enum StreamTransport {
     /// the kernel refuses (no MPTCP support); TCP_NODELAY is set again on accepted channels
     /// because enabling MPTCP drops it.
     public static func bind(
-        _ address: SocketAddress, transport: TransportProtocol, group: EventLoopGroup,
+        _ address: SocketAddress, transport: TransportProtocol, group: EventLoopGroup, backlog: Int32 = 256,
         childInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) async throws -> (channel: Channel, transport: TransportProtocol) {
         func bootstrap(_ mptcp: Bool) -> ServerBootstrap {
             ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.backlog, value: backlog)
                 .enableMPTCP(mptcp)
                 .childChannelInitializer { channel in
                     channel.setOption(.socketOption(.tcp_nodelay), value: 1).flatMap { childInitializer(channel) }

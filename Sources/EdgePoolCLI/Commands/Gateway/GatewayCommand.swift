@@ -1,0 +1,417 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import GatewayService
+import Logging
+import NIOCore
+import RSerPool
+import RSerPoolWire
+import ServiceLifecycle
+
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "MPTCP↔TCP gateway: SOCKS5, HTTP proxy, reverse proxy, hybrid-access pair; per-connection MPTCP telemetry.",
+        discussion: """
+        Listeners speak MPTCP and accept plain TCP clients too; upstream connections are
+        plain TCP unless --upstream-transport mptcp (the entry→exit hop is MPTCP by default).
+        Each connection is logged (--connection-log, JSON lines) with whether each side used
+        MPTCP or fell back, its subflows (addresses and bytes where the gateway can read
+        them: as root, through sock_diag), bytes each way and duration;
+        `edgepool gateway stats LOG` summarises such a log.
+
+        Destinations: the gateway's own loopback, link-local (incl. 169.254.169.254),
+        unspecified and multicast ranges are refused unless an address rule allows them
+        (--allow 127.0.0.1/32:8080). --deny wins over --allow; --default-deny refuses what
+        no --allow admits.
+
+          edgepool gateway socks --listen 0.0.0.0:1080 --connection-log conn.jsonl
+          curl --socks5-hostname 127.0.0.1:1080 http://example.org/
+          edgepool gateway http --listen 0.0.0.0:3128 --user alice:secret
+          edgepool gateway reverse --listen 0.0.0.0:80 --pool WebPool --registrar 127.0.0.1:3863
+          edgepool gateway exit --listen 0.0.0.0:7000 --secret-file pair.key
+          edgepool gateway entry --listen 127.0.0.1:1080 --exit 192.0.2.1:7000 --secret-file pair.key
+          edgepool gateway stats conn.jsonl
+        """,
+        subcommands: [SOCKSGatewayCommand.self, HTTPGatewayCommand.self, ReverseGatewayCommand.self,
+                      EntryGatewayCommand.self, ExitGatewayCommand.self, GatewayStatsCommand.self]
+    )
+}
+
+/// Every gateway key a configuration file may hold (each optional; flags win).
+struct GatewayFile: Codable {
+    var listen: [Endpoint]?
+    var listenTransport: TransportProtocol?
+    var upstreamTransport: TransportProtocol?
+    var allow: [String]?
+    var deny: [String]?
+    var defaultDeny: Bool?
+    var users: [String: String]?
+    var maxConnections: Int?
+    var handshakeTimeout: Duration?
+    var connectTimeout: Duration?
+    var idleTimeout: Duration?
+    var drainTimeout: Duration?
+    var bufferLimit: Int?
+    var connectionLog: String?
+    var telemetryInterval: Duration?
+    var status: Endpoint?
+    var logLevel: String?
+    // reverse
+    var backends: [Endpoint]?
+    var pool: String?
+    var registrars: [Endpoint]?
+    // pair
+    var exit: Endpoint?
+    var forward: String?
+    var secret: String?
+    var secretFile: String?
+
+    static let commonKeys: Set<String> = [
+        "listen", "listenTransport", "upstreamTransport", "allow", "deny", "defaultDeny", "users", "maxConnections",
+        "handshakeTimeout", "connectTimeout", "idleTimeout", "drainTimeout", "bufferLimit", "connectionLog",
+        "telemetryInterval", "status", "logLevel",
+    ]
+}
+
+/// Options all gateway modes share.
+struct GatewayOptions: ParsableArguments {
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .long, help: ArgumentHelp("Listening address; repeatable.", valueName: "host:port"))
+    var listen: [Endpoint] = []
+
+    @Option(help: "Listener transport: mptcp (accepts TCP clients too) or tcp. [default: mptcp]")
+    var listenTransport: TransportProtocol?
+
+    @Option(help: "Upstream transport: tcp or mptcp. [default: tcp; mptcp for entry → exit]")
+    var upstreamTransport: TransportProtocol?
+
+    @Option(help: ArgumentHelp("Allow destinations: CIDR, IP, domain, *.domain or *, optionally :PORT or :LOW-HIGH; repeatable.", valueName: "rule"))
+    var allow: [String] = []
+
+    @Option(help: ArgumentHelp("Refuse destinations (same forms as --allow; deny wins); repeatable.", valueName: "rule"))
+    var deny: [String] = []
+
+    @Flag(help: "Refuse every destination no --allow rule admits.")
+    var defaultDeny = false
+
+    @Option(help: ArgumentHelp("Require authentication; a user as NAME:PASSWORD; repeatable (SOCKS5 username/password, HTTP Basic).", valueName: "name:password"))
+    var user: [String] = []
+
+    @Option(help: "Most connections open at once; more are closed at accept. [default: 10000]")
+    var maxConnections: Int?
+
+    @Option(help: "Time from accept to relaying (handshake + upstream connect). [default: 10s]")
+    var handshakeTimeout: Duration?
+
+    @Option(help: "Time to connect upstream. [default: 10s]")
+    var connectTimeout: Duration?
+
+    @Option(help: "Close a connection with no bytes either way for this long. [default: 300s]")
+    var idleTimeout: Duration?
+
+    @Option(help: "On SIGTERM/SIGINT, let connections finish for this long. [default: 30s]")
+    var drainTimeout: Duration?
+
+    @Option(help: "Bytes queued toward one side before reading from the other pauses. [default: 65536]")
+    var bufferLimit: Int?
+
+    @Option(help: ArgumentHelp("Per-connection log, JSON lines (- for standard output).", valueName: "file"))
+    var connectionLog: String?
+
+    @Option(help: "Sample MPTCP subflows this often; 0 turns it off. [default: 1s]")
+    var telemetryInterval: Duration?
+
+    @Option(help: ArgumentHelp("HTTP address for /metrics (off unless given).", valueName: "host:port"))
+    var status: Endpoint?
+
+    func load(extraKeys: Set<String>) throws -> GatewayFile {
+        try checkConfigurationKeys(common.config, allowed: GatewayFile.commonKeys.union(extraKeys))
+        return try loadConfigurationFile(common.config, as: GatewayFile.self) ?? GatewayFile()
+    }
+
+    func apply(to configuration: inout GatewayConfiguration, file: GatewayFile) throws {
+        if let v = listenTransport ?? file.listenTransport { configuration.listenTransport = v }
+        if let v = upstreamTransport ?? file.upstreamTransport { configuration.upstreamTransport = v }
+        do {
+            let allowRules = try (allow.isEmpty ? file.allow ?? [] : allow).map { try DestinationRule(parsing: $0) }
+            let denyRules = try (deny.isEmpty ? file.deny ?? [] : deny).map { try DestinationRule(parsing: $0) }
+            configuration.destinations = DestinationPolicy(allow: allowRules, deny: denyRules, defaultAllow: !(defaultDeny || file.defaultDeny == true))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var users = file.users ?? [:]
+        for entry in user {
+            guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex else {
+                throw ValidationError("--user wants NAME:PASSWORD, got '\(entry)'")
+            }
+            users[String(entry[..<colon])] = String(entry[entry.index(after: colon)...])
+        }
+        for (name, password) in users where name.utf8.count > ProxyLimits.maximumCredentialLength || password.utf8.count > ProxyLimits.maximumCredentialLength || password.isEmpty {
+            throw ValidationError("user '\(name)': name and password must be 1–255 bytes")
+        }
+        configuration.credentials = users.isEmpty ? nil : ProxyCredentials(users)
+        var limits = configuration.limits
+        if let v = maxConnections ?? file.maxConnections {
+            guard v > 0 else { throw ValidationError("--max-connections must be positive") }
+            limits.maximumConnections = v
+        }
+        if let v = handshakeTimeout ?? file.handshakeTimeout { limits.handshakeTimeout = v.amount }
+        if let v = connectTimeout ?? file.connectTimeout { limits.connectTimeout = v.amount }
+        if let v = idleTimeout ?? file.idleTimeout { limits.idleTimeout = v.amount }
+        if let v = drainTimeout ?? file.drainTimeout { limits.drainTimeout = v.amount }
+        if let v = bufferLimit ?? file.bufferLimit {
+            guard (4096...(16 << 20)).contains(v) else { throw ValidationError("--buffer-limit must be 4096…16777216 bytes") }
+            limits.bufferLimit = v
+        }
+        configuration.limits = limits
+        configuration.connectionLogPath = connectionLog ?? file.connectionLog
+        if let v = telemetryInterval ?? file.telemetryInterval { configuration.telemetryInterval = v.amount }
+    }
+
+    /// Runs the gateway until SIGTERM/SIGINT; prints one line with the listening addresses.
+    func run(_ configuration: GatewayConfiguration, file: GatewayFile) async throws {
+        let level = common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
+        Bootstrap.run(logLevel: level)
+        let logger = Logger(label: "edgepool.gateway")
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(configuration: configuration, logger: logger)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var services: [any Service] = [gateway]
+        if let endpoint = status ?? file.status { services.append(StatusService(endpoint: endpoint, registrar: nil, logger: logger)) }
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        async let running: Void = group.run()
+        do {
+            let addresses = try await gateway.listeningAddresses
+            print("edgepool gateway \(configuration.mode.name) listening on " + addresses.map(\.endpointDescription).joined(separator: ", ") +
+                  " (\(configuration.listenTransport.rawValue) → \(configuration.upstreamTransport.rawValue))")
+            fflush(nil)
+        } catch {
+            throw ValidationError("cannot listen on \(configuration.listen.map(\.endpointDescription).joined(separator: ", ")): \(error)")
+        }
+        try await running
+    }
+
+    func listenAddresses(_ file: GatewayFile, default port: Int) throws -> [SocketAddress] {
+        try (listen.isEmpty ? (file.listen ?? [Endpoint(host: "0.0.0.0", port: port)]) : listen).map { try $0.socketAddress() }
+    }
+}
+
+struct SOCKSGatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "socks",
+        abstract: "SOCKS5 server (RFC 1928 CONNECT; no-auth or RFC 1929 username/password). Default listen 0.0.0.0:1080.",
+        discussion: """
+        IPv4, IPv6 and domain-name targets (resolved on the gateway). UDP ASSOCIATE and BIND
+        are answered "command not supported".
+          edgepool gateway socks --listen 127.0.0.1:1080 --user alice:secret
+          curl --socks5-hostname alice:secret@127.0.0.1:1080 http://example.org/
+        """
+    )
+    @OptionGroup var options: GatewayOptions
+
+    func run() async throws {
+        let file = try options.load(extraKeys: [])
+        var configuration = GatewayConfiguration(mode: .socks5, listen: try options.listenAddresses(file, default: 1080))
+        try options.apply(to: &configuration, file: file)
+        try await options.run(configuration, file: file)
+    }
+}
+
+struct HTTPGatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http",
+        abstract: "HTTP proxy: CONNECT tunnels and absolute-form HTTP/1.1 requests. Default listen 0.0.0.0:3128.",
+        discussion: """
+        Keep-alive and chunked bodies pass through; hop-by-hop fields are removed; requests
+        with conflicting Content-Length/Transfer-Encoding are refused (400). Answers say what
+        failed: 400 bad request, 403 destination refused, 407 authentication needed, 502 the
+        origin could not be reached, 504 it did not answer in time.
+          edgepool gateway http --listen 127.0.0.1:3128
+          curl -x http://127.0.0.1:3128 http://example.org/
+        """
+    )
+    @OptionGroup var options: GatewayOptions
+
+    func run() async throws {
+        let file = try options.load(extraKeys: [])
+        var configuration = GatewayConfiguration(mode: .httpProxy, listen: try options.listenAddresses(file, default: 3128))
+        try options.apply(to: &configuration, file: file)
+        try await options.run(configuration, file: file)
+    }
+}
+
+struct ReverseGatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reverse",
+        abstract: "Reverse proxy: MPTCP clients in, backends from a list or an RSerPool pool.",
+        discussion: """
+        With --pool the gateway is a pool user: it resolves the handle through the
+        registrars, picks a PE by the pool's policy, and reports a PE that does not accept
+        (Endpoint Unreachable) before trying the next. The pool's view of health is the only one.
+          edgepool gateway reverse --listen 0.0.0.0:8080 --backend 10.0.0.5:80 --backend 10.0.0.6:80
+          edgepool gateway reverse --listen 0.0.0.0:8080 --pool WebPool --registrar 127.0.0.1:3863
+        """
+    )
+    @OptionGroup var options: GatewayOptions
+
+    @Option(help: ArgumentHelp("A backend; repeatable (round robin, next on failure).", valueName: "host:port"))
+    var backend: [Endpoint] = []
+
+    @Option(help: ArgumentHelp("Take backends from this RSerPool pool.", valueName: "handle"))
+    var pool: String?
+
+    @Option(help: ArgumentHelp("A registrar to resolve the pool with; repeatable. [default: 127.0.0.1:3863]", valueName: "host:port"))
+    var registrar: [Endpoint] = []
+
+    func run() async throws {
+        let file = try options.load(extraKeys: ["backends", "pool", "registrars"])
+        let backends = backend.isEmpty ? file.backends ?? [] : backend
+        let mode: GatewayConfiguration.Mode
+        if let handle = pool ?? file.pool {
+            guard backends.isEmpty else { throw ValidationError("give --pool or --backend, not both") }
+            let registrars = registrar.isEmpty ? file.registrars ?? [Endpoint(host: "127.0.0.1", port: 3863)] : registrar
+            mode = .reverse(.pool(PoolHandle(handle), RegistrarList(try registrars.map { try $0.socketAddress() })))
+        } else {
+            guard !backends.isEmpty else { throw ValidationError("give --backend host:port (repeatable) or --pool HANDLE") }
+            mode = .reverse(.addresses(try backends.map { try $0.socketAddress() }))
+        }
+        var configuration = GatewayConfiguration(mode: mode, listen: try options.listenAddresses(file, default: 8080))
+        try options.apply(to: &configuration, file: file)
+        try await options.run(configuration, file: file)
+    }
+}
+
+/// Reads the pair secret from a flag, a file, or the configuration.
+struct PairSecretOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The pair's shared secret (at least 16 bytes; prefer --secret-file).", valueName: "text"))
+    var secret: String?
+
+    @Option(help: ArgumentHelp("A file holding the pair's shared secret (trailing newline ignored).", valueName: "file"))
+    var secretFile: String?
+
+    func load(_ file: GatewayFile) throws -> PairSecret {
+        var text = secret ?? file.secret
+        if text == nil, let path = secretFile ?? file.secretFile {
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the secret file '\(path)'") }
+            text = contents.trimmingCharacters(in: .newlines)
+        }
+        guard let text else { throw ValidationError("the gateway pair needs --secret or --secret-file") }
+        do {
+            return try PairSecret(text)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+struct EntryGatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "entry",
+        abstract: "Hybrid access, home end: carry legacy TCP clients over MPTCP to an exit gateway.",
+        discussion: """
+        With --forward every client goes to that destination (the exit connects to it);
+        without, the entry is a SOCKS5 server and each CONNECT target travels to the exit.
+        Each carried connection starts with a header authenticated by the shared secret
+        (HMAC-SHA256, time-stamped, replay-checked); client bytes follow without waiting.
+          edgepool gateway entry --listen 127.0.0.1:1080 --exit 192.0.2.1:7000 --secret-file pair.key
+          edgepool gateway entry --listen 127.0.0.1:8080 --forward origin.example:80 --exit 192.0.2.1:7000 --secret-file pair.key
+        """
+    )
+    @OptionGroup var options: GatewayOptions
+    @OptionGroup var pair: PairSecretOptions
+
+    @Option(help: ArgumentHelp("The exit gateway.", valueName: "host:port"))
+    var exit: Endpoint?
+
+    @Option(help: ArgumentHelp("Send every client to this destination (host:port, resolved at the exit).", valueName: "host:port"))
+    var forward: String?
+
+    func run() async throws {
+        let file = try options.load(extraKeys: ["exit", "forward", "secret", "secretFile"])
+        guard let exitEndpoint = exit ?? file.exit else { throw ValidationError("the entry gateway needs --exit host:port") }
+        var destination: ProxyDestination?
+        if let text = forward ?? file.forward {
+            guard let parsed = HTTPProxyRequestInterpreter.parseAuthority(Substring(text), defaultPort: nil) else {
+                throw ValidationError("--forward wants host:port, got '\(text)'")
+            }
+            destination = parsed
+        }
+        var configuration = GatewayConfiguration(mode: .entry(exit: try exitEndpoint.socketAddress(), forward: destination),
+                                                 listen: try options.listenAddresses(file, default: 1080))
+        configuration.pairSecret = try pair.load(file)
+        try options.apply(to: &configuration, file: file)
+        try await options.run(configuration, file: file)
+    }
+}
+
+struct ExitGatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exit",
+        abstract: "Hybrid access, network end: accept carried connections from entry gateways. Default listen 0.0.0.0:7000.",
+        discussion: """
+        A connection whose header does not verify under the shared secret, is more than 30 s
+        off, or repeats a nonce is closed without an answer. Destinations are checked like
+        the SOCKS5 server's (--allow / --deny).
+          edgepool gateway exit --listen 0.0.0.0:7000 --secret-file pair.key --connection-log exit.jsonl
+        """
+    )
+    @OptionGroup var options: GatewayOptions
+    @OptionGroup var pair: PairSecretOptions
+
+    func run() async throws {
+        let file = try options.load(extraKeys: ["secret", "secretFile"])
+        var configuration = GatewayConfiguration(mode: .exit, listen: try options.listenAddresses(file, default: 7000))
+        configuration.pairSecret = try pair.load(file)
+        try options.apply(to: &configuration, file: file)
+        try await options.run(configuration, file: file)
+    }
+}
+
+struct GatewayStatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Summarise a gateway's per-connection log: MPTCP use, fallbacks, subflows, path-loss survival.",
+        discussion: """
+        Prints the share of connections by subflow count, the share that fell back to TCP,
+        the share of bytes carried on additional subflows, and connections that survived
+        the loss of a path.
+          edgepool gateway stats conn.jsonl
+          edgepool gateway stats --json conn.jsonl exit.jsonl
+        """
+    )
+
+    @Argument(help: ArgumentHelp("Connection logs written with --connection-log.", valueName: "file"))
+    var logs: [String]
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        var records: [ConnectionRecord] = []
+        var unreadable = 0
+        for path in logs {
+            do {
+                let read = try readConnectionLog(path: path)
+                records += read.records
+                unreadable += read.unreadable
+            } catch {
+                throw ValidationError("cannot read '\(path)': \(error.localizedDescription)")
+            }
+        }
+        let statistics = GatewayStatistics(records)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(statistics), as: UTF8.self))
+        } else {
+            print(statistics.report)
+        }
+        if unreadable > 0 { FileHandle.standardError.write(Data("warning: \(unreadable) line(s) were not connection records\n".utf8)) }
+    }
+}

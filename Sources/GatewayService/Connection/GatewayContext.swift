@@ -1,0 +1,166 @@
+import Foundation
+import Gateway
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RSerPool
+import RSerPoolWire
+
+/// What every connection of one gateway shares: configuration, upstream connector, the
+/// registry of open connections, telemetry sinks, and the mode's upstream state (pair
+/// secret and replay table, backend rotation, pool user).
+final class GatewayContext: Sendable {
+    let configuration: GatewayConfiguration
+    let logger: Logger
+    let metrics: GatewayMetrics
+    let registry = ConnectionRegistry()
+    let connector: UpstreamConnector
+    let connectionLog: ConnectionLog?
+    let poolUser: PoolUser?
+    private let replayGuard = NIOLockedValueBox(PairReplayGuard())
+    private let nextBackend = NIOLockedValueBox(0)
+    private let finishedCallbacks = NIOLockedValueBox<[@Sendable (ConnectionRecord) -> Void]>([])
+
+    init(configuration: GatewayConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        metrics = GatewayMetrics(mode: configuration.mode.name)
+        let policy: DestinationPolicy? = switch configuration.mode {
+        case .socks5, .httpProxy, .exit: configuration.destinations
+        case .reverse, .entry: nil   // backends and the exit are the operator's own configuration
+        }
+        connector = UpstreamConnector(transport: configuration.upstreamTransport, policy: policy,
+                                      connectTimeout: configuration.limits.connectTimeout, limits: configuration.limits)
+        connectionLog = try configuration.connectionLogPath.map(ConnectionLog.init(path:))
+        if case .reverse(.pool(_, let registrars)) = configuration.mode {
+            poolUser = PoolUser(registrars: registrars, logger: logger)
+        } else {
+            poolUser = nil
+        }
+    }
+
+    /// Observers of finished connections (tests, the stats endpoint).
+    func onFinished(_ callback: @escaping @Sendable (ConnectionRecord) -> Void) {
+        finishedCallbacks.withLockedValue { $0.append(callback) }
+    }
+
+    func finished(_ connection: GatewayConnection, _ record: ConnectionRecord) {
+        registry.remove(connection.id)
+        metrics.active.record(registry.count)
+        metrics.record(record)
+        connectionLog?.append(record)
+        var metadata: Logger.Metadata = [
+            "id": "\(record.id)", "destination": "\(record.destination)", "outcome": "\(record.outcome)",
+            "client": "\(record.client.remote)", "client_transport": "\(record.client.transport.rawValue)",
+            "bytes_in": "\(record.client.bytesIn)", "bytes_out": "\(record.upstream?.bytesIn ?? 0)",
+            "seconds": "\(String(format: "%.3f", record.durationSeconds))",
+        ]
+        if let error = record.error { metadata["error"] = "\(error)" }
+        if record.client.transport == .mptcp { metadata["subflows_max"] = "\(record.client.subflowsMax)" }
+        logger.log(level: record.outcome == "ok" ? .debug : .info, "connection closed", metadata: metadata)
+        for callback in finishedCallbacks.withLockedValue({ $0 }) { callback(record) }
+    }
+
+    /// Runs `body` with the pair replay table under its lock.
+    func withReplayGuard<T>(_ body: (inout PairReplayGuard) throws -> T) rethrows -> T {
+        try replayGuard.withLockedValue(body)
+    }
+
+    func nextStaticBackend(_ count: Int) -> Int {
+        nextBackend.withLockedValue { value in
+            defer { value = (value + 1) % max(count, 1) }
+            return value
+        }
+    }
+
+    /// The upstream for a destination in this mode: a direct connection, or (entry) a
+    /// connection to the exit carrying the pair header. `awaitExitStatus`: wait for the exit's
+    /// status byte before succeeding (SOCKS on the entry must report the real outcome).
+    func openUpstream(to destination: ProxyDestination, for connection: GatewayConnection,
+                      awaitExitStatus: Bool) -> EventLoopFuture<Channel> {
+        let loop = connection.client.eventLoop
+        let bound = NIOLoopBound(connection, eventLoop: loop)
+        connection.destination = destination.description
+        let opened: EventLoopFuture<Channel>
+        if case .entry(let exit, _) = configuration.mode, let secret = configuration.pairSecret {
+            let header = PairHeader(destination: destination, timeMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000),
+                                    nonce: (0..<PairHeader.nonceLength).map { _ in UInt8.random(in: 0...255) })
+            opened = connector.connect(to: [exit], target: "exit gateway \(exit.endpointText)", on: loop).flatMap { channel in
+                let reader = ExitStatusReader(connection: bound.value, awaitingPromise: awaitExitStatus ? loop.makePromise() : nil)
+                let status = reader.promise?.futureResult
+                do {
+                    try channel.pipeline.syncOperations.addHandler(reader)
+                } catch {
+                    return loop.makeFailedFuture(error)
+                }
+                channel.writeAndFlush(header.encoded(secret: secret), promise: nil)
+                guard let status else { return loop.makeSucceededFuture(channel) }
+                return status.map { channel }.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+            }
+        } else {
+            opened = connector.connect(to: destination, on: loop)
+        }
+        return opened.flatMapThrowing { channel in try self.attach(channel, to: bound.value) }
+    }
+
+    private func attach(_ channel: Channel, to connection: GatewayConnection) throws -> Channel {
+        let counter = try channel.pipeline.syncOperations.handler(type: ByteCounter.self)
+        connection.attach(upstream: channel, counter: counter)
+        registry.setTokens(connection.id, connection.tokens)
+        return channel
+    }
+
+    /// Reverse mode: a backend from the static list (round robin, next on failure) or from
+    /// the pool (its policy; a PE that does not accept is reported unreachable, the next tried).
+    func openBackend(for connection: GatewayConnection) -> EventLoopFuture<Channel> {
+        let loop = connection.client.eventLoop
+        let bound = NIOLoopBound(connection, eventLoop: loop)
+        guard case .reverse(let backends) = configuration.mode else {
+            return loop.makeFailedFuture(UpstreamError(kind: .other, detail: "not a reverse proxy"))
+        }
+        let opened: EventLoopFuture<(Channel, String)>
+        switch backends {
+        case .addresses(let addresses):
+            let start = nextStaticBackend(addresses.count)
+            let rotated = Array(addresses[start...] + addresses[..<start])
+            connection.destination = rotated.first?.endpointText ?? "-"
+            opened = connector.connect(to: rotated, target: "backend", on: loop)
+                .map { ($0, rotated.first?.endpointText ?? "-") }
+        case .pool(let handle, _):
+            connection.destination = "pool \(handle)"
+            let promise = loop.makePromise(of: (Channel, String).self)
+            let attempts = configuration.limits.poolAttempts
+            promise.completeWithTask { [self] in
+                guard let poolUser else { throw UpstreamError(kind: .other, detail: "no pool user") }
+                var failures: [String] = []
+                for _ in 0..<attempts {
+                    let element: PoolElementParameter
+                    do {
+                        element = try await poolUser.select(handle)
+                    } catch {
+                        failures.append("\(error)")
+                        break
+                    }
+                    do {
+                        let address = try element.userTransport.socketAddress()
+                        let channel = try await connector.connect(to: [address], target: "PE \(element.identifier)", on: loop).get()
+                        return (channel, "pool \(handle) PE \(element.identifier) \(address.endpointText)")
+                    } catch {
+                        logger.notice("pool element unreachable; reporting it", metadata: ["pool": "\(handle)", "pe": "\(element.identifier)", "error": "\(error)"])
+                        failures.append("PE \(element.identifier): \(error)")
+                        await poolUser.reportUnreachable(handle, element.identifier)
+                    }
+                }
+                throw UpstreamError(kind: .unreachable, detail: "pool \(handle): " + failures.joined(separator: "; "))
+            }
+            opened = promise.futureResult
+        }
+        return opened.hop(to: loop).flatMapThrowing { channel, destination in
+            bound.value.destination = destination
+            return try self.attach(channel, to: bound.value)
+        }
+    }
+}

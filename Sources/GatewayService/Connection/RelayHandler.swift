@@ -1,0 +1,154 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Joins two channels: what one reads, the other writes. Reading from a side stops while the
+/// other side's write buffer is above its high-water mark (so at most that plus one read is
+/// queued per direction), a half-close is passed on as a half-close, and the pair closes
+/// when both directions are done, when either side fails, or when both are idle too long.
+final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var partner: RelayHandler?
+    private var context: ChannelHandlerContext?
+    private var readPending = false
+    private(set) var inputClosed = false
+    private let connection: GatewayConnection
+
+    private init(connection: GatewayConnection) {
+        self.connection = connection
+    }
+
+    /// Installs a relay between `client` and `upstream` (both on the same event loop) after
+    /// writing bytes either side sent ahead of the relay (early data). Must run on that loop.
+    static func join(client: Channel, upstream: Channel, connection: GatewayConnection,
+                     clientEarlyData: ByteBuffer? = nil, upstreamEarlyData: ByteBuffer? = nil, idleTimeout: TimeAmount) throws {
+        let clientSide = RelayHandler(connection: connection)
+        let upstreamSide = RelayHandler(connection: connection)
+        clientSide.partner = upstreamSide
+        upstreamSide.partner = clientSide
+        if let clientEarlyData, clientEarlyData.readableBytes > 0 { upstream.write(clientEarlyData, promise: nil) }
+        if let upstreamEarlyData, upstreamEarlyData.readableBytes > 0 { client.write(upstreamEarlyData, promise: nil) }
+        client.flush()
+        upstream.flush()
+        connection.markRelaying()
+        for (channel, handler) in [(client, clientSide), (upstream, upstreamSide)] {
+            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+            try channel.pipeline.syncOperations.addHandler(handler)
+            channel.read()
+        }
+    }
+
+    /// Replaces the front end that owns `context` with a relay to `upstream`: the usual end of
+    /// a handshake. Bytes the exit gateway sent after its status (entry mode) go first.
+    static func takeOver(from context: ChannelHandlerContext, upstream: Channel, connection: GatewayConnection,
+                         clientEarlyData: ByteBuffer?, idleTimeout: TimeAmount) {
+        let client = context.channel
+        guard client.isActive else {
+            upstream.close(promise: nil)
+            return
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        do {
+            try join(client: client, upstream: upstream, connection: connection, clientEarlyData: clientEarlyData,
+                     upstreamEarlyData: ExitStatusReader.release(from: upstream), idleTimeout: idleTimeout)
+        } catch {
+            connection.fail("failed", "cannot start relaying: \(error)")
+            client.close(promise: nil)
+            upstream.close(promise: nil)
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        partner = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        partner?.forward(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        partner?.context?.flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { partner?.resumeReading() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let partner, let partnerContext = partner.context, !partnerContext.channel.isWritable {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        partner?.closeAll()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            connection.sampleCounts()
+            if let partner, partner.inputClosed {
+                closeAll()
+            } else {
+                partner?.closeOutput()
+            }
+        } else if event is IdleStateHandler.IdleStateEvent {
+            connection.fail("timeout", "idle for longer than the idle timeout")
+            closeAll()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let io = error as? IOError, io.errnoCode == ECONNRESET || io.errnoCode == EPIPE {
+            // A reset ends the connection like a close; not a gateway failure.
+        } else {
+            connection.fail("failed", "\(error)")
+        }
+        closeAll()
+    }
+
+    private func forward(_ buffer: ByteBuffer) {
+        context?.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    private func resumeReading() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    /// The other side sent FIN: flush what is queued and send FIN here.
+    private func closeOutput() {
+        guard let context else { return }
+        context.flush()
+        let channel = context.channel
+        let partnerChannel = partner?.context?.channel
+        context.close(mode: .output).assumeIsolated().whenFailure { _ in
+            channel.close(promise: nil)
+            partnerChannel?.close(promise: nil)
+        }
+    }
+
+    private func closeAll() {
+        connection.sampleCounts()
+        context?.close(promise: nil)
+        partner?.context?.close(promise: nil)
+    }
+}

@@ -1,0 +1,147 @@
+import Gateway
+import NIOCore
+import NIOPosix
+import RSerPool
+import RSerPoolWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why an upstream connection was not made, with the answer each protocol gives.
+struct UpstreamError: Error, CustomStringConvertible {
+    enum Kind: String { case refusedByPolicy = "refused", unresolvable, refused = "connection-refused", unreachable, timeout, other }
+    var kind: Kind
+    var detail: String
+
+    var socksReply: SOCKSReplyCode {
+        switch kind {
+        case .refusedByPolicy: .notAllowedByRuleset
+        case .unresolvable, .unreachable, .timeout: .hostUnreachable
+        case .refused: .connectionRefused
+        case .other: .generalFailure
+        }
+    }
+
+    var outcome: String { kind == .refusedByPolicy ? "refused" : kind == .timeout ? "timeout" : "failed" }
+
+    var description: String { detail }
+
+    static func from(_ error: Error, target: String) -> UpstreamError {
+        if let upstream = error as? UpstreamError { return upstream }
+        if case ChannelError.connectTimeout = error { return UpstreamError(kind: .timeout, detail: "connect to \(target) timed out") }
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case ECONNREFUSED: return UpstreamError(kind: .refused, detail: "\(target) refused the connection")
+            case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL: return UpstreamError(kind: .unreachable, detail: "\(target) is unreachable (\(io))")
+            case ETIMEDOUT: return UpstreamError(kind: .timeout, detail: "connect to \(target) timed out")
+            default: break
+            }
+        }
+        return UpstreamError(kind: .other, detail: "connect to \(target): \(error)")
+    }
+}
+
+/// Opens upstream connections: checks the destination policy, resolves names off the event
+/// loop, checks every resolved address again, and connects (TCP, or MPTCP on request) on the
+/// client's event loop so the relay never crosses threads.
+struct UpstreamConnector: Sendable {
+    /// Resolved addresses tried for one destination.
+    static let maximumAddressesTried = 4
+
+    var transport: TransportProtocol
+    var policy: DestinationPolicy?
+    var connectTimeout: TimeAmount
+    var limits: GatewayLimits
+
+    func connect(to destination: ProxyDestination, on loop: EventLoop) -> EventLoopFuture<Channel> {
+        if let policy, case .refused(let reason) = policy.check(destination) {
+            return loop.makeFailedFuture(UpstreamError(kind: .refusedByPolicy, detail: "\(destination): \(reason)"))
+        }
+        let addresses: EventLoopFuture<[SocketAddress]>
+        switch destination.host {
+        case .address(let ip):
+            addresses = loop.makeCompletedFuture { [try ip.socketAddress(port: Int(destination.port))] }
+        case .name(let name):
+            addresses = NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
+                try Self.resolve(name, port: destination.port)
+            }
+        }
+        return addresses.flatMap { candidates in
+            var allowed = candidates
+            if let policy, case .name(let name) = destination.host {
+                var reasons: [String] = []
+                allowed = candidates.filter { address in
+                    guard let ip = address.ipAddress.flatMap(IPAddress.init) else { return false }
+                    if case .refused(let reason) = policy.check(resolved: ip, name: name, port: destination.port) {
+                        reasons.append(reason)
+                        return false
+                    }
+                    return true
+                }
+                if allowed.isEmpty {
+                    return loop.makeFailedFuture(UpstreamError(kind: .refusedByPolicy, detail: "\(destination): " + reasons.joined(separator: "; ")))
+                }
+            }
+            return connect(to: Array(allowed.prefix(Self.maximumAddressesTried)), target: destination.description, on: loop)
+        }
+    }
+
+    /// Tries the addresses in order until one accepts.
+    func connect(to addresses: [SocketAddress], target: String, on loop: EventLoop) -> EventLoopFuture<Channel> {
+        guard let first = addresses.first else {
+            return loop.makeFailedFuture(UpstreamError(kind: .unresolvable, detail: "\(target): no address"))
+        }
+        let limits = limits
+        return StreamTransport.connect(to: first, transport: transport, group: loop, timeout: connectTimeout) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try Self.prepare(channel, limits: limits)
+                try channel.pipeline.syncOperations.addHandler(ByteCounter())
+            }
+        }.flatMapError { error in
+            let failure = UpstreamError.from(error, target: target)
+            guard addresses.count > 1 else { return loop.makeFailedFuture(failure) }
+            return connect(to: Array(addresses.dropFirst()), target: target, on: loop)
+        }
+    }
+
+    /// Options every relayed channel gets: half-close, bounded write buffer, bounded reads.
+    static func prepare(_ channel: Channel, limits: GatewayLimits) throws {
+        guard let options = channel.syncOptions else { return }
+        try options.setOption(.allowRemoteHalfClosure, value: true)
+        try options.setOption(.writeBufferWaterMark, value: .init(low: limits.bufferLimit / 2, high: limits.bufferLimit))
+        try options.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: limits.readSize))
+    }
+
+    static func resolve(_ name: String, port: UInt16) throws -> [SocketAddress] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(name, String(port), &hints, &result)
+        guard status == 0, let result else {
+            throw UpstreamError(kind: .unresolvable, detail: "cannot resolve \(name): \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(result) }
+        var addresses: [SocketAddress] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = result
+        while let entry = cursor {
+            if let address = entry.pointee.ai_addr {
+                switch Int32(address.pointee.sa_family) {
+                case AF_INET:
+                    let v4 = UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in.self)
+                    addresses.append(SocketAddress(v4, host: name))
+                case AF_INET6:
+                    let v6 = UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in6.self)
+                    addresses.append(SocketAddress(v6, host: name))
+                default:
+                    break
+                }
+            }
+            cursor = entry.pointee.ai_next
+        }
+        if addresses.isEmpty { throw UpstreamError(kind: .unresolvable, detail: "\(name) has no address") }
+        var seen = Set<String>()
+        return addresses.filter { seen.insert($0.description).inserted }
+    }
+}

@@ -1,0 +1,88 @@
+import Gateway
+import NIOCore
+
+/// On the entry's connection to the exit: reads the exit's one-byte status (a SOCKS5 reply
+/// code) and holds whatever follows it until the relay takes over (``release(from:)``).
+final class ExitStatusReader: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+
+    private enum State { case awaiting, holding, failed }
+    private var state = State.awaiting
+    private var held: ByteBuffer?
+    private let connection: GatewayConnection
+    /// Completed with the status when the caller waits for it (SOCKS on the entry).
+    let promise: EventLoopPromise<Void>?
+
+    init(connection: GatewayConnection, awaitingPromise: EventLoopPromise<Void>?) {
+        self.connection = connection
+        self.promise = awaitingPromise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        switch state {
+        case .awaiting:
+            guard let status = buffer.readInteger(as: UInt8.self).map(SOCKSReplyCode.init(rawValue:)) else { return }
+            if status == .succeeded {
+                promise?.succeed()
+                if relayReady {
+                    if buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
+                    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                    return
+                }
+                state = .holding
+                if buffer.readableBytes > 0 { held = buffer }
+            } else {
+                state = .failed
+                let error = UpstreamError(kind: status == .notAllowedByRuleset ? .refusedByPolicy : .unreachable,
+                                          detail: "exit gateway: \(status)")
+                connection.fail(error.outcome, error.detail)
+                promise?.fail(error)
+                context.close(promise: nil)
+            }
+        case .holding:
+            if held == nil { held = buffer } else { held!.writeBuffer(&buffer) }
+        case .failed:
+            break
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Nothing beyond the status is read until the relay is in place.
+        if state == .awaiting || relayReady { context.read() }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if state == .awaiting {
+            state = .failed
+            let error = UpstreamError(kind: .other, detail: "exit gateway closed the connection before answering (wrong secret, or refused)")
+            connection.fail("failed", error.detail)
+            promise?.fail(error)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        promise?.fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    /// Called once the relay is in place (on the channel's loop): returns the bytes held after
+    /// the status and removes the reader. If the status has not come yet (0-RTT forwarding),
+    /// the reader stays, checks it when it comes, and then steps aside.
+    static func release(from channel: Channel) -> ByteBuffer? {
+        guard let reader = try? channel.pipeline.syncOperations.handler(type: ExitStatusReader.self) else { return nil }
+        guard reader.state == .holding else {
+            reader.relayReady = true
+            return nil
+        }
+        let held = reader.held
+        reader.held = nil
+        channel.pipeline.syncOperations.removeHandler(reader, promise: nil)
+        return held
+    }
+
+    private var relayReady = false
+}

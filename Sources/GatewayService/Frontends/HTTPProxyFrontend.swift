@@ -1,0 +1,361 @@
+import Gateway
+import NIOCore
+import NIOHTTP1
+
+/// The client side of the HTTP proxy. CONNECT opens a tunnel (then the relay takes the raw
+/// channel); absolute-form requests go to the named origin over a kept upstream connection
+/// (reused while the client asks for the same origin), bodies streamed both ways with
+/// backpressure, hop-by-hop fields removed. Failures answer 400/403/407/502/504 with a text
+/// that says what failed.
+final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Names of the client pipeline's HTTP handlers (set up by the gateway at accept).
+    enum HandlerName {
+        static let encoder = "http-encoder"
+        static let decoder = "http-decoder"
+        static let pipelining = "http-pipelining"
+        static let errors = "http-errors"
+        static let idle = "http-idle"
+        static let frontend = "http-proxy"
+        static let idleCloser = "http-idle-closer"
+    }
+
+    private enum State {
+        case idle
+        /// Waiting for the upstream; request parts read meanwhile are queued.
+        case connecting(pending: [HTTPClientRequestPart])
+        case forwarding
+        case tunnelling
+        case closing
+    }
+
+    private var state = State.idle
+    private var upstream: Channel?
+    private var upstreamDestination: ProxyDestination?
+    private var clientKeepAlive = true
+    private var responseStarted = false
+    /// The origin's last response allows another request on the same connection.
+    private var upstreamReusable = false
+    private var headTimer: Scheduled<Void>?
+    private let interpreter: HTTPProxyRequestInterpreter
+    private let connection: GatewayConnection
+    private let gateway: GatewayContext
+    private var context: ChannelHandlerContext?
+
+    init(connection: GatewayConnection, gateway: GatewayContext) {
+        self.connection = connection
+        self.gateway = gateway
+        interpreter = HTTPProxyRequestInterpreter(credentials: gateway.configuration.credentials)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        connection.inspectClient()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        upstream?.close(promise: nil)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch (part, state) {
+        case (.head(let head), .idle):
+            headTimer?.cancel()
+            handle(head, context: context)
+        case (.body(let body), _):
+            send(.body(.byteBuffer(body)))
+        case (.end(let trailers), _):
+            send(.end(trailers))
+        case (.head, _):
+            // The pipelining handler delivers one request at a time; anything else is a bug upstream of us.
+            refuse(HTTPProxyRefusal(.badRequest, "request while another is in progress"), context: context)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        switch state {
+        case .connecting, .closing, .tunnelling: return
+        case .forwarding:
+            if let upstream, !upstream.isWritable { return }
+            context.read()
+        case .idle:
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { upstream?.read() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        connection.fail("failed", "\(error)")
+        context.fireErrorCaught(error)
+    }
+
+    // MARK: requests
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        clientKeepAlive = head.isKeepAlive
+        switch interpreter.interpret(head) {
+        case .refuse(let refusal):
+            gateway.metrics.handshakeFailure("http-\(refusal.status.code)")
+            refuse(refusal, context: context)
+        case .tunnel(let destination, let user):
+            connection.user = user
+            state = .connecting(pending: [])
+            openTunnel(to: destination, context: context)
+        case .forward(let destination, let forwarded, let user):
+            connection.user = user
+            responseStarted = false
+            if let upstream, upstream.isActive, upstreamReusable, upstreamDestination == destination {
+                state = .forwarding
+                upstream.write(HTTPClientRequestPart.head(forwarded), promise: nil)
+                return
+            }
+            upstream?.close(promise: nil)
+            upstream = nil
+            state = .connecting(pending: [.head(forwarded)])
+            openOrigin(destination, context: context)
+        }
+    }
+
+    private func send(_ part: HTTPClientRequestPart) {
+        switch state {
+        case .connecting(var pending):
+            pending.append(part)
+            state = .connecting(pending: pending)
+        case .forwarding:
+            if case .end = part {
+                upstream?.writeAndFlush(part, promise: nil)
+            } else {
+                upstream?.write(part, promise: nil)
+            }
+        default:
+            break
+        }
+    }
+
+    private func openOrigin(_ destination: ProxyDestination, context: ChannelHandlerContext) {
+        gateway.openUpstream(to: destination, for: connection, awaitExitStatus: false).flatMap { channel in
+            channel.pipeline.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes).map { channel }
+        }.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                guard context.channel.isActive, case .connecting(let pending) = self.state else {
+                    channel.close(promise: nil)
+                    return
+                }
+                do {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: self.gateway.configuration.limits.idleTimeout))
+                    try channel.pipeline.syncOperations.addHandler(OriginResponseForwarder(frontend: self))
+                } catch {
+                    channel.close(promise: nil)
+                    self.refuse(HTTPProxyRefusal(.badGateway, "cannot set up the upstream connection: \(error)"), context: context)
+                    return
+                }
+                self.connection.markRelaying()
+                self.upstream = channel
+                self.upstreamDestination = destination
+                self.state = .forwarding
+                for part in pending { channel.write(part, promise: nil) }
+                channel.flush()
+                channel.read()
+                context.read()
+            case .failure(let error):
+                self.upstreamFailed(error, destination: destination, context: context)
+            }
+        }
+    }
+
+    private func openTunnel(to destination: ProxyDestination, context: ChannelHandlerContext) {
+        gateway.openUpstream(to: destination, for: connection, awaitExitStatus: false).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let upstream):
+                guard context.channel.isActive else {
+                    upstream.close(promise: nil)
+                    return
+                }
+                self.state = .tunnelling
+                var head = HTTPResponseHead(version: .http1_1, status: .ok)
+                head.headers.add(name: "Content-Length", value: "0")
+                context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                    self.switchToTunnel(context: context, upstream: upstream)
+                }
+            case .failure(let error):
+                self.upstreamFailed(error, destination: destination, context: context)
+            }
+        }
+    }
+
+    /// Takes the HTTP handlers out of the client pipeline and relays raw bytes.
+    private func switchToTunnel(context: ChannelHandlerContext, upstream: Channel) {
+        let pipeline = context.channel.pipeline.syncOperations
+        let channel = context.channel
+        do {
+            for name in [HandlerName.pipelining, HandlerName.errors, HandlerName.idle, HandlerName.idleCloser, HandlerName.encoder] {
+                pipeline.removeHandler(name: name, promise: nil)
+            }
+            pipeline.removeHandler(context: context, promise: nil)
+            try RelayHandler.join(client: channel, upstream: upstream, connection: connection, idleTimeout: gateway.configuration.limits.idleTimeout)
+            // Bytes the client sent after the CONNECT head come out of the decoder as it leaves.
+            pipeline.removeHandler(name: HandlerName.decoder, promise: nil)
+        } catch {
+            connection.fail("failed", "cannot start the tunnel: \(error)")
+            channel.close(promise: nil)
+            upstream.close(promise: nil)
+        }
+    }
+
+    private func upstreamFailed(_ error: Error, destination: ProxyDestination, context: ChannelHandlerContext) {
+        let failure = UpstreamError.from(error, target: destination.description)
+        let status: HTTPResponseStatus = switch failure.kind {
+        case .refusedByPolicy: .forbidden
+        case .timeout: .gatewayTimeout
+        default: .badGateway
+        }
+        connection.fail(failure.outcome, failure.detail)
+        refuse(HTTPProxyRefusal(status, failure.detail), context: context)
+    }
+
+    private func refuse(_ refusal: HTTPProxyRefusal, context: ChannelHandlerContext) {
+        gateway.logger.info("HTTP proxy request refused", metadata: ["id": "\(connection.id)", "status": "\(refusal.status.code)", "reason": "\(refusal.reason)"])
+        connection.fail("refused", refusal.description)   // an upstream failure recorded first stays
+        state = .closing
+        var head = HTTPResponseHead(version: .http1_1, status: refusal.status)
+        let body = "\(refusal.status.code) \(refusal.status.reasonPhrase): \(refusal.reason)\n"
+        head.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        head.headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        head.headers.add(name: "Connection", value: "close")
+        for (name, value) in refusal.headers { head.headers.add(name: name, value: value) }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: responses (called by the forwarder on the same loop)
+
+    fileprivate func response(_ part: HTTPClientResponsePart) {
+        guard let context else { return }
+        switch part {
+        case .head(var head):
+            if head.status.code / 100 == 1 && head.status != .switchingProtocols {
+                context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+                return
+            }
+            responseStarted = true
+            upstreamReusable = head.isKeepAlive
+            head.headers = HTTPProxyRequestInterpreter.stripHopByHop(head.headers)
+            if !clientKeepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+            head.version = .http1_1
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .body(let body):
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        case .end(let trailers):
+            state = .idle
+            responseStarted = false
+            if !upstreamReusable {
+                upstream?.close(promise: nil)
+                upstream = nil
+            }
+            let keepAlive = clientKeepAlive
+            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                if !keepAlive { context.close(promise: nil) }
+            }
+            if keepAlive {
+                let timeout = gateway.configuration.limits.handshakeTimeout
+                headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                    if case .idle = self.state { context.close(promise: nil) }
+                }
+            }
+        }
+    }
+
+    fileprivate func responseReadComplete() { context?.flush() }
+
+    fileprivate var clientWritable: Bool { context?.channel.isWritable ?? false }
+
+    fileprivate func upstreamWritable() {
+        if case .forwarding = state { context?.read() }
+    }
+
+    fileprivate func upstreamClosed() {
+        upstream = nil
+        guard let context else { return }
+        switch state {
+        case .forwarding where !responseStarted:
+            refuse(HTTPProxyRefusal(.badGateway, "the origin closed the connection without a response"), context: context)
+        case .forwarding:
+            connection.fail("failed", "the origin closed the connection mid-response")
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+
+    fileprivate func upstreamIdle() {
+        connection.fail("timeout", "origin idle for longer than the idle timeout")
+        context?.close(promise: nil)
+    }
+}
+
+/// On an origin connection: hands response parts to the client's frontend, and reads only
+/// while the client can take more.
+private final class OriginResponseForwarder: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+
+    private let frontend: HTTPProxyFrontend
+
+    init(frontend: HTTPProxyFrontend) {
+        self.frontend = frontend
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        frontend.response(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        frontend.responseReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if frontend.clientWritable { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { frontend.upstreamWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        frontend.upstreamClosed()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            frontend.upstreamIdle()
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,108 @@
+import Gateway
+import NIOCore
+import RSerPoolWire
+
+/// The client side of a SOCKS5 gateway (and of an entry gateway without a fixed forward):
+/// runs the handshake, opens the upstream, answers with the right reply code, then hands the
+/// channel to the relay.
+final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Bytes buffered during the handshake: no SOCKS5 message is longer than 1 + 1 + 255 + 1 + 255.
+    static let maximumBufferedHandshakeBytes = 4096
+
+    private var handshake: SOCKS5ServerHandshake
+    private var buffered = ByteBuffer()
+    private var connecting = false
+    private let connection: GatewayConnection
+    private let gateway: GatewayContext
+
+    init(connection: GatewayConnection, gateway: GatewayContext) {
+        self.connection = connection
+        self.gateway = gateway
+        handshake = SOCKS5ServerHandshake(credentials: gateway.configuration.credentials)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        connection.inspectClient()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        buffered.writeBuffer(&incoming)
+        guard !connecting else { return }
+        guard buffered.readableBytes <= Self.maximumBufferedHandshakeBytes else {
+            reject(context: context, reply: nil, reason: "handshake longer than \(Self.maximumBufferedHandshakeBytes) bytes", metric: "oversize")
+            return
+        }
+        while true {
+            switch handshake.process(&buffered) {
+            case .needMoreData:
+                return
+            case .send(let bytes):
+                context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            case .reject(let reply, let failure):
+                reject(context: context, reply: reply, reason: "\(failure)", metric: "socks5")
+                return
+            case .connect(let destination, let user):
+                connecting = true
+                connection.user = user
+                connect(context: context, destination: destination)
+                return
+            }
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if !connecting { context.read() }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, !connecting {
+            connection.fail("failed", "client closed during the SOCKS5 handshake")
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func connect(context: ChannelHandlerContext, destination: ProxyDestination) {
+        let awaitExit = if case .entry = gateway.configuration.mode { true } else { false }
+        gateway.openUpstream(to: destination, for: connection, awaitExitStatus: awaitExit).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let upstream):
+                let bound = upstream.localAddress.flatMap { address -> ProxyDestination? in
+                    guard let ip = address.ipAddress.flatMap({ IPAddress($0)?.unmappedIPv4 }), let port = address.port else { return nil }
+                    return ProxyDestination(host: .address(ip), port: UInt16(port))
+                }
+                context.writeAndFlush(self.wrapOutboundOut(self.handshake.connected(boundTo: bound ?? ProxyDestination(host: .address(.v4(0)), port: 0))), promise: nil)
+                RelayHandler.takeOver(from: context, upstream: upstream, connection: self.connection, clientEarlyData: self.buffered,
+                                      idleTimeout: self.gateway.configuration.limits.idleTimeout)
+            case .failure(let error):
+                let failure = UpstreamError.from(error, target: destination.description)
+                self.connection.fail(failure.outcome, failure.detail)
+                self.gateway.logger.info("SOCKS5 connect failed", metadata: ["id": "\(self.connection.id)", "destination": "\(destination)",
+                                                                             "reply": "\(failure.socksReply)", "error": "\(failure.detail)"])
+                context.writeAndFlush(self.wrapOutboundOut(self.handshake.connectFailed(failure.socksReply))).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            }
+        }
+    }
+
+    private func reject(context: ChannelHandlerContext, reply: ByteBuffer?, reason: String, metric: String) {
+        connection.fail("refused", reason)
+        gateway.metrics.handshakeFailure(metric)
+        gateway.logger.info("SOCKS5 handshake refused", metadata: ["id": "\(connection.id)", "client": "\(context.remoteAddress?.endpointText ?? "?")",
+                                                                  "reason": "\(reason)"])
+        connecting = true   // read no more
+        if let reply {
+            context.writeAndFlush(wrapOutboundOut(reply)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+}

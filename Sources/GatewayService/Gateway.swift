@@ -1,0 +1,174 @@
+import Gateway
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RSerPool
+import ServiceLifecycle
+
+/// An MPTCP↔TCP gateway: SOCKS5 server, HTTP proxy, reverse proxy or one end of a gateway
+/// pair, with per-connection MPTCP telemetry. A swift-service-lifecycle `Service`: on
+/// graceful shutdown it stops accepting, lets open connections finish for
+/// `limits.drainTimeout`, then closes the rest.
+///
+/// ```swift
+/// var configuration = GatewayConfiguration(mode: .socks5, listen: [try SocketAddress(ipAddress: "0.0.0.0", port: 1080)])
+/// configuration.connectionLogPath = "/var/log/edgepool/connections.jsonl"
+/// let gateway = try Gateway(configuration: configuration, logger: logger)
+/// try await ServiceGroup(services: [gateway], gracefulShutdownSignals: [.sigterm], logger: logger).run()
+/// ```
+public final class Gateway: Service, Sendable {
+    public let configuration: GatewayConfiguration
+    private let context: GatewayContext
+    private let group: EventLoopGroup
+    private let bound: EventLoopPromise<[SocketAddress]>
+    private let logger: Logger
+
+    public init(configuration: GatewayConfiguration, logger: Logger = Logger(label: "edgepool.gateway"),
+                eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        if case .entry = configuration.mode, configuration.pairSecret == nil { throw GatewayConfigurationError("an entry gateway needs the pair secret") }
+        if case .exit = configuration.mode, configuration.pairSecret == nil { throw GatewayConfigurationError("an exit gateway needs the pair secret") }
+        if case .reverse(.addresses(let list)) = configuration.mode, list.isEmpty { throw GatewayConfigurationError("a reverse proxy needs at least one backend") }
+        self.configuration = configuration
+        self.logger = logger
+        self.group = eventLoopGroup
+        context = try GatewayContext(configuration: configuration, logger: logger)
+        bound = eventLoopGroup.next().makePromise()
+    }
+
+    /// The addresses the listeners are bound to (known once `run` has bound them).
+    public var listeningAddresses: [SocketAddress] {
+        get async throws { try await bound.futureResult.get() }
+    }
+
+    /// Connections open now.
+    public var openConnections: Int { context.registry.count }
+
+    /// Calls `observer` with each finished connection's record (from any thread).
+    public func onConnectionFinished(_ observer: @escaping @Sendable (ConnectionRecord) -> Void) {
+        context.onFinished(observer)
+    }
+
+    public func run() async throws {
+        var listeners: [Channel] = []
+        do {
+            for address in configuration.listen {
+                let (channel, transport) = try await StreamTransport.bind(address, transport: configuration.listenTransport, group: group,
+                                                                         backlog: 4096) { [context] channel in
+                    channel.eventLoop.makeCompletedFuture { try Self.accept(channel, context: context) }
+                }
+                listeners.append(channel)
+                logger.info("listening", metadata: ["address": "\(channel.localAddress?.endpointText ?? "?")", "transport": "\(transport.rawValue)",
+                                                    "mode": "\(configuration.mode.name)", "upstream": "\(configuration.upstreamTransport.rawValue)"])
+            }
+        } catch {
+            bound.fail(error)
+            for listener in listeners { try? await listener.close() }
+            throw error
+        }
+        bound.succeed(listeners.compactMap(\.localAddress))
+        let sampler = configuration.telemetryInterval > .zero
+            ? SubflowSampler(interval: configuration.telemetryInterval, registry: context.registry, logger: logger) : nil
+        sampler?.start()
+
+        let servers = listeners
+        await withGracefulShutdownHandler {
+            for server in servers { try? await server.closeFuture.get() }
+        } onGracefulShutdown: {
+            for server in servers { server.close(promise: nil) }
+        }
+        await drain()
+        sampler?.stop()
+        await context.poolUser?.shutdown()
+        context.connectionLog?.flush()
+        logger.info("stopped")
+    }
+
+    /// Waits for open connections to finish, then closes what is left.
+    private func drain() async {
+        let deadline = NIODeadline.now() + configuration.limits.drainTimeout
+        if context.registry.count > 0 {
+            logger.info("draining", metadata: ["connections": "\(context.registry.count)", "timeout": "\(configuration.limits.drainTimeout)"])
+        }
+        while context.registry.count > 0 && NIODeadline.now() < deadline {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        let left = context.registry.all
+        if !left.isEmpty { logger.notice("closing connections still open after the drain timeout", metadata: ["connections": "\(left.count)"]) }
+        for entry in left {
+            let box = entry.connection
+            entry.loop.execute {
+                box.value.fail("drained", "closed by gateway shutdown")
+                box.value.client.close(promise: nil)
+                box.value.upstream?.close(promise: nil)
+            }
+        }
+        let closeDeadline = NIODeadline.now() + .seconds(2)
+        while context.registry.count > 0 && NIODeadline.now() < closeDeadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Sets up an accepted client channel (on its loop).
+    private static func accept(_ channel: Channel, context: GatewayContext) throws {
+        let configuration = context.configuration
+        let id = context.registry.makeID()
+        let connection = GatewayConnection(id: id, mode: configuration.mode.name, client: channel) { connection, record in
+            context.finished(connection, record)
+        }
+        guard context.registry.add(id, connection, limit: configuration.limits.maximumConnections) else {
+            context.metrics.refusedAtLimit.increment()
+            context.logger.warning("connection limit reached; closing a new client", metadata: ["limit": "\(configuration.limits.maximumConnections)"])
+            channel.close(promise: nil)
+            return
+        }
+        context.metrics.active.record(context.registry.count)
+        channel.closeFuture.assumeIsolated().whenComplete { _ in connection.finishIfClosed() }
+        try UpstreamConnector.prepare(channel, limits: configuration.limits)
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(connection.clientCounter)
+        switch configuration.mode {
+        case .socks5, .entry(_, nil):
+            try pipeline.addHandler(SOCKS5Frontend(connection: connection, gateway: context))
+        case .httpProxy:
+            // Named, so that a CONNECT tunnel can take exactly these out again.
+            try pipeline.addHandler(HTTPResponseEncoder(), name: HTTPProxyFrontend.HandlerName.encoder)
+            try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                                    name: HTTPProxyFrontend.HandlerName.decoder)
+            try pipeline.addHandler(HTTPServerPipelineHandler(), name: HTTPProxyFrontend.HandlerName.pipelining)
+            try pipeline.addHandler(HTTPServerProtocolErrorHandler(), name: HTTPProxyFrontend.HandlerName.errors)
+            try pipeline.addHandler(IdleStateHandler(allTimeout: configuration.limits.idleTimeout), name: HTTPProxyFrontend.HandlerName.idle)
+            try pipeline.addHandler(HTTPProxyFrontend(connection: connection, gateway: context), name: HTTPProxyFrontend.HandlerName.frontend)
+            try pipeline.addHandler(HTTPIdleCloser(connection: connection), name: HTTPProxyFrontend.HandlerName.idleCloser)
+        case .reverse, .entry:
+            try pipeline.addHandler(ForwardFrontend(connection: connection, gateway: context))
+        case .exit:
+            try pipeline.addHandler(PairExitFrontend(connection: connection, gateway: context))
+        }
+        connection.handshakeTimer = channel.eventLoop.assumeIsolated().scheduleTask(in: configuration.limits.handshakeTimeout) {
+            guard channel.isActive else { return }
+            connection.fail("timeout", "handshake not finished within \(configuration.limits.handshakeTimeout)")
+            context.metrics.handshakeFailure("timeout")
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// Closes an HTTP proxy client connection that stays idle (no bytes either way) too long.
+private final class HTTPIdleCloser: ChannelInboundHandler {
+    typealias InboundIn = Never
+    private let connection: GatewayConnection
+    init(connection: GatewayConnection) { self.connection = connection }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            connection.fail("timeout", "idle for longer than the idle timeout")
+            context.close(promise: nil)
+        }
+    }
+}
+
+public struct GatewayConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,86 @@
+import Gateway
+import NIOCore
+import RSerPool
+import RSerPoolWire
+
+/// Everything a gateway process needs to know; the CLI builds it from flags and a file.
+public struct GatewayConfiguration: Sendable {
+    /// What the gateway does with a connection it accepts.
+    public enum Mode: Sendable {
+        /// A SOCKS5 server (RFC 1928; CONNECT).
+        case socks5
+        /// An HTTP proxy: CONNECT tunnels and absolute-form HTTP/1.1 requests.
+        case httpProxy
+        /// Every connection goes to a backend: from a fixed list (round robin) or chosen from an
+        /// RSerPool pool by its policy (the gateway is then a pool user).
+        case reverse(ReverseBackends)
+        /// Hybrid access, client end: carry each accepted connection over MPTCP to the exit
+        /// gateway. With a fixed `forward` destination the client speaks its own protocol;
+        /// without one the entry is a SOCKS5 server and the CONNECT target travels to the exit.
+        case entry(exit: SocketAddress, forward: ProxyDestination?)
+        /// Hybrid access, network end: accept carried connections and connect on the client's behalf.
+        case exit
+
+        public var name: String {
+            switch self {
+            case .socks5: "socks5"
+            case .httpProxy: "http"
+            case .reverse: "reverse"
+            case .entry: "entry"
+            case .exit: "exit"
+            }
+        }
+    }
+
+    public enum ReverseBackends: Sendable {
+        case addresses([SocketAddress])
+        /// Pool handle and the registrars to resolve it with.
+        case pool(PoolHandle, RegistrarList)
+    }
+
+    public var mode: Mode
+    /// Listening addresses.
+    public var listen: [SocketAddress]
+    /// Listeners are MPTCP (they accept plain TCP clients too) unless set to `.tcp`.
+    public var listenTransport: TransportProtocol = .mptcp
+    /// Upstream connections: plain TCP by default (MPTCP for the entry→exit hop).
+    public var upstreamTransport: TransportProtocol
+    public var destinations = DestinationPolicy()
+    /// Accept only these users (SOCKS5 username/password, HTTP Proxy-Authorization Basic).
+    public var credentials: ProxyCredentials?
+    /// The entry/exit pair's shared secret.
+    public var pairSecret: PairSecret?
+    public var limits = GatewayLimits()
+    /// Where the per-connection log goes (JSON lines); nil: nowhere, "-": standard output.
+    public var connectionLogPath: String?
+    /// How often MPTCP connections' subflows are sampled; zero turns sampling off.
+    public var telemetryInterval: TimeAmount = .seconds(1)
+
+    public init(mode: Mode, listen: [SocketAddress]) {
+        self.mode = mode
+        self.listen = listen
+        if case .entry = mode { upstreamTransport = .mptcp } else { upstreamTransport = .tcp }
+    }
+}
+
+/// The gateway's bounds. Every number an attacker could push on has one.
+public struct GatewayLimits: Sendable {
+    /// Connections relayed or in handshake at once; more are closed at accept.
+    public var maximumConnections = 10_000
+    /// From accept until relaying (SOCKS5/HTTP head/pair header, plus the upstream connect).
+    public var handshakeTimeout: TimeAmount = .seconds(10)
+    public var connectTimeout: TimeAmount = .seconds(10)
+    /// A relayed connection with no bytes either way for this long is closed.
+    public var idleTimeout: TimeAmount = .seconds(300)
+    /// On SIGTERM, connections get this long to finish before they are closed.
+    public var drainTimeout: TimeAmount = .seconds(30)
+    /// Bytes queued toward one side before the gateway stops reading from the other
+    /// (the write-buffer high-water mark; one read of at most `readSize` may come on top).
+    public var bufferLimit = 64 * 1024
+    /// The largest single read from a socket.
+    public var readSize = 64 * 1024
+    /// Backends of one pool tried for one connection in reverse mode.
+    public var poolAttempts = 3
+
+    public init() {}
+}

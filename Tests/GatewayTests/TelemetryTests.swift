@@ -1,0 +1,76 @@
+import Gateway
+import Testing
+
+@Suite struct TelemetryTests {
+    typealias Key = SubflowTracker.Key
+
+    @Test func trackerCountsSubflowsLossAndBytes() {
+        let initial = Key(local: "10.0.1.1:40000", remote: "10.0.9.1:443")
+        let second = Key(local: "10.0.2.1:40001", remote: "10.0.9.1:443")
+        var tracker = SubflowTracker(initial: initial)
+        tracker.observe([.init(key: initial, bytesAcked: 100, bytesReceived: 1000)])
+        tracker.observe([.init(key: initial, bytesAcked: 200, bytesReceived: 5000), .init(key: second, bytesAcked: 0, bytesReceived: 4000)])
+        #expect(!tracker.carriedDataAfterLoss)
+        tracker.observe([.init(key: second, bytesAcked: 0, bytesReceived: 4000)])   // the first path is gone
+        #expect(tracker.lost == 1)
+        #expect(!tracker.carriedDataAfterLoss)
+        tracker.observe([.init(key: second, bytesAcked: 10, bytesReceived: 9000)])
+        #expect(tracker.carriedDataAfterLoss)
+        #expect(tracker.maximumOpen == 2)
+        #expect(tracker.seen == 2)
+        let subflows = tracker.subflows
+        #expect(subflows.map(\.initial) == [true, false])
+        #expect(subflows.map(\.open) == [false, true])
+        #expect(subflows[0].bytesReceived == 5000 && subflows[1].bytesReceived == 9000)
+    }
+
+    @Test func statisticsSummariseTheLog() {
+        var mptcp = ConnectionRecord.Side(local: "a", remote: "b", transport: .mptcp)
+        mptcp.subflowsMax = 2
+        mptcp.subflowsLost = 1
+        mptcp.bytesIn = 10
+        mptcp.subflows = [.init(local: "a", remote: "b", initial: true, bytesAcked: 0, bytesReceived: 300, open: false),
+                          .init(local: "c", remote: "b", initial: false, bytesAcked: 0, bytesReceived: 100, open: true)]
+        let tcp = ConnectionRecord.Side(local: "a", remote: "b", transport: .tcp)
+        let records = [
+            ConnectionRecord(id: 1, mode: "socks5", start: 0, durationSeconds: 1, destination: "x:1", user: nil, client: mptcp,
+                             upstream: tcp, outcome: "ok", error: nil, survivedPathLoss: true),
+            ConnectionRecord(id: 2, mode: "socks5", start: 0, durationSeconds: 3, destination: "x:1", user: nil, client: tcp,
+                             upstream: nil, outcome: "refused", error: "denied", survivedPathLoss: false),
+        ]
+        let statistics = GatewayStatistics(records)
+        #expect(statistics.connections == 2)
+        #expect(statistics.clientTransport == ["mptcp": 1, "tcp": 1])
+        #expect(statistics.subflowCount == ["2": 1])
+        #expect(statistics.subflowBytes == 400 && statistics.additionalSubflowBytes == 100)
+        #expect(statistics.survivedPathLoss == 1 && statistics.connectionsWithSubflowLoss == 1)
+        #expect(statistics.report.contains("25.0 % of 400 bytes"))
+    }
+
+    @Test func sockDiagParserReadsASubflowAndStopsAtGarbage() {
+        // nlmsghdr + inet_diag_msg + INET_DIAG_INFO (tcp_info, 232 bytes) + ULP info with the token.
+        var message: [UInt8] = []
+        func put<T: FixedWidthInteger>(_ value: T, into bytes: inout [UInt8]) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+        var diag: [UInt8] = [2, 1, 0, 0, 0x9C, 0x40, 0x01, 0xBB]   // AF_INET, ESTABLISHED, 40000 → 443
+        diag += [10, 0, 2, 1] + [UInt8](repeating: 0, count: 12) + [10, 0, 9, 1] + [UInt8](repeating: 0, count: 12)
+        diag += [UInt8](repeating: 0, count: 72 - diag.count)
+        var tcpInfo = [UInt8](repeating: 0, count: 232)
+        tcpInfo.replaceSubrange(120..<128, with: withUnsafeBytes(of: UInt64(1234).littleEndian, Array.init))
+        tcpInfo.replaceSubrange(128..<136, with: withUnsafeBytes(of: UInt64(98765).littleEndian, Array.init))
+        var attributes: [UInt8] = []
+        put(UInt16(4 + 232), into: &attributes); put(UInt16(2), into: &attributes); attributes += tcpInfo
+        var token: [UInt8] = []
+        put(UInt16(8), into: &token); put(UInt16(2), into: &token); put(UInt32(0xCAFE), into: &token)
+        var mptcp: [UInt8] = []
+        put(UInt16(4 + token.count), into: &mptcp); put(UInt16(3 | 0x8000), into: &mptcp); mptcp += token
+        put(UInt16(4 + mptcp.count), into: &attributes); put(UInt16(19), into: &attributes); attributes += mptcp
+        put(UInt32(16 + diag.count + attributes.count), into: &message)
+        put(UInt16(20), into: &message); put(UInt16(2), into: &message); put(UInt32(1), into: &message); put(UInt32(0), into: &message)
+        message += diag + attributes
+        message += [0xFF, 0xFF, 0xFF]   // a truncated trailer must not trap
+        #expect(SockDiag.parse(message) == .subflows([SockDiag.Subflow(token: 0xCAFE, local: "10.0.2.1:40000", remote: "10.0.9.1:443",
+                                                                       bytesAcked: 1234, bytesReceived: 98765)]))
+        #expect(SockDiag.parse([]) == .subflows([]))
+        #expect(SockDiag.dumpRequest(family: 2, sequence: 9).count == 72)
+    }
+}
