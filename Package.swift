@@ -106,7 +106,7 @@ let package = Package(
         // libFuzzer target for the ASAP decoder: scripts/fuzz builds it with -sanitize=fuzzer.
         // A plain build makes a replayer for corpus and crash files.
         .executableTarget(
-            name: "ASAPFuzzer",
+            name: "EdgePoolFuzzer",
             dependencies: [
                 "RSerPoolWire", "CalcApp", "Gateway",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -150,7 +150,8 @@ let package = Package(
                 "RSerPool", "RSerPoolCore", "RSerPoolWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            exclude: ["Support/origin.py"]
         ),
     ],
     swiftLanguageModes: [.v6]

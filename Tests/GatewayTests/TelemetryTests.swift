@@ -24,6 +24,19 @@ import Testing
         #expect(subflows[0].bytesReceived == 5000 && subflows[1].bytesReceived == 9000)
     }
 
+    @Test func aSubflowInRepeatedTimeoutsCountsAsLostOnce() {
+        let initial = Key(local: "10.0.1.1:40000", remote: "10.0.9.1:443")
+        let second = Key(local: "10.0.2.1:40001", remote: "10.0.9.1:443")
+        var tracker = SubflowTracker(initial: initial)
+        tracker.observe([.init(key: initial, bytesAcked: 100, bytesReceived: 0), .init(key: second, bytesAcked: 100, bytesReceived: 0)])
+        tracker.observe([.init(key: initial, bytesAcked: 100, bytesReceived: 0, failing: true), .init(key: second, bytesAcked: 500, bytesReceived: 0)])
+        tracker.observe([.init(key: initial, bytesAcked: 100, bytesReceived: 0, failing: true), .init(key: second, bytesAcked: 900, bytesReceived: 0)])
+        #expect(tracker.lost == 1)
+        #expect(tracker.carriedDataAfterLoss)
+        tracker.observe([.init(key: second, bytesAcked: 1000, bytesReceived: 0)])   // and then it goes away
+        #expect(tracker.lost == 1)
+    }
+
     @Test func statisticsSummariseTheLog() {
         var mptcp = ConnectionRecord.Side(local: "a", remote: "b", transport: .mptcp)
         mptcp.subflowsMax = 2
@@ -55,6 +68,7 @@ import Testing
         diag += [10, 0, 2, 1] + [UInt8](repeating: 0, count: 12) + [10, 0, 9, 1] + [UInt8](repeating: 0, count: 12)
         diag += [UInt8](repeating: 0, count: 72 - diag.count)
         var tcpInfo = [UInt8](repeating: 0, count: 232)
+        tcpInfo[4] = 3   // RTO backoff: the path is failing
         tcpInfo.replaceSubrange(120..<128, with: withUnsafeBytes(of: UInt64(1234).littleEndian, Array.init))
         tcpInfo.replaceSubrange(128..<136, with: withUnsafeBytes(of: UInt64(98765).littleEndian, Array.init))
         var attributes: [UInt8] = []
@@ -69,7 +83,7 @@ import Testing
         message += diag + attributes
         message += [0xFF, 0xFF, 0xFF]   // a truncated trailer must not trap
         #expect(SockDiag.parse(message) == .subflows([SockDiag.Subflow(token: 0xCAFE, local: "10.0.2.1:40000", remote: "10.0.9.1:443",
-                                                                       bytesAcked: 1234, bytesReceived: 98765)]))
+                                                                       bytesAcked: 1234, bytesReceived: 98765, failing: true)]))
         #expect(SockDiag.parse([]) == .subflows([]))
         #expect(SockDiag.dumpRequest(family: 2, sequence: 9).count == 72)
     }

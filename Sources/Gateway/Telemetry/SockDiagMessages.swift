@@ -14,6 +14,9 @@ public enum SockDiag {
     static let diagULPInfo: UInt16 = 19              // INET_DIAG_ULP_INFO
     static let ulpInfoMPTCP: UInt16 = 3              // INET_ULP_INFO_MPTCP
     static let subflowTokenLocal: UInt16 = 2         // MPTCP_SUBFLOW_ATTR_TOKEN_LOC
+    static let tcpInfoCAStateOffset = 1
+    static let tcpInfoBackoffOffset = 4
+    static let tcpCALoss: UInt8 = 4
     static let tcpInfoBytesAckedOffset = 120
     static let tcpInfoBytesReceivedOffset = 128
     static let diagMessageLength = 72
@@ -26,13 +29,17 @@ public enum SockDiag {
         public var remote: String
         public var bytesAcked: UInt64
         public var bytesReceived: UInt64
+        /// The path looks broken: repeated retransmission timeouts (RTO backoff ≥ 2) or the
+        /// Loss congestion state.
+        public var failing: Bool
 
-        public init(token: UInt32, local: String, remote: String, bytesAcked: UInt64, bytesReceived: UInt64) {
+        public init(token: UInt32, local: String, remote: String, bytesAcked: UInt64, bytesReceived: UInt64, failing: Bool = false) {
             self.token = token
             self.local = local
             self.remote = remote
             self.bytesAcked = bytesAcked
             self.bytesReceived = bytesReceived
+            self.failing = failing
         }
     }
 
@@ -88,11 +95,13 @@ public enum SockDiag {
               let destination = IPAddress(bytes: Array(bytes[(start + 24)..<(start + 24 + addressLength)])) else { return nil }
         var token: UInt32?
         var acked: UInt64 = 0, received: UInt64 = 0
+        var failing = false
         forEachAttribute(bytes, from: start + diagMessageLength, to: end) { type, payload in
             switch type {
             case diagInfo where payload.count >= tcpInfoBytesReceivedOffset + 8:
                 acked = bytes.loadLittle(UInt64.self, at: payload.lowerBound + tcpInfoBytesAckedOffset)
                 received = bytes.loadLittle(UInt64.self, at: payload.lowerBound + tcpInfoBytesReceivedOffset)
+                failing = bytes[payload.lowerBound + tcpInfoBackoffOffset] >= 2 || bytes[payload.lowerBound + tcpInfoCAStateOffset] == tcpCALoss
             case diagULPInfo:
                 forEachAttribute(bytes, from: payload.lowerBound, to: payload.upperBound) { ulpType, ulpPayload in
                     guard ulpType == ulpInfoMPTCP else { return }
@@ -110,7 +119,7 @@ public enum SockDiag {
             return "\(ip):\(port)"
         }
         return Subflow(token: token, local: endpoint(source.unmappedIPv4, sourcePort), remote: endpoint(destination.unmappedIPv4, destinationPort),
-                       bytesAcked: acked, bytesReceived: received)
+                       bytesAcked: acked, bytesReceived: received, failing: failing)
     }
 
     /// Walks rtattr/nlattr records (length u16, type u16, payload padded to 4) in a range.

@@ -1,5 +1,6 @@
 /// Follows the subflows of one MPTCP connection through periodic snapshots: how many were
-/// open at once, how many ever existed, which disappeared, and the bytes each carried.
+/// open at once, how many ever existed, which were lost (disappeared, or stuck in repeated
+/// retransmission timeouts: the path broke), and the bytes each carried.
 /// Pure: fed snapshots by whoever can read them (sock_diag, `MPTCP_INFO`).
 public struct SubflowTracker: Sendable {
     /// A subflow's identity: its local and remote endpoints ("ip:port").
@@ -17,10 +18,13 @@ public struct SubflowTracker: Sendable {
         public var key: Key
         public var bytesAcked: UInt64
         public var bytesReceived: UInt64
-        public init(key: Key, bytesAcked: UInt64, bytesReceived: UInt64) {
+        /// The subflow's path looks broken (repeated retransmission timeouts).
+        public var failing: Bool
+        public init(key: Key, bytesAcked: UInt64, bytesReceived: UInt64, failing: Bool = false) {
             self.key = key
             self.bytesAcked = bytesAcked
             self.bytesReceived = bytesReceived
+            self.failing = failing
         }
     }
 
@@ -29,6 +33,7 @@ public struct SubflowTracker: Sendable {
         var bytesAcked: UInt64
         var bytesReceived: UInt64
         var open: Bool
+        var failed = false
     }
 
     /// The connection's own endpoints: the subflow with these is the initial one.
@@ -48,8 +53,7 @@ public struct SubflowTracker: Sendable {
         let present = Set(samples.map(\.key))
         for key in entries.keys where entries[key]!.open && !present.contains(key) {
             entries[key]!.open = false
-            lost += 1
-            if bytesAtFirstLoss == nil { bytesAtFirstLoss = totalBytes }
+            markLost(key)
         }
         for sample in samples {
             var entry = entries[sample.key] ?? Entry(order: entries.count, bytesAcked: 0, bytesReceived: 0, open: true)
@@ -57,8 +61,17 @@ public struct SubflowTracker: Sendable {
             entry.bytesReceived = max(entry.bytesReceived, sample.bytesReceived)
             entry.open = true
             entries[sample.key] = entry
+            if sample.failing { markLost(sample.key) }
         }
         maximumOpen = max(maximumOpen, samples.count)
+    }
+
+    /// Counts a subflow as lost once, whether it vanished or its path failed.
+    private mutating func markLost(_ key: Key) {
+        guard entries[key]?.failed == false else { return }
+        entries[key]!.failed = true
+        lost += 1
+        if bytesAtFirstLoss == nil { bytesAtFirstLoss = totalBytes }
     }
 
     /// Subflow count from `MPTCP_INFO` alone (when no per-subflow detail is readable).
@@ -77,7 +90,8 @@ public struct SubflowTracker: Sendable {
     }
 
     public var subflows: [ConnectionRecord.Subflow] {
-        entries.sorted { $0.value.order < $1.value.order }.map { key, entry in
+        // The initial subflow first, the others as they appeared.
+        entries.sorted { ($0.key == initial ? -1 : $0.value.order) < ($1.key == initial ? -1 : $1.value.order) }.map { key, entry in
             ConnectionRecord.Subflow(local: key.local, remote: key.remote, initial: key == initial,
                                      bytesAcked: entry.bytesAcked, bytesReceived: entry.bytesReceived, open: entry.open)
         }

@@ -79,7 +79,7 @@ final class GatewayConnection {
 
     /// A sock_diag snapshot of one side's subflows (and a fresh subflow count).
     func observe(_ side: Side, subflows: [SockDiag.Subflow]) {
-        let samples = subflows.map { SubflowTracker.Sample(key: .init(local: $0.local, remote: $0.remote), bytesAcked: $0.bytesAcked, bytesReceived: $0.bytesReceived) }
+        let samples = subflows.map { SubflowTracker.Sample(key: .init(local: $0.local, remote: $0.remote), bytesAcked: $0.bytesAcked, bytesReceived: $0.bytesReceived, failing: $0.failing) }
         switch side {
         case .client: clientTracker?.observe(samples)
         case .upstream: upstreamTracker?.observe(samples)

@@ -36,6 +36,8 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
     private var upstream: Channel?
     private var upstreamDestination: ProxyDestination?
     private var clientKeepAlive = true
+    /// The client waits for "100 Continue" before sending its body.
+    private var clientExpectsContinue = false
     private var responseStarted = false
     /// The origin's last response allows another request on the same connection.
     private var upstreamReusable = false
@@ -84,6 +86,11 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .forwarding = state { upstream?.flush() }
+        context.fireChannelReadComplete()
+    }
+
     func read(context: ChannelHandlerContext) {
         switch state {
         case .connecting, .closing, .tunnelling: return
@@ -109,6 +116,7 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         clientKeepAlive = head.isKeepAlive
+        clientExpectsContinue = head.headers["expect"].contains { $0.lowercased() == "100-continue" }
         switch interpreter.interpret(head) {
         case .refuse(let refusal):
             gateway.metrics.handshakeFailure("http-\(refusal.status.code)")
@@ -123,6 +131,7 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
             if let upstream, upstream.isActive, upstreamReusable, upstreamDestination == destination {
                 state = .forwarding
                 upstream.write(HTTPClientRequestPart.head(forwarded), promise: nil)
+                sendContinueIfExpected(context: context)
                 return
             }
             upstream?.close(promise: nil)
@@ -173,11 +182,21 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
                 for part in pending { channel.write(part, promise: nil) }
                 channel.flush()
                 channel.read()
+                self.sendContinueIfExpected(context: context)
                 context.read()
             case .failure(let error):
                 self.upstreamFailed(error, destination: destination, context: context)
             }
         }
+    }
+
+    /// The origin's own "100 Continue" is not passed on (NIO's client decoder drops 1xx);
+    /// the proxy answers it as soon as the origin connection stands, so clients do not sit
+    /// out their expect-timeout.
+    private func sendContinueIfExpected(context: ChannelHandlerContext) {
+        guard clientExpectsContinue else { return }
+        clientExpectsContinue = false
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
     }
 
     private func openTunnel(to destination: ProxyDestination, context: ChannelHandlerContext) {
@@ -254,10 +273,6 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
         guard let context else { return }
         switch part {
         case .head(var head):
-            if head.status.code / 100 == 1 && head.status != .switchingProtocols {
-                context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
-                return
-            }
             responseStarted = true
             upstreamReusable = head.isKeepAlive
             head.headers = HTTPProxyRequestInterpreter.stripHopByHop(head.headers)

@@ -72,3 +72,44 @@ final class TestNamespace: @unchecked Sendable {
         }
     }
 }
+
+extension TestNamespace {
+    /// A multi-homed client and a server joined by two veth links, each shaped to `rate` in
+    /// both directions (tbf):
+    ///   link 1: client c1 10.78.1.1/24 ↔ server s1 10.78.1.2/24
+    ///   link 2: client c2 10.78.2.1/24 ↔ server s2 10.78.2.2/24
+    /// The client's second address is an MPTCP subflow endpoint (with a source route), both
+    /// sides allow 2 subflows: an MPTCP connection to 10.78.1.2 opens a second subflow over link 2.
+    static func multipath(rate: String = "40mbit") async throws -> (client: TestNamespace, server: TestNamespace) {
+        let client = try await make(), server = try await make()
+        for (index, (c, s)) in [("c1", "s1"), ("c2", "s2")].enumerated() {
+            try await offCooperativePool { try ip(["link", "add", c, "netns", client.name, "type", "veth", "peer", "name", s, "netns", server.name]) }
+            try await client.ip(["addr", "add", "10.78.\(index + 1).1/24", "dev", c])
+            try await server.ip(["addr", "add", "10.78.\(index + 1).2/24", "dev", s])
+            try await client.ip(["link", "set", c, "up"])
+            try await server.ip(["link", "set", s, "up"])
+            for (namespace, device) in [(client, c), (server, s)] {
+                try await namespace.tc(["qdisc", "add", "dev", device, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "100ms"])
+            }
+        }
+        try await client.ip(["rule", "add", "from", "10.78.2.1", "table", "102"])
+        try await client.ip(["route", "add", "10.78.1.0/24", "dev", "c2", "table", "102"])
+        for namespace in [client, server] { try await namespace.ip(["mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2"]) }
+        try await client.ip(["mptcp", "endpoint", "add", "10.78.2.1", "dev", "c2", "subflow"])
+        return (client, server)
+    }
+
+    static let tcTool = ["/usr/sbin/tc", "/sbin/tc"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// Runs `tc ARGS` inside the namespace.
+    func tc(_ arguments: [String]) async throws {
+        guard let tc = Self.tcTool else { throw LiveTestError("no tc (iproute2)") }
+        let name = self.name
+        try await offCooperativePool { try Self.ip(["netns", "exec", name, tc] + arguments) }
+    }
+
+    /// Starts a tool inside the namespace.
+    func run(_ name: String, _ executable: String, _ arguments: [String]) throws -> LiveProcess {
+        try LiveProcess(name, ["netns", "exec", self.name, executable] + arguments, executable: Self.ipTool!)
+    }
+}

@@ -1,0 +1,179 @@
+import CalcApp
+import Gateway
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import RSerPoolWire
+
+/// Feeds arbitrary bytes to every decoder that reads from an untrusted peer: the ASAP and
+/// ENRP stream decoders (a registrar's associations), the CalcApp session decoder (a PE's
+/// sessions), the gateway's SOCKS5 handshake, pair header and HTTP proxy request reading.
+/// Invariants checked: no crash, no hang, bounded buffering; every decoded message
+/// re-encodes to a frame that decodes to the same message.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzProtocolDecoders(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let input = ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: size))
+    fuzzASAP(input)
+    fuzzENRP(input)
+    fuzzCalcAppSession(input)
+    fuzzSOCKS5(input)
+    fuzzPairHeader(input)
+    fuzzHTTPProxyRequest(input)
+    return 0
+}
+
+/// The gateway's SOCKS5 server side, with and without authentication, fed in two pieces.
+func fuzzSOCKS5(_ input: ByteBuffer) {
+    for credentials in [nil, ProxyCredentials(["user": "password"])] {
+        var handshake = SOCKS5ServerHandshake(credentials: credentials)
+        var buffer = ByteBuffer()
+        var pieces = [input.getSlice(at: input.readerIndex, length: input.readableBytes / 2)!,
+                      input.getSlice(at: input.readerIndex + input.readableBytes / 2, length: input.readableBytes - input.readableBytes / 2)!]
+        feeding: for index in pieces.indices {
+            buffer.writeBuffer(&pieces[index])
+            for _ in 0..<8 {
+                let before = buffer.readableBytes
+                switch handshake.process(&buffer) {
+                case .needMoreData: continue feeding
+                case .send: precondition(buffer.readableBytes < before, "a reply without consuming input")
+                case .connect(let destination, _):
+                    var encoded = ByteBuffer()
+                    destination.write(to: &encoded)
+                    precondition((try? ProxyDestination.read(from: &encoded)) == destination, "destination does not round-trip")
+                    _ = handshake.connected(boundTo: destination)
+                    break feeding
+                case .reject: break feeding
+                }
+            }
+        }
+    }
+}
+
+/// The exit gateway reading an entry's header (any bytes: must refuse, never trap).
+func fuzzPairHeader(_ input: ByteBuffer) {
+    var buffer = input
+    var replayGuard = PairReplayGuard()
+    let secret = try! PairSecret("fuzzing secret, sixteen+ bytes")
+    _ = try? PairHeader.read(from: &buffer, secret: secret, nowMilliseconds: 1_000_000, replayGuard: &replayGuard)
+}
+
+/// The HTTP proxy's request side: NIO's decoder as the gateway configures it, then the
+/// proxy's interpretation of every request head (target, smuggling checks, credentials).
+func fuzzHTTPProxyRequest(_ input: ByteBuffer) {
+    let channel = EmbeddedChannel()
+    defer { _ = try? channel.finish() }
+    do {
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)))
+        try channel.writeInbound(input)
+    } catch {
+        return   // the decoder refused the bytes: the gateway answers 400 and closes
+    }
+    let interpreter = HTTPProxyRequestInterpreter(credentials: ProxyCredentials(["user": "password"]))
+    let open = HTTPProxyRequestInterpreter(credentials: nil)
+    while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) {
+        guard case .head(let head) = part else { continue }
+        _ = interpreter.interpret(head)
+        if case .forward(_, let forwarded, _) = open.interpret(head) {
+            precondition(forwarded.headers["proxy-authorization"].isEmpty && forwarded.uri.hasPrefix("/"), "a forwarded head kept proxy fields")
+        }
+    }
+}
+
+/// A PE's view of a PU↔PE session (CalcApp and ASAP session messages on one stream).
+func fuzzCalcAppSession(_ input: ByteBuffer) {
+    var buffer = input
+    while buffer.readableBytes > 0 {
+        do {
+            guard let message = try SessionMessage.decode(from: &buffer) else { break }
+            var encoded = ByteBuffer()
+            message.write(into: &encoded)
+            let again = try SessionMessage.decode(from: &encoded)
+            precondition(again == message, "re-encoding changed a session message")
+        } catch {
+            break  // the session would be closed
+        }
+    }
+}
+
+func fuzzENRP(_ input: ByteBuffer) {
+    var buffer = input
+    while buffer.readableBytes > 0 {
+        let before = buffer.readableBytes
+        do {
+            guard let message = try ENRPMessage.decode(from: &buffer) else { break }
+            let again = try ENRPMessage.decode(frame: message.encoded())
+            precondition(again == message, "re-encoding changed \(message.type)")
+        } catch {
+            if buffer.readableBytes == before { break }
+        }
+    }
+}
+
+func fuzzASAP(_ input: ByteBuffer) {
+    var buffer = input
+    while buffer.readableBytes > 0 {
+        let before = buffer.readableBytes
+        do {
+            guard let decoded = try ASAPMessage.decode(from: &buffer) else { break }
+            let again = try ASAPMessage.decode(frame: decoded.message.encoded())
+            precondition(again.message == decoded.message, "re-encoding changed \(decoded.message.type)")
+        } catch {
+            // A framing error leaves the buffer as it was: the stream would be closed.
+            if buffer.readableBytes == before { break }
+        }
+    }
+}
+
+#if FUZZING
+/// libFuzzer's entry point (SwiftPM makes this target's `main` the program's, so libFuzzer's
+/// own `main` is not used; its driver is called instead).
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+@main
+struct EdgePoolFuzzerMain {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzProtocolDecoders(data, size) })
+    }
+}
+#else
+/// Without libFuzzer: replays the files given as arguments (a corpus or a crash file).
+@main
+struct EdgePoolFuzzerReplay {
+    static func main() {
+        var count = 0
+        for path in CommandLine.arguments.dropFirst() {
+            guard let bytes = readFile(path) else {
+                print("cannot read \(path)")
+                continue
+            }
+            _ = bytes.withUnsafeBufferPointer { fuzzProtocolDecoders($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) }
+            count += 1
+        }
+        print("replayed \(count) input(s) without a failure")
+    }
+}
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func readFile(_ path: String) -> [UInt8]? {
+    guard let file = fopen(path, "rb") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let read = fread(&chunk, 1, chunk.count, file)
+        if read <= 0 { break }
+        bytes.append(contentsOf: chunk[0..<read])
+    }
+    return bytes
+}

@@ -1,0 +1,280 @@
+import Foundation
+import Testing
+
+/// The gateway as a real process with real clients: curl (SOCKS5, HTTP proxy, CONNECT),
+/// PySocks, the entry/exit pair, the reverse proxy over an RSerPool pool, bad input, drain.
+@Suite(.serialized) struct GatewayLiveTests {
+    @Test func socks5WithCurlByNameAndAddressWithAndWithoutAuthentication() async throws {
+        let origin = try await Origin.start()
+        let size = 3_000_000
+        let expected = try await originSHA(origin, size)
+        let open = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32"])
+        for flag in ["--socks5-hostname", "--socks5"] {
+            let file = temporaryFile("socks")
+            let curl = try await runCommand("/usr/bin/curl", ["-sS", flag, "127.0.0.1:\(open.port)", "-o", file, "http://localhost:\(origin.port)/bytes/\(size)"])
+            #expect(curl.status == 0, "\(curl.output)")
+            #expect(try await sha256(ofFile: file) == expected)
+            try? FileManager.default.removeItem(atPath: file)
+        }
+        let records = try await open.records(atLeast: 2)
+        #expect(records.allSatisfy { $0["outcome"] as? String == "ok" })
+        #expect(records.compactMap { ($0["upstream"] as? [String: Any])?["bytesIn"] as? Int }.allSatisfy { $0 > size })
+
+        let guarded = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--user", "alice:s3cret"])
+        let good = try await runCommand("/usr/bin/curl", ["-sS", "--socks5-hostname", "alice:s3cret@127.0.0.1:\(guarded.port)", "-o", "/dev/null",
+                                                         "-w", "%{http_code}", "http://127.0.0.1:\(origin.port)/bytes/10"])
+        #expect(good.status == 0 && good.output.last == "200")
+        let bad = try await runCommand("/usr/bin/curl", ["-sS", "--socks5-hostname", "alice:wrong@127.0.0.1:\(guarded.port)", "-o", "/dev/null",
+                                                        "http://127.0.0.1:\(origin.port)/bytes/10"])
+        #expect(bad.status != 0)
+        let none = try await runCommand("/usr/bin/curl", ["-sS", "--socks5-hostname", "127.0.0.1:\(guarded.port)", "-o", "/dev/null",
+                                                         "http://127.0.0.1:\(origin.port)/bytes/10"])
+        #expect(none.status != 0)
+        let refused = try await guarded.records(atLeast: 3).filter { $0["outcome"] as? String == "refused" }
+        #expect(refused.count == 2)
+        #expect(refused.contains { ($0["error"] as? String)?.contains("authentication failed for user 'alice'") == true })
+    }
+
+    @Test func socks5RefusesProtectedDestinationsAndReportsConnectFailures() async throws {
+        let origin = try await Origin.start()
+        let gateway = try await LiveGateway.start("socks", [])
+        // Loopback is the gateway's own: refused by default (reply 2, "not allowed by ruleset").
+        let protected = try await runCommand("/usr/bin/curl", ["-sS", "--socks5", "127.0.0.1:\(gateway.port)", "-o", "/dev/null",
+                                                              "http://127.0.0.1:\(origin.port)/bytes/10"])
+        #expect(protected.status == 97)
+        #expect(protected.output.joined().contains("(2)"), "reply 2: not allowed by ruleset")
+        let byName = try await runCommand("/usr/bin/curl", ["-sS", "--socks5-hostname", "127.0.0.1:\(gateway.port)", "-o", "/dev/null",
+                                                           "http://localhost:\(origin.port)/bytes/10"])
+        #expect(byName.status == 97)
+        let records = try await gateway.records(atLeast: 2)
+        #expect(records.allSatisfy { $0["outcome"] as? String == "refused" && ($0["error"] as? String)?.contains("protected range") == true })
+
+        let allowed = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32"])
+        let closedPort = try freePort()
+        let refused = try await runCommand("/usr/bin/curl", ["-sS", "--socks5", "127.0.0.1:\(allowed.port)", "-o", "/dev/null", "http://127.0.0.1:\(closedPort)/"])
+        #expect(refused.status == 97)
+        #expect(refused.output.joined().contains("(5)"), "reply 5: connection refused")
+    }
+
+    @Test func httpProxyForwardsTunnelsKeepsAliveAndExplainsFailures() async throws {
+        let origin = try await Origin.start()
+        let size = 2_000_000
+        let expected = try await originSHA(origin, size)
+        let gateway = try await LiveGateway.start("http", ["--allow", "127.0.0.1/32"])
+        let proxy = "http://127.0.0.1:\(gateway.port)"
+        for tunnel in [false, true] {
+            let file = temporaryFile("http")
+            let curl = try await runCommand("/usr/bin/curl", ["-sS", "-x", proxy] + (tunnel ? ["-p"] : []) + ["-o", file, "http://127.0.0.1:\(origin.port)/bytes/\(size)"])
+            #expect(curl.status == 0, "\(curl.output)")
+            #expect(try await sha256(ofFile: file) == expected, "tunnel: \(tunnel)")
+            try? FileManager.default.removeItem(atPath: file)
+        }
+        // Keep-alive: two requests, one connection to the proxy (num_connects 0 the second time).
+        let twice = try await runCommand("/usr/bin/curl", ["-sS", "-x", proxy, "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n",
+                                                          "http://127.0.0.1:\(origin.port)/bytes/1000", "http://127.0.0.1:\(origin.port)/bytes/2000"])
+        #expect(twice.output.suffix(2) == ["200 1", "200 0"])
+        // A chunked upload passes through intact.
+        let upload = temporaryFile("upload")
+        _ = FileManager.default.createFile(atPath: upload, contents: Data((0..<1_500_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }))
+        let posted = try await runCommand("/usr/bin/curl", ["-sS", "-x", proxy, "-H", "Transfer-Encoding: chunked", "--data-binary", "@\(upload)",
+                                                           "http://127.0.0.1:\(origin.port)/sha"])
+        #expect(posted.output.last == (try await sha256(ofFile: upload)))
+        try? FileManager.default.removeItem(atPath: upload)
+
+        func status(_ arguments: [String]) async throws -> String {
+            try await runCommand("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", proxy] + arguments).output.last ?? ""
+        }
+        #expect(try await status(["http://127.0.0.1:\(try freePort())/"]) == "502")
+        #expect(try await status(["http://no-such-host.invalid/"]) == "502")
+        #expect(try await status(["http://169.254.169.254/latest/meta-data/"]) == "403")
+        #expect(try await status(["https://127.0.0.1:\(origin.port)/", "--proxytunnel", "--max-time", "5"]) != "200")
+
+        let authenticated = try await LiveGateway.start("http", ["--allow", "127.0.0.1/32", "--user", "bob:pw"])
+        let authProxy = "http://127.0.0.1:\(authenticated.port)"
+        let noCredentials = try await runCommand("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", authProxy, "http://127.0.0.1:\(origin.port)/bytes/1"])
+        #expect(noCredentials.output.last == "407")
+        let withCredentials = try await runCommand("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", authProxy, "-U", "bob:pw",
+                                                                    "http://127.0.0.1:\(origin.port)/bytes/1"])
+        #expect(withCredentials.output.last == "200")
+    }
+
+    @Test func pySocksFetchesThroughTheGateway() async throws {
+        if let reason = missingTool("/usr/bin/python3", package: "python3") {
+            print("skipped: \(reason)")
+            return
+        }
+        let check = try await runCommand("/usr/bin/python3", ["-c", "import socks"])
+        guard check.status == 0 else {
+            print("skipped pySocksFetchesThroughTheGateway: PySocks is not importable by /usr/bin/python3 (Debian package python3-socks; scripts/test installs it as root)")
+            return
+        }
+        let origin = try await Origin.start()
+        let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--user", "py:thon"])
+        let script = """
+        import hashlib, socks, sys
+        s = socks.socksocket()
+        s.set_proxy(socks.SOCKS5, "127.0.0.1", \(gateway.port), rdns=True, username="py", password="thon")
+        s.connect(("localhost", \(origin.port)))
+        s.sendall(b"GET /bytes/500000 HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk: break
+            data += chunk
+        body = data.split(b"\\r\\n\\r\\n", 1)[1]
+        print(len(body), hashlib.sha256(body).hexdigest())
+        """
+        let result = try await runCommand("/usr/bin/python3", ["-c", script])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.last == "500000 \(try await originSHA(origin, 500_000))")
+    }
+
+    @Test func entryAndExitCarryConnectionsOverMPTCPAndRefuseAWrongSecret() async throws {
+        let origin = try await Origin.start()
+        let secret = temporaryFile("secret")
+        try "a shared secret of some length".write(toFile: secret, atomically: true, encoding: .utf8)
+        let exit = try await LiveGateway.start("exit", ["--allow", "127.0.0.1/32", "--secret-file", secret, "--telemetry-interval", "100ms"])
+        let entry = try await LiveGateway.start("entry", ["--exit", "127.0.0.1:\(exit.port)", "--secret-file", secret])
+        let forward = try await LiveGateway.start("entry", ["--exit", "127.0.0.1:\(exit.port)", "--secret-file", secret, "--forward", origin.authority])
+        let size = 4_000_000
+        let expected = try await originSHA(origin, size)
+        for arguments in [["--socks5-hostname", "127.0.0.1:\(entry.port)", "http://localhost:\(origin.port)/bytes/\(size)"],
+                          ["http://127.0.0.1:\(forward.port)/bytes/\(size)"]] {
+            let file = temporaryFile("pair")
+            let curl = try await runCommand("/usr/bin/curl", ["-sS", "-o", file] + arguments)
+            #expect(curl.status == 0, "\(curl.output)")
+            #expect(try await sha256(ofFile: file) == expected)
+            try? FileManager.default.removeItem(atPath: file)
+        }
+        let carried = try await exit.records(atLeast: 2)
+        #expect(carried.allSatisfy { ($0["client"] as? [String: Any])?["transport"] as? String == "mptcp" })
+        #expect(carried.allSatisfy { $0["outcome"] as? String == "ok" })
+        // The exit's refusal travels back as the SOCKS reply.
+        let closed = try await runCommand("/usr/bin/curl", ["-sS", "--socks5", "127.0.0.1:\(entry.port)", "-o", "/dev/null", "http://127.0.0.1:\(try freePort())/"])
+        #expect(closed.status == 97)
+
+        let wrongSecret = temporaryFile("wrong")
+        try "not the shared secret at all".write(toFile: wrongSecret, atomically: true, encoding: .utf8)
+        let impostor = try await LiveGateway.start("entry", ["--exit", "127.0.0.1:\(exit.port)", "--secret-file", wrongSecret])
+        let denied = try await runCommand("/usr/bin/curl", ["-sS", "--socks5-hostname", "127.0.0.1:\(impostor.port)", "-o", "/dev/null",
+                                                           "http://localhost:\(origin.port)/bytes/10"])
+        #expect(denied.status != 0)
+        try await exit.process.waitForLine(containing: "authentication tag does not verify")
+    }
+
+    @Test func reverseProxyTakesBackendsFromAPoolAndFailsOver() async throws {
+        let registrar = try await LiveRegistrar.start()
+        let first = try await startPoolElement(registrar: registrar.endpoint, pool: "GatewayPool", extra: ["--service", "echo", "--policy", "rr"])
+        let second = try await startPoolElement(registrar: registrar.endpoint, pool: "GatewayPool", extra: ["--service", "echo", "--policy", "rr"])
+        let gateway = try await LiveGateway.start("reverse", ["--pool", "GatewayPool", "--registrar", registrar.endpoint])
+        for index in 0..<4 {
+            let message = Array("hello \(index)\n".utf8)
+            let reply = try await rawExchange(port: gateway.port, bytes: message, wait: 0.5)
+            #expect(reply.received == message)
+        }
+        let destinations = Set(try await gateway.records(atLeast: 4).compactMap { $0["destination"] as? String })
+        #expect(destinations.contains { $0.contains(first.identifier) } && destinations.contains { $0.contains(second.identifier) },
+                "round robin over both PEs: \(destinations)")
+        // One PE dies; every new connection still reaches the other.
+        first.process.signal(SIGKILL)
+        _ = try await first.process.waitForExit()
+        for index in 0..<4 {
+            let message = Array("after \(index)\n".utf8)
+            #expect(try await rawExchange(port: gateway.port, bytes: message, wait: 0.5).received == message)
+        }
+    }
+
+    @Test func badInputGetsAnAnswerOrATimeoutAndOthersAreUntouched() async throws {
+        let origin = try await Origin.start()
+        let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--handshake-timeout", "1s"])
+        // Not SOCKS at all: closed without a reply.
+        #expect(try await rawExchange(port: gateway.port, bytes: Array("GET / HTTP/1.1\r\n\r\n".utf8)).received == [])
+        // Unknown address type: reply 8.
+        let unknownType = try await rawExchange(port: gateway.port, bytes: [5, 1, 0, 5, 1, 0, 9, 1, 2, 3, 4, 0, 80])
+        #expect(unknownType.received.prefix(4) == [5, 0, 5, 8])
+        // UDP ASSOCIATE: reply 7 (command not supported).
+        let udp = try await rawExchange(port: gateway.port, bytes: [5, 1, 0, 5, 3, 0, 1, 127, 0, 0, 1, 0, 80])
+        #expect(udp.received.prefix(4) == [5, 0, 5, 7])
+        // A 255-byte domain of characters no host name has: general failure.
+        let oversize = try await rawExchange(port: gateway.port, bytes: [5, 1, 0, 5, 1, 0, 3, 255] + [UInt8](repeating: 0x20, count: 255) + [0, 80])
+        #expect(oversize.received.prefix(4) == [5, 0, 5, 1])
+        // Truncated greeting, then silence (slow loris): closed by the handshake timeout.
+        let start = Date()
+        let slow = try await rawExchange(port: gateway.port, bytes: [5, 2, 0], wait: 4)
+        #expect(slow.received == [])
+        #expect(Date().timeIntervalSince(start) < 3.5, "closed by the 1 s handshake timeout, not by the test's wait")
+        // Meanwhile a real client works.
+        let curl = try await runCommand("/usr/bin/curl", ["-sS", "--socks5", "127.0.0.1:\(gateway.port)", "-o", "/dev/null", "-w", "%{http_code}",
+                                                         "http://127.0.0.1:\(origin.port)/bytes/1000"])
+        #expect(curl.output.last == "200")
+        try await gateway.process.waitForLine(containing: "handshake not finished within")
+
+        // HTTP: request smuggling shapes and garbage get 400.
+        let http = try await LiveGateway.start("http", ["--allow", "127.0.0.1/32"])
+        let smuggle = "POST http://127.0.0.1:\(origin.port)/sha HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        let answer = String(decoding: try await rawExchange(port: http.port, bytes: Array(smuggle.utf8)).received, as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+        let garbage = String(decoding: try await rawExchange(port: http.port, bytes: Array("\u{1}\u{2}garbage\r\n\r\n".utf8)).received, as: UTF8.self)
+        #expect(garbage.hasPrefix("HTTP/1.1 400"), "\(garbage)")
+    }
+
+    @Test func aClientThatNeverReadsHoldsBoundedMemoryAndSIGTERMDrains() async throws {
+        let origin = try await Origin.start()
+        let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--drain-timeout", "20s"])
+        func residentKiB() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(gateway.process.pid)/status", encoding: .utf8)
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+        let before = try residentKiB()
+        // Ten clients ask for 50 MB each and never read.
+        let request = Array("GET /bytes/50000000 HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let stuck = try await offCooperativePool { () -> [Int32] in
+            try (0..<10).map { _ in try openSOCKSStream(port: gateway.port, target: 0x7F00_0001, targetPort: UInt16(origin.port), then: request) }
+        }
+        try await Task.sleep(for: .seconds(3))
+        let growth = try residentKiB() - before
+        print("gateway RSS grew \(growth) KiB with 10 stalled 50 MB downloads (limit per connection: 64 KiB queued + one read)")
+        #expect(growth < 16 * 1024, "RSS grew \(growth) KiB for 10 stalled 50 MB downloads")
+
+        // A slow download is in flight when SIGTERM comes: it completes, then the gateway exits 0.
+        let file = temporaryFile("drain")
+        let curl = try LiveProcess("curl", ["-sS", "--socks5", "127.0.0.1:\(gateway.port)", "-o", file, "http://127.0.0.1:\(origin.port)/slow/200000"],
+                                   executable: "/usr/bin/curl")
+        try await Task.sleep(for: .milliseconds(500))
+        for fd in stuck { close(fd) }   // unread data: the kernel resets them
+        gateway.process.signal(SIGTERM)
+        #expect(try await curl.waitForExit() == 0)
+        #expect(try await gateway.process.waitForExit() == 0)
+        #expect(try await sha256(ofFile: file) == (try await originSHA(origin, 200_000)))
+        try await gateway.process.waitForLine(containing: "draining")
+    }
+}
+
+/// Opens a SOCKS5 CONNECT (no auth) to an IPv4 target, sends `then`, and returns the socket
+/// without reading anything more (a client that never reads).
+func openSOCKSStream(port: Int, target: UInt32, targetPort: UInt16, then payload: [UInt8]) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw LiveTestError("connect failed") }
+    var small: Int32 = 4096
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+    let request: [UInt8] = [5, 1, 0, 5, 1, 0, 1] + withUnsafeBytes(of: target.bigEndian, Array.init) + withUnsafeBytes(of: targetPort.bigEndian, Array.init)
+    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    var reply = [UInt8](repeating: 0, count: 12)
+    var got = 0
+    while got < 12 {
+        let n = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, 12 - got, 0) }
+        guard n > 0 else { throw LiveTestError("no SOCKS reply") }
+        got += n
+    }
+    guard reply[3] == 0 else { throw LiveTestError("SOCKS refused: \(reply)") }
+    _ = payload.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    return fd
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+
+/// MPTCP through the gateway between two network namespaces joined by two shaped veth links:
+/// a real MPTCP client (`mptcpize run curl`) uses both paths, the gateway's telemetry and the
+/// kernel's own monitor agree, and a transfer survives the loss of a link byte-exact.
+@Suite(.serialized) struct GatewayMultipathTests {
+    static var unavailableReason: String? {
+        TestNamespace.unavailableReason ?? missingTool("/usr/bin/mptcpize", package: "mptcpize") ?? missingTool("/usr/bin/curl", package: "curl")
+    }
+
+    struct Setup {
+        let client: TestNamespace
+        let server: TestNamespace
+        let origin: Origin
+        let gateway: LiveGateway
+    }
+
+    func setUp() async throws -> Setup {
+        let (client, server) = try await TestNamespace.multipath()
+        let origin = try await Origin.start(in: server)
+        let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--telemetry-interval", "200ms"], in: server, host: "10.78.1.2")
+        return Setup(client: client, server: server, origin: origin, gateway: gateway)
+    }
+
+    /// Downloads /bytes/SIZE from the server namespace's origin through the gateway with
+    /// MPTCP curl in the client namespace; returns whether the bytes were exact.
+    func download(_ setup: Setup, size: Int, during: (@Sendable () async throws -> Void)? = nil) async throws -> Bool {
+        let file = temporaryFile("mptcp")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let curl = try setup.client.run("curl", "/usr/bin/mptcpize", ["run", "/usr/bin/curl", "-sS", "--socks5-hostname", "10.78.1.2:\(setup.gateway.port)",
+                                                                     "-o", file, "http://127.0.0.1:\(setup.origin.port)/bytes/\(size)"])
+        try await during?()
+        let status = try await curl.waitForExit(timeout: 60)
+        #expect(status == 0, "curl: \(curl.lines.suffix(3))")
+        let expected = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", setup.server.name, "/usr/bin/curl", "-sS",
+                                                                    "http://127.0.0.1:\(setup.origin.port)/sha/\(size)"]).output.last
+        return try await sha256(ofFile: file) == expected
+    }
+
+    @Test func mptcpClientUsesBothPathsThroughTheGateway() async throws {
+        if let reason = Self.unavailableReason {
+            print("skipped mptcpClientUsesBothPathsThroughTheGateway: \(reason)")
+            return
+        }
+        let setup = try await setUp()
+        let monitor = try setup.server.run("mptcp-monitor", TestNamespace.ipTool!, ["mptcp", "monitor"])
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await download(setup, size: 20_000_000))
+
+        let record = try #require(try await setup.gateway.records().first)
+        let client = try #require(record["client"] as? [String: Any])
+        #expect(client["transport"] as? String == "mptcp")
+        #expect((client["subflowsMax"] as? Int ?? 0) >= 2)
+        let subflows = client["subflows"] as? [[String: Any]] ?? []
+        let carried = subflows.compactMap { $0["bytesAcked"] as? Int }
+        #expect(carried.filter { $0 > 2_000_000 }.count >= 2, "both subflows carried data: \(carried)")
+        #expect(Set(subflows.compactMap { $0["remote"] as? String }.map { $0.split(separator: ":").first ?? "" }) == ["10.78.1.1", "10.78.2.1"])
+        // The kernel saw the second subflow too.
+        try await monitor.waitForLine(containing: "SF_ESTABLISHED")
+        #expect(monitor.lines.contains { $0.contains("SF_ESTABLISHED") && $0.contains("10.78.2.1") })
+
+        // The summary command reads the same log.
+        let stats = try await runEdgepool(["gateway", "stats", setup.gateway.log])
+        #expect(stats.status == 0)
+        #expect(stats.output.contains { $0.contains("bytes on additional subflows:") && $0.contains("%") && !$0.contains("–") })
+    }
+
+    @Test func aTransferSurvivesTheLossOfALinkByteExact() async throws {
+        if let reason = Self.unavailableReason {
+            print("skipped aTransferSurvivesTheLossOfALinkByteExact: \(reason)")
+            return
+        }
+        let setup = try await setUp()
+        let client = setup.client
+        let exact = try await download(setup, size: 30_000_000) {
+            try await Task.sleep(for: .milliseconds(1200))
+            try await client.ip(["link", "set", "c1", "down"])
+        }
+        #expect(exact, "the download is byte-exact after link 1 went down")
+        let record = try #require(try await setup.gateway.records().first)
+        let side = try #require(record["client"] as? [String: Any])
+        #expect((side["subflowsLost"] as? Int ?? 0) >= 1, "\(side)")
+        #expect(record["survivedPathLoss"] as? Bool == true)
+        #expect(record["outcome"] as? String == "ok")
+    }
+}
