@@ -16,11 +16,11 @@ public final class DelayRelay: Sendable {
                              group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> DelayRelay {
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { inbound in
                 ClientBootstrap(group: inbound.eventLoop)
-                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                     .connect(to: target)
                     .flatMap { outbound in
                         let toTarget = DelayingForwarder(peer: outbound, delay: delay)

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (no pass/fail).",
-        subcommands: [RegistrarBench.self, SimulatorBench.self]
+        subcommands: [RegistrarBench.self, SimulatorBench.self, GatewayBench.self]
     )
 }
 
@@ -219,7 +219,7 @@ final class BenchClient: Sendable {
 
     static func connect(to address: SocketAddress) async throws -> BenchClient {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addASAPCodec()

@@ -1,21 +1,23 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-/// A child `edgepool` process whose output is read line by line (a blocking read loop on its
-/// own thread until EOF). It is killed, with what it started, when dropped.
+/// A child process (by default `edgepool` itself) whose output is read line by line (a
+/// blocking read loop on its own thread until EOF). It is killed when dropped.
 final class ChildProcess: @unchecked Sendable {
     let process = Process()
     let name: String
     private let output = NIOLockedValueBox<[String]>([])
     private let finished = NIOLockedValueBox(false)
 
-    init(_ name: String, _ arguments: [String]) throws {
+    /// - Parameter captureErrors: read standard error into `lines` too (peers' complaints).
+    init(_ name: String, _ arguments: [String], executable: String? = nil, captureErrors: Bool = false) throws {
         self.name = name
-        process.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        process.executableURL = URL(fileURLWithPath: executable
+            ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        process.standardError = captureErrors ? pipe : FileHandle.nullDevice
         let output = self.output, finished = self.finished
         let descriptor = pipe.fileHandleForReading.fileDescriptor
         Thread {
@@ -66,6 +68,14 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// VmRSS in bytes (0 once it has exited).
+    func residentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kib * 1024
+    }
 }
 
 struct OffloadRunError: Error, CustomStringConvertible {

@@ -34,6 +34,10 @@ struct Duration: TextualSetting, Sendable {
 
     init?(argument: String) {
         let text = argument.trimmingCharacters(in: .whitespaces).lowercased()
+        if text == "0" {   // zero needs no unit ("off")
+            amount = .zero
+            return
+        }
         let units: [(String, Double)] = [("ms", 1e6), ("us", 1e3), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
             guard let value = Double(text.dropLast(suffix.count)), value >= 0, value.isFinite else { return nil }

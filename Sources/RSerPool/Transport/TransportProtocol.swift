@@ -33,7 +33,7 @@ public enum StreamTransport {
                 .serverChannelOption(.backlog, value: backlog)
                 .enableMPTCP(mptcp)
                 .childChannelInitializer { channel in
-                    channel.setOption(.socketOption(.tcp_nodelay), value: 1).flatMap { childInitializer(channel) }
+                    channel.setOption(.tcpOption(.tcp_nodelay), value: 1).flatMap { childInitializer(channel) }
                 }
         }
         if transport == .mptcp {
@@ -58,7 +58,7 @@ public enum StreamTransport {
                 .connectTimeout(timeout)
                 .enableMPTCP(mptcp)
                 .channelInitializer { channel in
-                    channel.setOption(.socketOption(.tcp_nodelay), value: 1).flatMap { initializer(channel) }
+                    channel.setOption(.tcpOption(.tcp_nodelay), value: 1).flatMap { initializer(channel) }
                 }
         }
         guard transport == .mptcp else { return bootstrap(false).connect(to: address) }

@@ -56,6 +56,7 @@ struct GatewayFile: Codable {
     var connectionLog: String?
     var telemetryInterval: Duration?
     var status: Endpoint?
+    var threads: Int?
     var logLevel: String?
     // reverse
     var backends: [Endpoint]?
@@ -70,7 +71,7 @@ struct GatewayFile: Codable {
     static let commonKeys: Set<String> = [
         "listen", "listenTransport", "upstreamTransport", "allow", "deny", "defaultDeny", "users", "maxConnections",
         "handshakeTimeout", "connectTimeout", "idleTimeout", "drainTimeout", "bufferLimit", "connectionLog",
-        "telemetryInterval", "status", "logLevel",
+        "telemetryInterval", "status", "threads", "logLevel",
     ]
 }
 
@@ -126,6 +127,9 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: ArgumentHelp("HTTP address for /metrics (off unless given).", valueName: "host:port"))
     var status: Endpoint?
 
+    @Option(help: "Event-loop threads. [default: one per core]")
+    var threads: Int?
+
     func load(extraKeys: Set<String>) throws -> GatewayFile {
         try checkConfigurationKeys(common.config, allowed: GatewayFile.commonKeys.union(extraKeys))
         return try loadConfigurationFile(common.config, as: GatewayFile.self) ?? GatewayFile()
@@ -173,6 +177,10 @@ struct GatewayOptions: ParsableArguments {
     /// Runs the gateway until SIGTERM/SIGINT; prints one line with the listening addresses.
     func run(_ configuration: GatewayConfiguration, file: GatewayFile) async throws {
         let level = common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
+        if let threads = threads ?? file.threads {
+            guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1…256") }
+            NIOSingletons.groupLoopCountSuggestion = threads
+        }
         Bootstrap.run(logLevel: level)
         let logger = Logger(label: "edgepool.gateway")
         let gateway: Gateway
