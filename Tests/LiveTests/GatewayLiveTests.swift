@@ -37,7 +37,8 @@ import Testing
 
     @Test func socks5RefusesProtectedDestinationsAndReportsConnectFailures() async throws {
         let origin = try await Origin.start()
-        let gateway = try await LiveGateway.start("socks", [])
+        let statusPort = try freePort()
+        let gateway = try await LiveGateway.start("socks", ["--status", "127.0.0.1:\(statusPort)"])
         // Loopback is the gateway's own: refused by default (reply 2, "not allowed by ruleset").
         let protected = try await runCommand("/usr/bin/curl", ["-sS", "--socks5", "127.0.0.1:\(gateway.port)", "-o", "/dev/null",
                                                               "http://127.0.0.1:\(origin.port)/bytes/10"])
@@ -48,6 +49,9 @@ import Testing
         #expect(byName.status == 97)
         let records = try await gateway.records(atLeast: 2)
         #expect(records.allSatisfy { $0["outcome"] as? String == "refused" && ($0["error"] as? String)?.contains("protected range") == true })
+        let metrics = try await runCommand("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(statusPort)/metrics"]).output
+        #expect(metrics.contains { $0.hasPrefix("edgepool_gateway_connections_total") && $0.contains("outcome=\"refused\"") && $0.hasSuffix(" 2") },
+                "\(metrics.filter { $0.contains("edgepool_gateway") })")
 
         let allowed = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32"])
         let closedPort = try freePort()
@@ -96,6 +100,27 @@ import Testing
         let withCredentials = try await runCommand("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", authProxy, "-U", "bob:pw",
                                                                     "http://127.0.0.1:\(origin.port)/bytes/1"])
         #expect(withCredentials.output.last == "200")
+    }
+
+    @Test func configurationFileWorksAndATypoIsNamed() async throws {
+        let origin = try await Origin.start()
+        let good = temporaryFile("config")
+        try #"{"listen": ["127.0.0.1:0"], "allow": ["127.0.0.1/32"], "users": {"carol": "pw"}, "idleTimeout": "30s"}"#
+            .write(toFile: good, atomically: true, encoding: .utf8)
+        let gateway = try LiveProcess("gateway", ["gateway", "socks", "--config", good])
+        let line = try await gateway.waitForLine(containing: "listening on")
+        let port = try #require(line.split(separator: ":").dropFirst().first?.split(separator: " ").first.flatMap { Int($0) })
+        let curl = try await runCommand("/usr/bin/curl", ["-sS", "--socks5", "carol:pw@127.0.0.1:\(port)", "-o", "/dev/null", "-w", "%{http_code}",
+                                                         "http://127.0.0.1:\(origin.port)/bytes/10"])
+        #expect(curl.output.last == "200")
+        let typo = temporaryFile("typo")
+        try #"{"lisen": ["127.0.0.1:0"]}"#.write(toFile: typo, atomically: true, encoding: .utf8)
+        let refused = try await runEdgepool(["gateway", "socks", "--config", typo])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains { $0.contains("unknown key(s) lisen") })
+        let badRule = try await runEdgepool(["gateway", "socks", "--allow", "10.0.0.0/33"])
+        #expect(badRule.status != 0)
+        #expect(badRule.output.contains { $0.contains("destination rule '10.0.0.0/33'") })
     }
 
     @Test func pySocksFetchesThroughTheGateway() async throws {

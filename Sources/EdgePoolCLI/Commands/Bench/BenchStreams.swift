@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -30,6 +32,32 @@ final class BenchStreamTarget: Sendable {
     private func broadcast(_ on: Bool) {
         for channel in channels.withLockedValue({ $0 }) {
             channel.pipeline.fireUserInboundEventTriggered(on ? Streamer.Start() : Streamer.Stop())
+        }
+    }
+
+    /// Serves until killed: prints "… listening on 127.0.0.1:PORT (…)", then "accepted N" as
+    /// connections arrive; SIGUSR1 starts streaming, SIGUSR2 stops it.
+    static func serveUntilKilled() throws -> Never {
+        let target = try BenchStreamTarget(group: MultiThreadedEventLoopGroup.singleton)
+        print("stream target listening on 127.0.0.1:\(target.port) (tcp)")
+        fflush(nil)
+        signal(SIGUSR1, SIG_IGN)
+        signal(SIGUSR2, SIG_IGN)
+        let start = DispatchSource.makeSignalSource(signal: SIGUSR1)
+        start.setEventHandler { target.startStreaming() }
+        start.resume()
+        let stop = DispatchSource.makeSignalSource(signal: SIGUSR2)
+        stop.setEventHandler { target.stopStreaming() }
+        stop.resume()
+        var reported = -1
+        while true {
+            let count = target.accepted
+            if count != reported {
+                print("accepted \(count)")
+                fflush(nil)
+                reported = count
+            }
+            usleep(100_000)
         }
     }
 

@@ -45,8 +45,14 @@ struct GatewayBench: ParsableCommand {
     @Option(help: "Only these proxies (comma-separated: edgepool, socat, haproxy, dante, shadowsocks).")
     var only: String?
 
+    /// Internal: run the memory measurement's origin in this process (file descriptors are
+    /// limited per process; 10,000 connections need three processes' worth).
+    @Flag(help: .hidden)
+    var serveStreamTarget = false
+
     func run() throws {
         raiseFileLimit()
+        if serveStreamTarget { try BenchStreamTarget.serveUntilKilled() }
         let tcpOrigin = try BenchOrigin(mptcp: false)
         let mptcpOrigin = try BenchOrigin(mptcp: true)
         let selected = only.map { Set($0.split(separator: ",").map(String.init)) }
@@ -161,9 +167,13 @@ struct GatewayBench: ParsableCommand {
     // MARK: memory
 
     func measureMemory(origin: BenchOrigin) throws {
-        let target = try BenchStreamTarget(group: MultiThreadedEventLoopGroup.singleton)
-        defer { target.stop() }
-        let gateway = try ChildProcess("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(target.port)",
+        let target = try ChildProcess("stream target", ["bench", "gateway", "--serve-stream-target", "--connections", "\(connections)"])
+        defer { target.signal(SIGKILL) }
+        let targetPort = try BenchProxy.edgepoolPort(target)
+        func accepted() -> Int {
+            target.lines.last(where: { $0.hasPrefix("accepted ") }).flatMap { Int($0.dropFirst(9)) } ?? 0
+        }
+        let gateway = try ChildProcess("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(targetPort)",
                                                    "--max-connections", "\(connections * 2)", "--telemetry-interval", "0", "--log-level", "error"])
         let port = try BenchProxy.edgepoolPort(gateway)
         usleep(300_000)
@@ -171,10 +181,11 @@ struct GatewayBench: ParsableCommand {
         let clients = try BenchStreamClients(port: port, count: connections, group: MultiThreadedEventLoopGroup.singleton)
         defer { clients.close() }
         let deadline = Date().addingTimeInterval(60)
-        while target.accepted < connections && Date() < deadline { usleep(50_000) }
+        while accepted() < connections && Date() < deadline { usleep(50_000) }
         usleep(500_000)
         let idle = gateway.residentBytes()
-        target.startStreaming()
+        let relayed = accepted()
+        target.signal(SIGUSR1)   // start streaming
         var peak = idle
         let streamStart = Date()
         while Date().timeIntervalSince(streamStart) < seconds {
@@ -182,12 +193,11 @@ struct GatewayBench: ParsableCommand {
             peak = max(peak, gateway.residentBytes())
         }
         let streamed = clients.bytesReceived
-        target.stopStreaming()
-        print("memory, edgepool gateway reverse (TCP→TCP), \(target.accepted) relayed connections:")
+        print("memory, edgepool gateway reverse (TCP→TCP), \(relayed) relayed connections (RSS of the gateway process):")
         print(String(format: "  idle:      %6.1f KiB per connection (RSS %.0f MiB over a %.0f MiB baseline)",
-                     Double(idle - baseline) / Double(max(target.accepted, 1)) / 1024, Double(idle) / 1_048_576, Double(baseline) / 1_048_576))
+                     Double(idle - baseline) / Double(max(relayed, 1)) / 1024, Double(idle) / 1_048_576, Double(baseline) / 1_048_576))
         print(String(format: "  streaming: %6.1f KiB per connection (peak RSS %.0f MiB; %.2f Gbit/s across all for %.0f s)",
-                     Double(peak - baseline) / Double(max(target.accepted, 1)) / 1024, Double(peak) / 1_048_576,
+                     Double(peak - baseline) / Double(max(relayed, 1)) / 1024, Double(peak) / 1_048_576,
                      Double(streamed) * 8 / 1e9 / seconds, seconds))
     }
 
