@@ -13,9 +13,18 @@ struct UpstreamError: Error, CustomStringConvertible {
     enum Kind: String { case refusedByPolicy = "refused", unresolvable, refused = "connection-refused", unreachable, timeout, other }
     var kind: Kind
     var detail: String
+    /// The reply an exit gateway sent, passed on as it is.
+    var exitReply: SOCKSReplyCode?
+
+    init(kind: Kind, detail: String, exitReply: SOCKSReplyCode? = nil) {
+        self.kind = kind
+        self.detail = detail
+        self.exitReply = exitReply
+    }
 
     var socksReply: SOCKSReplyCode {
-        switch kind {
+        if let exitReply { return exitReply }
+        return switch kind {
         case .refusedByPolicy: .notAllowedByRuleset
         case .unresolvable, .unreachable, .timeout: .hostUnreachable
         case .refused: .connectionRefused

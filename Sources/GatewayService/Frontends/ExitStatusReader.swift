@@ -37,7 +37,7 @@ final class ExitStatusReader: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 state = .failed
                 let error = UpstreamError(kind: status == .notAllowedByRuleset ? .refusedByPolicy : .unreachable,
-                                          detail: "exit gateway: \(status)")
+                                          detail: "exit gateway: \(status)", exitReply: status)
                 connection.fail(error.outcome, error.detail)
                 promise?.fail(error)
                 context.close(promise: nil)
@@ -55,13 +55,26 @@ final class ExitStatusReader: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if state == .awaiting {
-            state = .failed
-            let error = UpstreamError(kind: .other, detail: "exit gateway closed the connection before answering (wrong secret, or refused)")
-            connection.fail("failed", error.detail)
-            promise?.fail(error)
-        }
+        exitClosedBeforeAnswering(context: context)
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // With half-closure allowed, the exit's close arrives as end of input.
+        if let event = event as? ChannelEvent, event == .inputClosed, state == .awaiting {
+            exitClosedBeforeAnswering(context: context)
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func exitClosedBeforeAnswering(context: ChannelHandlerContext) {
+        guard state == .awaiting else { return }
+        state = .failed
+        let error = UpstreamError(kind: .other, detail: "exit gateway closed the connection before answering (wrong secret?)")
+        connection.fail("failed", error.detail)
+        promise?.fail(error)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -112,6 +112,16 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireErrorCaught(error)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client is done sending: close now if idle, else after this response.
+            clientKeepAlive = false
+            if case .idle = state { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     // MARK: requests
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -366,6 +376,10 @@ private final class OriginResponseForwarder: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
             frontend.upstreamIdle()
+            context.close(promise: nil)
+        } else if let event = event as? ChannelEvent, event == .inputClosed {
+            // An origin that stops sending is done with this connection (the decoder has
+            // already delivered the end of a response framed by the close).
             context.close(promise: nil)
         }
     }
