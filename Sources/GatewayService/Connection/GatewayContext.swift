@@ -49,15 +49,18 @@ final class GatewayContext: Sendable {
         metrics.active.record(registry.count)
         metrics.record(record)
         connectionLog?.append(record)
-        var metadata: Logger.Metadata = [
-            "id": "\(record.id)", "destination": "\(record.destination)", "outcome": "\(record.outcome)",
-            "client": "\(record.client.remote)", "client_transport": "\(record.client.transport.rawValue)",
-            "bytes_in": "\(record.client.bytesIn)", "bytes_out": "\(record.upstream?.bytesIn ?? 0)",
-            "seconds": "\(String(format: "%.3f", record.durationSeconds))",
-        ]
-        if let error = record.error { metadata["error"] = "\(error)" }
-        if record.client.transport == .mptcp { metadata["subflows_max"] = "\(record.client.subflowsMax)" }
-        logger.log(level: record.outcome == "ok" ? .debug : .info, "connection closed", metadata: metadata)
+        let level: Logger.Level = record.outcome == "ok" ? .debug : .info
+        if logger.logLevel <= level {   // the metadata costs more than the record; build it only when logged
+            var metadata: Logger.Metadata = [
+                "id": "\(record.id)", "destination": "\(record.destination)", "outcome": "\(record.outcome)",
+                "client": "\(record.client.remote)", "client_transport": "\(record.client.transport.rawValue)",
+                "bytes_in": "\(record.client.bytesIn)", "bytes_out": "\(record.upstream?.bytesIn ?? 0)",
+                "seconds": "\(String(format: "%.3f", record.durationSeconds))",
+            ]
+            if let error = record.error { metadata["error"] = "\(error)" }
+            if record.client.transport == .mptcp { metadata["subflows_max"] = "\(record.client.subflowsMax)" }
+            logger.log(level: level, "connection closed", metadata: metadata)
+        }
         for callback in finishedCallbacks.withLockedValue({ $0 }) { callback(record) }
     }
 
