@@ -52,21 +52,33 @@ public final class Gateway: Service, Sendable {
     public func run() async throws {
         var listeners: [Channel] = []
         do {
+            // One listener per event loop on each address (SO_REUSEPORT): a connection stays on
+            // the loop that accepted it, with its upstream, and never crosses threads.
+            let loops = Array(group.makeIterator())
             for address in configuration.listen {
-                let (channel, transport) = try await StreamTransport.bind(address, transport: configuration.listenTransport, group: group,
-                                                                         backlog: 4096) { [context] channel in
-                    channel.eventLoop.makeCompletedFuture { try Self.accept(channel, context: context) }
+                var bindAddress = address
+                for (index, loop) in loops.enumerated() {
+                    let (channel, transport) = try await StreamTransport.bind(bindAddress, transport: configuration.listenTransport, group: loop,
+                                                                             backlog: 4096, reusePort: true) { [context] channel in
+                        channel.eventLoop.makeCompletedFuture { try Self.accept(channel, context: context) }
+                    }
+                    listeners.append(channel)
+                    if index == 0, let bound = channel.localAddress {
+                        bindAddress = bound   // port 0: the others join the port the first one got
+                        logger.info("listening", metadata: ["address": "\(bound.endpointText)", "transport": "\(transport.rawValue)",
+                                                            "mode": "\(configuration.mode.name)", "upstream": "\(configuration.upstreamTransport.rawValue)",
+                                                            "loops": "\(loops.count)"])
+                    }
                 }
-                listeners.append(channel)
-                logger.info("listening", metadata: ["address": "\(channel.localAddress?.endpointText ?? "?")", "transport": "\(transport.rawValue)",
-                                                    "mode": "\(configuration.mode.name)", "upstream": "\(configuration.upstreamTransport.rawValue)"])
             }
         } catch {
             bound.fail(error)
             for listener in listeners { try? await listener.close() }
             throw error
         }
-        bound.succeed(listeners.compactMap(\.localAddress))
+        var addresses: [SocketAddress] = []
+        for address in listeners.compactMap(\.localAddress) where !addresses.contains(address) { addresses.append(address) }
+        bound.succeed(addresses)
         let sampler = configuration.telemetryInterval > .zero
             ? SubflowSampler(interval: configuration.telemetryInterval, registry: context.registry, logger: logger) : nil
         sampler?.start()

@@ -22,14 +22,16 @@ public enum TransportProtocol: String, Sendable, CaseIterable, Codable {
 public enum StreamTransport {
     /// Binds a listener. With `.mptcp` it tries an MPTCP socket first and falls back to TCP if
     /// the kernel refuses (no MPTCP support); TCP_NODELAY is set again on accepted channels
-    /// because enabling MPTCP drops it.
+    /// because enabling MPTCP drops it. `reusePort` lets several listeners (one per event
+    /// loop) share the address, the kernel spreading connections over them.
     public static func bind(
-        _ address: SocketAddress, transport: TransportProtocol, group: EventLoopGroup, backlog: Int32 = 256,
+        _ address: SocketAddress, transport: TransportProtocol, group: EventLoopGroup, backlog: Int32 = 256, reusePort: Bool = false,
         childInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) async throws -> (channel: Channel, transport: TransportProtocol) {
         func bootstrap(_ mptcp: Bool) -> ServerBootstrap {
             ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: reusePort ? 1 : 0)
                 .serverChannelOption(.backlog, value: backlog)
                 .enableMPTCP(mptcp)
                 .childChannelInitializer { channel in
