@@ -7,6 +7,7 @@ import PackageDescription
 //   RSerPool      – NIO transports (TCP/MPTCP, UDP announces) and the Registrar / PoolElement / PoolUser services
 //   Gateway       – SOCKS5 / HTTP proxy / gateway-pair protocol logic, destination policy, MPTCP telemetry (pure)
 //   GatewayService – the NIO gateway: listeners, relays, upstream connections, telemetry readers
+//   Testbed       – testbed topologies: the file format, validation, the plan of ip/tc commands (pure)
 //   EdgePoolCLI   – the `edgepool` executable: a thin layer that turns options into configuration values
 let package = Package(
     name: "EdgePool",
@@ -19,6 +20,7 @@ let package = Package(
         .library(name: "CalcAppService", targets: ["CalcAppService"]),
         .library(name: "Gateway", targets: ["Gateway"]),
         .library(name: "GatewayService", targets: ["GatewayService"]),
+        .library(name: "Testbed", targets: ["Testbed"]),
         .executable(name: "edgepool", targets: ["EdgePoolCLI"]),
     ],
     dependencies: [
@@ -89,10 +91,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "Testbed",
+            dependencies: ["RSerPoolWire"]
+        ),
         .executableTarget(
             name: "EdgePoolCLI",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService", "Gateway", "GatewayService",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService", "Gateway", "GatewayService", "Testbed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -113,6 +119,10 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "TestbedTests",
+            dependencies: ["Testbed", "RSerPoolWire"]
         ),
         .testTarget(
             name: "GatewayTests",

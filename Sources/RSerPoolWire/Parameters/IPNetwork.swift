@@ -1,4 +1,4 @@
-import RSerPoolWire
+
 
 /// An address prefix such as 10.0.0.0/8 or fe80::/10.
 public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {

@@ -1,0 +1,125 @@
+import RSerPoolWire
+
+/// The commands that bring a topology up and take it down, in order: pure data, so that a
+/// plan can be checked without creating anything and printed for a dry run.
+public struct TopologyPlan: Sendable {
+    /// Namespaces of all testbeds start with this; `edgepool testbed down --all` removes them.
+    public static let namespacePrefix = "ept-"
+
+    /// What the kernel offers for link emulation.
+    public struct Capabilities: Sendable {
+        /// `tc qdisc … netem` works (delay, jitter, loss in the kernel).
+        public var netem: Bool
+        public init(netem: Bool) { self.netem = netem }
+    }
+
+    /// One command of the plan.
+    public struct Step: Hashable, Sendable, CustomStringConvertible {
+        public var arguments: [String]
+        /// A failure is reported but does not stop the plan (tuning that a machine may lack).
+        public var mayFail: Bool
+        public var description: String { arguments.joined(separator: " ") }
+    }
+
+    public let topology: Topology
+    public let capabilities: Capabilities
+    /// Run one after another; the first failure (of a step that may not fail) stops the plan,
+    /// and whatever was created is removed.
+    public private(set) var up: [Step] = []
+
+    public init(_ topology: Topology, capabilities: Capabilities) throws(TopologyError) {
+        self.topology = topology
+        self.capabilities = capabilities
+        try build()
+    }
+
+    public static func namespace(topology: String, host: String) -> String { "\(namespacePrefix)\(topology)-\(host)" }
+
+    public func namespace(_ host: String) -> String { Self.namespace(topology: topology.name, host: host) }
+
+    /// The namespaces this topology uses; removing them removes every link with them.
+    public var namespaces: [String] { topology.hosts.map { namespace($0.name) } }
+
+    private mutating func build() throws(TopologyError) {
+        for host in topology.hosts {
+            let ns = namespace(host.name)
+            add(["ip", "netns", "add", ns])
+            add(["ip", "-n", ns, "link", "set", "lo", "up"])
+            add(sysctl(ns, "net.mptcp.enabled", "1"))
+            if host.forwarding {
+                add(sysctl(ns, "net.ipv4.ip_forward", "1"))
+                add(sysctl(ns, "net.ipv6.conf.all.forwarding", "1"))
+            }
+            if let cc = host.congestionControl { add(sysctl(ns, "net.ipv4.tcp_congestion_control", cc)) }
+            if host.mptcpSubflows != nil || host.mptcpAddAddrAccepted != nil {
+                add(["ip", "-n", ns, "mptcp", "limits", "set", "subflow", "\(host.mptcpSubflows ?? 2)",
+                     "add_addr_accepted", "\(host.mptcpAddAddrAccepted ?? 2)"])
+            }
+        }
+        for link in topology.links {
+            let a = namespace(link.a.host), b = namespace(link.b.host)
+            add(["ip", "link", "add", "name", link.a.name, "netns", a, "type", "veth", "peer", "name", link.b.name, "netns", b])
+            for (ns, end) in [(a, link.a), (b, link.b)] {
+                for address in end.addresses { add(["ip", "-n", ns, "addr", "add", "\(address.address)/\(address.prefixLength)", "dev", end.name]) }
+                // No offloads: the emulated link sees frames as they would be on a wire.
+                add(["ip", "netns", "exec", ns, "ethtool", "-K", end.name, "tso", "off", "gso", "off", "gro", "off"], mayFail: true)
+                add(["ip", "-n", ns, "link", "set", "dev", end.name, "up"])
+            }
+            try shape(ns: a, device: link.a.name, link.forward, line: link.line)
+            try shape(ns: b, device: link.b.name, link.backward, line: link.line)
+        }
+        for route in topology.routes {
+            let ns = namespace(route.host)
+            var command = ["ip", "-n", ns, "route", "add", route.destination.map { "\($0.address)/\($0.prefixLength)" } ?? "default"]
+            if let gateway = route.gateway { command += ["via", "\(gateway)"] }
+            if let device = route.device { command += ["dev", device] }
+            if let table = route.table { command += ["table", "\(table)"] }
+            add(command)
+            if let source = route.source, let table = route.table {
+                add(["ip", "-n", ns, "rule", "add", "from", "\(source)", "table", "\(table)"])
+            }
+        }
+        for endpoint in topology.mptcpEndpoints {
+            add(["ip", "-n", namespace(endpoint.host), "mptcp", "endpoint", "add", "\(endpoint.address)", "dev", endpoint.device] + endpoint.flags)
+        }
+    }
+
+    /// Egress shaping of one direction: tbf for a rate alone; netem for delay, jitter and
+    /// loss when the kernel has it.
+    private mutating func shape(ns: String, device: String, _ shaping: Topology.Shaping, line: Int) throws(TopologyError) {
+        if shaping.needsDelayLine {
+            guard capabilities.netem else {
+                throw TopologyError(line: line, "delay, jitter and loss need tc netem, which this kernel lacks; the userspace link emulator is not built yet — use rate and queue only")
+            }
+            var command = ["tc", "-n", ns, "qdisc", "add", "dev", device, "root", "netem"]
+            if shaping.delayMilliseconds > 0 || shaping.jitterMilliseconds > 0 {
+                command += ["delay", "\(shaping.delayMilliseconds)ms"]
+                if shaping.jitterMilliseconds > 0 { command += ["\(shaping.jitterMilliseconds)ms"] }
+            }
+            if shaping.loss > 0 { command += ["loss", "\(shaping.loss * 100)%"] }
+            if let rate = shaping.rateBitsPerSecond { command += ["rate", "\(rate)bit"] }
+            command += ["limit", "\(queuePackets(shaping))"]
+            add(command)
+        } else if let rate = shaping.rateBitsPerSecond {
+            // tbf: the bucket holds at least one MTU and 1 ms at the rate; the queue (limit) in bytes.
+            let burst = max(Int(rate / 8 / 1000), 3028)
+            let limit = queuePackets(shaping) * 1514
+            add(["tc", "-n", ns, "qdisc", "add", "dev", device, "root", "tbf", "rate", "\(rate)bit", "burst", "\(burst)", "limit", "\(limit)"])
+        }
+    }
+
+    /// The queue in packets: as configured, else about 100 ms at the rate (at least 10).
+    func queuePackets(_ shaping: Topology.Shaping) -> Int {
+        if let packets = shaping.queuePackets { return packets }
+        guard let rate = shaping.rateBitsPerSecond else { return 1000 }
+        return max(10, Int(Double(rate) * 0.1 / 8 / 1514))
+    }
+
+    private mutating func add(_ arguments: [String], mayFail: Bool = false) {
+        up.append(Step(arguments: arguments, mayFail: mayFail))
+    }
+
+    private func sysctl(_ ns: String, _ key: String, _ value: String) -> [String] {
+        ["ip", "netns", "exec", ns, "sysctl", "-qw", "\(key)=\(value)"]
+    }
+}

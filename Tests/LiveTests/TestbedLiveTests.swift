@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+/// `edgepool testbed` with real namespaces: the shipped two-ISP topology comes up, MPTCP
+/// aggregates both ISPs, survives losing one, and `down` leaves nothing behind; a topology
+/// that fails half-way is removed again.
+@Suite(.serialized) struct TestbedLiveTests {
+    static var unavailableReason: String? {
+        TestNamespace.unavailableReason ?? missingTool("/usr/bin/mptcpize", package: "mptcpize") ?? missingTool("/usr/bin/curl", package: "curl")
+    }
+
+    /// The shipped topology under a name of this test run's own.
+    static func topologyFile(named name: String) throws -> String {
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("Topologies/two-isp.topo"), encoding: .utf8)
+            .replacingOccurrences(of: "topology two-isp", with: "topology \(name)")
+        let path = temporaryFile("topology") + ".topo"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func namespaces(_ prefix: String) async throws -> [String] {
+        try await runCommand(TestNamespace.ipTool!, ["netns", "list"]).output.compactMap { $0.split(separator: " ").first.map(String.init) }
+            .filter { $0.hasPrefix(prefix) }
+    }
+
+    /// Downloads /bytes/SIZE from the server host's origin with curl in the client host.
+    static func download(_ name: String, size: Int, mptcp: Bool, during: (@Sendable () async throws -> Void)? = nil) async throws
+        -> (bytesPerSecond: Double, sha: String) {
+        let file = temporaryFile("testbed")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let curl = ["curl", "-sS", "-o", file, "-w", "%{speed_download}", "http://10.81.2.1:8000/bytes/\(size)"]
+        let process = try LiveProcess("curl", ["testbed", "exec", name, "client", "--"] + (mptcp ? ["mptcpize", "run"] : []) + curl)
+        try await during?()
+        let status = try await process.waitForExit(timeout: 90)
+        #expect(status == 0, "\(process.lines.suffix(3))")
+        return (Double(process.lines.last ?? "") ?? 0, try await sha256(ofFile: file))
+    }
+
+    @Test func twoISPsAggregateSurviveALossAndLeaveNothingBehind() async throws {
+        if let reason = Self.unavailableReason {
+            print("skipped twoISPsAggregateSurviveALossAndLeaveNothingBehind: \(reason)")
+            return
+        }
+        let name = "t\(getpid() % 100_000)"
+        let file = try Self.topologyFile(named: name)
+        let up = try await runEdgepool(["testbed", "up", file])
+        defer { Self.forceDown(name) }
+        #expect(up.status == 0, "\(up.output)")
+        #expect(try await Self.namespaces("ept-\(name)-").count == 4)
+
+        let origin = try LiveProcess("origin", ["testbed", "exec", name, "server", "--", "mptcpize", "run", "/usr/bin/python3", Origin.script, "0.0.0.0", "8000"])
+        try await origin.waitForLine(containing: "origin listening on")
+        let size = 20_000_000
+        func sha(_ size: Int) async throws -> String? {
+            try await runCommand(edgepoolBinary, ["testbed", "exec", name, "client", "--", "curl", "-sS", "http://10.81.2.1:8000/sha/\(size)"]).output.last
+        }
+        let expected = try await sha(size)
+        let expectedLossy = try #require(try await sha(30_000_000))
+
+        let single = try await Self.download(name, size: size, mptcp: false)
+        let both = try await Self.download(name, size: size * 2, mptcp: true)
+        print(String(format: "testbed two ISPs of 40 Mbit/s: TCP %.1f Mbit/s, MPTCP %.1f Mbit/s (%.2f×)",
+                     single.bytesPerSecond * 8 / 1e6, both.bytesPerSecond * 8 / 1e6, both.bytesPerSecond / single.bytesPerSecond))
+        #expect(single.sha == expected)
+        #expect(both.bytesPerSecond >= 1.7 * single.bytesPerSecond, "MPTCP aggregates both ISPs")
+
+        // ISP 1 fails mid-transfer: the download completes on ISP 2, byte-exact.
+        let lossy = try await Self.download(name, size: 30_000_000, mptcp: true) {
+            try await Task.sleep(for: .milliseconds(1500))
+            let cut = try await runCommand(TestNamespace.ipTool!, ["-n", "ept-\(name)-client", "link", "set", "dev", "wan1", "down"])
+            #expect(cut.status == 0)
+        }
+        #expect(lossy.sha == expectedLossy, "byte-exact after ISP 1 went down")
+
+        let down = try await runEdgepool(["testbed", "down", name])
+        #expect(down.status == 0)
+        #expect(try await Self.namespaces("ept-\(name)-").isEmpty, "nothing left behind")
+        _ = try await origin.waitForExit(timeout: 5)   // killed with its namespace
+    }
+
+    @Test func aTopologyThatFailsHalfWayIsRemovedAndBadFilesNameTheLine() async throws {
+        if let reason = TestNamespace.unavailableReason {
+            print("skipped aTopologyThatFailsHalfWayIsRemovedAndBadFilesNameTheLine: \(reason)")
+            return
+        }
+        let name = "f\(getpid() % 100_000)"
+        // Parses, but the route's gateway is on no connected network: `ip route` refuses it late in the plan.
+        let file = temporaryFile("broken") + ".topo"
+        try """
+        topology \(name)
+        host a
+        host b
+        link a:x=10.90.0.1/24 b:y=10.90.0.2/24 rate=10mbit
+        route a 10.91.0.0/24 via 10.99.0.1
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try await runEdgepool(["testbed", "up", file])
+        defer { Self.forceDown(name) }
+        #expect(result.status != 0)
+        #expect(result.output.contains { $0.contains("removed what was created") })
+        #expect(try await Self.namespaces("ept-\(name)-").isEmpty)
+
+        let bad = temporaryFile("bad") + ".topo"
+        try "host a\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24 rate=fast\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try await runEdgepool(["testbed", "up", bad])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains { $0.contains("line 3: rate 'fast' is not a rate") })
+    }
+
+    /// Removes a test's namespaces whatever happened (also when the test failed early).
+    static func forceDown(_ name: String) {
+        guard let ip = TestNamespace.ipTool else { return }
+        let list = Process()
+        list.executableURL = URL(fileURLWithPath: ip)
+        list.arguments = ["netns", "list"]
+        let pipe = Pipe()
+        list.standardOutput = pipe
+        try? list.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        list.waitUntilExit()
+        for namespace in text.split(separator: "\n").compactMap({ $0.split(separator: " ").first }) where namespace.hasPrefix("ept-\(name)-") {
+            try? TestNamespace.ip(["netns", "del", String(namespace)])
+        }
+    }
+}
