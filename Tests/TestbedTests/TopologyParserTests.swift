@@ -92,4 +92,17 @@ import Testing
         let plan = try TopologyPlan(topology, capabilities: .init(netem: true))
         #expect(plan.up.contains { $0.description.contains("netem delay 20.0ms") })
     }
+
+    @Test func withoutNetemALinkWithDelayGoesThroughTheEmulator() throws {
+        let topology = try TopologyParser.parse("topology t\nhost a\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24 rate=100mbit delay=10ms/5ms loss=1%")
+        let plan = try TopologyPlan(topology, capabilities: .init(netem: false, emulator: ["edgepool", "testbed", "emulate"]))
+        let commands = plan.up.map(\.description)
+        #expect(plan.namespaces == ["ept-t-a", "ept-t-b", "ept-t-emu.0"])
+        #expect(commands.contains("ip link add name x netns ept-t-a type veth peer name a netns ept-t-emu.0"))
+        #expect(commands.contains { $0.hasPrefix("tc -n ept-t-emu.0 qdisc add dev b root tbf rate 100000000bit") })
+        let emulator = try #require(plan.up.first { $0.background })
+        #expect(emulator.description.contains("--delay 10.0ms/5.0ms"))
+        #expect(emulator.description.contains("--loss 1.0%/1.0%"))
+        #expect(!commands.contains { $0.contains("netem") })
+    }
 }

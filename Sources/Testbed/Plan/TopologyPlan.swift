@@ -10,7 +10,13 @@ public struct TopologyPlan: Sendable {
     public struct Capabilities: Sendable {
         /// `tc qdisc … netem` works (delay, jitter, loss in the kernel).
         public var netem: Bool
-        public init(netem: Bool) { self.netem = netem }
+        /// The command that starts the userspace link emulator (`edgepool testbed emulate`);
+        /// used for delay, jitter and loss when there is no netem.
+        public var emulator: [String]?
+        public init(netem: Bool, emulator: [String]? = nil) {
+            self.netem = netem
+            self.emulator = emulator
+        }
     }
 
     /// One command of the plan.
@@ -18,7 +24,9 @@ public struct TopologyPlan: Sendable {
         public var arguments: [String]
         /// A failure is reported but does not stop the plan (tuning that a machine may lack).
         public var mayFail: Bool
-        public var description: String { arguments.joined(separator: " ") }
+        /// Started and left running (the link emulator); its namespace's removal stops it.
+        public var background = false
+        public var description: String { arguments.joined(separator: " ") + (background ? " &" : "") }
     }
 
     public let topology: Topology
@@ -37,12 +45,17 @@ public struct TopologyPlan: Sendable {
 
     public func namespace(_ host: String) -> String { Self.namespace(topology: topology.name, host: host) }
 
-    /// The namespaces this topology uses; removing them removes every link with them.
-    public var namespaces: [String] { topology.hosts.map { namespace($0.name) } }
+    /// The namespaces this topology uses (hosts, then link emulators); removing them removes
+    /// every link and process with them.
+    public private(set) var namespaces: [String] = []
+
+    /// The namespace of the emulator of link `index` (a '.' no host name has).
+    public func emulatorNamespace(_ index: Int) -> String { "\(Self.namespacePrefix)\(topology.name)-emu.\(index)" }
 
     private mutating func build() throws(TopologyError) {
         for host in topology.hosts {
             let ns = namespace(host.name)
+            namespaces.append(ns)
             add(["ip", "netns", "add", ns])
             add(["ip", "-n", ns, "link", "set", "lo", "up"])
             add(sysctl(ns, "net.mptcp.enabled", "1"))
@@ -56,17 +69,25 @@ public struct TopologyPlan: Sendable {
                      "add_addr_accepted", "\(host.mptcpAddAddrAccepted ?? 2)"])
             }
         }
-        for link in topology.links {
+        for (index, link) in topology.links.enumerated() {
             let a = namespace(link.a.host), b = namespace(link.b.host)
-            add(["ip", "link", "add", "name", link.a.name, "netns", a, "type", "veth", "peer", "name", link.b.name, "netns", b])
+            let emulated = !capabilities.netem && (link.forward.needsDelayLine || link.backward.needsDelayLine)
+            if emulated {
+                try addEmulatedLink(link, index: index, a: a, b: b)
+            } else {
+                add(["ip", "link", "add", "name", link.a.name, "netns", a, "type", "veth", "peer", "name", link.b.name, "netns", b])
+            }
             for (ns, end) in [(a, link.a), (b, link.b)] {
                 for address in end.addresses { add(["ip", "-n", ns, "addr", "add", "\(address.address)/\(address.prefixLength)", "dev", end.name]) }
-                // No offloads: the emulated link sees frames as they would be on a wire.
-                add(["ip", "netns", "exec", ns, "ethtool", "-K", end.name, "tso", "off", "gso", "off", "gro", "off"], mayFail: true)
+                // No offloads: the emulated link sees frames as they would be on a wire (the
+                // userspace emulator cannot pass on 64 KiB GSO frames: required then).
+                add(["ip", "netns", "exec", ns, "ethtool", "-K", end.name, "tx", "off", "tso", "off", "gso", "off", "gro", "off"], mayFail: !emulated)
                 add(["ip", "-n", ns, "link", "set", "dev", end.name, "up"])
             }
-            try shape(ns: a, device: link.a.name, link.forward, line: link.line)
-            try shape(ns: b, device: link.b.name, link.backward, line: link.line)
+            if !emulated {
+                try shape(ns: a, device: link.a.name, link.forward, line: link.line)
+                try shape(ns: b, device: link.b.name, link.backward, line: link.line)
+            }
         }
         for route in topology.routes {
             let ns = namespace(route.host)
@@ -84,12 +105,44 @@ public struct TopologyPlan: Sendable {
         }
     }
 
+    /// A link through an emulator namespace: A ─ a [emulator] b ─ B. The emulator process
+    /// moves frames between its `a` and `b` with the delay, jitter and loss; the rate limits
+    /// sit on its egress interfaces (a→b traffic leaves through `b`).
+    private mutating func addEmulatedLink(_ link: Topology.Link, index: Int, a: String, b: String) throws(TopologyError) {
+        guard let emulator = capabilities.emulator else {
+            throw TopologyError(line: link.line, "delay, jitter and loss need tc netem or the userspace link emulator")
+        }
+        let emu = emulatorNamespace(index)
+        namespaces.append(emu)
+        add(["ip", "netns", "add", emu])
+        add(["ip", "-n", emu, "link", "set", "lo", "up"])
+        add(["ip", "link", "add", "name", link.a.name, "netns", a, "type", "veth", "peer", "name", "a", "netns", emu])
+        add(["ip", "link", "add", "name", link.b.name, "netns", b, "type", "veth", "peer", "name", "b", "netns", emu])
+        for side in ["a", "b"] {
+            add(["ip", "netns", "exec", emu, "ethtool", "-K", side, "tx", "off", "tso", "off", "gso", "off", "gro", "off"])
+            add(["ip", "-n", emu, "link", "set", "dev", side, "up"])
+        }
+        var rateOnly = link.forward
+        rateOnly.delayMilliseconds = 0; rateOnly.jitterMilliseconds = 0; rateOnly.loss = 0
+        try shape(ns: emu, device: "b", rateOnly, line: link.line)
+        rateOnly = link.backward
+        rateOnly.delayMilliseconds = 0; rateOnly.jitterMilliseconds = 0; rateOnly.loss = 0
+        try shape(ns: emu, device: "a", rateOnly, line: link.line)
+        func pair(_ forward: String, _ backward: String) -> String { "\(forward)/\(backward)" }
+        let command = emulator + ["--a", "a", "--b", "b",
+            "--delay", pair("\(link.forward.delayMilliseconds)ms", "\(link.backward.delayMilliseconds)ms"),
+            "--jitter", pair("\(link.forward.jitterMilliseconds)ms", "\(link.backward.jitterMilliseconds)ms"),
+            "--loss", pair("\(link.forward.loss * 100)%", "\(link.backward.loss * 100)%"),
+            "--seed", "\(index + 1)"]
+        up.append(Step(arguments: ["ip", "netns", "exec", emu] + command, mayFail: false, background: true))
+    }
+
     /// Egress shaping of one direction: tbf for a rate alone; netem for delay, jitter and
     /// loss when the kernel has it.
     private mutating func shape(ns: String, device: String, _ shaping: Topology.Shaping, line: Int) throws(TopologyError) {
         if shaping.needsDelayLine {
             guard capabilities.netem else {
-                throw TopologyError(line: line, "delay, jitter and loss need tc netem, which this kernel lacks; the userspace link emulator is not built yet — use rate and queue only")
+                throw TopologyError(line: line, "delay, jitter and loss need tc netem, which this kernel lacks (the userspace emulator is used when the plan has one)")
             }
             var command = ["tc", "-n", ns, "qdisc", "add", "dev", device, "root", "netem"]
             if shaping.delayMilliseconds > 0 || shaping.jitterMilliseconds > 0 {

@@ -18,7 +18,7 @@ struct TestbedCommand: ParsableCommand {
           edgepool testbed exec two-isp client -- ping -c 3 10.81.2.1
           edgepool testbed down two-isp
         """,
-        subcommands: [TestbedUp.self, TestbedDown.self, TestbedExec.self, TestbedPlan.self, TestbedList.self]
+        subcommands: [TestbedUp.self, TestbedDown.self, TestbedExec.self, TestbedPlan.self, TestbedList.self, TestbedEmulate.self]
     )
 }
 
@@ -41,7 +41,7 @@ struct TestbedPlan: ParsableCommand {
     func run() throws {
         let topology = try loadTopology(file)
         do {
-            let plan = try TopologyPlan(topology, capabilities: .init(netem: netem || Netem.available()))
+            let plan = try TopologyPlan(topology, capabilities: .init(netem: netem || Netem.available(), emulator: Netem.emulatorCommand))
             for step in plan.up { print(step.description + (step.mayFail ? "    # may fail" : "")) }
         } catch {
             throw ValidationError("\(file): \(error)")
@@ -60,7 +60,7 @@ struct TestbedUp: ParsableCommand {
         let topology = try loadTopology(file)
         let plan: TopologyPlan
         do {
-            plan = try TopologyPlan(topology, capabilities: .init(netem: Netem.available()))
+            plan = try TopologyPlan(topology, capabilities: .init(netem: Netem.available(), emulator: Netem.emulatorCommand))
         } catch {
             throw ValidationError("\(file): \(error)")
         }
@@ -74,7 +74,7 @@ struct TestbedUp: ParsableCommand {
                 Teardown.remove(topology: topology.name)
                 throw ValidationError("interrupted; removed what was created")
             }
-            let result = Shell.run(step.arguments)
+            let result = step.background ? Shell.start(step.arguments, log: "/tmp/\(step.arguments[3]).log") : Shell.run(step.arguments)
             guard result.status == 0 else {
                 if step.mayFail {
                     FileHandle.standardError.write(Data("warning: \(step) failed (\(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))); going on\n".utf8))
@@ -174,6 +174,23 @@ enum Shell {
         return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 
+    /// Starts argv and leaves it running, output to `log`; fails if it is gone after 300 ms.
+    static func start(_ arguments: [String], log: String) -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: arguments.first == "ip" ? (ipTool ?? "/usr/sbin/ip") : arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        guard let handle = FileHandle(forWritingAtPath: log) else { return (1, "", "cannot write \(log)") }
+        process.standardOutput = handle
+        process.standardError = handle
+        do { try process.run() } catch { return (127, "", "\(error)") }
+        usleep(300_000)
+        guard process.isRunning else {
+            return (process.terminationStatus, "", (try? String(contentsOfFile: log, encoding: .utf8)) ?? "exited")
+        }
+        return (0, "", "")
+    }
+
     static func namespaces(prefix: String) -> [String] {
         run(["ip", "netns", "list"]).output.split(separator: "\n")
             .compactMap { $0.split(separator: " ").first.map(String.init) }
@@ -204,6 +221,11 @@ enum Teardown {
 
 /// Whether `tc … netem` works here: tried on the loopback of a scratch namespace.
 enum Netem {
+    /// This very executable's `testbed emulate`.
+    static var emulatorCommand: [String] {
+        [(try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0], "testbed", "emulate"]
+    }
+
     static func available() -> Bool {
         guard getuid() == 0 else { return false }
         let scratch = "\(TopologyPlan.namespacePrefix)probe-\(getpid())"

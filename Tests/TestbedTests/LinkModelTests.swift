@@ -1,0 +1,29 @@
+import Testbed
+import Testing
+
+@Suite struct LinkModelTests {
+    @Test func delayIsAddedAndOrderKept() {
+        var model = LinkModel(delayNanoseconds: 20_000_000, jitterNanoseconds: 5_000_000, seed: 1)
+        var last: UInt64 = 0
+        for index in 0..<10_000 {
+            let now = UInt64(index) * 100_000
+            let departure = model.admit(at: now)!
+            #expect(departure >= last, "no reordering")
+            #expect(departure >= now + 15_000_000 || departure == last)
+            #expect(departure <= max(now + 25_000_000, last))
+            last = departure
+        }
+    }
+
+    @Test func lossRateMatchesTheConfiguration() {
+        var model = LinkModel(delayNanoseconds: 0, loss: 0.1, seed: 7)
+        let lost = (0..<100_000).filter { model.admit(at: UInt64($0)) == nil }.count
+        #expect(abs(Double(lost) / 100_000 - 0.1) < 0.005, "\(lost) of 100000 lost")
+    }
+
+    @Test func sameSeedSameDecisions() {
+        var a = LinkModel(delayNanoseconds: 1, jitterNanoseconds: 1000, loss: 0.3, seed: 42)
+        var b = LinkModel(delayNanoseconds: 1, jitterNanoseconds: 1000, loss: 0.3, seed: 42)
+        #expect((0..<1000).map { a.admit(at: UInt64($0)) } == (0..<1000).map { b.admit(at: UInt64($0)) })
+    }
+}
