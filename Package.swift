@@ -93,7 +93,7 @@ let package = Package(
         ),
         .target(
             name: "Testbed",
-            dependencies: ["RSerPoolWire"]
+            dependencies: ["RSerPoolWire", "RSerPoolCore"]
         ),
         .executableTarget(
             name: "EdgePoolCLI",

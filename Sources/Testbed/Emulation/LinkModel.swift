@@ -1,3 +1,5 @@
+import RSerPoolCore
+
 /// What the userspace link emulator does to each frame in one direction: drop it with the
 /// loss probability, or give it the time it leaves (now + delay ± jitter). Times never go
 /// backwards, so frames are not reordered (a FIFO delay line, like a wire). Pure: the time
@@ -7,14 +9,14 @@ public struct LinkModel: Sendable {
     public var jitterNanoseconds: UInt64
     /// 0…1.
     public var loss: Double
-    private var random: SplitMix64Generator
+    private var random: SplitMix64
     private var lastDeparture: UInt64 = 0
 
     public init(delayNanoseconds: UInt64, jitterNanoseconds: UInt64 = 0, loss: Double = 0, seed: UInt64 = 0x5EED) {
         self.delayNanoseconds = delayNanoseconds
         self.jitterNanoseconds = jitterNanoseconds
         self.loss = loss
-        random = SplitMix64Generator(seed: seed)
+        random = SplitMix64(seed: seed)
     }
 
     public init(_ shaping: Topology.Shaping, seed: UInt64 = 0x5EED) {
@@ -34,18 +36,5 @@ public struct LinkModel: Sendable {
         departure = max(departure, lastDeparture)
         lastDeparture = departure
         return departure
-    }
-}
-
-/// SplitMix64: small, fast, seedable (the emulator's loss and jitter must be repeatable).
-public struct SplitMix64Generator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
