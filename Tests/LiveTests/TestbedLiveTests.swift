@@ -122,3 +122,35 @@ import Testing
         }
     }
 }
+
+/// The ISP-failover experiment, shortened (phases of 3 s instead of 25 s), as CI runs it.
+@Suite(.serialized) struct ISPFailoverScenarioTests {
+    @Test func bulkTrafficSurvivesEachISPFailingWithNoByteLost() async throws {
+        if let reason = TestNamespace.unavailableReason {
+            print("skipped bulkTrafficSurvivesEachISPFailingWithNoByteLost: \(reason)")
+            return
+        }
+        let name = "s\(getpid() % 100_000)"
+        let topology = try TestbedLiveTests.topologyFile(named: name)
+        let scenario = temporaryFile("scenario") + ".scenario"
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("Scenarios/isp-failover.scenario"), encoding: .utf8)
+            .replacingOccurrences(of: "topology ../Topologies/two-isp.topo", with: "topology \(topology)")
+        try text.write(toFile: scenario, atomically: true, encoding: .utf8)
+        let out = temporaryFile("results")
+        defer { TestbedLiveTests.forceDown(name) }
+        let run = try await runEdgepool(["testbed", "run", scenario, "--phase-seconds", "3", "--out", out], timeout: 120)
+        #expect(run.status == 0, "\(run.output.suffix(20).joined(separator: "\n"))")
+        #expect(try await TestbedLiveTests.namespaces("ept-\(name)-").isEmpty, "the run removed its testbed")
+        let directory = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first.map { out + "/" + $0 })
+        let files = Set(try FileManager.default.contentsOfDirectory(atPath: directory))
+        #expect(files.isSuperset(of: ["interfaces.csv", "flows.csv", "summary.md"]) && !files.contains("INCOMPLETE"))
+        let summary = try String(contentsOfFile: directory + "/summary.md", encoding: .utf8)
+        print(summary)
+        #expect(summary.contains("lost 0, corrupted 0"), "every byte arrived")
+        // While ISP 1 is down (phase 2) the traffic runs over ISP 2.
+        let phase2 = try #require(summary.split(separator: "\n").first { $0.hasPrefix("| 3.0–6.0 s") })
+        let cells = phase2.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        let wan2In = try #require(Double(cells[3]))
+        #expect(wan2In > 20, "client:wan2 carried \(wan2In) Mbit/s while ISP 1 was down")
+    }
+}

@@ -18,7 +18,7 @@ struct TestbedCommand: ParsableCommand {
           edgepool testbed exec two-isp client -- ping -c 3 10.81.2.1
           edgepool testbed down two-isp
         """,
-        subcommands: [TestbedUp.self, TestbedDown.self, TestbedExec.self, TestbedPlan.self, TestbedList.self, TestbedEmulate.self]
+        subcommands: [TestbedUp.self, TestbedDown.self, TestbedExec.self, TestbedPlan.self, TestbedList.self, TestbedRun.self, TestbedTraffic.self, TestbedEmulate.self]
     )
 }
 
@@ -58,32 +58,7 @@ struct TestbedUp: ParsableCommand {
     func run() throws {
         try requireRoot()
         let topology = try loadTopology(file)
-        let plan: TopologyPlan
-        do {
-            plan = try TopologyPlan(topology, capabilities: .init(netem: Netem.available(), emulator: Netem.emulatorCommand))
-        } catch {
-            throw ValidationError("\(file): \(error)")
-        }
-        if let existing = Shell.namespaces(prefix: TopologyPlan.namespacePrefix + topology.name + "-").first {
-            throw ValidationError("testbed '\(topology.name)' is up already (\(existing)); `edgepool testbed down \(topology.name)` first")
-        }
-        try CongestionControls.allow(topology, file: file)
-        Interrupts.onInterrupt { Teardown.remove(topology: topology.name) }
-        for step in plan.up {
-            if Interrupts.received {
-                Teardown.remove(topology: topology.name)
-                throw ValidationError("interrupted; removed what was created")
-            }
-            let result = step.background ? Shell.start(step.arguments, log: "/tmp/\(step.arguments[3]).log") : Shell.run(step.arguments)
-            guard result.status == 0 else {
-                if step.mayFail {
-                    FileHandle.standardError.write(Data("warning: \(step) failed (\(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))); going on\n".utf8))
-                    continue
-                }
-                Teardown.remove(topology: topology.name)
-                throw ValidationError("\(step)\n  failed: \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))\nremoved what was created")
-            }
-        }
+        let plan = try bringUp(topology, file: file)
         print("testbed \(topology.name) is up: " + topology.hosts.map { "\($0.name) (\(plan.namespace($0.name)))" }.joined(separator: ", "))
         for link in topology.links {
             func end(_ i: Topology.Interface) -> String { "\(i.host):\(i.name) \(i.addresses.map { "\($0.address)" }.joined(separator: ","))" }
@@ -91,6 +66,37 @@ struct TestbedUp: ParsableCommand {
             print("  \(end(link.a)) ↔ \(end(link.b))  \(rate(link.forward)) / \(rate(link.backward))")
         }
     }
+}
+
+/// Runs a topology's plan; on a failure or Ctrl-C removes what was created and throws.
+func bringUp(_ topology: Topology, file: String) throws -> TopologyPlan {
+    let plan: TopologyPlan
+    do {
+        plan = try TopologyPlan(topology, capabilities: .init(netem: Netem.available(), emulator: Netem.emulatorCommand))
+    } catch {
+        throw ValidationError("\(file): \(error)")
+    }
+    if let existing = Shell.namespaces(prefix: TopologyPlan.namespacePrefix + topology.name + "-").first {
+        throw ValidationError("testbed '\(topology.name)' is up already (\(existing)); `edgepool testbed down \(topology.name)` first")
+    }
+    try CongestionControls.allow(topology, file: file)
+    Interrupts.onInterrupt { Teardown.remove(topology: topology.name) }
+    for step in plan.up {
+        if Interrupts.received {
+            Teardown.remove(topology: topology.name)
+            throw ValidationError("interrupted; removed what was created")
+        }
+        let result = step.background ? Shell.start(step.arguments, log: "/tmp/\(step.arguments[3]).log") : Shell.run(step.arguments)
+        guard result.status == 0 else {
+            if step.mayFail {
+                FileHandle.standardError.write(Data("warning: \(step) failed (\(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))); going on\n".utf8))
+                continue
+            }
+            Teardown.remove(topology: topology.name)
+            throw ValidationError("\(step)\n  failed: \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))\nremoved what was created")
+        }
+    }
+    return plan
 }
 
 struct TestbedDown: ParsableCommand {

@@ -1,0 +1,74 @@
+/// Interface byte counters sampled over a run, turned into rates (bwm-ng style), and what a
+/// receiver's byte count over time says about stalls.
+public struct InterfaceRecording: Sendable {
+    public struct Sample: Hashable, Sendable {
+        public var seconds: Double
+        /// Cumulative counters per interface ("host:if" → (rx, tx) bytes).
+        public var counters: [String: (rx: UInt64, tx: UInt64)]
+        public init(seconds: Double, counters: [String: (rx: UInt64, tx: UInt64)]) {
+            self.seconds = seconds
+            self.counters = counters
+        }
+        public static func == (a: Sample, b: Sample) -> Bool {
+            a.seconds == b.seconds && a.counters.keys == b.counters.keys
+                && a.counters.allSatisfy { key, value in b.counters[key].map { $0.rx == value.rx && $0.tx == value.tx } ?? false }
+        }
+        public func hash(into hasher: inout Hasher) { hasher.combine(seconds) }
+    }
+
+    public var interfaces: [String]
+    public private(set) var samples: [Sample] = []
+
+    public init(interfaces: [String]) {
+        self.interfaces = interfaces
+    }
+
+    public mutating func append(_ sample: Sample) { samples.append(sample) }
+
+    /// Rates between consecutive samples, bits per second: (time at the interval's end, [if: (in, out)]).
+    public var rates: [(seconds: Double, bits: [String: (inbound: Double, outbound: Double)])] {
+        zip(samples, samples.dropFirst()).map { previous, current in
+            let span = max(current.seconds - previous.seconds, 1e-9)
+            var bits: [String: (inbound: Double, outbound: Double)] = [:]
+            for interface in interfaces {
+                let before = previous.counters[interface] ?? (0, 0), after = current.counters[interface] ?? before
+                bits[interface] = (Double(after.rx &- before.rx) * 8 / span, Double(after.tx &- before.tx) * 8 / span)
+            }
+            return (current.seconds, bits)
+        }
+    }
+
+    /// CSV: time, then in/out bits per second for each interface.
+    public var csv: String {
+        var lines = ["seconds," + interfaces.map { "\($0) in bit/s,\($0) out bit/s" }.joined(separator: ",")]
+        for (seconds, bits) in rates {
+            lines.append(String(seconds) + "," + interfaces.map { "\(Int(bits[$0]?.inbound ?? 0)),\(Int(bits[$0]?.outbound ?? 0))" }.joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The longest time a receiver got nothing, from its progress reports (time, bytes so far).
+public enum StallDetector {
+    public struct Stall: Hashable, Sendable {
+        public var startSeconds: Double
+        public var seconds: Double
+    }
+
+    /// Gaps between consecutive progress points where the byte count did not grow, merged;
+    /// longest first. `progress` must be sorted by time.
+    public static func stalls(_ progress: [(seconds: Double, bytes: UInt64)], atLeast minimum: Double = 0) -> [Stall] {
+        var stalls: [Stall] = []
+        var start: Double?
+        for (previous, current) in zip(progress, progress.dropFirst()) {
+            if current.bytes == previous.bytes {
+                if start == nil { start = previous.seconds }
+            } else if let began = start {
+                stalls.append(Stall(startSeconds: began, seconds: previous.seconds - began + (current.seconds - previous.seconds)))
+                start = nil
+            }
+        }
+        if let began = start, let last = progress.last { stalls.append(Stall(startSeconds: began, seconds: last.seconds - began)) }
+        return stalls.filter { $0.seconds >= minimum }.sorted { $0.seconds > $1.seconds }
+    }
+}
