@@ -69,7 +69,7 @@ struct TestbedRun: ParsableCommand {
             _ = try sender.waitForLineBlocking(containing: "serving on port")
             let receiver = try ChildProcess("receiver \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "testbed", "traffic", "fetch",
                                                                   "--connect", "\(traffic.address):\(port)", "--seconds", "\(scenario.durationSeconds)",
-                                                                  "--every", "\(scenario.intervalSeconds / 2)"] + (traffic.mptcp ? ["--mptcp"] : []),
+                                                                  "--every", "\(min(scenario.intervalSeconds / 2, 0.05))"] + (traffic.mptcp ? ["--mptcp"] : []),
                                             executable: Shell.ipTool, captureErrors: true)
             flows.append((traffic, sender, receiver))
         }
