@@ -17,7 +17,7 @@ struct GatewayBench: ParsableCommand {
         Everything runs on loopback in this run, on this machine: an origin (one thread per
         connection: bulk stream or echo), the proxies as processes, and blocking clients.
         For each mode (TCP→TCP, MPTCP→TCP, TCP→MPTCP) and proxy it measures
-          throughput   one download for --seconds, bytes/s
+          throughput   median of three downloads of --seconds each
           connect      connect (+ SOCKS5 handshake) + 1-byte echo, median of --connects
           round trip   64-byte echo on an open connection, median of --rounds
         and reports them beside the direct connection's (ratio, and latency added in µs).
@@ -30,8 +30,8 @@ struct GatewayBench: ParsableCommand {
         """
     )
 
-    @Option(help: "Seconds per throughput measurement.")
-    var seconds = 3.0
+    @Option(help: "Seconds per download; throughput is the median of three.")
+    var seconds = 2.0
 
     @Option(help: "Connections timed for the connect latency.")
     var connects = 200
@@ -57,7 +57,7 @@ struct GatewayBench: ParsableCommand {
         let mptcpOrigin = try BenchOrigin(mptcp: true)
         let selected = only.map { Set($0.split(separator: ",").map(String.init)) }
         print("gateway benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores; each figure measured in this run; ratios against the direct connection")
-        print("method: throughput = one stream for \(seconds) s; connect = median of \(connects) × (connect + handshake + 1-byte echo); rtt = median of \(rounds) × 64-byte echo\n")
+        print("method: throughput = median of 3 downloads of \(seconds) s; connect = median of \(connects) × (connect + handshake + 1-byte echo); rtt = median of \(rounds) × 64-byte echo\n")
 
         for mode in BenchMode.allCases {
             let origin = mode.serverMPTCP ? mptcpOrigin : tcpOrigin
@@ -105,21 +105,26 @@ struct GatewayBench: ParsableCommand {
             }
             return fd
         }
-        // Throughput: one download stream.
-        let stream = try open()
-        try BenchSocket.send(stream, [UInt8(ascii: "B")])
+        // Throughput: the median of three downloads of --seconds each (single runs vary by
+        // more than the differences between proxies on this kind of machine).
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-        var received = 0
-        let start = Date()
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(stream, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        while Date().timeIntervalSince(start) < seconds {
-            let n = buffer.withUnsafeMutableBytes { recv(stream, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { break }
-            received += n
+        var rates: [Double] = []
+        for _ in 0..<3 {
+            let stream = try open()
+            try BenchSocket.send(stream, [UInt8(ascii: "B")])
+            var received = 0
+            let start = Date()
+            var timeout = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(stream, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            while Date().timeIntervalSince(start) < seconds {
+                let n = buffer.withUnsafeMutableBytes { recv(stream, $0.baseAddress, $0.count, 0) }
+                guard n > 0 else { break }
+                received += n
+            }
+            rates.append(Double(received) / Date().timeIntervalSince(start))
+            close(stream)
         }
-        let throughput = Double(received) / Date().timeIntervalSince(start)
-        close(stream)
+        let throughput = median(rates)
 
         // Connect + first byte.
         var connectTimes: [Double] = []
