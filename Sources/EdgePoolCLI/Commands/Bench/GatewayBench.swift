@@ -14,19 +14,21 @@ struct GatewayBench: ParsableCommand {
         commandName: "gateway",
         abstract: "Benchmark the gateway against a direct connection and peer proxies (socat, HAProxy, dante, shadowsocks-libev).",
         discussion: """
-        Everything runs on loopback in this run, on this machine: an origin (one thread per
-        connection: bulk stream or echo), the proxies as processes, and blocking clients.
-        For each mode (TCP→TCP, MPTCP→TCP, TCP→MPTCP) and proxy it measures
+        Everything runs on loopback in this run, on this machine: an origin (one
+        thread per connection: bulk stream or echo), the proxies as processes, and
+        blocking clients. For each mode (TCP→TCP, MPTCP→TCP, TCP→MPTCP) and proxy it
+        measures
           throughput   median of three downloads of --seconds each
           connect      connect (+ SOCKS5 handshake) + 1-byte echo, median of --connects
           round trip   64-byte echo on an open connection, median of --rounds
-        and reports them beside the direct connection's (ratio, and latency added in µs).
-        MPTCP for the peers comes from `mptcpize run` (shadowsocks also gets --mptcp).
-        Peers that are not installed are listed as missing (Debian: socat haproxy
-        dante-server shadowsocks-libev mptcpize).
+        and reports them beside the direct connection's (ratio, and latency added in
+        µs). MPTCP for the peers comes from `mptcpize run` (shadowsocks also gets
+        --mptcp). Peers that are not installed are listed as missing (Debian: socat
+        haproxy dante-server shadowsocks-libev mptcpize).
 
-        Memory (--connections, default 10000): RSS of `edgepool gateway reverse` with that
-        many idle relayed connections, then with all of them streaming, per connection.
+        Memory (--connections, default 10000): RSS of `edgepool gateway reverse`
+        with that many idle relayed connections, then with all of them streaming,
+        per connection.
         """
     )
 

@@ -13,24 +13,24 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "gateway",
         abstract: "MPTCP↔TCP gateway: SOCKS5, HTTP proxy, reverse proxy, hybrid-access pair; per-connection MPTCP telemetry.",
         discussion: """
-        Listeners speak MPTCP and accept plain TCP clients too; upstream connections are
-        plain TCP unless --upstream-transport mptcp (the entry→exit hop is MPTCP by default).
-        Each connection is logged (--connection-log, JSON lines) with whether each side used
-        MPTCP or fell back, its subflows (addresses and bytes where the gateway can read
-        them: as root, through sock_diag), bytes each way and duration;
-        `edgepool gateway stats LOG` summarises such a log.
+        Listeners speak MPTCP and accept plain TCP clients too; upstream connections
+        are plain TCP unless --upstream-transport mptcp (the entry→exit hop is MPTCP
+        by default). Each connection is logged (--connection-log, JSON lines) with
+        whether each side used MPTCP or fell back, its subflows (addresses and bytes
+        where the gateway can read them: as root, through sock_diag), bytes each way
+        and duration; `edgepool gateway stats LOG` summarises such a log.
 
-        Destinations: the gateway's own loopback, link-local (incl. 169.254.169.254),
-        unspecified and multicast ranges are refused unless an address rule allows them
-        (--allow 127.0.0.1/32:8080). --deny wins over --allow; --default-deny refuses what
-        no --allow admits.
+        Destinations: the gateway's own loopback, link-local (incl.
+        169.254.169.254), unspecified and multicast ranges are refused unless an
+        address rule allows them (--allow 127.0.0.1/32:8080). --deny wins over
+        --allow; --default-deny refuses what no --allow admits.
 
           edgepool gateway socks --listen 0.0.0.0:1080 --connection-log conn.jsonl
           curl --socks5-hostname 127.0.0.1:1080 http://example.org/
           edgepool gateway http --listen 0.0.0.0:3128 --user alice:secret
-          edgepool gateway reverse --listen 0.0.0.0:80 --pool WebPool --registrar 127.0.0.1:3863
+          edgepool gateway reverse --listen 0.0.0.0:80 --pool WebPool
           edgepool gateway exit --listen 0.0.0.0:7000 --secret-file pair.key
-          edgepool gateway entry --listen 127.0.0.1:1080 --exit 192.0.2.1:7000 --secret-file pair.key
+          edgepool gateway entry --exit 192.0.2.1:7000 --secret-file pair.key
           edgepool gateway stats conn.jsonl
         """,
         subcommands: [SOCKSGatewayCommand.self, HTTPGatewayCommand.self, ReverseGatewayCommand.self,
@@ -215,8 +215,8 @@ struct SOCKSGatewayCommand: AsyncParsableCommand {
         commandName: "socks",
         abstract: "SOCKS5 server (RFC 1928 CONNECT; no-auth or RFC 1929 username/password). Default listen 0.0.0.0:1080.",
         discussion: """
-        IPv4, IPv6 and domain-name targets (resolved on the gateway). UDP ASSOCIATE and BIND
-        are answered "command not supported".
+        IPv4, IPv6 and domain-name targets (resolved on the gateway). UDP ASSOCIATE
+        and BIND are answered "command not supported".
           edgepool gateway socks --listen 127.0.0.1:1080 --user alice:secret
           curl --socks5-hostname alice:secret@127.0.0.1:1080 http://example.org/
         """
@@ -236,10 +236,11 @@ struct HTTPGatewayCommand: AsyncParsableCommand {
         commandName: "http",
         abstract: "HTTP proxy: CONNECT tunnels and absolute-form HTTP/1.1 requests. Default listen 0.0.0.0:3128.",
         discussion: """
-        Keep-alive and chunked bodies pass through; hop-by-hop fields are removed; requests
-        with conflicting Content-Length/Transfer-Encoding are refused (400). Answers say what
-        failed: 400 bad request, 403 destination refused, 407 authentication needed, 502 the
-        origin could not be reached, 504 it did not answer in time.
+        Keep-alive and chunked bodies pass through; hop-by-hop fields are removed;
+        requests with conflicting Content-Length/Transfer-Encoding are refused
+        (400). Answers say what failed: 400 bad request, 403 destination refused,
+        407 authentication needed, 502 the origin could not be reached, 504 it did
+        not answer in time.
           edgepool gateway http --listen 127.0.0.1:3128
           curl -x http://127.0.0.1:3128 http://example.org/
         """
@@ -260,8 +261,9 @@ struct ReverseGatewayCommand: AsyncParsableCommand {
         abstract: "Reverse proxy: MPTCP clients in, backends from a list or an RSerPool pool.",
         discussion: """
         With --pool the gateway is a pool user: it resolves the handle through the
-        registrars, picks a PE by the pool's policy, and reports a PE that does not accept
-        (Endpoint Unreachable) before trying the next. The pool's view of health is the only one.
+        registrars, picks a PE by the pool's policy, and reports a PE that does not
+        accept (Endpoint Unreachable) before trying the next. The pool's view of
+        health is the only one.
           edgepool gateway reverse --listen 0.0.0.0:8080 --backend 10.0.0.5:80 --backend 10.0.0.6:80
           edgepool gateway reverse --listen 0.0.0.0:8080 --pool WebPool --registrar 127.0.0.1:3863
         """
@@ -323,11 +325,12 @@ struct EntryGatewayCommand: AsyncParsableCommand {
         commandName: "entry",
         abstract: "Hybrid access, home end: carry legacy TCP clients over MPTCP to an exit gateway.",
         discussion: """
-        With --forward every client goes to that destination (the exit connects to it);
-        without, the entry is a SOCKS5 server and each CONNECT target travels to the exit.
-        Each carried connection starts with a header authenticated by the shared secret
-        (HMAC-SHA256, time-stamped, replay-checked); client bytes follow without waiting.
-          edgepool gateway entry --listen 127.0.0.1:1080 --exit 192.0.2.1:7000 --secret-file pair.key
+        With --forward every client goes to that destination (the exit connects to
+        it); without, the entry is a SOCKS5 server and each CONNECT target travels
+        to the exit. Each carried connection starts with a header authenticated by
+        the shared secret (HMAC-SHA256, time-stamped, replay-checked); client bytes
+        follow without waiting.
+          edgepool gateway entry --exit 192.0.2.1:7000 --secret-file pair.key
           edgepool gateway entry --listen 127.0.0.1:8080 --forward origin.example:80 --exit 192.0.2.1:7000 --secret-file pair.key
         """
     )
@@ -363,9 +366,9 @@ struct ExitGatewayCommand: AsyncParsableCommand {
         commandName: "exit",
         abstract: "Hybrid access, network end: accept carried connections from entry gateways. Default listen 0.0.0.0:7000.",
         discussion: """
-        A connection whose header does not verify under the shared secret, is more than 30 s
-        off, or repeats a nonce is closed without an answer. Destinations are checked like
-        the SOCKS5 server's (--allow / --deny).
+        A connection whose header does not verify under the shared secret, is more
+        than 30 s off, or repeats a nonce is closed without an answer. Destinations
+        are checked like the SOCKS5 server's (--allow / --deny).
           edgepool gateway exit --listen 0.0.0.0:7000 --secret-file pair.key --connection-log exit.jsonl
         """
     )
@@ -386,9 +389,9 @@ struct GatewayStatsCommand: ParsableCommand {
         commandName: "stats",
         abstract: "Summarise a gateway's per-connection log: MPTCP use, fallbacks, subflows, path-loss survival.",
         discussion: """
-        Prints the share of connections by subflow count, the share that fell back to TCP,
-        the share of bytes carried on additional subflows, and connections that survived
-        the loss of a path.
+        Prints the share of connections by subflow count, the share that fell back
+        to TCP, the share of bytes carried on additional subflows, and connections
+        that survived the loss of a path.
           edgepool gateway stats conn.jsonl
           edgepool gateway stats --json conn.jsonl exit.jsonl
         """

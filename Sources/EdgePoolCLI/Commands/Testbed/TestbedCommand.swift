@@ -7,15 +7,16 @@ struct TestbedCommand: ParsableCommand {
         commandName: "testbed",
         abstract: "Multi-homing testbeds in network namespaces: bring a topology up and down, run commands in its hosts.",
         discussion: """
-        A topology file declares hosts (one network namespace each), links (veth pairs with
-        rate, delay, jitter, loss and queue per direction), routes (with per-source tables for
-        multi-homed hosts) and MPTCP endpoints; see Topologies/two-isp.topo. Rates use tbf;
-        delay, jitter and loss need tc netem (this kernel may lack it: the plan says so).
-        Everything a testbed creates lives in namespaces named ept-TOPOLOGY-HOST, so `down`
-        removes it all, also after a crash. Needs root and iproute2.
+        A topology file declares hosts (one network namespace each), links (veth
+        pairs with rate, delay, jitter, loss and queue per direction), routes (with
+        per-source tables for multi-homed hosts) and MPTCP endpoints; see
+        Topologies/two-isp.topo. Rates use tbf; delay, jitter and loss use tc netem, or
+        a userspace link emulator where the kernel lacks it. Everything a testbed creates
+        lives in namespaces named ept-TOPOLOGY-HOST, so `down` removes it all, also
+        after a crash. Needs root and iproute2.
 
           edgepool testbed up Topologies/two-isp.topo
-          edgepool testbed exec two-isp client -- ping -c 3 10.81.2.1
+          edgepool testbed exec two-isp client -- curl http://10.81.2.1:8000/
           edgepool testbed down two-isp
         """,
         subcommands: [TestbedUp.self, TestbedDown.self, TestbedExec.self, TestbedPlan.self, TestbedList.self, TestbedRun.self, TestbedTraffic.self, TestbedEmulate.self]

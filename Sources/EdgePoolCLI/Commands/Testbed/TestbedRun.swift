@@ -10,10 +10,11 @@ struct TestbedRun: ParsableCommand {
         commandName: "run", abstract: "Run a scenario: traffic, link events, per-interface recording, report with plots.",
         discussion: """
           edgepool testbed run Scenarios/isp-failover.scenario --out results/
-        Writes interfaces.csv (in/out bit/s per recorded interface, bwm-ng style), flows.csv
-        (bytes received over time per flow), summary.md (per phase rates, the longest stall
-        around each event, bytes sent/received/lost per flow) and rates.svg / rates.png
-        (gnuplot, with the phase boundaries marked). --phase-seconds scales the timeline.
+        Writes interfaces.csv (in/out bit/s per recorded interface, bwm-ng style),
+        flows.csv (bytes received over time per flow), summary.md (per phase rates,
+        the longest stall around each event, bytes sent/received/lost per flow) and
+        rates.svg / rates.png (gnuplot, with the phase boundaries marked). --phase-
+        seconds scales the timeline.
         """)
 
     @Argument(help: "Scenario file.") var file: String
