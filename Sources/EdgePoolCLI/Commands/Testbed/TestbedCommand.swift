@@ -10,10 +10,10 @@ struct TestbedCommand: ParsableCommand {
         A topology file declares hosts (one network namespace each), links (veth
         pairs with rate, delay, jitter, loss and queue per direction), routes (with
         per-source tables for multi-homed hosts) and MPTCP endpoints; see
-        Topologies/two-isp.topo. Rates use tbf; delay, jitter and loss use tc netem, or
-        a userspace link emulator where the kernel lacks it. Everything a testbed creates
-        lives in namespaces named ept-TOPOLOGY-HOST, so `down` removes it all, also
-        after a crash. Needs root and iproute2.
+        Topologies/two-isp.topo. Rates use tbf; delay, jitter and loss use tc
+        netem, or a userspace link emulator where the kernel lacks it. Everything
+        a testbed creates lives in namespaces named ept-TOPOLOGY-HOST, so `down`
+        removes it all, also after a crash. Needs root and iproute2.
 
           edgepool testbed up Topologies/two-isp.topo
           edgepool testbed exec two-isp client -- curl http://10.81.2.1:8000/
