@@ -125,15 +125,17 @@ import Testing
 
 /// The ISP-failover experiment, shortened (phases of 3 s instead of 25 s), as CI runs it.
 @Suite(.serialized) struct ISPFailoverScenarioTests {
-    @Test func bulkTrafficSurvivesEachISPFailingWithNoByteLost() async throws {
+    /// End-to-end MPTCP, and plain TCP carried by EdgePool's entry/exit gateways over MPTCP.
+    @Test(arguments: ["isp-failover", "isp-failover-gateway"])
+    func bulkTrafficSurvivesEachISPFailingWithNoByteLost(scenarioName: String) async throws {
         if let reason = TestNamespace.unavailableReason {
             print("skipped bulkTrafficSurvivesEachISPFailingWithNoByteLost: \(reason)")
             return
         }
-        let name = "s\(getpid() % 100_000)"
+        let name = "s\(getpid() % 100_000)\(scenarioName.count % 10)"
         let topology = try TestbedLiveTests.topologyFile(named: name)
         let scenario = temporaryFile("scenario") + ".scenario"
-        let text = try String(contentsOf: packageRoot.appendingPathComponent("Scenarios/isp-failover.scenario"), encoding: .utf8)
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("Scenarios/\(scenarioName).scenario"), encoding: .utf8)
             .replacingOccurrences(of: "topology ../Topologies/two-isp.topo", with: "topology \(topology)")
         try text.write(toFile: scenario, atomically: true, encoding: .utf8)
         let out = temporaryFile("results")

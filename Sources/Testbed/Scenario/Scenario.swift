@@ -36,6 +36,10 @@ public struct Scenario: Hashable, Sendable {
         public var receiver: String
         public var address: String
         public var mptcp: Bool
+        /// Through EdgePool's gateway pair instead of end-to-end MPTCP: plain TCP between each
+        /// end and its gateway (an entry on the receiver's host, an exit on the sender's),
+        /// MPTCP between the gateways.
+        public var throughGateway = false
         public var line: Int
     }
 
@@ -92,16 +96,18 @@ public enum ScenarioParser {
                 scenario.intervalSeconds = try seconds(words[every + 1], line: line)
                 guard scenario.intervalSeconds >= 0.05 else { throw TopologyError(line: line, "record at most every 50ms") }
             case "traffic":
-                // traffic bulk SENDER -> RECEIVER:SENDER-ADDRESS [mptcp|tcp]
+                // traffic bulk SENDER -> RECEIVER:SENDER-ADDRESS [mptcp|tcp|gateway]
                 guard words.count >= 5, words[1] == "bulk", words[3] == "->" else {
-                    throw TopologyError(line: line, "traffic wants: traffic bulk SENDER -> RECEIVER:ADDRESS-OF-SENDER [mptcp|tcp]")
+                    throw TopologyError(line: line, "traffic wants: traffic bulk SENDER -> RECEIVER:ADDRESS-OF-SENDER [mptcp|tcp|gateway]")
                 }
                 let target = words[4].split(separator: ":", maxSplits: 1)
                 guard target.count == 2 else { throw TopologyError(line: line, "'\(words[4])' is not receiver:address") }
                 let transport = words.count > 5 ? words[5] : "mptcp"
-                guard transport == "mptcp" || transport == "tcp" else { throw TopologyError(line: line, "transport must be mptcp or tcp") }
-                scenario.traffic.append(Scenario.Traffic(kind: .bulk, sender: words[2], receiver: String(target[0]), address: String(target[1]),
-                                                         mptcp: transport == "mptcp", line: line))
+                guard ["mptcp", "tcp", "gateway"].contains(transport) else { throw TopologyError(line: line, "transport must be mptcp, tcp or gateway") }
+                var traffic = Scenario.Traffic(kind: .bulk, sender: words[2], receiver: String(target[0]), address: String(target[1]),
+                                               mptcp: transport == "mptcp", line: line)
+                traffic.throughGateway = transport == "gateway"
+                scenario.traffic.append(traffic)
             case "at":
                 guard words.count >= 4 else { throw TopologyError(line: line, "at wants: at TIME down|up|rate=R host:if") }
                 let time = try seconds(words[1], line: line)

@@ -62,18 +62,39 @@ struct TestbedRun: ParsableCommand {
         let me = Netem.emulatorCommand[0]
         // Traffic: a sender per flow, then its receiver.
         var flows: [(traffic: Scenario.Traffic, sender: ChildProcess, receiver: ChildProcess)] = []
+        var gateways: [ChildProcess] = []
         for (index, traffic) in scenario.traffic.enumerated() {
             let port = 5201 + index
             let sender = try ChildProcess("sender \(index)", ["netns", "exec", plan.namespace(traffic.sender), me, "testbed", "traffic", "serve",
                                                               "--port", "\(port)"] + (traffic.mptcp ? ["--mptcp"] : []),
                                           executable: Shell.ipTool, captureErrors: true)
             _ = try sender.waitForLineBlocking(containing: "serving on port")
+            var connect = "\(traffic.address):\(port)"
+            if traffic.throughGateway {
+                // receiver →TCP→ entry (receiver's host) →MPTCP→ exit (sender's host) →TCP→ sender.
+                // The exit listens on every address: the MP_JOIN to an announced second
+                // address must find a listener too.
+                let secret = "testbed pair secret \(UInt64.random(in: 0...UInt64.max))"
+                let exitPort = 7000 + index, entryPort = 6200 + index
+                let exit = try ChildProcess("exit \(index)", ["netns", "exec", plan.namespace(traffic.sender), me, "gateway", "exit",
+                                                              "--listen", "0.0.0.0:\(exitPort)", "--allow", "127.0.0.1/32", "--secret", secret,
+                                                              "--log-level", "warning"], executable: Shell.ipTool, captureErrors: true)
+                _ = try exit.waitForLineBlocking(containing: "listening on")
+                let entry = try ChildProcess("entry \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "gateway", "entry",
+                                                                "--listen", "127.0.0.1:\(entryPort)", "--exit", "\(traffic.address):\(exitPort)",
+                                                                "--forward", "127.0.0.1:\(port)", "--secret", secret, "--log-level", "warning"],
+                                             executable: Shell.ipTool, captureErrors: true)
+                _ = try entry.waitForLineBlocking(containing: "listening on")
+                gateways += [exit, entry]
+                connect = "127.0.0.1:\(entryPort)"
+            }
             let receiver = try ChildProcess("receiver \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "testbed", "traffic", "fetch",
-                                                                  "--connect", "\(traffic.address):\(port)", "--seconds", "\(scenario.durationSeconds)",
+                                                                  "--connect", connect, "--seconds", "\(scenario.durationSeconds)",
                                                                   "--every", "\(min(scenario.intervalSeconds / 2, 0.05))"] + (traffic.mptcp ? ["--mptcp"] : []),
                                             executable: Shell.ipTool, captureErrors: true)
             flows.append((traffic, sender, receiver))
         }
+        defer { for gateway in gateways { gateway.signal(SIGTERM) } }
         // Timeline and recording.
         var recording = InterfaceRecording(interfaces: scenario.recorded.map(\.description))
         var pending = scenario.events
@@ -103,7 +124,8 @@ struct TestbedRun: ParsableCommand {
             let numbers = summary.split(separator: " ").compactMap { UInt64($0.trimmingCharacters(in: .punctuationCharacters)) }
             usleep(200_000)
             let sent = flow.sender.lines.last { $0.hasPrefix("sent ") }.flatMap { UInt64($0.split(separator: " ")[1]) }
-            result.flows.append(ScenarioResult.Flow(name: "flow \(index): \(flow.traffic.sender) → \(flow.traffic.receiver) (\(flow.traffic.mptcp ? "MPTCP" : "TCP"))",
+            let how = flow.traffic.throughGateway ? "TCP via EdgePool's gateway pair (MPTCP between)" : flow.traffic.mptcp ? "MPTCP" : "TCP"
+            result.flows.append(ScenarioResult.Flow(name: "flow \(index): \(flow.traffic.sender) → \(flow.traffic.receiver) (\(how))",
                                                     progress: progress, received: numbers.first ?? 0, mismatched: numbers.count > 1 ? numbers[1] : 0,
                                                     sent: sent))
         }
