@@ -156,3 +156,36 @@ import Testing
         #expect(wan2In > 20, "client:wan2 carried \(wan2In) Mbit/s while ISP 1 was down")
     }
 }
+
+/// An ISP that silently drops everything (the emulator's blackhole switch) while its line stays up.
+@Suite(.serialized) struct BlackholeScenarioTests {
+    @Test func trafficMovesToTheOtherISPWhileOneIsBlackholed() async throws {
+        if let reason = TestNamespace.unavailableReason {
+            print("skipped trafficMovesToTheOtherISPWhileOneIsBlackholed: \(reason)")
+            return
+        }
+        let name = "b\(getpid() % 100_000)"
+        let topologyText = try String(contentsOf: packageRoot.appendingPathComponent("Topologies/two-isp-delay.topo"), encoding: .utf8)
+            .replacingOccurrences(of: "topology two-isp-delay", with: "topology \(name)")
+        let topology = temporaryFile("topology") + ".topo"
+        try topologyText.write(toFile: topology, atomically: true, encoding: .utf8)
+        let scenario = temporaryFile("scenario") + ".scenario"
+        try String(contentsOf: packageRoot.appendingPathComponent("Scenarios/isp-blackhole.scenario"), encoding: .utf8)
+            .replacingOccurrences(of: "topology ../Topologies/two-isp-delay.topo", with: "topology \(topology)")
+            .write(toFile: scenario, atomically: true, encoding: .utf8)
+        let out = temporaryFile("results")
+        defer { TestbedLiveTests.forceDown(name) }
+        let run = try await runEdgepool(["testbed", "run", scenario, "--phase-seconds", "4", "--out", out], timeout: 120)
+        #expect(run.status == 0, "\(run.output.suffix(20).joined(separator: "\n"))")
+        #expect(try await TestbedLiveTests.namespaces("ept-\(name)-").isEmpty)
+        let directory = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first.map { out + "/" + $0 })
+        let summary = try String(contentsOfFile: directory + "/summary.md", encoding: .utf8)
+        print(summary)
+        #expect(summary.contains("lost 0, corrupted 0"))
+        let blackholed = try #require(summary.split(separator: "\n").first { $0.hasPrefix("| 4.0–8.0 s") })
+        let cells = blackholed.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        let wan1 = try #require(Double(cells[1])), wan2 = try #require(Double(cells[3]))
+        #expect(wan1 < 5, "ISP 1 carried \(wan1) Mbit/s while blackholed")
+        #expect(wan2 > 5, "ISP 2 carried \(wan2) Mbit/s")
+    }
+}

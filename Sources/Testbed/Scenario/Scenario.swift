@@ -46,6 +46,8 @@ public struct Scenario: Hashable, Sendable {
     public struct Event: Hashable, Sendable {
         public enum Action: Hashable, Sendable {
             case down, up
+            /// The link stays up but drops everything (an emulated link), and back.
+            case blackhole, restore
             /// A new rate on the interface's egress (tbf), bits per second.
             case rate(UInt64)
         }
@@ -109,17 +111,19 @@ public enum ScenarioParser {
                 traffic.throughGateway = transport == "gateway"
                 scenario.traffic.append(traffic)
             case "at":
-                guard words.count >= 4 else { throw TopologyError(line: line, "at wants: at TIME down|up|rate=R host:if") }
+                guard words.count >= 4 else { throw TopologyError(line: line, "at wants: at TIME down|up|blackhole|restore|rate=R host:if") }
                 let time = try seconds(words[1], line: line)
                 let action: Scenario.Event.Action
                 switch words[2] {
                 case "down": action = .down
                 case "up": action = .up
+                case "blackhole": action = .blackhole
+                case "restore": action = .restore
                 case let word where word.hasPrefix("rate="):
                     guard let rate = TopologyParser.parseRate(String(word.dropFirst(5))) else { throw TopologyError(line: line, "'\(word)' is not a rate") }
                     action = .rate(rate)
                 default:
-                    throw TopologyError(line: line, "unknown event '\(words[2])' (down, up, rate=R)")
+                    throw TopologyError(line: line, "unknown event '\(words[2])' (down, up, blackhole, restore, rate=R)")
                 }
                 scenario.events.append(Scenario.Event(atSeconds: time, action: action, endpoint: try endpoint(words[3], line: line), line: line))
             default:

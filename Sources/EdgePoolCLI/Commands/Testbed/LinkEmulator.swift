@@ -9,7 +9,8 @@ import Glibc
 /// `edgepool testbed emulate`: the userspace link emulator `testbed up` starts in a link's
 /// emulator namespace when the kernel has no netem. Frames read from one interface (AF_PACKET)
 /// go through a delay line and a loss process (``LinkModel``) and out of the other; the rate
-/// limit is the tbf on the egress interface.
+/// limit is the tbf on the egress interface. SIGUSR1 blackholes the link (both directions
+/// drop every frame, the interfaces stay up), SIGUSR2 restores it.
 struct TestbedEmulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emulate",
@@ -44,6 +45,18 @@ struct TestbedEmulate: ParsableCommand {
         fflush(nil)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
+        signal(SIGUSR1, SIG_IGN)
+        signal(SIGUSR2, SIG_IGN)
+        var switches: [DispatchSourceSignal] = []
+        for (number, on) in [(SIGUSR1, true), (SIGUSR2, false)] {
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                forward.setBlackhole(on)
+                backward.setBlackhole(on)
+            }
+            source.resume()
+            switches.append(source)
+        }
         let stop = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
         for number in [SIGTERM, SIGINT] {
@@ -97,7 +110,8 @@ final class EmulatedDirection: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [(departure: UInt64, frame: [UInt8])] = []
     private var head = 0
-    private var received = 0, lost = 0, overflowed = 0, sent = 0, sendErrors = 0
+    private var received = 0, lost = 0, overflowed = 0, sent = 0, sendErrors = 0, blackholed = 0
+    private var blackhole = false
 
     init(name: String, input: PacketSocket, output: PacketSocket, model: LinkModel) {
         self.name = name
@@ -109,7 +123,13 @@ final class EmulatedDirection: @unchecked Sendable {
     var statistics: String {
         condition.lock()
         defer { condition.unlock() }
-        return "\(name): received \(received), lost \(lost), queue overflow \(overflowed), sent \(sent), send errors \(sendErrors)"
+        return "\(name): received \(received), lost \(lost), blackholed \(blackholed), queue overflow \(overflowed), sent \(sent), send errors \(sendErrors)"
+    }
+
+    func setBlackhole(_ on: Bool) {
+        condition.lock()
+        blackhole = on
+        condition.unlock()
     }
 
     static func now() -> UInt64 {
@@ -138,7 +158,9 @@ final class EmulatedDirection: @unchecked Sendable {
             let now = Self.now()
             condition.lock()
             received += 1
-            if let departure = model.admit(at: now) {
+            if blackhole {
+                blackholed += 1
+            } else if let departure = model.admit(at: now) {
                 if queue.count - head >= Self.maximumQueuedFrames {
                     overflowed += 1
                 } else {

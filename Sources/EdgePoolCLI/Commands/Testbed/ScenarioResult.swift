@@ -26,6 +26,8 @@ struct ScenarioResult {
         switch event.action {
         case .down: "\(event.endpoint) down"
         case .up: "\(event.endpoint) up"
+        case .blackhole: "\(event.endpoint) blackholed"
+        case .restore: "\(event.endpoint) restored"
         case .rate(let rate): "\(event.endpoint) rate \(Double(rate) / 1e6) Mbit/s"
         }
     }

@@ -135,6 +135,17 @@ struct TestbedRun: ParsableCommand {
         let ns = plan.namespace(event.endpoint.host)
         let arguments: [String]
         switch event.action {
+        case .blackhole, .restore:
+            // The link's emulator drops everything (SIGUSR1) or stops dropping (SIGUSR2).
+            guard let index = plan.topology.links.firstIndex(where: {
+                ($0.a.host == event.endpoint.host && $0.a.name == event.endpoint.interface) || ($0.b.host == event.endpoint.host && $0.b.name == event.endpoint.interface)
+            }), plan.namespaces.contains(plan.emulatorNamespace(index)) else {
+                throw ValidationError("line \(event.line): blackhole needs an emulated link (give \(event.endpoint)'s link a delay, jitter or loss)")
+            }
+            let pids = Shell.run(["ip", "netns", "pids", plan.emulatorNamespace(index)]).output.split(separator: "\n").compactMap { Int32($0) }
+            guard !pids.isEmpty else { throw ValidationError("the emulator of \(event.endpoint)'s link is not running") }
+            for pid in pids { kill(pid, event.action == .blackhole ? SIGUSR1 : SIGUSR2) }
+            return
         case .down: arguments = ["ip", "-n", ns, "link", "set", "dev", event.endpoint.interface, "down"]
         case .up: arguments = ["ip", "-n", ns, "link", "set", "dev", event.endpoint.interface, "up"]
         case .rate(let rate):
