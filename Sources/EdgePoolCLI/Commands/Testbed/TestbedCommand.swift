@@ -221,7 +221,10 @@ enum Teardown {
                 kill(pid, SIGKILL)
             }
         }
-        for namespace in namespaces { _ = Shell.run(["ip", "netns", "del", namespace]) }
+        for namespace in namespaces {
+            _ = Shell.run(["ip", "netns", "del", namespace])
+            try? FileManager.default.removeItem(atPath: "/tmp/\(namespace).log")   // a link emulator's output
+        }
         return namespaces.count
     }
 }
