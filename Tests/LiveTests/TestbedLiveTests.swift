@@ -119,6 +119,7 @@ import Testing
         list.waitUntilExit()
         for namespace in text.split(separator: "\n").compactMap({ $0.split(separator: " ").first }) where namespace.hasPrefix("ept-\(name)-") {
             try? TestNamespace.ip(["netns", "del", String(namespace)])
+            try? FileManager.default.removeItem(atPath: "/tmp/\(namespace).log")
         }
     }
 }
