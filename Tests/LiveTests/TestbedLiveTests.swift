@@ -190,3 +190,36 @@ import Testing
         #expect(wan2 > 5, "ISP 2 carried \(wan2) Mbit/s")
     }
 }
+
+/// The access-aggregation experiment, one short run per path with BBR.
+@Suite(.serialized) struct AccessAggregationTests {
+    @Test func everyPathCarriesDataWithNoByteLostAndTheReportIsWritten() async throws {
+        if let reason = TestNamespace.unavailableReason {
+            print("skipped everyPathCarriesDataWithNoByteLostAndTheReportIsWritten: \(reason)")
+            return
+        }
+        if try await TestbedLiveTests.namespaces("ept-agg-").count > 0 {
+            print("skipped everyPathCarriesDataWithNoByteLostAndTheReportIsWritten: a testbed 'agg' is up (another run?)")
+            return
+        }
+        let out = temporaryFile("aggregation")
+        defer { TestbedLiveTests.forceDown("agg") }
+        let run = try await runEdgepool(["testbed", "experiment", "access-aggregation", "--seconds", "4", "--repetitions", "1",
+                                         "--congestion-controls", "bbr", "--out", out], timeout: 240)
+        #expect(run.status == 0, "\(run.output.suffix(10).joined(separator: "\n"))")
+        #expect(try await TestbedLiveTests.namespaces("ept-agg-").isEmpty)
+        let directory = try #require(try FileManager.default.contentsOfDirectory(atPath: out).first.map { out + "/" + $0 })
+        let rows = try String(contentsOfFile: directory + "/runs.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(rows.count == 4)
+        var goodput: [String: Double] = [:]
+        for row in rows where row.count >= 5 {
+            goodput[row[1]] = Double(row[3])
+            #expect(row[4] == "0", "\(row[1]): bytes lost \(row[4])")
+        }
+        print("access aggregation, BBR, 4 s: \(goodput)")
+        #expect(goodput.values.allSatisfy { $0 > 1 }, "every path carried data")
+        #expect((goodput["cellular TCP"] ?? 99) < (goodput["Wi-Fi TCP"] ?? 0), "the emulated cellular link is the slower one")
+        #expect((goodput["Wi-Fi TCP"] ?? 99) < 20, "Wi-Fi is limited to its 20 Mbit/s")
+    }
+}

@@ -10,7 +10,11 @@ struct ScenarioResult {
         var received: UInt64
         var mismatched: UInt64
         var sent: UInt64?
-        var lost: UInt64? { sent.map { $0 >= received ? $0 - received : 0 } }
+        /// The receiver gave up waiting for the end of the stream: bytes still in buffers on
+        /// the way are not "lost".
+        var stoppedEarly = false
+        var lost: UInt64? { stoppedEarly ? nil : sent.map { $0 >= received ? $0 - received : 0 } }
+        var undelivered: UInt64? { stoppedEarly ? sent.map { $0 >= received ? $0 - received : 0 } : nil }
     }
 
     let scenario: Scenario
@@ -59,7 +63,9 @@ struct ScenarioResult {
             let seconds = flow.progress.last?.0 ?? 0
             let stalls = StallDetector.stalls(flow.progress.map { (seconds: $0.0, bytes: $0.1) })
             lines.append("**\(flow.name)**: received \(flow.received) bytes in \(String(format: "%.1f", seconds)) s (\(String(format: "%.1f", Double(flow.received) * 8 / max(seconds, 1e-9) / 1e6)) Mbit/s)"
-                         + ", sent \(flow.sent.map(String.init) ?? "?"), lost \(flow.lost.map(String.init) ?? "?"), corrupted \(flow.mismatched)"
+                         + ", sent \(flow.sent.map(String.init) ?? "?"), "
+                         + (flow.stoppedEarly ? "not delivered when the receiver stopped waiting \(flow.undelivered.map(String.init) ?? "?")" : "lost \(flow.lost.map(String.init) ?? "?")")
+                         + ", corrupted \(flow.mismatched)"
                          + "; longest stall \(String(format: "%.2f", stalls.first?.seconds ?? 0)) s")
             for (time, event) in applied {
                 let near = stalls.filter { $0.startSeconds >= time - 1 && $0.startSeconds <= time + 2 }.max { $0.seconds < $1.seconds }

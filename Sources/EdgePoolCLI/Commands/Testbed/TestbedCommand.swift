@@ -19,7 +19,7 @@ struct TestbedCommand: ParsableCommand {
           edgepool testbed exec two-isp client -- curl http://10.81.2.1:8000/
           edgepool testbed down two-isp
         """,
-        subcommands: [TestbedUp.self, TestbedDown.self, TestbedExec.self, TestbedPlan.self, TestbedList.self, TestbedRun.self, TestbedTraffic.self, TestbedEmulate.self]
+        subcommands: [TestbedUp.self, TestbedDown.self, TestbedExec.self, TestbedPlan.self, TestbedList.self, TestbedRun.self, TestbedExperiment.self, TestbedTraffic.self, TestbedEmulate.self]
     )
 }
 

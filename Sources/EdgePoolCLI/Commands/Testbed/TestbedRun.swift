@@ -36,7 +36,7 @@ struct TestbedRun: ParsableCommand {
         let plan = try bringUp(topology, file: topologyPath)
         var result = ScenarioResult(scenario: scenario)
         do {
-            try play(scenario, plan: plan, into: &result)
+            try Self.play(scenario, plan: plan, into: &result)
         } catch {
             result.incomplete = "\(error)"
         }
@@ -58,7 +58,8 @@ struct TestbedRun: ParsableCommand {
         return scaled
     }
 
-    private func play(_ scenario: Scenario, plan: TopologyPlan, into result: inout ScenarioResult) throws {
+    /// Plays a scenario on a testbed that is up: traffic, events, recording.
+    static func play(_ scenario: Scenario, plan: TopologyPlan, into result: inout ScenarioResult) throws {
         let me = Netem.emulatorCommand[0]
         // Traffic: a sender per flow, then its receiver.
         var flows: [(traffic: Scenario.Traffic, sender: ChildProcess, receiver: ChildProcess)] = []
@@ -113,7 +114,7 @@ struct TestbedRun: ParsableCommand {
         if Interrupts.received { throw ValidationError("interrupted") }
         result.recording = recording
         for (index, flow) in flows.enumerated() {
-            try flow.receiver.waitForEndBlocking(timeout: 30)
+            try flow.receiver.waitForEndBlocking(timeout: TestbedTraffic.Fetch.grace + 10)
             flow.sender.signal(SIGTERM)
             let progress = flow.receiver.lines.compactMap { line -> (Double, UInt64)? in
                 let words = line.split(separator: " ")
@@ -127,11 +128,11 @@ struct TestbedRun: ParsableCommand {
             let how = flow.traffic.throughGateway ? "TCP via EdgePool's gateway pair (MPTCP between)" : flow.traffic.mptcp ? "MPTCP" : "TCP"
             result.flows.append(ScenarioResult.Flow(name: "flow \(index): \(flow.traffic.sender) → \(flow.traffic.receiver) (\(how))",
                                                     progress: progress, received: numbers.first ?? 0, mismatched: numbers.count > 1 ? numbers[1] : 0,
-                                                    sent: sent))
+                                                    sent: sent, stoppedEarly: flow.receiver.lines.contains { $0.hasPrefix("stopped:") }))
         }
     }
 
-    private func apply(_ event: Scenario.Event, plan: TopologyPlan) throws {
+    private static func apply(_ event: Scenario.Event, plan: TopologyPlan) throws {
         let ns = plan.namespace(event.endpoint.host)
         let arguments: [String]
         switch event.action {
@@ -164,7 +165,7 @@ struct TestbedRun: ParsableCommand {
     }
 
     /// rx/tx bytes of each recorded interface (`ip -s -j link`).
-    private func counters(_ endpoints: [Scenario.Endpoint], plan: TopologyPlan) -> [String: (rx: UInt64, tx: UInt64)] {
+    private static func counters(_ endpoints: [Scenario.Endpoint], plan: TopologyPlan) -> [String: (rx: UInt64, tx: UInt64)] {
         var counters: [String: (rx: UInt64, tx: UInt64)] = [:]
         for (host, group) in Dictionary(grouping: endpoints, by: \.host) {
             let output = Shell.run(["ip", "-n", plan.namespace(host), "-s", "-j", "link", "show"]).output

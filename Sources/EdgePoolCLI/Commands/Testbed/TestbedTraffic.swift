@@ -84,7 +84,7 @@ struct TestbedTraffic: ParsableCommand {
         @Option(help: "Progress line interval in seconds.") var every: Double = 0.1
         @Flag var mptcp = false
         /// How long after the planned end the receiver waits for the sender's end of stream.
-        static let grace = 5.0
+        static let grace = 30.0
 
         func run() throws {
             let parts = connect.split(separator: ":")

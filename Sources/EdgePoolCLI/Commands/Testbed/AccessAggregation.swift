@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import Testbed
+
+/// `edgepool testbed experiment access-aggregation`: a client on Wi-Fi (20 Mbit/s, 20 ms) and
+/// cellular (10 Mbit/s, 100 ms, 1 % loss), other links 50 Mbit/s; bulk goodput over each path
+/// alone (TCP), end-to-end MPTCP, and legacy TCP through EdgePool's gateway pair, for each
+/// congestion control; repeated; a table with mean and standard deviation, and a bar chart.
+struct TestbedExperiment: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "experiment", abstract: "Built-in experiments.",
+        subcommands: [AccessAggregation.self])
+
+    struct AccessAggregation: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "access-aggregation",
+            abstract: "Wi-Fi + cellular: TCP per path vs MPTCP (direct and through the gateway), per congestion control.",
+            discussion: """
+            Links (delays one way, as Mininet's): client–wifi 20 Mbit/s 20 ms, client–cell
+            10 Mbit/s 100 ms 1 % loss, wifi–server and cell–server 50 Mbit/s. Delay and loss
+            go through the userspace link emulator where the kernel lacks netem. Writes
+            runs.csv, summary.md and goodput.svg/png (mean ± standard deviation).
+            """)
+
+        @Option(help: "Seconds of bulk traffic per run.") var seconds = 10.0
+        @Option(help: "Runs per congestion control and path.") var repetitions = 3
+        @Option(help: "Congestion controls, comma-separated.") var congestionControls = "cubic,reno,bbr"
+        @Option(help: "Directory for the report.") var out = "testbed-results"
+
+        static func topology(cc: String) -> String {
+            """
+            topology agg
+            host client cc=\(cc) mptcp-subflows=2 mptcp-add-addr=2
+            host wifi forward
+            host cell forward
+            host server cc=\(cc) mptcp-subflows=2 mptcp-add-addr=2
+            link client:wlan=10.85.1.1/24 wifi:c=10.85.1.2/24 rate=20mbit delay=20ms
+            link client:wwan=10.86.1.1/24 cell:c=10.86.1.2/24 rate=10mbit delay=100ms loss=1%
+            link wifi:s=10.85.2.2/24 server:e1=10.85.2.1/24 rate=50mbit
+            link cell:s=10.86.2.2/24 server:e2=10.86.2.1/24 rate=50mbit
+            route client default via 10.85.1.2 dev wlan
+            route client 10.86.2.0/24 via 10.86.1.2 dev wwan
+            route client default via 10.85.1.2 dev wlan from 10.85.1.1 table 101
+            route client default via 10.86.1.2 dev wwan from 10.86.1.1 table 102
+            route server default via 10.85.2.2 dev e1
+            route server 10.86.1.0/24 via 10.86.2.2 dev e2
+            route server default via 10.85.2.2 dev e1 from 10.85.2.1 table 101
+            route server default via 10.86.2.2 dev e2 from 10.86.2.1 table 102
+            endpoint server 10.86.2.1 dev e2 signal
+            """
+        }
+
+        /// (label, traffic line).
+        static let paths: [(String, String)] = [
+            ("Wi-Fi TCP", "traffic bulk server -> client:10.85.2.1 tcp"),
+            ("cellular TCP", "traffic bulk server -> client:10.86.2.1 tcp"),
+            ("MPTCP", "traffic bulk server -> client:10.85.2.1 mptcp"),
+            ("TCP via gateway pair", "traffic bulk server -> client:10.85.2.1 gateway"),
+        ]
+
+        func run() throws {
+            try requireRoot()
+            let ccs = congestionControls.split(separator: ",").map(String.init)
+            let directory = URL(fileURLWithPath: out).appendingPathComponent("access-aggregation-\(Int(Date().timeIntervalSince1970))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            var csv = "congestion_control,path,repetition,goodput_mbit_s,lost_bytes\n"
+            var goodputs: [String: [String: [Double]]] = [:]
+            for cc in ccs {
+                let file = directory.appendingPathComponent("agg-\(cc).topo").path
+                try Self.topology(cc: cc).write(toFile: file, atomically: true, encoding: .utf8)
+                let topology = try loadTopology(file)
+                let plan = try bringUp(topology, file: file)
+                defer { Teardown.remove(topology: topology.name) }
+                for (label, traffic) in Self.paths {
+                    for repetition in 1...repetitions {
+                        let text = "scenario agg\ntopology agg.topo\nduration \(seconds)s\nrecord client:wlan client:wwan every 500ms\n\(traffic)\n"
+                        let scenario = try ScenarioParser.parse(text)
+                        var result = ScenarioResult(scenario: scenario)
+                        try TestbedRun.play(scenario, plan: plan, into: &result)
+                        guard let flow = result.flows.first else { throw ValidationError("no flow result") }
+                        // Goodput while the sender sent: bytes received by the end of the run's time,
+                        // not what drained from buffers afterwards.
+                        let within = flow.progress.last { $0.0 <= seconds } ?? (seconds, 0)
+                        let mbit = Double(within.1) * 8 / max(within.0, 1e-9) / 1e6
+                        goodputs[cc, default: [:]][label, default: []].append(mbit)
+                        let lost = flow.stoppedEarly ? "undelivered \(flow.undelivered ?? 0)" : flow.lost.map(String.init) ?? "?"
+                        csv += "\(cc),\(label),\(repetition),\(String(format: "%.2f", mbit)),\(lost)\n"
+                        print(String(format: "%@  %@ run %d: %.1f Mbit/s, lost %@", cc, label, repetition, mbit, lost))
+                        fflush(nil)
+                    }
+                }
+            }
+            try csv.write(to: directory.appendingPathComponent("runs.csv"), atomically: true, encoding: .utf8)
+            var summary = "# Access aggregation\n\nWi-Fi 20 Mbit/s 20 ms, cellular 10 Mbit/s 100 ms 1 % loss (one way), other links 50 Mbit/s; \(repetitions) run(s) of \(Int(seconds)) s each; goodput in Mbit/s, mean ± standard deviation.\n\n"
+            summary += "| path | " + ccs.joined(separator: " | ") + " |\n|---|" + ccs.map { _ in "---:" }.joined(separator: "|") + "|\n"
+            var data = ""
+            for (label, _) in Self.paths {
+                var cells: [String] = []
+                data += "\"\(label)\""
+                for cc in ccs {
+                    let values = goodputs[cc]?[label] ?? []
+                    let mean = values.reduce(0, +) / Double(max(values.count, 1))
+                    let sd = values.count > 1 ? (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)).squareRoot() : 0
+                    cells.append(String(format: "%.1f ± %.1f", mean, sd))
+                    data += String(format: " %.3f %.3f", mean, sd)
+                }
+                summary += "| \(label) | " + cells.joined(separator: " | ") + " |\n"
+                data += "\n"
+            }
+            try summary.write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
+            try data.write(to: directory.appendingPathComponent("goodput.dat"), atomically: true, encoding: .utf8)
+            let columns = ccs.enumerated().map { index, cc in
+                "\"goodput.dat\" using \(2 + index * 2):\(3 + index * 2)\(index == 0 ? ":xtic(1)" : "") title \"\(cc)\""
+            }
+            for (terminal, name) in [("svg size 900,450 dynamic", "goodput.svg"), ("pngcairo size 900,450", "goodput.png")] {
+                let script = """
+                set style data histogram
+                set style histogram errorbars gap 2 lw 1
+                set style fill solid 0.6 border -1
+                set ylabel "goodput (Mbit/s)"
+                set yrange [0:*]
+                set grid ytics
+                set key top right
+                set title "Access aggregation: Wi-Fi 20 Mbit/s + cellular 10 Mbit/s (mean ± sd of \(repetitions))"
+                set terminal \(terminal)
+                set output "\(name)"
+                plot \(columns.joined(separator: ", "))
+
+                """
+                let scriptName = name.replacingOccurrences(of: ".", with: "-") + ".gp"
+                try script.write(to: directory.appendingPathComponent(scriptName), atomically: true, encoding: .utf8)
+                if FileManager.default.isExecutableFile(atPath: "/usr/bin/gnuplot") {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: "/usr/bin/gnuplot")
+                    process.arguments = [scriptName]
+                    process.currentDirectoryURL = directory
+                    process.standardError = FileHandle.nullDevice
+                    try? process.run()
+                    process.waitUntilExit()
+                }
+            }
+            print("report: \(directory.path)")
+            print(summary)
+        }
+    }
+}
