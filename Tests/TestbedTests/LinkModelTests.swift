@@ -27,3 +27,23 @@ import Testing
         #expect((0..<1000).map { a.admit(at: UInt64($0)) } == (0..<1000).map { b.admit(at: UInt64($0)) })
     }
 }
+
+@Suite struct RecoveryDetectorTests {
+    /// 10 MB/s until 5 s, a trickle (100 kB/s) for 2 s, then 6 MB/s.
+    static let progress: [(seconds: Double, bytes: UInt64)] = stride(from: 0.0, through: 15.0, by: 0.05).map { t in
+        let bytes = t <= 5 ? t * 10e6 : t <= 7 ? 50e6 + (t - 5) * 1e5 : 50e6 + 2e5 + (t - 7) * 6e6
+        return (t, UInt64(bytes))
+    }
+
+    @Test func aTrickleIsNotRecovery() throws {
+        let recovery = try #require(RecoveryDetector.recoveryTime(Self.progress, event: 5, phaseEnd: 15))
+        #expect(abs(recovery - 2) < 0.2, "recovered after \(recovery) s")
+        // The zero-byte stall detector sees nothing here.
+        #expect(StallDetector.stalls(Self.progress).isEmpty)
+    }
+
+    @Test func aDeadPhaseHasNoRecovery() {
+        let flat: [(seconds: Double, bytes: UInt64)] = stride(from: 0.0, through: 10.0, by: 0.1).map { ($0, 42) }
+        #expect(RecoveryDetector.recoveryTime(flat, event: 2, phaseEnd: 10) == nil)
+    }
+}

@@ -72,3 +72,42 @@ public enum StallDetector {
         return stalls.filter { $0.seconds >= minimum }.sorted { $0.seconds > $1.seconds }
     }
 }
+
+/// How long a flow took to settle after an event: the time until its rate (over `window`)
+/// first reached 80 % of the rate it settled at in the second half of the phase. Catches
+/// slow recoveries that a zero-byte stall does not (a subflow trickling in back-off).
+public enum RecoveryDetector {
+    public static let settledFraction = 0.8
+
+    /// `progress` sorted by time; nil when the phase carried (almost) nothing.
+    public static func recoveryTime(_ progress: [(seconds: Double, bytes: UInt64)], event: Double, phaseEnd: Double,
+                                    window: Double = 0.5) -> Double? {
+        func bytes(at time: Double) -> Double {
+            // Linear between the progress points around `time`.
+            guard let after = progress.firstIndex(where: { $0.seconds >= time }) else { return Double(progress.last?.bytes ?? 0) }
+            guard after > 0 else { return Double(progress[0].bytes) }
+            let a = progress[after - 1], b = progress[after]
+            let span = b.seconds - a.seconds
+            let fraction = span > 0 ? (time - a.seconds) / span : 1
+            return Double(a.bytes) + fraction * (Double(b.bytes) - Double(a.bytes))
+        }
+        func rate(at time: Double) -> Double { (bytes(at: time + window) - bytes(at: time)) / window }
+        let step = window / 5
+        let settledStart = event + (phaseEnd - event) / 2
+        var settledRates: [Double] = []
+        var time = settledStart
+        while time + window <= phaseEnd {
+            settledRates.append(rate(at: time))
+            time += step
+        }
+        guard !settledRates.isEmpty else { return nil }
+        let settled = settledRates.sorted()[settledRates.count / 2]
+        guard settled > 0 else { return nil }
+        time = event
+        while time + window <= phaseEnd {
+            if rate(at: time) >= settledFraction * settled { return time - event }
+            time += step
+        }
+        return nil
+    }
+}

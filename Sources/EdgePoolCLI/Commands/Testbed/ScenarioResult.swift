@@ -67,9 +67,13 @@ struct ScenarioResult {
                          + (flow.stoppedEarly ? "not delivered when the receiver stopped waiting \(flow.undelivered.map(String.init) ?? "?")" : "lost \(flow.lost.map(String.init) ?? "?")")
                          + ", corrupted \(flow.mismatched)"
                          + "; longest stall \(String(format: "%.2f", stalls.first?.seconds ?? 0)) s")
+            let boundaries = scenario.phaseBoundaries
             for (time, event) in applied {
                 let near = stalls.filter { $0.startSeconds >= time - 1 && $0.startSeconds <= time + 2 }.max { $0.seconds < $1.seconds }
-                lines.append(String(format: "- after %@ at %.2f s: longest stall %.2f s", Self.describe(event), time, near?.seconds ?? 0))
+                let phaseEnd = boundaries.first { $0 > event.atSeconds + 1e-9 } ?? scenario.durationSeconds
+                let recovery = RecoveryDetector.recoveryTime(flow.progress.map { (seconds: $0.0, bytes: $0.1) }, event: time, phaseEnd: phaseEnd)
+                lines.append(String(format: "- after %@ at %.2f s: longest stall %.2f s; ", Self.describe(event), time, near?.seconds ?? 0)
+                             + (recovery.map { String(format: "at 80 %% of the phase's settled rate after %.2f s", $0) } ?? "no settled rate in this phase"))
             }
             lines.append("")
         }
