@@ -118,6 +118,16 @@ import Testing
         let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         list.waitUntilExit()
         for namespace in text.split(separator: "\n").compactMap({ $0.split(separator: " ").first }) where namespace.hasPrefix("ept-\(name)-") {
+            // Processes first (the link emulator runs detached): a namespace outlives `netns del` while they live.
+            let pids = Process()
+            pids.executableURL = URL(fileURLWithPath: ip)
+            pids.arguments = ["netns", "pids", String(namespace)]
+            let pidPipe = Pipe()
+            pids.standardOutput = pidPipe
+            try? pids.run()
+            let pidText = String(decoding: pidPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            pids.waitUntilExit()
+            for pid in pidText.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
             try? TestNamespace.ip(["netns", "del", String(namespace)])
             try? FileManager.default.removeItem(atPath: "/tmp/\(namespace).log")
         }
