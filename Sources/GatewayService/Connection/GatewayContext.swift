@@ -135,29 +135,20 @@ final class GatewayContext: Sendable {
         case .pool(let handle, _):
             connection.destination = "pool \(handle)"
             let promise = loop.makePromise(of: (Channel, String).self)
-            let attempts = configuration.limits.poolAttempts
-            promise.completeWithTask { [self] in
+            let limits = configuration.limits, transport = configuration.upstreamTransport
+            promise.completeWithTask { [poolUser] in
                 guard let poolUser else { throw UpstreamError(kind: .other, detail: "no pool user") }
-                var failures: [String] = []
-                for _ in 0..<attempts {
-                    let element: PoolElementParameter
-                    do {
-                        element = try await poolUser.select(handle)
-                    } catch {
-                        failures.append("\(error)")
-                        break
+                // The pool user picks by policy, reports a PE that does not accept, tries the next.
+                do {
+                    let connection = try await poolUser.connect(to: handle, attempts: limits.poolAttempts, transport: transport,
+                                                                timeout: limits.connectTimeout, eventLoop: loop) { channel in
+                        UpstreamConnector.initialize(channel, limits: limits)
                     }
-                    do {
-                        let address = try element.userTransport.socketAddress()
-                        let channel = try await connector.connect(to: [address], target: "PE \(element.identifier)", on: loop).get()
-                        return (channel, "pool \(handle) PE \(element.identifier) \(address.endpointText)")
-                    } catch {
-                        logger.notice("pool element unreachable; reporting it", metadata: ["pool": "\(handle)", "pe": "\(element.identifier)", "error": "\(error)"])
-                        failures.append("PE \(element.identifier): \(error)")
-                        await poolUser.reportUnreachable(handle, element.identifier)
-                    }
+                    let address = connection.channel.remoteAddress?.endpointText ?? "\(connection.element.userTransport)"
+                    return (connection.channel, "pool \(handle) PE \(connection.element.identifier) \(address)")
+                } catch {
+                    throw UpstreamError(kind: .unreachable, detail: "\(error)")
                 }
-                throw UpstreamError(kind: .unreachable, detail: "pool \(handle): " + failures.joined(separator: "; "))
             }
             opened = promise.futureResult
         }

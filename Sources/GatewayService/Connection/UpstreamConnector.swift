@@ -103,14 +103,19 @@ struct UpstreamConnector: Sendable {
         }
         let limits = limits
         return StreamTransport.connect(to: first, transport: transport, group: loop, timeout: connectTimeout) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try Self.prepare(channel, limits: limits)
-                try channel.pipeline.syncOperations.addHandler(ByteCounter())
-            }
+            Self.initialize(channel, limits: limits)
         }.flatMapError { error in
             let failure = UpstreamError.from(error, target: target)
             guard addresses.count > 1 else { return loop.makeFailedFuture(failure) }
             return connect(to: Array(addresses.dropFirst()), target: target, on: loop)
+        }
+    }
+
+    /// Sets up an upstream channel before it connects: the relay options and a byte counter.
+    static func initialize(_ channel: Channel, limits: GatewayLimits) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try prepare(channel, limits: limits)
+            try channel.pipeline.syncOperations.addHandler(ByteCounter())
         }
     }
 

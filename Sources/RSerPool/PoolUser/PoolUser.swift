@@ -94,8 +94,14 @@ public final class PoolUser: Sendable {
 
     /// Connects to a PE of the pool over TCP/MPTCP, trying up to `attempts` PEs: a PE that
     /// does not accept is reported unreachable and the next one is tried.
+    /// - Parameters:
+    ///   - eventLoop: the loop the channel lives on (default: one of the pool user's group);
+    ///     a proxy passes its client's loop so that both channels share it.
+    ///   - initializer: sets up each channel's pipeline before it connects.
     public func connect(to handle: PoolHandle, attempts: Int = 3, transport: TransportProtocol = .mptcp,
-                        timeout: TimeAmount = .seconds(2)) async throws -> PoolUserConnection {
+                        timeout: TimeAmount = .seconds(2), eventLoop: EventLoop? = nil,
+                        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
+    ) async throws -> PoolUserConnection {
         var failures: [String] = []
         for _ in 0..<max(attempts, 1) {
             let element: PoolElementParameter
@@ -106,9 +112,8 @@ public final class PoolUser: Sendable {
             }
             do {
                 let address = try element.userTransport.socketAddress()
-                let channel = try await StreamTransport.connect(to: address, transport: transport, group: group, timeout: timeout) { channel in
-                    channel.eventLoop.makeSucceededVoidFuture()
-                }.get()
+                let channel = try await StreamTransport.connect(to: address, transport: transport, group: eventLoop ?? group,
+                                                                timeout: timeout, initializer: initializer).get()
                 return PoolUserConnection(channel: channel, element: element, poolHandle: handle)
             } catch {
                 logger.notice("pool element unreachable", metadata: ["pool": "\(handle)", "pe": "\(element.identifier)",
