@@ -76,7 +76,7 @@ struct TestbedExperiment: ParsableCommand {
                         let text = "scenario agg\ntopology agg.topo\nduration \(seconds)s\nrecord client:wlan client:wwan every 500ms\n\(traffic)\n"
                         let scenario = try ScenarioParser.parse(text)
                         var result = ScenarioResult(scenario: scenario)
-                        try TestbedRun.play(scenario, plan: plan, into: &result)
+                        try TestbedRun.play(scenario, plan: plan, directory: directory, into: &result)
                         guard let flow = result.flows.first else { throw ValidationError("no flow result") }
                         // Goodput while the sender sent: bytes received by the end of the run's time,
                         // not what drained from buffers afterwards.

@@ -36,7 +36,7 @@ struct TestbedRun: ParsableCommand {
         let plan = try bringUp(topology, file: topologyPath)
         var result = ScenarioResult(scenario: scenario)
         do {
-            try Self.play(scenario, plan: plan, into: &result)
+            try Self.play(scenario, plan: plan, directory: directory, into: &result)
         } catch {
             result.incomplete = "\(error)"
         }
@@ -54,23 +54,38 @@ struct TestbedRun: ParsableCommand {
         var scaled = scenario
         scaled.durationSeconds *= factor
         scaled.events = scenario.events.map { var event = $0; event.atSeconds *= factor; return event }
+        scaled.commands = scenario.commands.map { var command = $0; command.atSeconds *= factor; return command }
         scaled.intervalSeconds = max(0.05, min(scenario.intervalSeconds, phaseSeconds / 20))
         return scaled
     }
 
-    /// Plays a scenario on a testbed that is up: traffic, events, recording.
-    static func play(_ scenario: Scenario, plan: TopologyPlan, into result: inout ScenarioResult) throws {
+    /// Plays a scenario on a testbed that is up: traffic, commands, events, recording. Command
+    /// output goes to `directory` (command-N.log).
+    static func play(_ scenario: Scenario, plan: TopologyPlan, directory: URL, into result: inout ScenarioResult) throws {
         let me = Netem.emulatorCommand[0]
-        // Traffic: a sender per flow, then its receiver.
-        var flows: [(traffic: Scenario.Traffic, sender: ChildProcess, receiver: ChildProcess)] = []
-        var gateways: [ChildProcess] = []
+        var helpers: [ChildProcess] = []
+        var commands: [(command: Scenario.Command, process: Process, log: String)] = []
+        defer {
+            for helper in helpers { helper.signal(SIGTERM) }
+            for (_, process, _) in commands where process.isRunning { process.terminate() }
+        }
+        // Senders (and gateways) first; they listen.
+        var connects: [String] = []
         for (index, traffic) in scenario.traffic.enumerated() {
             let port = 5201 + index
-            let sender = try ChildProcess("sender \(index)", ["netns", "exec", plan.namespace(traffic.sender), me, "testbed", "traffic", "serve",
-                                                              "--port", "\(port)"] + (traffic.mptcp ? ["--mptcp"] : []),
+            let any = traffic.address.contains(":") ? "::" : "0.0.0.0"
+            var arguments: [String]
+            switch traffic.kind {
+            case .bulk: arguments = ["serve"]
+            case .requests: arguments = ["respond"]
+            case .video(let bits, _, _): arguments = ["stream", "--seconds", "\(scenario.durationSeconds)", "--bitrate", "\(bits)"]
+            }
+            arguments += ["--port", "\(port)", "--listen", any] + (traffic.mptcp ? ["--mptcp"] : [])
+            let sender = try ChildProcess("sender \(index)", ["netns", "exec", plan.namespace(traffic.sender), me, "testbed", "traffic"] + arguments,
                                           executable: Shell.ipTool, captureErrors: true)
+            helpers.append(sender)
             _ = try sender.waitForLineBlocking(containing: "serving on port")
-            var connect = "\(traffic.address):\(port)"
+            var connect = TestbedTraffic.joinHostPort(traffic.address, port)
             if traffic.throughGateway {
                 // receiver →TCP→ entry (receiver's host) →MPTCP→ exit (sender's host) →TCP→ sender.
                 // The exit listens on every address: the MP_JOIN to an announced second
@@ -78,28 +93,44 @@ struct TestbedRun: ParsableCommand {
                 let secret = "testbed pair secret \(UInt64.random(in: 0...UInt64.max))"
                 let exitPort = 7000 + index, entryPort = 6200 + index
                 let exit = try ChildProcess("exit \(index)", ["netns", "exec", plan.namespace(traffic.sender), me, "gateway", "exit",
-                                                              "--listen", "0.0.0.0:\(exitPort)", "--allow", "127.0.0.1/32", "--secret", secret,
-                                                              "--log-level", "warning"], executable: Shell.ipTool, captureErrors: true)
+                                                              "--listen", TestbedTraffic.joinHostPort(any, exitPort), "--allow", "127.0.0.1/32",
+                                                              "--secret", secret, "--log-level", "warning"], executable: Shell.ipTool, captureErrors: true)
+                helpers.append(exit)
                 _ = try exit.waitForLineBlocking(containing: "listening on")
                 let entry = try ChildProcess("entry \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "gateway", "entry",
-                                                                "--listen", "127.0.0.1:\(entryPort)", "--exit", "\(traffic.address):\(exitPort)",
+                                                                "--listen", "127.0.0.1:\(entryPort)", "--exit", TestbedTraffic.joinHostPort(traffic.address, exitPort),
                                                                 "--forward", "127.0.0.1:\(port)", "--secret", secret, "--log-level", "warning"],
                                              executable: Shell.ipTool, captureErrors: true)
+                helpers.append(entry)
                 _ = try entry.waitForLineBlocking(containing: "listening on")
-                gateways += [exit, entry]
                 connect = "127.0.0.1:\(entryPort)"
             }
-            let receiver = try ChildProcess("receiver \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "testbed", "traffic", "fetch",
-                                                                  "--connect", connect, "--seconds", "\(scenario.durationSeconds)",
-                                                                  "--every", "\(min(scenario.intervalSeconds / 2, 0.05))"] + (traffic.mptcp ? ["--mptcp"] : []),
-                                            executable: Shell.ipTool, captureErrors: true)
-            flows.append((traffic, sender, receiver))
+            connects.append(connect)
         }
-        defer { for gateway in gateways { gateway.signal(SIGTERM) } }
+        // Time zero: the receivers report against the runner's clock (--epoch), so flow
+        // progress and link events share one time axis.
+        let start = Date()
+        var receivers: [ChildProcess] = []
+        for (index, traffic) in scenario.traffic.enumerated() {
+            var arguments = ["--connect", connects[index], "--seconds", "\(scenario.durationSeconds)", "--epoch", "\(start.timeIntervalSince1970)"]
+            switch traffic.kind {
+            case .bulk:
+                arguments = ["fetch", "--every", "\(min(scenario.intervalSeconds / 2, 0.05))"] + arguments
+            case .requests(let size, let interval):
+                arguments = ["request", "--size", "\(size)", "--every", "\(interval)"] + arguments
+            case .video(_, let buffer, let preroll):
+                arguments = ["watch", "--buffer", "\(buffer)", "--preroll", "\(preroll)"] + arguments
+            }
+            let receiver = try ChildProcess("receiver \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "testbed", "traffic"] + arguments
+                                            + (traffic.mptcp ? ["--mptcp"] : []), executable: Shell.ipTool, captureErrors: true)
+            helpers.append(receiver)
+            receivers.append(receiver)
+        }
         // Timeline and recording.
         var recording = InterfaceRecording(interfaces: scenario.recorded.map(\.description))
         var pending = scenario.events
-        let start = Date()
+        var pendingCommands = scenario.commands.sorted { $0.atSeconds < $1.atSeconds }
+        var nextSample = 0.0
         while true {
             let now = Date().timeIntervalSince(start)
             while let event = pending.first, event.atSeconds <= now {
@@ -107,28 +138,61 @@ struct TestbedRun: ParsableCommand {
                 try apply(event, plan: plan)
                 result.applied.append((now, event))
             }
-            recording.append(InterfaceRecording.Sample(seconds: now, counters: counters(scenario.recorded, plan: plan)))
+            while let command = pendingCommands.first, command.atSeconds <= now {
+                pendingCommands.removeFirst()
+                let log = "command-\(commands.count + 1).log"
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: Shell.ipTool ?? "/usr/sbin/ip")
+                process.arguments = ["netns", "exec", plan.namespace(command.host)] + command.arguments
+                let path = directory.appendingPathComponent(log).path
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
+                let handle = FileHandle(forWritingAtPath: path)
+                process.standardOutput = handle
+                process.standardError = handle
+                process.standardInput = FileHandle.nullDevice
+                do {
+                    try process.run()
+                    result.commands.append(ScenarioResult.CommandRun(command: command, startedAt: now, log: log))
+                    commands.append((command, process, log))
+                } catch {
+                    result.commands.append(ScenarioResult.CommandRun(command: command, startedAt: now, log: log, outcome: "could not start: \(error)"))
+                }
+            }
+            if now >= nextSample {
+                recording.append(InterfaceRecording.Sample(seconds: now, counters: counters(scenario.recorded, plan: plan)))
+                nextSample += scenario.intervalSeconds
+            }
             if now >= scenario.durationSeconds + 1 || Interrupts.received { break }
-            usleep(useconds_t(scenario.intervalSeconds * 1e6))
+            // Wake for the next sample, event or command, whichever comes first.
+            let wake = min(nextSample, pending.first?.atSeconds ?? .infinity, pendingCommands.first?.atSeconds ?? .infinity)
+            let sleep = wake - Date().timeIntervalSince(start)
+            if sleep > 0 { usleep(useconds_t(min(sleep, scenario.intervalSeconds) * 1e6)) }
         }
         if Interrupts.received { throw ValidationError("interrupted") }
         result.recording = recording
-        for (index, flow) in flows.enumerated() {
-            try flow.receiver.waitForEndBlocking(timeout: TestbedTraffic.Fetch.grace + 10)
-            flow.sender.signal(SIGTERM)
-            let progress = flow.receiver.lines.compactMap { line -> (Double, UInt64)? in
-                let words = line.split(separator: " ")
-                guard words.count == 3, words[0] == "progress", let t = Double(words[1]), let b = UInt64(words[2]) else { return nil }
-                return (t, b)
+        // Commands still running at the end are stopped.
+        for (index, entry) in commands.enumerated() {
+            let position = result.commands.firstIndex { $0.log == entry.log } ?? index
+            var stopped = false
+            if entry.process.isRunning {
+                entry.process.terminate()
+                stopped = true
+                let deadline = Date().addingTimeInterval(2)
+                while entry.process.isRunning && Date() < deadline { usleep(20_000) }
+                if entry.process.isRunning { kill(entry.process.processIdentifier, SIGKILL) }
             }
-            let summary = flow.receiver.lines.last { $0.hasPrefix("received ") } ?? ""
-            let numbers = summary.split(separator: " ").compactMap { UInt64($0.trimmingCharacters(in: .punctuationCharacters)) }
-            usleep(200_000)
-            let sent = flow.sender.lines.last { $0.hasPrefix("sent ") }.flatMap { UInt64($0.split(separator: " ")[1]) }
-            let how = flow.traffic.throughGateway ? "TCP via EdgePool's gateway pair (MPTCP between)" : flow.traffic.mptcp ? "MPTCP" : "TCP"
-            result.flows.append(ScenarioResult.Flow(name: "flow \(index): \(flow.traffic.sender) → \(flow.traffic.receiver) (\(how))",
-                                                    progress: progress, received: numbers.first ?? 0, mismatched: numbers.count > 1 ? numbers[1] : 0,
-                                                    sent: sent, stoppedEarly: flow.receiver.lines.contains { $0.hasPrefix("stopped:") }))
+            entry.process.waitUntilExit()
+            result.commands[position].outcome = stopped ? "still running at the end: terminated" : "exit status \(entry.process.terminationStatus)"
+        }
+        for (index, traffic) in scenario.traffic.enumerated() {
+            let receiver = receivers[index], sender = helpers.first { $0.name == "sender \(index)" }
+            try receiver.waitForEndBlocking(timeout: TestbedTraffic.Fetch.grace + 10)
+            // The sender prints its totals once the receiver has gone.
+            let deadline = Date().addingTimeInterval(3)
+            while let sender, !sender.lines.contains(where: { $0.hasPrefix("sent ") || $0.hasPrefix("answered ") }), Date() < deadline { usleep(20_000) }
+            let how = traffic.throughGateway ? "TCP via EdgePool's gateway pair (MPTCP between)" : traffic.mptcp ? "MPTCP" : "TCP"
+            result.flows.append(ScenarioResult.Flow(name: "flow \(index): \(traffic.kind.name) \(traffic.sender) → \(traffic.receiver) (\(how))",
+                                                    kind: traffic.kind, receiverLines: receiver.lines, senderLines: sender?.lines ?? []))
         }
     }
 
