@@ -272,3 +272,34 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: directory + "/requests.csv"))
     }
 }
+
+/// The offloading scenario with a namespace per site and the delays on emulated links.
+@Suite(.serialized) struct OffloadingTestbedTests {
+    @Test func everyRequestCompletesAndTheEdgeServesAtLowLoad() async throws {
+        if let reason = TestNamespace.unavailableReason {
+            print("skipped everyRequestCompletesAndTheEdgeServesAtLowLoad: \(reason)")
+            return
+        }
+        if try await TestbedLiveTests.namespaces("ept-offload-").count > 0 {
+            print("skipped everyRequestCompletesAndTheEdgeServesAtLowLoad: a testbed 'offload' is up (another run?)")
+            return
+        }
+        let out = temporaryFile("offload-testbed")
+        defer { TestbedLiveTests.forceDown("offload") }
+        let run = try await runEdgepool(["testbed", "experiment", "offloading", "--users", "4", "--duration", "40s", "--repetitions", "1",
+                                         "--out", out], timeout: 120)
+        #expect(run.status == 0, "\(run.output.suffix(10).joined(separator: "\n"))")
+        #expect(try await TestbedLiveTests.namespaces("ept-offload-").isEmpty, "the experiment removed its testbed")
+        #expect(run.output.contains { $0.hasPrefix("sites: device on ue") && $0.contains("cloud-far on site3") })
+        let summary = try String(contentsOfFile: out + "/summary.md", encoding: .utf8)
+        print(summary)
+        let requests = try #require(summary.firstMatch(of: /Requests: (\d+) submitted = (\d+) completed/))
+        #expect(requests.1 == requests.2 && Int(requests.1)! > 0, "every request completed")
+        // At low load the PLU policy keeps the work at the edge.
+        let row = try #require(summary.split(separator: "\n").first { $0.hasPrefix("| 4 |") })
+        let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        let edge = try #require(Double(cells[2].split(separator: " ")[0]))
+        #expect(edge > 0, "edge PEs were busy: \(row)")
+        #expect(FileManager.default.fileExists(atPath: out + "/offload.topo"))
+    }
+}

@@ -42,6 +42,17 @@ import Testing
         #expect(StallDetector.stalls(Self.progress).isEmpty)
     }
 
+    @Test func aBurstOfReorderedDataFollowedByAStallIsNotRecovery() throws {
+        // 1 MB/s; at 10 s a 2 MB burst arrives at once, then nothing for 1.5 s, then 3 MB/s.
+        let progress: [(seconds: Double, bytes: UInt64)] = stride(from: 0.0, through: 20.0, by: 0.05).map { t in
+            let bytes = t < 10 ? t * 1e6 : t < 11.5 ? 12e6 : 12e6 + (t - 11.5) * 3e6
+            return (t, UInt64(bytes))
+        }
+        let recovery = try #require(RecoveryDetector.recoveryTime(progress, event: 10, phaseEnd: 20))
+        #expect(abs(recovery - 1.5) < 0.2, "recovered after \(recovery) s")
+        #expect(StallDetector.stalls(progress).first.map { abs($0.seconds - 1.5) < 0.1 } == true)
+    }
+
     @Test func aDeadPhaseHasNoRecovery() {
         let flat: [(seconds: Double, bytes: UInt64)] = stride(from: 0.0, through: 10.0, by: 0.1).map { ($0, 42) }
         #expect(RecoveryDetector.recoveryTime(flat, event: 2, phaseEnd: 10) == nil)

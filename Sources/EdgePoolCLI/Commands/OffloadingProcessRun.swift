@@ -13,6 +13,16 @@ struct OffloadingProcessRun {
     var timeScale: Double
     var seed: UInt64
     var transport: TransportProtocol
+    /// Where the processes run; nil: all on loopback, delays from each PE's relay.
+    var placement: OffloadingPlacement?
+
+    /// Starts `edgepool ARGUMENTS` at a site (in its namespace when placed).
+    private func start(_ name: String, site: OffloadingPlacement.Site, _ arguments: [String]) throws -> ChildProcess {
+        guard let placement else { return try ChildProcess(name, arguments) }
+        return try ChildProcess(name, ["netns", "exec", placement.namespace(site), placement.executable] + arguments, executable: placement.ipTool)
+    }
+
+    private func listenAddress(_ site: OffloadingPlacement.Site) -> String { placement.map { "\($0.address(site)):0" } ?? "127.0.0.1:0" }
 
     private func scaled(_ seconds: Double) -> String { "\(Int64((seconds / timeScale * 1e9).rounded()) / 1_000_000)ms" }
 
@@ -24,9 +34,11 @@ struct OffloadingProcessRun {
         var registrars: [ChildProcess] = []
         var asap: [String] = []
         var enrp: [String] = []
+        let registrarSites: [OffloadingPlacement.Site] = [.device, .edge, .remote]
         for index in 0..<3 {
-            let process = try ChildProcess("registrar-\(index + 1)", ["registrar", "--identifier", "\(index + 1)", "--listen", "127.0.0.1:0",
-                                                                      "--enrp-listen", "127.0.0.1:0", "--transport", transport.rawValue,
+            let site = registrarSites[index]
+            let process = try start("registrar-\(index + 1)", site: site, ["registrar", "--identifier", "\(index + 1)", "--listen", listenAddress(site),
+                                                                          "--enrp-listen", listenAddress(site), "--transport", transport.rawValue,
                                                                       "--log-level", "error"] + enrp.flatMap { ["--peer", $0] })
             let line = try await process.waitForLine(containing: "listening on")
             guard let onRange = line.range(of: "listening on "), let paren = line.range(of: " (", range: onRange.upperBound..<line.endIndex),
@@ -43,11 +55,14 @@ struct OffloadingProcessRun {
         var elements: [(group: String, process: ChildProcess, identifier: String)] = []
         for group in scenario.elements {
             let nearest = group.delay.seconds == 0 ? 0 : group.delay.seconds < 0.010 ? 1 : 2
+            let site = OffloadingPlacement.Site.group(group.name)
             for index in 0..<group.count {
-                let process = try ChildProcess("\(group.name)-\(index + 1)", [
+                let process = try start("\(group.name)-\(index + 1)", site: site, [
                     "calcapp-pe", "--pool", scenario.poolHandle, "--policy", scenario.policy,
                     "--capacity", "\(group.capacity * timeScale)", "--max-jobs", "\(scenario.maxJobs)", "--increment", "\(group.increment)",
-                    "--delay", scaled(group.delay.seconds), "--cookie-interval", scaled(scenario.cookieInterval.seconds),
+                    "--listen", listenAddress(site),
+                    // Placed in a testbed, the emulated link delays; on loopback, a relay.
+                    "--delay", placement == nil ? scaled(group.delay.seconds) : "0ms", "--cookie-interval", scaled(scenario.cookieInterval.seconds),
                     "--cookie-calculations", "\(scenario.cookieCalculations)", "--secret", "offloading-\(seed)",
                     "--transport", transport.rawValue, "--log-level", "error", "--json",
                 ] + registrarArguments(nearest: nearest))
@@ -57,7 +72,7 @@ struct OffloadingProcessRun {
         }
         // Until the device's registrar knows every PE.
         for _ in 0..<100 {
-            let resolver = try ChildProcess("resolve", ["resolve", "--registrar", asap[0], "--pool", scenario.poolHandle, "--count", "\(elements.count)"])
+            let resolver = try start("resolve", site: .device, ["resolve", "--registrar", asap[0], "--pool", scenario.poolHandle, "--count", "\(elements.count)"])
             try await resolver.waitForEnd()
             if resolver.lines.filter({ $0.hasPrefix("  $") }).count == elements.count { break }
             try await Task.sleep(nanoseconds: 100_000_000)
@@ -65,7 +80,7 @@ struct OffloadingProcessRun {
 
         // Users.
         let kind = scenario.users.requestSize.kind
-        let user = try ChildProcess("users", [
+        let user = try start("users", site: .device, [
             "calcapp-pu", "--pool", scenario.poolHandle, "--users", "\(users)", "--duration", scaled(scenario.sweep.duration.seconds),
             "--drain", "0s", "--request-size", "\(scenario.users.requestSize.mean)",
             "--inter-arrival", scaled(scenario.users.interArrival.mean), "--seed", "\(seed)",

@@ -74,12 +74,15 @@ public enum StallDetector {
 }
 
 /// How long a flow took to settle after an event: the time until its rate (over `window`)
-/// first reached 80 % of the rate it settled at in the second half of the phase. Catches
-/// slow recoveries that a zero-byte stall does not (a subflow trickling in back-off).
+/// reached 80 % of the rate it settled at in the second half of the phase and stayed there
+/// through the first half. Catches slow recoveries that a zero-byte stall does not (a subflow
+/// trickling in back-off), and does not take the burst of reordered data that a returning
+/// path releases, followed by another stall, for recovery.
 public enum RecoveryDetector {
     public static let settledFraction = 0.8
 
-    /// `progress` sorted by time; nil when the phase carried (almost) nothing.
+    /// `progress` sorted by time; nil when the phase carried (almost) nothing or the flow was
+    /// not steadily at 80 % before the second half of the phase began.
     public static func recoveryTime(_ progress: [(seconds: Double, bytes: UInt64)], event: Double, phaseEnd: Double,
                                     window: Double = 0.5) -> Double? {
         func bytes(at time: Double) -> Double {
@@ -103,11 +106,17 @@ public enum RecoveryDetector {
         guard !settledRates.isEmpty else { return nil }
         let settled = settledRates.sorted()[settledRates.count / 2]
         guard settled > 0 else { return nil }
+        // The end of the last window before the settled half that ran below the threshold.
+        var recovered: Double?
         time = event
-        while time + window <= phaseEnd {
-            if rate(at: time) >= settledFraction * settled { return time - event }
+        while time < settledStart && time + window <= phaseEnd {
+            if rate(at: time) < settledFraction * settled {
+                recovered = nil
+            } else if recovered == nil {
+                recovered = time
+            }
             time += step
         }
-        return nil
+        return recovered.map { $0 - event }
     }
 }

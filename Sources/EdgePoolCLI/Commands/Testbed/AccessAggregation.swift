@@ -9,7 +9,7 @@ import Testbed
 struct TestbedExperiment: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment", abstract: "Built-in experiments.",
-        subcommands: [AccessAggregation.self])
+        subcommands: [AccessAggregation.self, InterfaceRecovery.self, Offloading.self])
 
     struct AccessAggregation: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -202,7 +202,7 @@ struct ScenarioResult {
             var line = String(format: "- after %@ at %.2f s: longest stall %.2f s", Self.describe(event), time, near?.seconds ?? 0)
             if case .bulk = flow.kind {
                 let recovery = RecoveryDetector.recoveryTime(progress, event: time, phaseEnd: phaseEnd)
-                line += "; " + (recovery.map { String(format: "at 80 %% of the phase's settled rate after %.2f s", $0) } ?? "no settled rate in this phase")
+                line += "; " + (recovery.map { String(format: "at 80 %% of the phase's settled rate after %.2f s", $0) } ?? "not at 80 % of the phase's settled rate before its second half")
             }
             if case .requests = flow.kind {
                 let around = flow.latencies.filter { $0.0 >= time - 1 && $0.0 <= time + 2 }.map(\.1).max()

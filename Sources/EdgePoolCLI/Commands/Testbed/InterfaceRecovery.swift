@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Testbed
+
+extension TestbedExperiment {
+    /// `edgepool testbed experiment recovery`: the access-aggregation topology with one MPTCP
+    /// bulk flow; the Wi-Fi interface goes down and comes back up, again and again. Per cycle:
+    /// how long the flow needed after the loss to run at 80 % of the rate it settles at over
+    /// cellular alone, and after the return to run at 80 % of the rate over both; with mean,
+    /// median and standard deviation over the cycles.
+    struct InterfaceRecovery: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "recovery",
+            abstract: "Recovery time after an interface goes down and up, repeated (mean, median, standard deviation).",
+            discussion: """
+            The topology of `access-aggregation` (Wi-Fi 20 Mbit/s 20 ms, cellular 10 Mbit/s
+            100 ms 1 % loss). One flow for the whole run; each cycle takes client:wlan down for
+            --down-seconds, then leaves it up for --up-seconds. Recovery times use the flow's
+            received bytes: the time until its rate over 0.5 s first reaches 80 % of the rate it
+            settles at in the second half of the phase, staying there. Writes recovery.csv, summary.md and the
+            run's interfaces.csv, flows.csv and rates.svg/png.
+            """)
+
+        @Option(help: "Down/up cycles.") var cycles = 5
+        @Option(help: "Seconds the interface stays down in each cycle.") var downSeconds = 8.0
+        @Option(help: "Seconds it stays up after each return (and before the first loss).") var upSeconds = 12.0
+        @Option(help: "Congestion control of client and server.") var congestionControl = "bbr"
+        @Option(help: "mptcp (end to end) or gateway (TCP through EdgePool's gateway pair).") var transport = Scenario.Traffic.Transport.mptcp.rawValue
+        @Option(help: "Directory for the report.") var out = "testbed-results"
+
+        func validate() throws {
+            guard cycles >= 1, cycles <= 100 else { throw ValidationError("--cycles must be 1…100") }
+            guard downSeconds >= 2, upSeconds >= 2 else { throw ValidationError("--down-seconds and --up-seconds must be at least 2 (a phase needs a settled rate)") }
+            guard transport == "mptcp" || transport == "gateway" else { throw ValidationError("--transport must be mptcp or gateway") }
+        }
+
+        /// The scenario: the first loss after one up period, then down/up cycles.
+        static func scenario(cycles: Int, down: Double, up: Double, transport: String) throws -> Scenario {
+            var text = "scenario interface-recovery\ntopology agg.topo\nduration \(up + Double(cycles) * (down + up))s\n"
+            text += "record client:wlan client:wwan every 250ms\ntraffic bulk server -> client:10.85.2.1 \(transport)\n"
+            for cycle in 0..<cycles {
+                let loss = up + Double(cycle) * (down + up)
+                text += "at \(loss)s down client:wlan\nat \(loss + down)s up client:wlan\n"
+            }
+            return try ScenarioParser.parse(text)
+        }
+
+        func run() throws {
+            try requireRoot()
+            let directory = URL(fileURLWithPath: out).appendingPathComponent("interface-recovery-\(Int(Date().timeIntervalSince1970))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let file = directory.appendingPathComponent("agg.topo").path
+            try AccessAggregation.topology(cc: congestionControl).write(toFile: file, atomically: true, encoding: .utf8)
+            let topology = try loadTopology(file)
+            let scenario = try Self.scenario(cycles: cycles, down: downSeconds, up: upSeconds, transport: transport)
+            let plan = try bringUp(topology, file: file)
+            var result = ScenarioResult(scenario: scenario)
+            do {
+                try TestbedRun.play(scenario, plan: plan, directory: directory, into: &result)
+            } catch {
+                result.incomplete = "\(error)"
+            }
+            Teardown.remove(topology: topology.name)
+            try result.write(to: directory)
+            guard let flow = result.flows.first else { throw ValidationError("no flow result (\(result.incomplete ?? "?"))") }
+
+            let progress = flow.progress.map { (seconds: $0.0, bytes: $0.1) }
+            let times = result.applied.map(\.seconds)
+            var csv = "cycle,stall_after_loss_s,failover_s,stall_after_return_s,recovery_after_return_s\n"
+            var stalls: [Double] = [], failovers: [Double] = [], returnStalls: [Double] = [], recoveries: [Double] = []
+            let gaps = StallDetector.stalls(progress)
+            for cycle in 0..<(times.count / 2) {
+                let lossAt = times[2 * cycle], returnAt = times[2 * cycle + 1]
+                let nextLoss = 2 * cycle + 2 < times.count ? times[2 * cycle + 2] : scenario.durationSeconds
+                let stall = gaps.filter { $0.startSeconds >= lossAt - 0.5 && $0.startSeconds < returnAt }.map(\.seconds).max() ?? 0
+                let returnStall = gaps.filter { $0.startSeconds >= returnAt - 0.5 && $0.startSeconds < nextLoss }.map(\.seconds).max() ?? 0
+                returnStalls.append(returnStall)
+                let failover = RecoveryDetector.recoveryTime(progress, event: lossAt, phaseEnd: returnAt)
+                let recovery = RecoveryDetector.recoveryTime(progress, event: returnAt, phaseEnd: nextLoss)
+                stalls.append(stall)
+                failover.map { failovers.append($0) }
+                recovery.map { recoveries.append($0) }
+                csv += "\(cycle + 1),\(String(format: "%.3f", stall)),\(failover.map { String(format: "%.3f", $0) } ?? ""),\(String(format: "%.3f", returnStall)),\(recovery.map { String(format: "%.3f", $0) } ?? "")\n"
+            }
+            try csv.write(to: directory.appendingPathComponent("recovery.csv"), atomically: true, encoding: .utf8)
+            func row(_ label: String, _ values: [Double]) -> String {
+                let s = SampleStatistics(values)
+                guard s.count > 0 else { return "| \(label) | 0 | – | – | – | – | – |" }
+                return String(format: "| %@ | %d | %.2f | %.2f | %.2f | %.2f | %.2f |", label, s.count, s.mean, s.median, s.standardDeviation, s.minimum, s.maximum)
+            }
+            var summary = """
+            # Recovery after an interface goes down and up
+
+            Access topology (Wi-Fi 20 Mbit/s 20 ms, cellular 10 Mbit/s 100 ms 1 % loss), \(congestionControl), \
+            \(transport == "gateway" ? "TCP through EdgePool's gateway pair" : "MPTCP end to end"); \(cycles) cycle(s) of \
+            client:wlan down for \(String(format: "%.0f", downSeconds)) s and up for \(String(format: "%.0f", upSeconds)) s. \
+            Seconds; a cycle that did not reach 80 % before the second half of its phase is left out of \
+            its row (the cycles column counts the others).
+
+            | measure | cycles | mean | median | sd | min | max |
+            |---|---:|---:|---:|---:|---:|---:|
+            \(row("longest stall after the loss", stalls))
+            \(row("to 80 % of the cellular-only rate after the loss", failovers))
+            \(row("longest stall after the return", returnStalls))
+            \(row("to 80 % of the two-path rate after the return", recoveries))
+
+            Flow: received \(flow.received) bytes, sent \(flow.sent.map(String.init) ?? "?"), \
+            \(flow.stoppedEarly ? "undelivered \(flow.undelivered ?? 0)" : "lost \(flow.lost.map(String.init) ?? "?")"), corrupted \(flow.mismatched).
+
+
+            """
+            summary += result.summary
+            try summary.write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
+            print("report: \(directory.path)")
+            print(summary)
+            if let reason = result.incomplete { throw ValidationError("the experiment did not finish (\(reason)); partial results kept in \(directory.path)") }
+        }
+    }
+}
