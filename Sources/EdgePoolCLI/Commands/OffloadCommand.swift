@@ -58,26 +58,13 @@ struct OffloadCommand: AsyncParsableCommand {
         let wall = chosen.sweep.duration.seconds / timeScale * Double(chosen.sweep.users.count * chosen.sweep.repetitions)
         print(String(format: "live sweep: %d point(s) × %d repetition(s) × %@ at %gx: about %.0f s", chosen.sweep.users.count,
                      chosen.sweep.repetitions, chosen.sweep.duration.description as NSString, timeScale, wall))
-        var points: [SweepPoint] = []
-        for count in chosen.sweep.users {
-            var runs: [OffloadingRunResult] = []
-            for repetition in 0..<chosen.sweep.repetitions {
-                let seed = chosen.seed &* 1_000_003 &+ UInt64(count) &* 101 &+ UInt64(repetition)
-                let result: OffloadingRunResult
-                if inProcess {
-                    var run = OffloadingLiveRun(scenario: chosen, users: count, timeScale: timeScale, seed: seed)
-                    run.transport = transport
-                    result = try await run.run()
-                } else {
-                    result = try await OffloadingProcessRun(scenario: chosen, users: count, timeScale: timeScale, seed: seed,
-                                                            transport: transport).run()
-                }
-                print(String(format: "  %3d users, repetition %d: %d completed, handling speed %.0f calc/s", count, repetition + 1,
-                             result.completed, result.handlingSpeed))
-                fflush(nil)
-                runs.append(result)
+        let points = try await Self.sweep(chosen) { count, seed in
+            if inProcess {
+                var run = OffloadingLiveRun(scenario: chosen, users: count, timeScale: timeScale, seed: seed)
+                run.transport = transport
+                return try await run.run()
             }
-            points.append(SweepPoint(users: count, runs: runs))
+            return try await OffloadingProcessRun(scenario: chosen, users: count, timeScale: timeScale, seed: seed, transport: transport).run()
         }
         let report = OffloadingReport(scenario: chosen, points: points,
                                       method: "live on loopback (\(inProcess ? "one process" : "a process per registrar, PE and the users"), \(transport.rawValue)), time scale \(formatNumber(timeScale))× (capacities × k, inter-arrival times and delays ÷ k; results in scenario time)")
@@ -85,5 +72,25 @@ struct OffloadCommand: AsyncParsableCommand {
         try report.write(to: directory)
         print(report.markdown())
         print("Wrote \(directory.path)/{runs.csv,summary.csv,summary.md,utilization.svg,times.svg,speed.svg,scenario.json}")
+    }
+
+    /// Every point and repetition of the scenario's sweep, each run by `run(users, seed)`, with
+    /// a progress line per run.
+    static func sweep(_ scenario: OffloadingScenario,
+                      run: (_ users: Int, _ seed: UInt64) async throws -> OffloadingRunResult) async throws -> [SweepPoint] {
+        var points: [SweepPoint] = []
+        for count in scenario.sweep.users {
+            var runs: [OffloadingRunResult] = []
+            for repetition in 0..<scenario.sweep.repetitions {
+                let seed = scenario.seed &* 1_000_003 &+ UInt64(count) &* 101 &+ UInt64(repetition)
+                let result = try await run(count, seed)
+                print(String(format: "  %3d users, repetition %d: %d completed, handling speed %.0f calc/s", count, repetition + 1,
+                             result.completed, result.handlingSpeed))
+                fflush(nil)
+                runs.append(result)
+            }
+            points.append(SweepPoint(users: count, runs: runs))
+        }
+        return points
     }
 }

@@ -53,15 +53,7 @@ extension TestbedExperiment {
             try AccessAggregation.topology(cc: congestionControl).write(toFile: file, atomically: true, encoding: .utf8)
             let topology = try loadTopology(file)
             let scenario = try Self.scenario(cycles: cycles, down: downSeconds, up: upSeconds, transport: transport)
-            let plan = try bringUp(topology, file: file)
-            var result = ScenarioResult(scenario: scenario)
-            do {
-                try TestbedRun.play(scenario, plan: plan, directory: directory, into: &result)
-            } catch {
-                result.incomplete = "\(error)"
-            }
-            Teardown.remove(topology: topology.name)
-            try result.write(to: directory)
+            let result = try TestbedRun.execute(scenario, on: topology, file: file, directory: directory)
             guard let flow = result.flows.first else { throw ValidationError("no flow result (\(result.incomplete ?? "?"))") }
 
             let progress = flow.progress.map { (seconds: $0.0, bytes: $0.1) }

@@ -76,21 +76,11 @@ extension TestbedExperiment {
             let placement = OffloadingPlacement(topology: star, plan: plan, groups: groups, executable: Netem.emulatorCommand[0],
                                                 ipTool: Shell.ipTool ?? "/usr/sbin/ip")
             print("sites: " + groups.map { "\($0.name) on \(star.host(of: $0.name)) (\(star.address(of: star.host(of: $0.name))))" }.joined(separator: ", "))
-            var points: [SweepPoint] = []
-            for count in chosen.sweep.users {
-                var runs: [OffloadingRunResult] = []
-                for repetition in 0..<chosen.sweep.repetitions {
-                    if Interrupts.received { throw ValidationError("interrupted") }
-                    let seed = chosen.seed &* 1_000_003 &+ UInt64(count) &* 101 &+ UInt64(repetition)
-                    var run = OffloadingProcessRun(scenario: chosen, users: count, timeScale: timeScale, seed: seed, transport: transport)
-                    run.placement = placement
-                    let result = try await run.run()
-                    print(String(format: "  %3d users, repetition %d: %d completed, handling speed %.0f calc/s", count, repetition + 1,
-                                 result.completed, result.handlingSpeed))
-                    fflush(nil)
-                    runs.append(result)
-                }
-                points.append(SweepPoint(users: count, runs: runs))
+            let points = try await OffloadCommand.sweep(chosen) { count, seed in
+                if Interrupts.received { throw ValidationError("interrupted") }
+                var run = OffloadingProcessRun(scenario: chosen, users: count, timeScale: timeScale, seed: seed, transport: transport)
+                run.placement = placement
+                return try await run.run()
             }
             let report = OffloadingReport(scenario: chosen, points: points,
                                           method: "live in a testbed (a namespace per site, link delays by \(Netem.available() ? "netem" : "EdgePool's link emulator"); a process per registrar, PE and the users, \(transport.rawValue)), time scale \(formatNumber(timeScale))× (capacities × k, inter-arrival times and delays ÷ k; results in scenario time)")

@@ -33,18 +33,25 @@ struct TestbedRun: ParsableCommand {
         let directory = URL(fileURLWithPath: out).appendingPathComponent("\(scenario.name)-\(Int(Date().timeIntervalSince1970))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 
-        let plan = try bringUp(topology, file: topologyPath)
+        let result = try Self.execute(scenario, on: topology, file: topologyPath, directory: directory)
+        print("report: \(directory.path)")
+        print(result.summary)
+        if let reason = result.incomplete { throw ValidationError("the scenario did not finish (\(reason)); partial results kept in \(directory.path)") }
+    }
+
+    /// Brings the topology up, plays the scenario on it, takes it down again whatever happened,
+    /// and writes the report (marked incomplete when the play failed).
+    static func execute(_ scenario: Scenario, on topology: Topology, file: String, directory: URL) throws -> ScenarioResult {
+        let plan = try bringUp(topology, file: file)
         var result = ScenarioResult(scenario: scenario)
         do {
-            try Self.play(scenario, plan: plan, directory: directory, into: &result)
+            try play(scenario, plan: plan, directory: directory, into: &result)
         } catch {
             result.incomplete = "\(error)"
         }
         Teardown.remove(topology: topology.name)
         try result.write(to: directory)
-        print("report: \(directory.path)")
-        print(result.summary)
-        if let reason = result.incomplete { throw ValidationError("the scenario did not finish (\(reason)); partial results kept in \(directory.path)") }
+        return result
     }
 
     static func rescaled(_ scenario: Scenario, phaseSeconds: Double) -> Scenario {
