@@ -161,14 +161,16 @@ import Testing
 /// The ISP-failover experiment, shortened (phases of 3 s instead of 25 s), as CI runs it.
 @Suite(.serialized) struct ISPFailoverScenarioTests {
     /// End-to-end MPTCP, and plain TCP carried by EdgePool's entry/exit gateways over MPTCP.
-    @Test(arguments: ["isp-failover", "isp-failover-gateway"])
-    func bulkTrafficSurvivesEachISPFailingWithNoByteLost(scenarioName: String) async throws {
-        if let reason = TestNamespace.unavailableReason {
-            print("skipped bulkTrafficSurvivesEachISPFailingWithNoByteLost: \(reason)")
+    /// And the same over IPv6 only (bulk end to end, a video stream through the gateways).
+    @Test(arguments: [("isp-failover", "two-isp"), ("isp-failover-gateway", "two-isp"), ("isp-failover-v6", "two-isp-v6")])
+    func bulkTrafficSurvivesEachISPFailingWithNoByteLost(scenarioName: String, topologyName: String) async throws {
+        let needsFFmpeg = scenarioName.hasSuffix("-v6")
+        if let reason = TestNamespace.unavailableReason ?? (needsFFmpeg ? missingTool("/usr/bin/ffmpeg", package: "ffmpeg") : nil) {
+            print("skipped bulkTrafficSurvivesEachISPFailingWithNoByteLost(\(scenarioName)): \(reason)")
             return
         }
         let name = "s\(getpid() % 100_000)\(scenarioName.count % 10)"
-        let (directory, summary) = try await TestbedLiveTests.runShippedScenario(scenarioName, as: name, phaseSeconds: 3)
+        let (directory, summary) = try await TestbedLiveTests.runShippedScenario(scenarioName, topology: topologyName, as: name, phaseSeconds: 3)
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: directory))
         #expect(files.isSuperset(of: ["interfaces.csv", "flows.csv", "summary.md"]) && !files.contains("INCOMPLETE"))
         #expect(summary.contains("lost 0, corrupted 0"), "every byte arrived")

@@ -16,6 +16,7 @@ import Testing
         #expect(topology.routes.filter { $0.host == "client" && $0.table != nil }.count == 2)
         #expect(topology.routes.count == 8)
         #expect(topology.mptcpEndpoints.map(\.flags) == [["signal"]])
+        #expect(topology.mptcpEndpoints.map(\.port) == [5999])
     }
 
     @Test func directionsCanDiffer() throws {
@@ -77,13 +78,37 @@ import Testing
         #expect(commands.contains("ip netns exec ept-two-isp-isp1 sysctl -qw net.ipv4.ip_forward=1"))
         #expect(commands.contains("ip -n ept-two-isp-client rule add from 10.82.1.1 table 102"))
         #expect(commands.contains("ip -n ept-two-isp-client route add default via 10.82.1.2 dev wan2 table 102"))
-        #expect(commands.contains("ip -n ept-two-isp-server mptcp endpoint add 10.82.2.1 dev wan2 signal"))
+        #expect(commands.contains("ip -n ept-two-isp-server mptcp endpoint add 10.82.2.1 dev wan2 port 5999 signal"))
         // Namespaces come before the links that use them, links before routes.
         let firstLink = try #require(commands.firstIndex { $0.hasPrefix("ip link add") })
         let lastNamespace = try #require(commands.lastIndex { $0.hasPrefix("ip netns add") })
         let firstRoute = try #require(commands.firstIndex { $0.contains("route add") })
         #expect(lastNamespace < firstLink && firstLink < firstRoute)
         #expect(plan.up.filter(\.mayFail).allSatisfy { $0.description.contains("ethtool") })
+    }
+
+    @Test func ipv6RoutesAndRulesSayTheFamilyAndAddressesSkipDAD() throws {
+        let topology = try TopologyParser.parse("""
+        host a
+        host b
+        link a:x=fd00:1::1/64 b:y=fd00:1::2/64
+        route a default via fd00:1::2 dev x
+        route a default via fd00:1::2 dev x from fd00:1::1 table 7
+        route b default dev y
+        """)
+        let commands = try TopologyPlan(topology, capabilities: .init(netem: true, emulator: nil)).up.map { $0.arguments.joined(separator: " ") }
+        #expect(commands.contains("ip -n ept-testbed-a addr add fd00:1::1/64 dev x nodad"))
+        #expect(commands.contains("ip -6 -n ept-testbed-a route add default via fd00:1::2 dev x"))
+        #expect(commands.contains("ip -6 -n ept-testbed-a rule add from fd00:1::1 table 7"))
+        #expect(commands.contains("ip -n ept-testbed-b route add default dev y"), "no address: IPv4")
+        #expect(commands.contains("ip netns exec ept-testbed-a sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1"))
+    }
+
+    @Test func endpointPorts() throws {
+        let topology = try TopologyParser.parse("host a\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24\nendpoint a 10.0.0.1 dev x port=5999 signal")
+        #expect(topology.mptcpEndpoints.first?.port == 5999 && topology.mptcpEndpoints.first?.flags == ["signal"])
+        #expect(throws: TopologyError.self) { try TopologyParser.parse("host a\nendpoint a 10.0.0.1 dev x port=0 signal") }
+        #expect(throws: TopologyError.self) { try TopologyParser.parse("host a\nendpoint a 10.0.0.1 dev x port=http signal") }
     }
 
     @Test func delayWithoutNetemIsRefusedNamingTheLine() throws {

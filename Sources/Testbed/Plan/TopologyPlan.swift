@@ -59,6 +59,8 @@ public struct TopologyPlan: Sendable {
             add(["ip", "netns", "add", ns])
             add(["ip", "-n", ns, "link", "set", "lo", "up"])
             add(sysctl(ns, "net.mptcp.enabled", "1"))
+            // IPv6 addresses survive a link going down and up (the failure scenarios' "down").
+            add(sysctl(ns, "net.ipv6.conf.all.keep_addr_on_down", "1"))
             if host.forwarding {
                 add(sysctl(ns, "net.ipv4.ip_forward", "1"))
                 add(sysctl(ns, "net.ipv6.conf.all.forwarding", "1"))
@@ -78,7 +80,11 @@ public struct TopologyPlan: Sendable {
                 add(["ip", "link", "add", "name", link.a.name, "netns", a, "type", "veth", "peer", "name", link.b.name, "netns", b])
             }
             for (ns, end) in [(a, link.a), (b, link.b)] {
-                for address in end.addresses { add(["ip", "-n", ns, "addr", "add", "\(address.address)/\(address.prefixLength)", "dev", end.name]) }
+                for address in end.addresses {
+                    // IPv6: usable at once, without duplicate address detection's wait.
+                    let noDAD = Self.isIPv6(address.address) ? ["nodad"] : []
+                    add(["ip", "-n", ns, "addr", "add", "\(address.address)/\(address.prefixLength)", "dev", end.name] + noDAD)
+                }
                 // No offloads: the emulated link sees frames as they would be on a wire (the
                 // userspace emulator cannot pass on 64 KiB GSO frames: required then).
                 add(["ip", "netns", "exec", ns, "ethtool", "-K", end.name, "tx", "off", "tso", "off", "gso", "off", "gro", "off"], mayFail: !emulated)
@@ -91,18 +97,26 @@ public struct TopologyPlan: Sendable {
         }
         for route in topology.routes {
             let ns = namespace(route.host)
-            var command = ["ip", "-n", ns, "route", "add", route.destination.map { "\($0.address)/\($0.prefixLength)" } ?? "default"]
+            // The family from the route's addresses ("default" alone would mean IPv4).
+            let family = [route.destination?.address, route.gateway, route.source].contains { $0.map(Self.isIPv6) ?? false } ? ["-6"] : []
+            var command = ["ip"] + family + ["-n", ns, "route", "add", route.destination.map { "\($0.address)/\($0.prefixLength)" } ?? "default"]
             if let gateway = route.gateway { command += ["via", "\(gateway)"] }
             if let device = route.device { command += ["dev", device] }
             if let table = route.table { command += ["table", "\(table)"] }
             add(command)
             if let source = route.source, let table = route.table {
-                add(["ip", "-n", ns, "rule", "add", "from", "\(source)", "table", "\(table)"])
+                add(["ip"] + family + ["-n", ns, "rule", "add", "from", "\(source)", "table", "\(table)"])
             }
         }
         for endpoint in topology.mptcpEndpoints {
-            add(["ip", "-n", namespace(endpoint.host), "mptcp", "endpoint", "add", "\(endpoint.address)", "dev", endpoint.device] + endpoint.flags)
+            add(["ip", "-n", namespace(endpoint.host), "mptcp", "endpoint", "add", "\(endpoint.address)", "dev", endpoint.device]
+                + (endpoint.port.map { ["port", "\($0)"] } ?? []) + endpoint.flags)
         }
+    }
+
+    static func isIPv6(_ address: IPAddress) -> Bool {
+        if case .v6 = address { return true }
+        return false
     }
 
     /// A link through an emulator namespace: A ─ a [emulator] b ─ B. The emulator process

@@ -89,6 +89,10 @@ public struct Topology: Hashable, Sendable {
         public var device: String
         /// subflow, signal, backup, fullmesh.
         public var flags: [String]
+        /// A port of the endpoint's own (announced with the address; the kernel listens on it
+        /// for MP_JOINs, so servers that close their listener after accepting get further
+        /// subflows too).
+        public var port: UInt16?
         public var line: Int
     }
 }

@@ -224,13 +224,21 @@ public enum TopologyParser {
 
     private static func parseEndpoint(_ arguments: [String], line: Int) throws(TopologyError) -> Topology.MPTCPEndpoint {
         guard arguments.count >= 4, arguments[2] == "dev", let address = IPAddress(arguments[1]) else {
-            throw TopologyError(line: line, "endpoint wants: endpoint HOST ADDRESS dev IF [subflow] [signal] [backup] [fullmesh]")
+            throw TopologyError(line: line, "endpoint wants: endpoint HOST ADDRESS dev IF [subflow] [signal] [backup] [fullmesh] [port=P]")
         }
-        let flags = Array(arguments.dropFirst(4))
-        for flag in flags where !["subflow", "signal", "backup", "fullmesh"].contains(flag) {
-            throw TopologyError(line: line, "unknown endpoint flag '\(flag)' (subflow, signal, backup, fullmesh)")
+        var flags: [String] = []
+        var port: UInt16?
+        for flag in arguments.dropFirst(4) {
+            if flag.hasPrefix("port=") {
+                guard let number = UInt16(flag.dropFirst(5)), number > 0 else { throw TopologyError(line: line, "'\(flag)' is not a port (1…65535)") }
+                port = number
+            } else if ["subflow", "signal", "backup", "fullmesh"].contains(flag) {
+                flags.append(flag)
+            } else {
+                throw TopologyError(line: line, "unknown endpoint flag '\(flag)' (subflow, signal, backup, fullmesh, port=P)")
+            }
         }
-        return Topology.MPTCPEndpoint(host: arguments[0], address: address, device: arguments[3], flags: flags, line: line)
+        return Topology.MPTCPEndpoint(host: arguments[0], address: address, device: arguments[3], flags: flags, port: port, line: line)
     }
 
     private static func split(_ option: String) -> (String, String?) {

@@ -27,6 +27,8 @@ struct ScenarioResult {
         var viewerStartedAt: Double?
         var peakBufferBytes = 0
         var overflowBytes = 0
+        /// Media seconds the encoder produced per second (ffmpeg's speed); below 1 it lagged.
+        var encoderSpeed: Double?
 
         var lost: UInt64? { stoppedEarly ? nil : sent.map { $0 >= received ? $0 - received : 0 } }
         var undelivered: UInt64? { stoppedEarly ? sent.map { $0 >= received ? $0 - received : 0 } : nil }
@@ -80,9 +82,10 @@ struct ScenarioResult {
             for line in senderLines {
                 let words = line.split(separator: " ").map(String.init)
                 if words.first == "sent", words.count >= 5, words[1] == "frames" {
-                    // sent frames N bytes B status S
+                    // sent frames N bytes B speed X status S
                     framesSent = Int(words[2])
                     sent = UInt64(words[4])
+                    encoderSpeed = words.count >= 7 ? Double(words[6]) : nil
                 } else if words.first == "sent", words.count >= 2 {
                     sent = UInt64(words[1])
                 } else if words.first == "answered", words.count >= 4 {
@@ -91,6 +94,9 @@ struct ScenarioResult {
             }
         }
     }
+
+    /// Below this encoder speed a video flow's interruptions are partly the sender's.
+    static let realTimeSpeed = 0.99
 
     /// A user command of the scenario and how it ended.
     struct CommandRun {
@@ -193,6 +199,9 @@ struct ScenarioResult {
                                                                                  flow.viewerStalls.map(\.seconds).max() ?? 0))
                          + String(format: "; peak buffer %.1f MiB", Double(flow.peakBufferBytes) / 1048576) + (flow.overflowBytes > 0 ? ", overflowed by \(flow.overflowBytes) bytes" : ""))
             lines.append("- longest gap in received bytes: " + String(format: "%.2f s", stalls.first?.seconds ?? 0))
+            if let speed = flow.encoderSpeed, speed < Self.realTimeSpeed {
+                lines.append(String(format: "- **the encoder ran at %.3f× real time**: the stream itself fell behind (CPU), not only the network", speed))
+            }
         }
         if let error = flow.error { lines.append("- receiver: \(error)") }
         let boundaries = scenario.phaseBoundaries

@@ -229,7 +229,10 @@ struct TestbedRun: ParsableCommand {
         guard result.status == 0 else { throw ValidationError("event at \(event.atSeconds) s failed: \(arguments.joined(separator: " ")): \(result.errors)") }
         if case .up = event.action {
             // A link going down takes its routes with it; put the host's routes back.
-            for step in plan.up where step.arguments.count > 3 && step.arguments[2] == ns && (step.arguments[3] == "route" || step.arguments[3] == "rule") {
+            for step in plan.up {
+                // ip [-6] -n NS route|rule …
+                guard let flag = step.arguments.firstIndex(of: "-n"), flag + 2 < step.arguments.count, step.arguments[flag + 1] == ns,
+                      ["route", "rule"].contains(step.arguments[flag + 2]) else { continue }
                 _ = Shell.run(step.arguments)   // "File exists" for the ones that survived
             }
         }

@@ -70,7 +70,10 @@ extension TestbedTraffic {
                 let parts = line.split(separator: "=", maxSplits: 1)
                 if parts.count == 2 { values[String(parts[0])] = String(parts[1]).trimmingCharacters(in: .whitespaces) }
             }
-            print("sent frames \(values["frame"] ?? "0") bytes \(values["total_size"] ?? "0") status \(process.terminationStatus)")
+            // speed: media seconds encoded per wall-clock second (below 1: the encoder lagged, and
+            // the viewer's interruptions are not all the network's).
+            let speed = values["speed"].flatMap { Double($0.trimmingCharacters(in: CharacterSet(charactersIn: "x "))) } ?? 0
+            print("sent frames \(values["frame"] ?? "0") bytes \(values["total_size"] ?? "0") speed \(speed) status \(process.terminationStatus)")
         }
     }
 
