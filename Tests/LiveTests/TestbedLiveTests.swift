@@ -222,10 +222,16 @@ import Testing
             .map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
         #expect(rows.count == 4)
         var goodput: [String: Double] = [:]
-        for row in rows where row.count >= 5 {
+        var latency: [String: Double] = [:]
+        for row in rows where row.count >= 8 {
             goodput[row[1]] = Double(row[3])
+            latency[row[1]] = Double(row[5])
             #expect(row[4] == "0", "\(row[1]): bytes lost \(row[4])")
+            #expect((Int(row[7]) ?? 0) >= 10, "\(row[1]): requests answered under load: \(row[7])")
         }
+        print("request latency under load (median ms): \(latency)")
+        // The cellular path's 2 × 100 ms one-way delay shows in its request latency.
+        #expect((latency["cellular TCP"] ?? 0) > 200, "cellular latency \(latency["cellular TCP"] ?? 0) ms")
         print("access aggregation, BBR, 4 s: \(goodput)")
         #expect(goodput.values.allSatisfy { $0 > 1 }, "every path carried data")
         #expect((goodput["cellular TCP"] ?? 99) < (goodput["Wi-Fi TCP"] ?? 0), "the emulated cellular link is the slower one")

@@ -5,7 +5,8 @@ import Testbed
 /// `edgepool testbed experiment access-aggregation`: a client on Wi-Fi (20 Mbit/s, 20 ms) and
 /// cellular (10 Mbit/s, 100 ms, 1 % loss), other links 50 Mbit/s; bulk goodput over each path
 /// alone (TCP), end-to-end MPTCP, and legacy TCP through EdgePool's gateway pair, for each
-/// congestion control; repeated; a table with mean and standard deviation, and a bar chart.
+/// congestion control, with request latency under that load; repeated; tables with mean and
+/// standard deviation, and a bar chart.
 struct TestbedExperiment: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment", abstract: "Built-in experiments.",
@@ -19,7 +20,8 @@ struct TestbedExperiment: ParsableCommand {
             Links (delays one way, as Mininet's): client–wifi 20 Mbit/s 20 ms, client–cell
             10 Mbit/s 100 ms 1 % loss, wifi–server and cell–server 50 Mbit/s. Delay and loss
             go through the userspace link emulator where the kernel lacks netem. Writes
-            runs.csv, summary.md and goodput.svg/png (mean ± standard deviation).
+            runs.csv, summary.md and goodput.svg/png (mean ± standard deviation). Each run
+            also measures request/response latency on the same path under that load.
             """)
 
         @Option(help: "Seconds of bulk traffic per run.") var seconds = 10.0
@@ -50,21 +52,28 @@ struct TestbedExperiment: ParsableCommand {
             """
         }
 
-        /// (label, traffic line).
+        /// (label, address and transport of its flows).
         static let paths: [(String, String)] = [
-            ("Wi-Fi TCP", "traffic bulk server -> client:10.85.2.1 tcp"),
-            ("cellular TCP", "traffic bulk server -> client:10.86.2.1 tcp"),
-            ("MPTCP", "traffic bulk server -> client:10.85.2.1 mptcp"),
-            ("TCP via gateway pair", "traffic bulk server -> client:10.85.2.1 gateway"),
+            ("Wi-Fi TCP", "client:10.85.2.1 tcp"),
+            ("cellular TCP", "client:10.86.2.1 tcp"),
+            ("MPTCP", "client:10.85.2.1 mptcp"),
+            ("TCP via gateway pair", "client:10.85.2.1 gateway"),
         ]
+
+        /// A path's run: bulk goodput, and request/response latency under that load on the same
+        /// path (1000-byte responses every 100 ms).
+        static func traffic(_ path: String) -> String {
+            "traffic bulk server -> \(path)\ntraffic requests server -> \(path) size=1000 every=100ms\n"
+        }
 
         func run() throws {
             try requireRoot()
             let ccs = congestionControls.split(separator: ",").map(String.init)
             let directory = URL(fileURLWithPath: out).appendingPathComponent("access-aggregation-\(Int(Date().timeIntervalSince1970))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            var csv = "congestion_control,path,repetition,goodput_mbit_s,lost_bytes\n"
+            var csv = "congestion_control,path,repetition,goodput_mbit_s,lost_bytes,latency_median_ms,latency_p90_ms,requests_answered\n"
             var goodputs: [String: [String: [Double]]] = [:]
+            var latencies: [String: [String: [Double]]] = [:]
             for cc in ccs {
                 let file = directory.appendingPathComponent("agg-\(cc).topo").path
                 try Self.topology(cc: cc).write(toFile: file, atomically: true, encoding: .utf8)
@@ -73,19 +82,24 @@ struct TestbedExperiment: ParsableCommand {
                 defer { Teardown.remove(topology: topology.name) }
                 for (label, traffic) in Self.paths {
                     for repetition in 1...repetitions {
-                        let text = "scenario agg\ntopology agg.topo\nduration \(seconds)s\nrecord client:wlan client:wwan every 500ms\n\(traffic)\n"
+                        let text = "scenario agg\ntopology agg.topo\nduration \(seconds)s\nrecord client:wlan client:wwan every 500ms\n" + Self.traffic(traffic)
                         let scenario = try ScenarioParser.parse(text)
                         var result = ScenarioResult(scenario: scenario)
                         try TestbedRun.play(scenario, plan: plan, directory: directory, into: &result)
-                        guard let flow = result.flows.first else { throw ValidationError("no flow result") }
+                        guard let flow = result.flows.first, let requests = result.flows.last, result.flows.count == 2 else {
+                            throw ValidationError("no flow result")
+                        }
+                        let latency = SampleStatistics(requests.latencies.map(\.1))
+                        latencies[cc, default: [:]][label, default: []] += requests.latencies.map(\.1)
                         // Goodput while the sender sent: bytes received by the end of the run's time,
                         // not what drained from buffers afterwards.
                         let within = flow.progress.last { $0.0 <= seconds } ?? (seconds, 0)
                         let mbit = Double(within.1) * 8 / max(within.0, 1e-9) / 1e6
                         goodputs[cc, default: [:]][label, default: []].append(mbit)
                         let lost = flow.stoppedEarly ? "undelivered \(flow.undelivered ?? 0)" : flow.lost.map(String.init) ?? "?"
-                        csv += "\(cc),\(label),\(repetition),\(String(format: "%.2f", mbit)),\(lost)\n"
-                        print(String(format: "%@  %@ run %d: %.1f Mbit/s, lost %@", cc, label, repetition, mbit, lost))
+                        csv += "\(cc),\(label),\(repetition),\(String(format: "%.2f", mbit)),\(lost),"
+                            + String(format: "%.2f,%.2f,%d\n", latency.median, latency.quantile(0.9), latency.count)
+                        print(String(format: "%@  %@ run %d: %.1f Mbit/s, lost %@; request latency median %.1f ms", cc, label, repetition, mbit, lost, latency.median))
                         fflush(nil)
                     }
                 }
@@ -98,14 +112,22 @@ struct TestbedExperiment: ParsableCommand {
                 var cells: [String] = []
                 data += "\"\(label)\""
                 for cc in ccs {
-                    let values = goodputs[cc]?[label] ?? []
-                    let mean = values.reduce(0, +) / Double(max(values.count, 1))
-                    let sd = values.count > 1 ? (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1)).squareRoot() : 0
+                    let values = SampleStatistics(goodputs[cc]?[label] ?? [])
+                    let mean = values.count > 0 ? values.mean : 0, sd = values.count > 0 ? values.standardDeviation : 0
                     cells.append(String(format: "%.1f ± %.1f", mean, sd))
                     data += String(format: " %.3f %.3f", mean, sd)
                 }
                 summary += "| \(label) | " + cells.joined(separator: " | ") + " |\n"
                 data += "\n"
+            }
+            summary += "\nRequest/response latency under that load on the same path (1000-byte responses every 100 ms; median [90th percentile] of all requests of the runs, ms):\n\n"
+            summary += "| path | " + ccs.joined(separator: " | ") + " |\n|---|" + ccs.map { _ in "---:" }.joined(separator: "|") + "|\n"
+            for (label, _) in Self.paths {
+                let cells = ccs.map { cc -> String in
+                    let values = SampleStatistics(latencies[cc]?[label] ?? [])
+                    return values.count == 0 ? "–" : String(format: "%.1f [%.1f]", values.median, values.quantile(0.9))
+                }
+                summary += "| \(label) | " + cells.joined(separator: " | ") + " |\n"
             }
             try summary.write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
             try data.write(to: directory.appendingPathComponent("goodput.dat"), atomically: true, encoding: .utf8)

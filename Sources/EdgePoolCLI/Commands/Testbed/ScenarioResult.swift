@@ -245,9 +245,19 @@ struct ScenarioResult {
         set title "\(scenario.name): rate per interface"
 
         """
-        for (index, (time, event)) in applied.enumerated() {
-            script += "set arrow \(index + 1) from \(time), graph 0 to \(time), graph 1 nohead dashtype 2 lc rgb \"gray40\"\n"
-            script += "set label \(index + 1) \"\(Self.describe(event))\" at \(time), graph 0.97 rotate by 90 right font \",8\"\n"
+        script += "set xrange [0:\(Int(scenario.durationSeconds.rounded(.up)) + 1)]\n"
+        // One marker per moment; events applied together share a label.
+        var moments: [(time: Double, text: String)] = []
+        for (time, event) in applied {
+            if let last = moments.last, time - last.time < 0.2 {
+                moments[moments.count - 1].text += ", " + Self.describe(event)
+            } else {
+                moments.append((time, Self.describe(event)))
+            }
+        }
+        for (index, moment) in moments.enumerated() {
+            script += "set arrow \(index + 1) from \(moment.time), graph 0 to \(moment.time), graph 1 nohead dashtype 2 lc rgb \"gray40\"\n"
+            script += "set label \(index + 1) \"\(moment.text)\" at \(moment.time), graph 0.97 rotate by 90 right font \",8\"\n"
         }
         let columns = recording.interfaces.enumerated().map { index, interface in
             "\"interfaces.csv\" using 1:($\(2 + index * 2)/1e6) with lines lw 2 title \"\(interface) in\""

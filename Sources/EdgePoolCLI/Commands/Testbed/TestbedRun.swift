@@ -10,11 +10,18 @@ struct TestbedRun: ParsableCommand {
         commandName: "run", abstract: "Run a scenario: traffic, link events, per-interface recording, report with plots.",
         discussion: """
           edgepool testbed run Scenarios/isp-failover.scenario --out results/
+        A scenario file names its topology, duration, the interfaces to record, traffic,
+        user commands and link events, one per line:
+          traffic bulk|requests|video SENDER -> RECEIVER:SENDER-ADDRESS [mptcp|tcp|gateway] [key=value…]
+            requests: size=1000 every=100ms   video: bitrate=2mbit buffer=64MiB preroll=2s
+          command HOST [at 10s] -- PROGRAM ARGUMENTS…
+          at 25s down|up|blackhole|restore|rate=5mbit HOST:IF
         Writes interfaces.csv (in/out bit/s per recorded interface, bwm-ng style),
-        flows.csv (bytes received over time per flow), summary.md (per phase rates,
-        the longest stall around each event, bytes sent/received/lost per flow) and
-        rates.svg / rates.png (gnuplot, with the phase boundaries marked). --phase-
-        seconds scales the timeline.
+        flows.csv (bytes received over time per flow), requests.csv (latency per
+        request), command-N.log, summary.md (per phase rates; per flow bytes
+        sent/received/lost, stalls and recovery after each event, request latencies,
+        video frames lost and the viewer's interruptions) and rates.svg / rates.png
+        (gnuplot, with the phase boundaries marked). --phase-seconds scales the timeline.
         """)
 
     @Argument(help: "Scenario file.") var file: String
