@@ -4,7 +4,7 @@ import Foundation
 struct BenchProxy {
     enum Kind: String { case forward, socks, pair }
 
-    /// For --only: edgepool, socat, haproxy, dante, shadowsocks.
+    /// For --only: edgepool, nio, socat, haproxy, dante, shadowsocks.
     let tool: String
     let name: String
     let kind: Kind
@@ -16,20 +16,23 @@ struct BenchProxy {
     static let mptcpize = "/usr/bin/mptcpize"
 
     var missingTool: String? {
-        let needed = tool == "edgepool" ? [] : executables + [Self.mptcpize]
+        let needed = tool == "edgepool" || tool == "nio" ? [] : executables + [Self.mptcpize]
         return needed.first { !FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// EdgePool's modes and the peers; in TCP→TCP also the minimal NIO forwarder (a baseline,
+    /// not a peer: TCP only).
     static func all(for mode: BenchMode) -> [BenchProxy] {
         [
             BenchProxy(tool: "edgepool", name: "edgepool reverse", kind: .forward, executables: []),
+            BenchProxy(tool: "nio", name: "minimal NIO forwarder", kind: .forward, executables: []),
             BenchProxy(tool: "socat", name: "socat", kind: .forward, executables: ["/usr/bin/socat"]),
             BenchProxy(tool: "haproxy", name: "haproxy", kind: .forward, executables: ["/usr/sbin/haproxy"]),
             BenchProxy(tool: "edgepool", name: "edgepool socks", kind: .socks, executables: []),
             BenchProxy(tool: "dante", name: "dante", kind: .socks, executables: ["/usr/sbin/danted"]),
             BenchProxy(tool: "edgepool", name: "edgepool entry+exit", kind: .pair, executables: []),
             BenchProxy(tool: "shadowsocks", name: "shadowsocks-libev", kind: .pair, executables: ["/usr/bin/ss-local", "/usr/bin/ss-server"]),
-        ]
+        ].filter { $0.tool != "nio" || (!mode.clientMPTCP && !mode.serverMPTCP) }
     }
 
     /// A started proxy: the port clients connect to, and what to stop afterwards.
@@ -74,6 +77,10 @@ struct BenchProxy {
             let entry = try ChildProcess("edgepool entry", ["gateway", "entry", "--listen", "127.0.0.1:0", "--exit", "127.0.0.1:\(exitPort)",
                                                             "--secret", secret] + quiet)
             return Running(port: try Self.edgepoolPort(entry), processes: [entry, exit], files: [])
+        case ("nio", _):
+            // TCP only (a baseline for EdgePool's own cost, not a peer).
+            let child = try ChildProcess(name, ["bench", "gateway", "--serve-nio-forwarder", "\(originPort)"])
+            return Running(port: try Self.edgepoolPort(child), processes: [child], files: [])
         case ("socat", _):
             let port = try BenchSocket.freePort()
             let child = try peer("/usr/bin/socat", ["TCP4-LISTEN:\(port),bind=127.0.0.1,fork,reuseaddr,nodelay", "TCP4:127.0.0.1:\(originPort),nodelay"])
