@@ -4,7 +4,7 @@ import Foundation
 struct BenchProxy {
     enum Kind: String { case forward, socks, pair }
 
-    /// For --only: edgepool, nio, socat, haproxy, dante, shadowsocks.
+    /// For --only: edgepool, nio, epoll, socat, haproxy, dante, shadowsocks.
     let tool: String
     let name: String
     let kind: Kind
@@ -14,25 +14,27 @@ struct BenchProxy {
     var speaksSOCKS: Bool { kind != .forward }
 
     static let mptcpize = "/usr/bin/mptcpize"
+    /// Forwarders of our own that show where the floor is (TCP→TCP only; not peers).
+    static let baselines: Set<String> = ["nio", "epoll"]
 
     var missingTool: String? {
-        let needed = tool == "edgepool" || tool == "nio" ? [] : executables + [Self.mptcpize]
+        let needed = tool == "edgepool" || Self.baselines.contains(tool) ? [] : executables + [Self.mptcpize]
         return needed.first { !FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// EdgePool's modes and the peers; in TCP→TCP also the minimal NIO forwarder (a baseline,
-    /// not a peer: TCP only).
+    /// EdgePool's modes and the peers; in TCP→TCP also the baseline forwarders.
     static func all(for mode: BenchMode) -> [BenchProxy] {
         [
             BenchProxy(tool: "edgepool", name: "edgepool reverse", kind: .forward, executables: []),
             BenchProxy(tool: "nio", name: "minimal NIO forwarder", kind: .forward, executables: []),
+            BenchProxy(tool: "epoll", name: "epoll+splice forwarder", kind: .forward, executables: []),
             BenchProxy(tool: "socat", name: "socat", kind: .forward, executables: ["/usr/bin/socat"]),
             BenchProxy(tool: "haproxy", name: "haproxy", kind: .forward, executables: ["/usr/sbin/haproxy"]),
             BenchProxy(tool: "edgepool", name: "edgepool socks", kind: .socks, executables: []),
             BenchProxy(tool: "dante", name: "dante", kind: .socks, executables: ["/usr/sbin/danted"]),
             BenchProxy(tool: "edgepool", name: "edgepool entry+exit", kind: .pair, executables: []),
             BenchProxy(tool: "shadowsocks", name: "shadowsocks-libev", kind: .pair, executables: ["/usr/bin/ss-local", "/usr/bin/ss-server"]),
-        ].filter { $0.tool != "nio" || (!mode.clientMPTCP && !mode.serverMPTCP) }
+        ].filter { !baselines.contains($0.tool) || (!mode.clientMPTCP && !mode.serverMPTCP) }
     }
 
     /// A started proxy: the port clients connect to, and what to stop afterwards.
@@ -77,9 +79,9 @@ struct BenchProxy {
             let entry = try ChildProcess("edgepool entry", ["gateway", "entry", "--listen", "127.0.0.1:0", "--exit", "127.0.0.1:\(exitPort)",
                                                             "--secret", secret] + quiet)
             return Running(port: try Self.edgepoolPort(entry), processes: [entry, exit], files: [])
-        case ("nio", _):
-            // TCP only (a baseline for EdgePool's own cost, not a peer).
-            let child = try ChildProcess(name, ["bench", "gateway", "--serve-nio-forwarder", "\(originPort)"])
+        case ("nio", _), ("epoll", _):
+            // TCP only (baselines for EdgePool's own cost, not peers).
+            let child = try ChildProcess(name, ["bench", "gateway", "--serve-\(tool)-forwarder", "\(originPort)"])
             return Running(port: try Self.edgepoolPort(child), processes: [child], files: [])
         case ("socat", _):
             let port = try BenchSocket.freePort()

@@ -44,7 +44,7 @@ struct GatewayBench: ParsableCommand {
     @Option(help: "Connections for the memory measurement (0 skips it).")
     var connections = 10_000
 
-    @Option(help: "Only these proxies (comma-separated: edgepool, nio, socat, haproxy, dante, shadowsocks).")
+    @Option(help: "Only these proxies (comma-separated: edgepool, nio, epoll, socat, haproxy, dante, shadowsocks).")
     var only: String?
 
     /// Internal: run the memory measurement's origin in this process (file descriptors are
@@ -56,10 +56,15 @@ struct GatewayBench: ParsableCommand {
     @Option(help: .hidden)
     var serveNioForwarder: Int?
 
+    /// Internal: run the epoll + splice forwarder (a baseline) to this origin port.
+    @Option(help: .hidden)
+    var serveEpollForwarder: Int?
+
     func run() throws {
         raiseFileLimit()
         if serveStreamTarget { try BenchStreamTarget.serveUntilKilled() }
         if let origin = serveNioForwarder { try BenchNIOForwarder.serveUntilKilled(origin: origin) }
+        if let origin = serveEpollForwarder { try BenchEpollForwarder.serveUntilKilled(origin: origin) }
         let tcpOrigin = try BenchOrigin(mptcp: false)
         let mptcpOrigin = try BenchOrigin(mptcp: true)
         let selected = only.map { Set($0.split(separator: ",").map(String.init)) }
@@ -171,7 +176,7 @@ struct GatewayBench: ParsableCommand {
         for kind in [BenchProxy.Kind.forward, .socks, .pair] {
             let members = results.filter { $0.0.kind == kind }
             guard let ours = members.first(where: { $0.0.tool == "edgepool" }),
-                  let best = members.filter({ $0.0.tool != "edgepool" && $0.0.tool != "nio" }).max(by: { $0.1.bytesPerSecond < $1.1.bytesPerSecond }) else { continue }
+                  let best = members.filter({ $0.0.tool != "edgepool" && !BenchProxy.baselines.contains($0.0.tool) }).max(by: { $0.1.bytesPerSecond < $1.1.bytesPerSecond }) else { continue }
             print(String(format: "  %@: edgepool throughput = %.2f × the best peer (%@)", kind.rawValue, ours.1.bytesPerSecond / best.1.bytesPerSecond, best.0.name))
         }
     }
