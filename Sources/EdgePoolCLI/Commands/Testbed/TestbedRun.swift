@@ -200,13 +200,25 @@ struct TestbedRun: ParsableCommand {
         }
         for (index, traffic) in scenario.traffic.enumerated() {
             let receiver = receivers[index], sender = helpers.first { $0.name == "sender \(index)" }
-            try receiver.waitForEndBlocking(timeout: TestbedTraffic.Fetch.grace + 10)
+            // A receiver gives up by itself 30 s after the run; one that hangs beyond that is
+            // killed and its flow reported as it stands.
+            var hung = false
+            do { try receiver.waitForEndBlocking(timeout: TestbedTraffic.Fetch.grace + 10) } catch {
+                receiver.signal(SIGKILL)
+                hung = true
+            }
             // The sender prints its totals once the receiver has gone.
             let deadline = Date().addingTimeInterval(3)
             while let sender, !sender.lines.contains(where: { $0.hasPrefix("sent ") || $0.hasPrefix("answered ") }), Date() < deadline { usleep(20_000) }
             let how = traffic.throughGateway ? "TCP via EdgePool's gateway pair (MPTCP between)" : traffic.mptcp ? "MPTCP" : "TCP"
-            result.flows.append(ScenarioResult.Flow(name: "flow \(index): \(traffic.kind.name) \(traffic.sender) → \(traffic.receiver) (\(how))",
-                                                    kind: traffic.kind, receiverLines: receiver.lines, senderLines: sender?.lines ?? []))
+            var flow = ScenarioResult.Flow(name: "flow \(index): \(traffic.kind.name) \(traffic.sender) → \(traffic.receiver) (\(how))",
+                                           kind: traffic.kind, receiverLines: receiver.lines, senderLines: sender?.lines ?? [])
+            if hung {
+                flow.stoppedEarly = true
+                flow.error = "the receiver hung \(Int(TestbedTraffic.Fetch.grace + 10)) s after the run and was killed"
+                if flow.received == 0 { flow.received = flow.progress.last?.1 ?? 0 }
+            }
+            result.flows.append(flow)
         }
     }
 

@@ -89,6 +89,15 @@ extension TestbedTraffic {
         @Flag var mptcp = false
         /// How long the viewer keeps trying to reach a server that is starting.
         static let connectAttemptsSeconds = 10.0
+        /// How long ffmpeg gets to exit after SIGTERM before SIGKILL.
+        static let stopSeconds = 3.0
+
+        static func stop(_ process: Process) {
+            let deadline = Date().addingTimeInterval(stopSeconds)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
 
         func run() throws {
             let (host, port) = try TestbedTraffic.splitHostPort(connect)
@@ -104,9 +113,14 @@ extension TestbedTraffic {
             attempts: while true {
                 let process = try TestbedTraffic.ffmpeg(["-analyzeduration", "500000", "-probesize", "32768",
                                                          "-i", url, "-c", "copy", "-flush_packets", "1", "-f", "flv", "pipe:1"], mptcp: mptcp)
-                let pipe = Pipe(), errors = Pipe()
+                // ffmpeg's complaints go to a file: a pipe nobody reads while the stream runs
+                // would fill up and stop ffmpeg.
+                let errorLog = NSTemporaryDirectory() + "edgepool-watch-\(getpid()).log"
+                _ = FileManager.default.createFile(atPath: errorLog, contents: nil)
+                defer { try? FileManager.default.removeItem(atPath: errorLog) }
+                let pipe = Pipe()
                 process.standardOutput = pipe
-                process.standardError = errors
+                process.standardError = FileHandle(forWritingAtPath: errorLog)
                 try process.run()
                 let fd = pipe.fileHandleForReading.fileDescriptor
                 var chunk = [UInt8](repeating: 0, count: 65_536)
@@ -141,8 +155,8 @@ extension TestbedTraffic {
                         nextReport = now.timeIntervalSince(start) + 0.05
                     }
                 }
-                process.waitUntilExit()
-                let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                Self.stop(process)
+                let message = (try? String(contentsOfFile: errorLog, encoding: .utf8)) ?? ""
                 if received == 0, failure == nil, Date().timeIntervalSince(start) < Self.connectAttemptsSeconds {
                     usleep(200_000)   // the server was not listening yet
                     continue attempts
