@@ -258,16 +258,21 @@ import Testing
             #expect(Int(frames.1)! > 5 * 4 * 20, "about 25 frames per second for 20 s: \(video)")
             #expect(video.contains(", lost 0"), "\(video)")
         }
-        // The viewer model against the byte gaps: a flow whose longest gap is well under the
-        // 2 s pre-roll played without interruption; one that did not continuously receive for
-        // longer than that was interrupted. (Which one it is depends on MPTCP's retransmission
-        // back-off on the path that comes back: see the README.)
+        // The viewer model against the byte gaps: the viewer can only have waited while no
+        // bytes came, so no interruption is longer than the longest gap (give or take the
+        // 50 ms progress interval); and a flow that never stopped for as long as the pre-roll
+        // while its buffer was full cannot have interrupted much. Whether a viewer is
+        // interrupted at all depends on MPTCP's back-off on the returning path (README).
         let viewers = lines.filter { $0.hasPrefix("- viewer (64 MiB buffer, 2.0 s pre-roll)") }
         let gaps = lines.compactMap { $0.firstMatch(of: /^- longest gap in received bytes: ([0-9.]+) s/).flatMap { Double($0.1) } }
         #expect(viewers.count == 2 && gaps.count == 2)
         for (viewer, gap) in zip(viewers, gaps) {
-            if gap < 1.5 { #expect(viewer.contains("no interruption"), "gap \(gap) s: \(viewer)") }
-            if gap > 2.5 { #expect(viewer.contains("interruption(s)"), "gap \(gap) s: \(viewer)") }
+            #expect(viewer.contains("playback started at"), "\(viewer)")
+            if let longest = viewer.firstMatch(of: /longest ([0-9.]+) s/).flatMap({ Double($0.1) }) {
+                #expect(longest <= gap + 0.1, "an interruption of \(longest) s with a longest gap of \(gap) s: \(viewer)")
+            } else {
+                #expect(viewer.contains("no interruption"), "\(viewer)")
+            }
         }
         // Request/response: all answered, none corrupted; one every 100 ms.
         let requests = try #require(lines.first { $0.contains(": requests server → client") })
