@@ -18,6 +18,14 @@ struct TestbedCommand: ParsableCommand {
           edgepool testbed up Topologies/two-isp.topo
           edgepool testbed exec two-isp client -- curl http://10.81.2.1:8000/
           edgepool testbed down two-isp
+
+        Scenarios (traffic, user commands, link events, recording, report with plots):
+          edgepool testbed run Scenarios/isp-failover.scenario --phase-seconds 5
+          edgepool testbed run Scenarios/isp-failover-video.scenario
+        Built-in experiments:
+          edgepool testbed experiment access-aggregation
+          edgepool testbed experiment recovery
+          edgepool testbed experiment offloading --users 1 8 32 --duration 120s
         """,
         subcommands: [TestbedUp.self, TestbedDown.self, TestbedExec.self, TestbedPlan.self, TestbedList.self, TestbedRun.self, TestbedExperiment.self, TestbedTraffic.self, TestbedEmulate.self]
     )
