@@ -125,6 +125,19 @@ struct UpstreamConnector: Sendable {
         try options.setOption(.allowRemoteHalfClosure, value: true)
         try options.setOption(.writeBufferWaterMark, value: .init(low: limits.bufferLimit / 2, high: limits.bufferLimit))
         try options.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: limits.readSize))
+        // One read per readiness event: backpressure (no more reads while the other side's
+        // write buffer is above its limit) then holds after every read, so at most one read
+        // comes on top of `bufferLimit`.
+        try options.setOption(.maxMessagesPerRead, value: 1)
+    }
+
+    /// When neither side is MPTCP (plain TCP, or MPTCP that fell back): larger reads, which
+    /// pay off there; with MPTCP on either side they hurt (reading from it or writing into it).
+    static func usePlainReads(_ channels: Channel..., limits: GatewayLimits) {
+        guard limits.plainReadSize != limits.readSize else { return }
+        for channel in channels {
+            try? channel.syncOptions?.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: limits.plainReadSize))
+        }
     }
 
     static func resolve(_ name: String, port: UInt16) throws -> [SocketAddress] {

@@ -53,6 +53,7 @@ struct GatewayFile: Codable {
     var idleTimeout: Duration?
     var drainTimeout: Duration?
     var bufferLimit: Int?
+    var readSize: Int?
     var connectionLog: String?
     var telemetryInterval: Duration?
     var status: Endpoint?
@@ -70,7 +71,7 @@ struct GatewayFile: Codable {
 
     static let commonKeys: Set<String> = [
         "listen", "listenTransport", "upstreamTransport", "allow", "deny", "defaultDeny", "users", "maxConnections",
-        "handshakeTimeout", "connectTimeout", "idleTimeout", "drainTimeout", "bufferLimit", "connectionLog",
+        "handshakeTimeout", "connectTimeout", "idleTimeout", "drainTimeout", "bufferLimit", "readSize", "connectionLog",
         "telemetryInterval", "status", "threads", "logLevel",
     ]
 }
@@ -117,6 +118,9 @@ struct GatewayOptions: ParsableArguments {
 
     @Option(help: "Bytes queued toward one side before reading from the other pauses. [default: 65536]")
     var bufferLimit: Int?
+
+    @Option(help: "Largest single read when neither side is MPTCP; a client that never reads holds up to --buffer-limit plus this. Lower it to bound memory under many slow readers. [default: 1048576]")
+    var readSize: Int?
 
     @Option(help: ArgumentHelp("Per-connection log, JSON lines (- for standard output).", valueName: "file"))
     var connectionLog: String?
@@ -168,6 +172,11 @@ struct GatewayOptions: ParsableArguments {
         if let v = bufferLimit ?? file.bufferLimit {
             guard (4096...(16 << 20)).contains(v) else { throw ValidationError("--buffer-limit must be 4096…16777216 bytes") }
             limits.bufferLimit = v
+        }
+        if let v = readSize ?? file.readSize {
+            guard (4096...(16 << 20)).contains(v) else { throw ValidationError("--read-size must be 4096…16777216 bytes") }
+            limits.plainReadSize = v
+            limits.readSize = min(limits.readSize, v)
         }
         configuration.limits = limits
         configuration.connectionLogPath = connectionLog ?? file.connectionLog
