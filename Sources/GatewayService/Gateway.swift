@@ -125,7 +125,7 @@ public final class Gateway: Service, Sendable {
     private static func accept(_ channel: Channel, context: GatewayContext) throws {
         let configuration = context.configuration
         let id = context.registry.makeID()
-        let connection = GatewayConnection(id: id, mode: configuration.mode.name, client: channel, limits: configuration.limits) { connection, record in
+        let connection = GatewayConnection(id: id, mode: configuration.mode.name, client: channel) { connection, record in
             context.finished(connection, record)
         }
         guard context.registry.add(id, connection, limit: configuration.limits.maximumConnections) else {

@@ -31,13 +31,9 @@ final class GatewayConnection {
     private var finished = false
     private let onFinish: (GatewayConnection, ConnectionRecord) -> Void
 
-    /// Read sizes per transport (see `GatewayLimits.readSize`).
-    private let limits: GatewayLimits
-
-    init(id: UInt64, mode: String, client: Channel, limits: GatewayLimits, onFinish: @escaping (GatewayConnection, ConnectionRecord) -> Void) {
+    init(id: UInt64, mode: String, client: Channel, onFinish: @escaping (GatewayConnection, ConnectionRecord) -> Void) {
         self.id = id
         self.mode = mode
-        self.limits = limits
         self.client = client
         self.onFinish = onFinish
     }
@@ -55,12 +51,15 @@ final class GatewayConnection {
         upstreamCounter = counter
         let info = MPTCPSocketInfo.read(channel)
         upstreamInfo = info
-        if let client = clientInfo, client.transport != .mptcp, info.transport != .mptcp {
-            UpstreamConnector.usePlainReads(self.client, channel, limits: limits)
-        }
         if info.transport == .mptcp { upstreamTracker = SubflowTracker(initial: Self.key(channel)) }
         upstreamTracker?.observeCount(info.openSubflows)
         channel.closeFuture.assumeIsolated().whenComplete { _ in self.finishIfClosed() }
+    }
+
+    /// Neither side is MPTCP (plain TCP, or MPTCP that fell back); false until both are known.
+    var isPlainTCP: Bool {
+        guard let client = clientInfo, let upstream = upstreamInfo else { return false }
+        return client.transport != .mptcp && upstream.transport != .mptcp
     }
 
     func markRelaying() {

@@ -112,6 +112,7 @@ final class GatewayContext: Sendable {
     private func attach(_ channel: Channel, to connection: GatewayConnection) throws -> Channel {
         let counter = try channel.pipeline.syncOperations.handler(type: ByteCounter.self)
         connection.attach(upstream: channel, counter: counter)
+        if connection.isPlainTCP { UpstreamConnector.usePlainReads(connection.client, channel, limits: configuration.limits) }
         registry.setTokens(connection.id, connection.tokens)
         return channel
     }

@@ -80,9 +80,9 @@ struct TestbedExperiment: ParsableCommand {
                 let topology = try loadTopology(file)
                 let plan = try bringUp(topology, file: file)
                 defer { Teardown.remove(topology: topology.name) }
-                for (label, traffic) in Self.paths {
+                for (label, path) in Self.paths {
                     for repetition in 1...repetitions {
-                        let text = "scenario agg\ntopology agg.topo\nduration \(seconds)s\nrecord client:wlan client:wwan every 500ms\n" + Self.traffic(traffic)
+                        let text = "scenario agg\ntopology agg.topo\nduration \(seconds)s\nrecord client:wlan client:wwan every 500ms\n" + Self.traffic(path)
                         let scenario = try ScenarioParser.parse(text)
                         var result = ScenarioResult(scenario: scenario)
                         try TestbedRun.play(scenario, plan: plan, directory: directory, into: &result)

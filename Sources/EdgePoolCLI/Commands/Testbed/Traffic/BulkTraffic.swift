@@ -46,16 +46,14 @@ extension TestbedTraffic {
 
     struct Fetch: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "fetch", abstract: "Receive the pattern for --seconds, check every byte, report progress.")
-        @Option(help: "Sender's address:port ([v6]:port).") var connect: String
-        @Option var seconds: Double = 10
+        @OptionGroup var target: ConnectOptions
         @Option(help: "Progress line interval in seconds.") var every: Double = 0.1
-        @Option(help: "Report times since this Unix time (the runner's start) instead of since this process's start.") var epoch: Double?
-        @Flag var mptcp = false
         /// How long after the planned end the receiver waits for the sender's end of stream.
         static let grace = 30.0
 
         func run() throws {
-            let fd = try TestbedTraffic.connect(to: connect, mptcp: mptcp)
+            let seconds = target.seconds
+            let fd = try TestbedTraffic.connect(to: target.connect, mptcp: target.mptcp)
             let request = withUnsafeBytes(of: UInt64(seconds * 1000).littleEndian, Array.init)
             _ = TestbedTraffic.sendAll(fd, request)
             var generator = SplitMix64(seed: TestbedTraffic.seed)
@@ -64,7 +62,7 @@ extension TestbedTraffic {
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
             var received: UInt64 = 0, mismatched: UInt64 = 0
             let start = Date()
-            let origin = epoch.map { Date(timeIntervalSince1970: $0) } ?? start
+            let origin = target.origin(started: start)
             var nextReport = 0.0
             var timeout = timeval(tv_sec: 0, tv_usec: Int(every * 1e6))
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -46,20 +46,18 @@ extension TestbedTraffic {
 
     struct Request: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "request", abstract: "Send a request every --every seconds for --seconds; check each response; print latencies.")
-        @Option(help: "Server's address:port ([v6]:port).") var connect: String
-        @Option var seconds: Double = 10
+        @OptionGroup var target: ConnectOptions
         @Option(help: "Response size in bytes.") var size: Int = 1000
         @Option(help: "Seconds between requests (a late response delays the next request).") var every: Double = 0.1
-        @Option(help: "Report times since this Unix time (the runner's start).") var epoch: Double?
-        @Flag var mptcp = false
 
         func run() throws {
             guard (1...ScenarioParser.maximumResponseBytes).contains(size) else { throw ValidationError("--size must be 1…\(ScenarioParser.maximumResponseBytes)") }
-            let fd = try TestbedTraffic.connect(to: connect, mptcp: mptcp)
+            let seconds = target.seconds
+            let fd = try TestbedTraffic.connect(to: target.connect, mptcp: target.mptcp)
             var timeout = timeval(tv_sec: 0, tv_usec: 50_000)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             let start = Date()
-            let origin = epoch.map { Date(timeIntervalSince1970: $0) } ?? start
+            let origin = target.origin(started: start)
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
             var sequence: UInt32 = 0, issued = 0, answered = 0, mismatched = 0
             var received: UInt64 = 0

@@ -16,6 +16,17 @@ struct TestbedTraffic: ParsableCommand {
 
     static let seed: UInt64 = 0xED6E_9001
 
+    /// Where a receiver connects, for how long, and on whose clock it reports.
+    struct ConnectOptions: ParsableArguments {
+        @Option(help: "The sender's address:port ([v6]:port).") var connect: String
+        @Option(help: "Seconds of traffic (the receiver gives up 30 s after that).") var seconds: Double = 10
+        @Option(help: "Report times since this Unix time (the runner's start) instead of since this process's start.") var epoch: Double?
+        @Flag(help: "Connect with MPTCP.") var mptcp = false
+
+        /// Time zero of the progress lines.
+        func origin(started: Date) -> Date { epoch.map { Date(timeIntervalSince1970: $0) } ?? started }
+    }
+
     /// Where a sender listens.
     struct ListenOptions: ParsableArguments {
         @Option var port: Int = 5201

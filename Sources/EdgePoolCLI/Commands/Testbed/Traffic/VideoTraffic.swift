@@ -81,12 +81,9 @@ extension TestbedTraffic {
         static let configuration = CommandConfiguration(
             commandName: "watch", abstract: "Play an RTMP stream into a viewer model; report frames, stalls and the buffer.",
             discussion: "ffmpeg connects (retried while the server is not yet listening) and copies the stream to FLV on a pipe; every audio and video frame goes into the viewer model.")
-        @Option(help: "Server's address:port ([v6]:port).") var connect: String
-        @Option(help: "Seconds of video expected (the viewer gives up 30 s after that).") var seconds: Double = 10
+        @OptionGroup var target: ConnectOptions
         @Option(help: "Playback buffer in bytes.") var buffer: Int = 64 << 20
         @Option(help: "Seconds of media buffered before playback starts.") var preroll: Double = 2
-        @Option(help: "Report times since this Unix time (the runner's start).") var epoch: Double?
-        @Flag var mptcp = false
         /// How long the viewer keeps trying to reach a server that is starting.
         static let connectAttemptsSeconds = 10.0
         /// How long ffmpeg gets to exit after SIGTERM before SIGKILL.
@@ -100,10 +97,11 @@ extension TestbedTraffic {
         }
 
         func run() throws {
-            let (host, port) = try TestbedTraffic.splitHostPort(connect)
+            let (seconds, mptcp) = (target.seconds, target.mptcp)
+            let (host, port) = try TestbedTraffic.splitHostPort(target.connect)
             let url = "rtmp://\(host.contains(":") ? "[\(host)]" : host):\(port)/\(TestbedTraffic.rtmpPath)"
             let start = Date()
-            let origin = epoch.map { Date(timeIntervalSince1970: $0) } ?? start
+            let origin = target.origin(started: start)
             var reader = FLVTagReader()
             var viewer = ViewerModel(capacityBytes: buffer, prerollSeconds: preroll)
             var videoFrames = 0
