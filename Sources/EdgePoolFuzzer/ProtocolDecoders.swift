@@ -7,7 +7,8 @@ import RSerPoolWire
 
 /// Feeds arbitrary bytes to every decoder that reads from an untrusted peer: the ASAP and
 /// ENRP stream decoders (a registrar's associations), the CalcApp session decoder (a PE's
-/// sessions), the gateway's SOCKS5 handshake, pair header and HTTP proxy request reading.
+/// sessions), the gateway's SOCKS5 handshake and UDP datagrams, pair header and HTTP proxy
+/// request reading.
 /// Invariants checked: no crash, no hang, bounded buffering; every decoded message
 /// re-encodes to a frame that decodes to the same message.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -17,6 +18,7 @@ public func fuzzProtocolDecoders(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
     fuzzENRP(input)
     fuzzCalcAppSession(input)
     fuzzSOCKS5(input)
+    fuzzSOCKS5UDP(input)
     fuzzPairHeader(input)
     fuzzHTTPProxyRequest(input)
     return 0
@@ -24,8 +26,8 @@ public func fuzzProtocolDecoders(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
 
 /// The gateway's SOCKS5 server side, with and without authentication, fed in two pieces.
 func fuzzSOCKS5(_ input: ByteBuffer) {
-    for credentials in [nil, ProxyCredentials(["user": "password"])] {
-        var handshake = SOCKS5ServerHandshake(credentials: credentials)
+    for (credentials, udp) in [(nil, false), (ProxyCredentials(["user": "password"]), true)] {
+        var handshake = SOCKS5ServerHandshake(credentials: credentials, allowsUDP: udp)
         var buffer = ByteBuffer()
         var pieces = [input.getSlice(at: input.readerIndex, length: input.readableBytes / 2)!,
                       input.getSlice(at: input.readerIndex + input.readableBytes / 2, length: input.readableBytes - input.readableBytes / 2)!]
@@ -36,7 +38,7 @@ func fuzzSOCKS5(_ input: ByteBuffer) {
                 switch handshake.process(&buffer) {
                 case .needMoreData: continue feeding
                 case .send: precondition(buffer.readableBytes < before, "a reply without consuming input")
-                case .connect(let destination, _):
+                case .connect(let destination, _), .associate(let destination, _):
                     var encoded = ByteBuffer()
                     destination.write(to: &encoded)
                     precondition((try? ProxyDestination.read(from: &encoded)) == destination, "destination does not round-trip")
@@ -47,6 +49,31 @@ func fuzzSOCKS5(_ input: ByteBuffer) {
             }
         }
     }
+}
+
+/// A datagram from a SOCKS5 UDP client: relayed (its header re-encodes to the bytes it
+/// came from, the payload is the rest) or dropped, never a trap; an answer from the peer
+/// it went to goes back to the client with the peer as its header.
+func fuzzSOCKS5UDP(_ input: ByteBuffer) {
+    let client = SOCKS5UDPAssociation.Endpoint(address: .ipv4Loopback, port: 5000)
+    var association = SOCKS5UDPAssociation(client: .ipv4Loopback, requested: ProxyDestination(host: .address(.v4(0)), port: 0))
+    guard case .relay(let destination, let payload) = association.fromClient(client, datagram: input) else { return }
+    var header = ByteBuffer()
+    SOCKS5UDPHeader(address: destination).write(to: &header)
+    header.writeImmutableBuffer(payload)
+    if case .name = destination.host {
+        // A name re-encodes normalised (lower case, no trailing dot): the same or one byte shorter.
+        precondition(header.readableBytes == input.readableBytes || header.readableBytes == input.readableBytes - 1, "a relayed datagram lost or gained bytes")
+    } else {
+        precondition(header == input, "a relayed datagram does not re-encode to its input")
+    }
+    let peer = SOCKS5UDPAssociation.Endpoint(address: .v4(0x0A00_0001), port: destination.port)
+    association.sent(to: peer)
+    guard case .deliver(let to, _) = association.fromPeer(peer, payload: payload) else {
+        precondition(payload.readableBytes > SOCKS5UDPAssociation.maximumDatagram - 10, "an answer from a known peer was dropped")
+        return
+    }
+    precondition(to == client, "an answer went elsewhere than to the client")
 }
 
 /// The exit gateway reading an entry's header (any bytes: must refuse, never trap).

@@ -7,7 +7,7 @@ import RSerPoolWire
 public struct GatewayConfiguration: Sendable {
     /// What the gateway does with a connection it accepts.
     public enum Mode: Sendable {
-        /// A SOCKS5 server (RFC 1928; CONNECT).
+        /// A SOCKS5 server (RFC 1928; CONNECT, and UDP ASSOCIATE unless `udpRelay` is off).
         case socks5
         /// An HTTP proxy: CONNECT tunnels and absolute-form HTTP/1.1 requests.
         case httpProxy
@@ -55,6 +55,8 @@ public struct GatewayConfiguration: Sendable {
     public var connectionLogPath: String?
     /// How often MPTCP connections' subflows are sampled; zero turns sampling off.
     public var telemetryInterval: TimeAmount = .seconds(1)
+    /// SOCKS5 UDP ASSOCIATE (socks5 mode only; an entry gateway carries TCP only).
+    public var udpRelay = true
 
     public init(mode: Mode, listen: [SocketAddress]) {
         self.mode = mode

@@ -58,6 +58,20 @@ import Testing
         #expect(statistics.subflowBytes == 400 && statistics.additionalSubflowBytes == 100)
         #expect(statistics.survivedPathLoss == 1 && statistics.connectionsWithSubflowLoss == 1)
         #expect(statistics.report.contains("25.0 % of 400 bytes"))
+        #expect(!statistics.report.contains("UDP"))
+
+        // A UDP association: its datagrams are summed and reported on a line of their own.
+        var udp = ConnectionRecord.UDPAssociation(relay: "127.0.0.1:5000")
+        udp.datagramsFromClient = 3
+        udp.bytesFromClient = 30
+        udp.datagramsToClient = 2
+        udp.bytesToClient = 200
+        udp.datagramsDropped = 1
+        let association = ConnectionRecord(id: 3, mode: "socks5", start: 0, durationSeconds: 2, destination: "udp 127.0.0.1:5000", user: nil,
+                                           client: tcp, upstream: nil, outcome: "ok", error: nil, survivedPathLoss: false, udp: udp)
+        let withUDP = GatewayStatistics(records + [association, association])
+        #expect(withUDP.udpAssociations == 2 && withUDP.udpDatagramsFromClients == 6 && withUDP.udpBytesToClients == 400)
+        #expect(withUDP.report.contains("UDP associations: 2; datagrams from clients: 6 (60 bytes), to clients: 4 (400 bytes), dropped: 2"))
     }
 
     @Test func sockDiagParserReadsASubflowAndStopsAtGarbage() {

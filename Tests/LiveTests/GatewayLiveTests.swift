@@ -154,6 +154,44 @@ import Testing
         #expect(result.output.last == "500000 \(try await originSHA(origin, 500_000))")
     }
 
+    @Test func socks5UDPAssociateRelaysForPySocksAndDropsWhatItMustNot() async throws {
+        if let reason = missingTool("/usr/bin/python3", package: "python3") {
+            print("skipped: \(reason)")
+            return
+        }
+        guard try await runCommand("/usr/bin/python3", ["-c", "import socks"]).status == 0 else {
+            print("skipped socks5UDPAssociateRelaysForPySocksAndDropsWhatItMustNot: PySocks is not importable by /usr/bin/python3 (Debian package python3-socks; scripts/test installs it as root)")
+            return
+        }
+        let script = packageRoot.appendingPathComponent("Tests/LiveTests/Support/socks5_udp_client.py").path
+        let statusPort = try freePort()
+        let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--user", "udp:pass", "--status", "127.0.0.1:\(statusPort)"])
+        let result = try await runCommand("/usr/bin/python3", [script, "\(gateway.port)", "udp", "pass"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.filter { $0.hasPrefix("ok ") }.count == 12, "\(result.output)")
+
+        // The gateway's own account: three associations, the dropped datagrams counted and named.
+        let records = try await gateway.records(atLeast: 3).filter { $0["udp"] != nil }
+        #expect(records.count == 3)
+        let udp = records.compactMap { $0["udp"] as? [String: Any] }
+        #expect(udp.compactMap { $0["datagramsFromClient"] as? Int }.sorted() == [2, 10, 51])
+        #expect(udp.compactMap { $0["datagramsToClient"] as? Int }.sorted() == [2, 10, 51])
+        #expect(udp.compactMap { $0["datagramsDropped"] as? Int }.reduce(0, +) >= 4)
+        #expect(udp.contains { ($0["bytesFromClient"] as? Int ?? 0) > 60_000 })
+        let log = gateway.process.lines.joined(separator: "\n")
+        for reason in ["fragmented", "refused", "not_from_client", "unknown_peer"] {
+            #expect(log.contains("reason=\(reason)") || log.contains("\"reason\": \"\(reason)\"") || log.contains("reason: \(reason)"),
+                    "no log line for a \(reason) drop")
+        }
+        let metrics = try await runCommand("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(statusPort)/metrics"]).output
+        #expect(metrics.contains { $0.hasPrefix("edgepool_gateway_udp_datagrams_total") && $0.contains("outcome=\"fragmented\"") && $0.hasSuffix(" 1") },
+                "\(metrics.filter { $0.contains("udp") })")
+
+        let off = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--user", "udp:pass", "--no-udp"])
+        let refused = try await runCommand("/usr/bin/python3", [script, "\(off.port)", "udp", "pass", "--refused"])
+        #expect(refused.status == 0, "\(refused.output)")
+    }
+
     @Test func entryAndExitCarryConnectionsOverMPTCPAndRefuseAWrongSecret() async throws {
         let origin = try await Origin.start()
         let secret = temporaryFile("secret")
@@ -220,9 +258,9 @@ import Testing
         // Unknown address type: reply 8.
         let unknownType = try await rawExchange(port: gateway.port, bytes: [5, 1, 0, 5, 1, 0, 9, 1, 2, 3, 4, 0, 80])
         #expect(unknownType.received.prefix(4) == [5, 0, 5, 8])
-        // UDP ASSOCIATE: reply 7 (command not supported).
-        let udp = try await rawExchange(port: gateway.port, bytes: [5, 1, 0, 5, 3, 0, 1, 127, 0, 0, 1, 0, 80])
-        #expect(udp.received.prefix(4) == [5, 0, 5, 7])
+        // BIND: reply 7 (command not supported).
+        let bind = try await rawExchange(port: gateway.port, bytes: [5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 80])
+        #expect(bind.received.prefix(4) == [5, 0, 5, 7])
         // A 255-byte domain of characters no host name has: general failure.
         let oversize = try await rawExchange(port: gateway.port, bytes: [5, 1, 0, 5, 1, 0, 3, 255] + [UInt8](repeating: 0x20, count: 255) + [0, 80])
         #expect(oversize.received.prefix(4) == [5, 0, 5, 1])

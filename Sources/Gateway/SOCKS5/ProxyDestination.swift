@@ -45,6 +45,8 @@ public struct ProxyDestination: Hashable, Sendable, CustomStringConvertible {
         if let ip = IPAddress(String(text)) { return .address(ip) }
         if text.hasSuffix(".") { text = text.dropLast() }
         guard !text.isEmpty, text.utf8.count <= ProxyLimits.maximumDomainNameLength else { return nil }
+        // Every label has at least one character (RFC 1035): no "a..b", ".a" or "a.." .
+        guard !text.hasPrefix("."), !text.hasSuffix("."), !text.contains("..") else { return nil }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),

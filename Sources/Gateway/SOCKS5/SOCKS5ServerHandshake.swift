@@ -11,10 +11,12 @@ import NIOCore
 ///     case .needMoreData: break loop                     // wait for the next read
 ///     case .send(let bytes): write(bytes)                // method selection / auth status
 ///     case .connect(let destination, _): connect(destination); break loop
+///     case .associate(let client, _): openUDPRelay(for: client); break loop
 ///     case .reject(let reply, let failure): write(reply); close(failure); break loop
 ///     }
 /// }
-/// // later: write(handshake.connected(boundTo: local)) or write(handshake.connectFailed(.hostUnreachable))
+/// // later: write(handshake.connected(boundTo: local)) or write(handshake.connectFailed(.hostUnreachable));
+/// // for UDP ASSOCIATE write(handshake.connected(boundTo: relayAddress))
 /// ```
 public struct SOCKS5ServerHandshake: Sendable {
     public enum Action: Sendable, Equatable {
@@ -25,6 +27,9 @@ public struct SOCKS5ServerHandshake: Sendable {
         /// The request is complete: connect to the destination. Bytes the client sent after
         /// the request stay in the buffer and belong to the relayed stream.
         case connect(ProxyDestination, user: String?)
+        /// A UDP ASSOCIATE request (only when UDP is allowed): open a UDP relay. The
+        /// destination is where the client says it will send from (often 0.0.0.0:0).
+        case associate(ProxyDestination, user: String?)
         /// Send the reply (if any), log the failure and close.
         case reject(ByteBuffer?, SOCKS5HandshakeFailure)
     }
@@ -39,11 +44,15 @@ public struct SOCKS5ServerHandshake: Sendable {
 
     private var state: State = .awaitingGreeting
     private let credentials: ProxyCredentials?
+    private let allowsUDP: Bool
 
-    /// - Parameter credentials: nil accepts clients without authentication; otherwise the
-    ///   client must authenticate with username/password (RFC 1929) against this table.
-    public init(credentials: ProxyCredentials?) {
+    /// - Parameters:
+    ///   - credentials: nil accepts clients without authentication; otherwise the client must
+    ///     authenticate with username/password (RFC 1929) against this table.
+    ///   - allowsUDP: whether UDP ASSOCIATE is taken (else answered "command not supported").
+    public init(credentials: ProxyCredentials?, allowsUDP: Bool = false) {
         self.credentials = credentials
+        self.allowsUDP = allowsUDP
     }
 
     public mutating func process(_ buffer: inout ByteBuffer) -> Action {
@@ -56,7 +65,8 @@ public struct SOCKS5ServerHandshake: Sendable {
     }
 
     /// The success reply once the upstream connection stands; `bound` is the gateway's local
-    /// address of that connection (BND.ADDR/BND.PORT).
+    /// address of that connection (BND.ADDR/BND.PORT), or for UDP ASSOCIATE the address of
+    /// the relay the client sends its datagrams to.
     public mutating func connected(boundTo bound: ProxyDestination) -> ByteBuffer {
         state = .done
         return Self.reply(.succeeded, bound: bound)
@@ -130,9 +140,16 @@ public struct SOCKS5ServerHandshake: Sendable {
             return fail(Self.reply(.generalFailure, bound: nil), .malformedDomainName)
         }
         buffer = copy
-        guard command == .connect else { return fail(Self.reply(.commandNotSupported, bound: nil), .unsupportedCommand(command)) }
-        state = .connecting
-        return .connect(destination, user: user)
+        switch command {
+        case .connect:
+            state = .connecting
+            return .connect(destination, user: user)
+        case .udpAssociate where allowsUDP:
+            state = .connecting
+            return .associate(destination, user: user)
+        default:
+            return fail(Self.reply(.commandNotSupported, bound: nil), .unsupportedCommand(command))
+        }
     }
 
     private mutating func fail(_ reply: ByteBuffer?, _ failure: SOCKS5HandshakeFailure) -> Action {

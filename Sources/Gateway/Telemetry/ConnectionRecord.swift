@@ -54,6 +54,22 @@ public struct ConnectionRecord: Codable, Hashable, Sendable {
         }
     }
 
+    /// What a SOCKS5 UDP association carried (its control connection is the record's client).
+    public struct UDPAssociation: Codable, Hashable, Sendable {
+        /// The relay's client-facing address (BND.ADDR:BND.PORT of the reply).
+        public var relay: String
+        public var datagramsFromClient: UInt64 = 0
+        public var bytesFromClient: UInt64 = 0
+        public var datagramsToClient: UInt64 = 0
+        public var bytesToClient: UInt64 = 0
+        /// Datagrams not relayed, either way (malformed, fragments, refused, unknown peers…).
+        public var datagramsDropped: UInt64 = 0
+        /// Distinct peers the client sent to.
+        public var peers: Int = 0
+
+        public init(relay: String) { self.relay = relay }
+    }
+
     public var id: UInt64
     /// socks5, http, reverse, entry, exit.
     public var mode: String
@@ -71,9 +87,11 @@ public struct ConnectionRecord: Codable, Hashable, Sendable {
     /// A subflow of either side was lost and the connection still carried data afterwards
     /// and ended without error.
     public var survivedPathLoss: Bool
+    /// Set for a SOCKS5 UDP association (payload bytes; headers not counted).
+    public var udp: UDPAssociation?
 
     public init(id: UInt64, mode: String, start: Double, durationSeconds: Double, destination: String, user: String?,
-                client: Side, upstream: Side?, outcome: String, error: String?, survivedPathLoss: Bool) {
+                client: Side, upstream: Side?, outcome: String, error: String?, survivedPathLoss: Bool, udp: UDPAssociation? = nil) {
         self.id = id
         self.mode = mode
         self.start = start
@@ -85,5 +103,6 @@ public struct ConnectionRecord: Codable, Hashable, Sendable {
         self.outcome = outcome
         self.error = error
         self.survivedPathLoss = survivedPathLoss
+        self.udp = udp
     }
 }

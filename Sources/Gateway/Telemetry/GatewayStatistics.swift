@@ -20,6 +20,13 @@ public struct GatewayStatistics: Codable, Hashable, Sendable {
     public var survivedPathLoss = 0
     public var medianDurationSeconds = 0.0
     public var p95DurationSeconds = 0.0
+    /// SOCKS5 UDP associations and what they carried (payload bytes).
+    public var udpAssociations = 0
+    public var udpDatagramsFromClients: UInt64 = 0
+    public var udpBytesFromClients: UInt64 = 0
+    public var udpDatagramsToClients: UInt64 = 0
+    public var udpBytesToClients: UInt64 = 0
+    public var udpDatagramsDropped: UInt64 = 0
 
     public init() {}
 
@@ -46,6 +53,14 @@ public struct GatewayStatistics: Codable, Hashable, Sendable {
             }
             if lostSubflow { connectionsWithSubflowLoss += 1 }
             if record.survivedPathLoss { survivedPathLoss += 1 }
+            if let udp = record.udp {
+                udpAssociations += 1
+                udpDatagramsFromClients += udp.datagramsFromClient
+                udpBytesFromClients += udp.bytesFromClient
+                udpDatagramsToClients += udp.datagramsToClient
+                udpBytesToClients += udp.bytesToClient
+                udpDatagramsDropped += udp.datagramsDropped
+            }
         }
         durations.sort()
         if !durations.isEmpty {
@@ -77,6 +92,10 @@ public struct GatewayStatistics: Codable, Hashable, Sendable {
         lines.append("bytes on additional subflows: \(additional)")
         lines.append("connections that lost a subflow: \(connectionsWithSubflowLoss); survived the path loss: \(survivedPathLoss)")
         lines.append("bytes from clients: \(bytesFromClients), to clients: \(bytesToClients)")
+        if udpAssociations > 0 {
+            lines.append("UDP associations: \(udpAssociations); datagrams from clients: \(udpDatagramsFromClients) (\(udpBytesFromClients) bytes), "
+                         + "to clients: \(udpDatagramsToClients) (\(udpBytesToClients) bytes), dropped: \(udpDatagramsDropped)")
+        }
         lines.append(String(format: "duration: median %.3f s, 95th percentile %.3f s", medianDurationSeconds, p95DurationSeconds))
         return lines.joined(separator: "\n")
     }

@@ -22,6 +22,8 @@ final class GatewayConnection {
     private var upstreamTracker: SubflowTracker?
 
     var destination = "-"
+    /// What a SOCKS5 UDP association carried (kept up to date by its relay).
+    var udp: ConnectionRecord.UDPAssociation?
     var user: String?
     private(set) var outcome = "ok"
     private(set) var error: String?
@@ -109,7 +111,7 @@ final class GatewayConnection {
             destination: destination, user: user,
             client: Self.side(client, info: clientInfo, tracker: clientTracker, counter: clientCounter),
             upstream: upstream.map { Self.side($0, info: upstreamInfo, tracker: upstreamTracker, counter: upstreamCounter!) },
-            outcome: outcome, error: error, survivedPathLoss: survived)
+            outcome: outcome, error: error, survivedPathLoss: survived, udp: udp)
         onFinish(self, record)
     }
 

@@ -4,7 +4,9 @@ import RSerPoolWire
 
 /// The client side of a SOCKS5 gateway (and of an entry gateway without a fixed forward):
 /// runs the handshake, opens the upstream, answers with the right reply code, then hands the
-/// channel to the relay.
+/// channel to the relay. For UDP ASSOCIATE it opens a `SOCKS5UDPRelay` and stays as the
+/// control connection's handler: bytes the client sends there are discarded, and the
+/// association ends when the client closes it.
 final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -16,13 +18,16 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
     private var handshake: SOCKS5ServerHandshake
     private var buffered = ByteBuffer()
     private var connecting = false
+    /// A UDP association stands; this channel is only its control connection now.
+    private var associated = false
     private let connection: GatewayConnection
     private let gateway: GatewayContext
 
     init(connection: GatewayConnection, gateway: GatewayContext) {
         self.connection = connection
         self.gateway = gateway
-        handshake = SOCKS5ServerHandshake(credentials: gateway.configuration.credentials)
+        let udp = if case .socks5 = gateway.configuration.mode { gateway.configuration.udpRelay } else { false }
+        handshake = SOCKS5ServerHandshake(credentials: gateway.configuration.credentials, allowsUDP: udp)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -31,6 +36,7 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !associated else { return }   // nothing is relayed over the control connection
         var incoming = unwrapInboundIn(data)
         buffered.writeBuffer(&incoming)
         guard !connecting else { return }
@@ -52,15 +58,24 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
                 connection.user = user
                 connect(context: context, destination: destination)
                 return
+            case .associate(let requested, let user):
+                connecting = true
+                connection.user = user
+                associate(context: context, requested: requested)
+                return
             }
         }
     }
 
     func read(context: ChannelHandlerContext) {
-        if !connecting { context.read() }
+        if !connecting || associated { context.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, associated {
+            context.close(promise: nil)   // the client ended the association
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed, !connecting {
             connection.fail("failed", "client closed during the SOCKS5 handshake")
             context.close(promise: nil)
@@ -87,6 +102,26 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
                 self.gateway.logger.info("SOCKS5 connect failed", metadata: ["id": "\(self.connection.id)", "destination": "\(destination)",
                                                                              "reply": "\(failure.socksReply)", "error": "\(failure.detail)"])
                 context.writeAndFlush(self.wrapOutboundOut(self.handshake.connectFailed(failure.socksReply))).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            }
+        }
+    }
+
+    private func associate(context: ChannelHandlerContext, requested: ProxyDestination) {
+        SOCKS5UDPRelay.open(for: connection, requested: requested, gateway: gateway).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let relay):
+                self.associated = true
+                self.connection.markRelaying()
+                self.gateway.logger.debug("UDP association", metadata: ["id": "\(self.connection.id)", "relay": "\(relay)", "client": "\(context.remoteAddress?.endpointText ?? "?")"])
+                context.writeAndFlush(self.wrapOutboundOut(self.handshake.connected(boundTo: relay)), promise: nil)
+                context.read()
+            case .failure(let error):
+                let failure = UpstreamError.from(error, target: "UDP relay")
+                self.connection.fail("failed", failure.detail)
+                self.gateway.logger.info("SOCKS5 UDP ASSOCIATE failed", metadata: ["id": "\(self.connection.id)", "error": "\(failure.detail)"])
+                context.writeAndFlush(self.wrapOutboundOut(self.handshake.connectFailed(.generalFailure))).assumeIsolated().whenComplete { _ in
                     context.close(promise: nil)
                 }
             }

@@ -63,6 +63,11 @@ struct GatewayMetrics: Sendable {
         duration.recordNanoseconds(Int64(record.durationSeconds * 1e9))
     }
 
+    /// A datagram of a SOCKS5 UDP association: relayed, or why it was dropped.
+    func udpDatagram(direction: String, outcome: String) {
+        counter("edgepool_gateway_udp_datagrams_total", [("mode", mode), ("direction", direction), ("outcome", outcome)]).increment()
+    }
+
     func handshakeFailure(_ reason: String) {
         counter("edgepool_gateway_handshake_failures_total", [("mode", mode), ("reason", reason)]).increment()
     }

@@ -53,7 +53,8 @@ struct BenchProxy {
         }
     }
 
-    func start(mode: BenchMode, originPort: Int) throws -> Running {
+    /// Starts the proxy for `mode`; EdgePool's gateways get `gatewayFlags` on top.
+    func start(mode: BenchMode, originPort: Int, gatewayFlags: [String] = []) throws -> Running {
         let anyMPTCP = mode.clientMPTCP || mode.serverMPTCP || kind == .pair
         /// A peer under mptcpize when MPTCP is wanted on any of its sockets.
         func peer(_ executable: String, _ arguments: [String]) throws -> ChildProcess {
@@ -61,7 +62,7 @@ struct BenchProxy {
                      : try ChildProcess(name, arguments, executable: executable, captureErrors: true)
         }
         let upstream = mode.serverMPTCP ? "mptcp" : "tcp"
-        let quiet = ["--telemetry-interval", "0", "--log-level", "error"]
+        let quiet = ["--telemetry-interval", "0", "--log-level", "error"] + gatewayFlags
         switch (tool, kind) {
         case ("edgepool", .forward):
             let child = try ChildProcess(name, ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(originPort)",

@@ -22,13 +22,19 @@ struct GatewayBench: ParsableCommand {
           connect      connect (+ SOCKS5 handshake) + 1-byte echo, median of --connects
           round trip   64-byte echo on an open connection, median of --rounds
         and reports them beside the direct connection's (ratio, and latency added in
-        µs). MPTCP for the peers comes from `mptcpize run` (shadowsocks also gets
+        µs). All proxies of a mode run at once and are measured in turns: three
+        rounds, each with one download and a third of the connects and round trips
+        per proxy (the direct connection included), the order rotating, so a slow
+        spell of a shared machine does not fall on one of them only. MPTCP for the peers comes from `mptcpize run` (shadowsocks also gets
         --mptcp). Peers that are not installed are listed as missing (Debian: socat
         haproxy dante-server shadowsocks-libev mptcpize).
 
         Memory (--connections, default 10000): RSS of `edgepool gateway reverse`
         with that many idle relayed connections, then with all of them streaming,
         per connection.
+
+          edgepool bench gateway --only edgepool,haproxy --modes mptcp-tcp
+          edgepool bench gateway --gateway-flags='--read-size 65536 --threads 1'
         """
     )
 
@@ -46,6 +52,14 @@ struct GatewayBench: ParsableCommand {
 
     @Option(help: "Only these proxies (comma-separated: edgepool, nio, epoll, socat, haproxy, dante, shadowsocks).")
     var only: String?
+
+    @Option(help: "Only these modes (comma-separated: tcp-tcp, mptcp-tcp, tcp-mptcp).")
+    var modes: String?
+
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Extra flags for every EdgePool gateway process, e.g. --gateway-flags='--read-size 65536 --threads 1'.",
+                               valueName: "flags"))
+    var gatewayFlags: String?
 
     /// Internal: run the memory measurement's origin in this process (file descriptors are
     /// limited per process; 10,000 connections need three processes' worth).
@@ -69,33 +83,60 @@ struct GatewayBench: ParsableCommand {
         let mptcpOrigin = try BenchOrigin(mptcp: true)
         let selected = only.map { Set($0.split(separator: ",").map(String.init)) }
         print("gateway benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores; each figure measured in this run; ratios against the direct connection")
-        print("method: throughput = median of 3 downloads of \(seconds) s; connect = median of \(connects) × (connect + handshake + 1-byte echo); rtt = median of \(rounds) × 64-byte echo\n")
+        print("method: throughput = median of \(Self.turns) downloads of \(seconds) s; connect = median of \(connects) × (connect + handshake + 1-byte echo); rtt = median of \(rounds) × 64-byte echo")
+        print("        all proxies of a mode run at once and are measured in turns (\(Self.turns) rounds, the order rotating)\n")
 
-        for mode in BenchMode.allCases {
+        let selectedModes = try modes.map { list in
+            try list.split(separator: ",").map { name in
+                guard let mode = BenchMode.allCases.first(where: { $0.flagName == name }) else {
+                    throw ValidationError("unknown mode \(name); modes: " + BenchMode.allCases.map(\.flagName).joined(separator: ", "))
+                }
+                return mode
+            }
+        } ?? BenchMode.allCases
+        let extraFlags = gatewayFlags.map { $0.split(separator: " ").map(String.init) } ?? []
+        if !extraFlags.isEmpty { print("EdgePool gateways run with: \(extraFlags.joined(separator: " "))\n") }
+
+        for mode in selectedModes {
             let origin = mode.serverMPTCP ? mptcpOrigin : tcpOrigin
-            let direct = try measure(port: origin.port, socksTarget: nil, clientMPTCP: mode.clientMPTCP)
-            print("\(mode.title) — direct: \(direct.throughputText), connect \(direct.connectText), rtt \(direct.rttText)")
+            print("\(mode.title)")
             print("  proxy                    throughput        vs direct   connect +µs   rtt +µs")
-            var results: [(BenchProxy, Measurement)] = []
+            // Every proxy of the mode runs at once and the measurements take turns (round
+            // after round, each round in another order), so that a slow spell of this
+            // shared machine falls on all of them instead of on whichever ran then.
+            var targets = [BenchTarget(name: "direct", proxy: nil, port: origin.port, socksTarget: nil)]
+            var running: [BenchProxy.Running] = []
+            defer { for proxy in running { proxy.stop() } }
             for proxy in BenchProxy.all(for: mode) where selected?.contains(proxy.tool) ?? true {
                 if let missing = proxy.missingTool {
                     print("  \(proxy.name.padding(toLength: 24, withPad: " ", startingAt: 0)) missing: \(missing)")
                     continue
                 }
                 do {
-                    let running = try proxy.start(mode: mode, originPort: origin.port)
-                    defer { running.stop() }
-                    let result = try measure(port: running.port, socksTarget: proxy.speaksSOCKS ? origin.port : nil, clientMPTCP: mode.clientMPTCP)
-                    results.append((proxy, result))
-                    print("  " + row(proxy.name, result, direct: direct))
+                    let started = try proxy.start(mode: mode, originPort: origin.port, gatewayFlags: extraFlags)
+                    running.append(started)
+                    targets.append(BenchTarget(name: proxy.name, proxy: proxy, port: started.port, socksTarget: proxy.speaksSOCKS ? origin.port : nil))
                 } catch {
-                    print("  \(proxy.name.padding(toLength: 24, withPad: " ", startingAt: 0)) failed: \(error)")
+                    print("  \(proxy.name.padding(toLength: 24, withPad: " ", startingAt: 0)) failed to start: \(error)")
                 }
+            }
+            let measured = measureInTurns(targets, clientMPTCP: mode.clientMPTCP)
+            guard let direct = measured.first?.1 else { continue }
+            print("  " + row("direct", direct, direct: direct, absolute: true))
+            var results: [(BenchProxy, Measurement)] = []
+            for (target, measurement) in measured.dropFirst() {
+                guard let proxy = target.proxy else { continue }
+                guard let measurement else {
+                    print("  \(target.name.padding(toLength: 24, withPad: " ", startingAt: 0)) failed: \(target.failure ?? "no result")")
+                    continue
+                }
+                results.append((proxy, measurement))
+                print("  " + row(target.name, measurement, direct: direct))
             }
             summarise(results)
             print("")
         }
-        if connections > 0 { try measureMemory(origin: tcpOrigin) }
+        if connections > 0 { try measureMemory(origin: tcpOrigin, gatewayFlags: extraFlags) }
     }
 
     // MARK: throughput and latency
@@ -109,66 +150,90 @@ struct GatewayBench: ParsableCommand {
         var rttText: String { String(format: "%.1f µs", rttMicroseconds) }
     }
 
-    func measure(port: Int, socksTarget: Int?, clientMPTCP: Bool) throws -> Measurement {
-        func open() throws -> Int32 {
-            let fd = try BenchSocket.connect(port: port, mptcp: clientMPTCP)
-            if let socksTarget {
-                do { try BenchSocket.socks5Connect(fd, targetPort: socksTarget) } catch { close(fd); throw error }
-            }
-            return fd
-        }
-        // Throughput: the median of three downloads of --seconds each (single runs vary by
-        // more than the differences between proxies on this kind of machine).
+    /// Measures every target in turns: `turns` rounds, each with one download per target and
+    /// a share of the connects and round trips, the order rotating from round to round.
+    /// A target that fails drops out with its error; the others go on.
+    func measureInTurns(_ targets: [BenchTarget], clientMPTCP: Bool) -> [(BenchTarget, Measurement?)] {
+        var samples = targets.map { _ in BenchSamples() }
+        var failed = targets.map { _ -> String? in nil }
+        var echoes = targets.map { _ -> Int32? in nil }
+        defer { for fd in echoes.compactMap({ $0 }) { close(fd) } }
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-        var rates: [Double] = []
-        for _ in 0..<3 {
-            let stream = try open()
-            try BenchSocket.send(stream, [UInt8(ascii: "B")])
-            var received = 0
-            let start = Date()
-            var timeout = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(stream, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            while Date().timeIntervalSince(start) < seconds {
-                let n = buffer.withUnsafeMutableBytes { recv(stream, $0.baseAddress, $0.count, 0) }
-                guard n > 0 else { break }
-                received += n
+        let turns = Self.turns
+        for turn in 0..<turns {
+            for offset in 0..<targets.count {
+                let index = (offset + turn) % targets.count
+                guard failed[index] == nil else { continue }
+                let target = targets[index]
+                do {
+                    samples[index].rates.append(try download(target, clientMPTCP: clientMPTCP, buffer: &buffer))
+                    for _ in 0..<max(1, connects / turns) {
+                        samples[index].connects.append(try timeConnect(target, clientMPTCP: clientMPTCP, buffer: &buffer))
+                    }
+                    if echoes[index] == nil {
+                        let fd = try target.open(clientMPTCP: clientMPTCP)
+                        echoes[index] = fd
+                        try BenchSocket.send(fd, [UInt8(ascii: "E")])
+                    }
+                    let message = [UInt8](repeating: 7, count: 64)
+                    for _ in 0..<max(1, rounds / turns) {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        try BenchSocket.send(echoes[index]!, message)
+                        try BenchSocket.receive(echoes[index]!, exactly: 64, into: &buffer)
+                        samples[index].rtts.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000)
+                    }
+                } catch {
+                    failed[index] = "\(error)"
+                }
             }
-            rates.append(Double(received) / Date().timeIntervalSince(start))
-            close(stream)
         }
-        let throughput = median(rates)
-
-        // Connect + first byte.
-        var connectTimes: [Double] = []
-        for _ in 0..<connects {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let fd = try open()
-            try BenchSocket.send(fd, [UInt8(ascii: "E"), 1])
-            try BenchSocket.receive(fd, exactly: 1, into: &buffer)
-            connectTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000)
-            close(fd)
+        return targets.indices.map { index in
+            var target = targets[index]
+            target.failure = failed[index]
+            guard failed[index] == nil else { return (target, nil) }
+            return (target, Measurement(bytesPerSecond: median(samples[index].rates), connectMicroseconds: median(samples[index].connects),
+                                        rttMicroseconds: median(samples[index].rtts)))
         }
-        // Request/response on an open connection.
-        let echo = try open()
-        defer { close(echo) }
-        try BenchSocket.send(echo, [UInt8(ascii: "E")])
-        let message = [UInt8](repeating: 7, count: 64)
-        var rtts: [Double] = []
-        for _ in 0..<rounds {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            try BenchSocket.send(echo, message)
-            try BenchSocket.receive(echo, exactly: 64, into: &buffer)
-            rtts.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000)
-        }
-        return Measurement(bytesPerSecond: throughput, connectMicroseconds: median(connectTimes), rttMicroseconds: median(rtts))
     }
 
-    func row(_ name: String, _ m: Measurement, direct: Measurement) -> String {
+    /// Rounds of measurement per target (throughput is the median of this many downloads).
+    static let turns = 3
+
+    /// One download of --seconds: bytes per second.
+    func download(_ target: BenchTarget, clientMPTCP: Bool, buffer: inout [UInt8]) throws -> Double {
+        let stream = try target.open(clientMPTCP: clientMPTCP)
+        defer { close(stream) }
+        try BenchSocket.send(stream, [UInt8(ascii: "B")])
+        var received = 0
+        let start = Date()
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(stream, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        while Date().timeIntervalSince(start) < seconds {
+            let n = buffer.withUnsafeMutableBytes { recv(stream, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            received += n
+        }
+        return Double(received) / Date().timeIntervalSince(start)
+    }
+
+    /// Connect (+ SOCKS5 handshake) + a 1-byte echo: microseconds.
+    func timeConnect(_ target: BenchTarget, clientMPTCP: Bool, buffer: inout [UInt8]) throws -> Double {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let fd = try target.open(clientMPTCP: clientMPTCP)
+        defer { close(fd) }
+        try BenchSocket.send(fd, [UInt8(ascii: "E"), 1])
+        try BenchSocket.receive(fd, exactly: 1, into: &buffer)
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000
+    }
+
+    /// A table row: added latency against the direct connection, or (`absolute`, for the
+    /// direct connection itself) the latencies in parentheses.
+    func row(_ name: String, _ m: Measurement, direct: Measurement, absolute: Bool = false) -> String {
         name.padding(toLength: 24, withPad: " ", startingAt: 0)
             + m.throughputText.leftPadded(13)
             + String(format: "%11.0f %%", 100 * m.bytesPerSecond / direct.bytesPerSecond)
-            + String(format: "%14.0f", m.connectMicroseconds - direct.connectMicroseconds)
-            + String(format: "%10.1f", m.rttMicroseconds - direct.rttMicroseconds)
+            + (absolute ? "(\(m.connectText))".leftPadded(14) + "(\(m.rttText))".leftPadded(10)
+                        : String(format: "%14.0f%10.1f", m.connectMicroseconds - direct.connectMicroseconds, m.rttMicroseconds - direct.rttMicroseconds))
     }
 
     /// EdgePool against the best peer of the same family in this mode.
@@ -183,7 +248,7 @@ struct GatewayBench: ParsableCommand {
 
     // MARK: memory
 
-    func measureMemory(origin: BenchOrigin) throws {
+    func measureMemory(origin: BenchOrigin, gatewayFlags: [String]) throws {
         let target = try ChildProcess("stream target", ["bench", "gateway", "--serve-stream-target", "--connections", "\(connections)"])
         defer { target.signal(SIGKILL) }
         let targetPort = try BenchProxy.edgepoolPort(target)
@@ -191,7 +256,7 @@ struct GatewayBench: ParsableCommand {
             target.lines.last(where: { $0.hasPrefix("accepted ") }).flatMap { Int($0.dropFirst(9)) } ?? 0
         }
         let gateway = try ChildProcess("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(targetPort)",
-                                                   "--max-connections", "\(connections * 2)", "--telemetry-interval", "0", "--log-level", "error"])
+                                                   "--max-connections", "\(connections * 2)", "--telemetry-interval", "0", "--log-level", "error"] + gatewayFlags)
         let port = try BenchProxy.edgepoolPort(gateway)
         usleep(300_000)
         let baseline = gateway.residentBytes()
@@ -241,10 +306,43 @@ func median(_ values: [Double]) -> Double {
 }
 
 /// Which sides of the relay speak MPTCP.
+/// Something the benchmark connects to: the origin itself (direct) or a proxy in front of it.
+struct BenchTarget {
+    var name: String
+    var proxy: BenchProxy?
+    var port: Int
+    /// The origin port a SOCKS5 proxy is asked to connect to.
+    var socksTarget: Int?
+    var failure: String?
+
+    func open(clientMPTCP: Bool) throws -> Int32 {
+        let fd = try BenchSocket.connect(port: port, mptcp: clientMPTCP)
+        if let socksTarget {
+            do { try BenchSocket.socks5Connect(fd, targetPort: socksTarget) } catch { close(fd); throw error }
+        }
+        return fd
+    }
+}
+
+/// The samples one target collects over the turns.
+struct BenchSamples {
+    var rates: [Double] = []
+    var connects: [Double] = []
+    var rtts: [Double] = []
+}
+
 enum BenchMode: CaseIterable {
     case tcpToTCP, mptcpToTCP, tcpToMPTCP
     var clientMPTCP: Bool { self == .mptcpToTCP }
     var serverMPTCP: Bool { self == .tcpToMPTCP }
+    /// How --modes names it.
+    var flagName: String {
+        switch self {
+        case .tcpToTCP: "tcp-tcp"
+        case .mptcpToTCP: "mptcp-tcp"
+        case .tcpToMPTCP: "tcp-mptcp"
+        }
+    }
     var title: String {
         switch self {
         case .tcpToTCP: "TCP → TCP"

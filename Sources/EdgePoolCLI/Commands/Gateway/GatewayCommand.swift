@@ -63,6 +63,8 @@ struct GatewayFile: Codable {
     var backends: [Endpoint]?
     var pool: String?
     var registrars: [Endpoint]?
+    // socks
+    var udp: Bool?
     // pair
     var exit: Endpoint?
     var forward: String?
@@ -222,20 +224,29 @@ struct GatewayOptions: ParsableArguments {
 struct SOCKSGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socks",
-        abstract: "SOCKS5 server (RFC 1928 CONNECT; no-auth or RFC 1929 username/password). Default listen 0.0.0.0:1080.",
+        abstract: "SOCKS5 server (RFC 1928 CONNECT and UDP ASSOCIATE; no-auth or RFC 1929 username/password). Default listen 0.0.0.0:1080.",
         discussion: """
-        IPv4, IPv6 and domain-name targets (resolved on the gateway). UDP ASSOCIATE
-        and BIND are answered "command not supported".
+        IPv4, IPv6 and domain-name targets (resolved on the gateway), for CONNECT
+        and for the datagrams of a UDP association. A UDP association takes
+        datagrams only from the client's address (and one port), relays answers
+        only from peers the client sent to, drops fragments (FRAG ≠ 0), checks
+        every datagram's destination against --allow/--deny, and ends with its
+        control connection (or after --idle-timeout without datagrams). BIND is
+        answered "command not supported"; --no-udp answers UDP ASSOCIATE so too.
           edgepool gateway socks --listen 127.0.0.1:1080 --user alice:secret
           curl --socks5-hostname alice:secret@127.0.0.1:1080 http://example.org/
         """
     )
     @OptionGroup var options: GatewayOptions
 
+    @Flag(name: .customLong("no-udp"), help: "Answer UDP ASSOCIATE \"command not supported\" (config file: \"udp\": false).")
+    var noUDP = false
+
     func run() async throws {
-        let file = try options.load(extraKeys: [])
+        let file = try options.load(extraKeys: ["udp"])
         var configuration = GatewayConfiguration(mode: .socks5, listen: try options.listenAddresses(file, default: 1080))
         try options.apply(to: &configuration, file: file)
+        configuration.udpRelay = !noUDP && (file.udp ?? true)
         try await options.run(configuration, file: file)
     }
 }
