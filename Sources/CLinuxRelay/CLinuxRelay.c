@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CLinuxRelay.h"
 #include <fcntl.h>
+#include <sched.h>
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -31,3 +32,10 @@ long c_linux_relay_splice(int from, int to, unsigned long length) {
 }
 
 int c_linux_relay_pipe(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
+
+int c_linux_relay_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set);
+}

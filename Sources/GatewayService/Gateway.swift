@@ -125,7 +125,9 @@ public final class Gateway: Service, Sendable {
     private static func accept(_ channel: Channel, context: GatewayContext) throws {
         let configuration = context.configuration
         let id = context.registry.makeID()
-        let connection = GatewayConnection(id: id, mode: configuration.mode.name, client: channel) { connection, record in
+        let connection = GatewayConnection(id: id, mode: configuration.mode.name, client: channel,
+                                           clientMayBeMPTCP: configuration.listenTransport == .mptcp,
+                                           upstreamMayBeMPTCP: configuration.upstreamTransport == .mptcp) { connection, record in
             context.finished(connection, record)
         }
         guard context.registry.add(id, connection, limit: configuration.limits.maximumConnections) else {

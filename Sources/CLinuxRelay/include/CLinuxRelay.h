@@ -26,5 +26,7 @@ int c_linux_relay_accept(int fd);
 long c_linux_relay_splice(int from, int to, unsigned long length);
 /// pipe2(fds, O_NONBLOCK | O_CLOEXEC).
 int c_linux_relay_pipe(int fds[2]);
+/// sched_setaffinity(0, …) to the one CPU `cpu` (threads and processes started afterwards inherit it).
+int c_linux_relay_pin_to_cpu(int cpu);
 
 #endif

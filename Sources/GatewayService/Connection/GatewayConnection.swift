@@ -33,16 +33,24 @@ final class GatewayConnection {
     private var finished = false
     private let onFinish: (GatewayConnection, ConnectionRecord) -> Void
 
-    init(id: UInt64, mode: String, client: Channel, onFinish: @escaping (GatewayConnection, ConnectionRecord) -> Void) {
+    /// Whether a side's socket was made as MPTCP; one that was not is plain TCP without asking
+    /// the kernel (a connection setup then saves the socket-option reads).
+    private let clientMayBeMPTCP: Bool
+    private let upstreamMayBeMPTCP: Bool
+
+    init(id: UInt64, mode: String, client: Channel, clientMayBeMPTCP: Bool = true, upstreamMayBeMPTCP: Bool = true,
+         onFinish: @escaping (GatewayConnection, ConnectionRecord) -> Void) {
         self.id = id
         self.mode = mode
         self.client = client
+        self.clientMayBeMPTCP = clientMayBeMPTCP
+        self.upstreamMayBeMPTCP = upstreamMayBeMPTCP
         self.onFinish = onFinish
     }
 
     /// Reads the client socket's MPTCP state (call once the channel is active).
     func inspectClient() {
-        let info = MPTCPSocketInfo.read(client)
+        let info = clientMayBeMPTCP ? MPTCPSocketInfo.read(client) : .plainTCP
         clientInfo = info
         if info.transport == .mptcp { clientTracker = SubflowTracker(initial: Self.key(client)) }
         clientTracker?.observeCount(info.openSubflows)
@@ -51,7 +59,7 @@ final class GatewayConnection {
     func attach(upstream channel: Channel, counter: ByteCounter) {
         upstream = channel
         upstreamCounter = counter
-        let info = MPTCPSocketInfo.read(channel)
+        let info = upstreamMayBeMPTCP ? MPTCPSocketInfo.read(channel) : .plainTCP
         upstreamInfo = info
         if info.transport == .mptcp { upstreamTracker = SubflowTracker(initial: Self.key(channel)) }
         upstreamTracker?.observeCount(info.openSubflows)
@@ -100,7 +108,8 @@ final class GatewayConnection {
         if upstreamTracker != nil, let upstream, upstream.isActive { upstreamTracker?.observeCount(MPTCPSocketInfo.read(upstream).openSubflows) }
     }
 
-    /// Called when either channel closes; the record is written once both are closed.
+    /// Called when either channel closes; the record is made once both are closed (without
+    /// addresses: see `addingAddresses(to:)`).
     func finishIfClosed() {
         guard !finished, !client.isActive, !(upstream?.isActive ?? false) else { return }
         finished = true
@@ -119,9 +128,22 @@ final class GatewayConnection {
         SubflowTracker.Key(local: channel.localAddress?.endpointText ?? "?", remote: channel.remoteAddress?.endpointText ?? "?")
     }
 
+    /// The record's addresses (left empty by `finishIfClosed`: formatting four addresses costs
+    /// more than the rest of the record, and most records only feed the metrics).
+    func addingAddresses(to record: ConnectionRecord) -> ConnectionRecord {
+        var record = record
+        let client = Self.key(client)
+        (record.client.local, record.client.remote) = (client.local, client.remote)
+        if let upstream {
+            let key = Self.key(upstream)
+            record.upstream?.local = key.local
+            record.upstream?.remote = key.remote
+        }
+        return record
+    }
+
     private static func side(_ channel: Channel, info: MPTCPSocketInfo?, tracker: SubflowTracker?, counter: ByteCounter) -> ConnectionRecord.Side {
-        let key = key(channel)
-        var side = ConnectionRecord.Side(local: key.local, remote: key.remote, transport: info?.transport ?? .tcp)
+        var side = ConnectionRecord.Side(local: "", remote: "", transport: info?.transport ?? .tcp)
         side.bytesIn = counter.bytesRead
         if let tracker {
             side.subflowsMax = tracker.maximumOpen

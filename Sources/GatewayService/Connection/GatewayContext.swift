@@ -44,12 +44,16 @@ final class GatewayContext: Sendable {
         finishedCallbacks.withLockedValue { $0.append(callback) }
     }
 
-    func finished(_ connection: GatewayConnection, _ record: ConnectionRecord) {
+    func finished(_ connection: GatewayConnection, _ addressless: ConnectionRecord) {
         registry.remove(connection.id)
         metrics.active.record(registry.count)
-        metrics.record(record)
+        metrics.record(addressless)
+        let level: Logger.Level = addressless.outcome == "ok" ? .debug : .info
+        let callbacks = finishedCallbacks.withLockedValue { $0 }
+        // Addresses only for a record that leaves: the log file, a log line, an observer.
+        guard connectionLog != nil || logger.logLevel <= level || !callbacks.isEmpty else { return }
+        let record = connection.addingAddresses(to: addressless)
         connectionLog?.append(record)
-        let level: Logger.Level = record.outcome == "ok" ? .debug : .info
         if logger.logLevel <= level {   // the metadata costs more than the record; build it only when logged
             var metadata: Logger.Metadata = [
                 "id": "\(record.id)", "destination": "\(record.destination)", "outcome": "\(record.outcome)",
@@ -61,7 +65,7 @@ final class GatewayContext: Sendable {
             if record.client.transport == .mptcp { metadata["subflows_max"] = "\(record.client.subflowsMax)" }
             logger.log(level: level, "connection closed", metadata: metadata)
         }
-        for callback in finishedCallbacks.withLockedValue({ $0 }) { callback(record) }
+        for callback in callbacks { callback(record) }
     }
 
     /// Runs `body` with the pair replay table under its lock.

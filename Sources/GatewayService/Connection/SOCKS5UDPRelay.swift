@@ -186,7 +186,7 @@ final class SOCKS5UDPRelay {
                 connection.udp?.datagramsFromClient += 1
                 connection.udp?.bytesFromClient += UInt64(payload.readableBytes)
                 connection.udp?.peers = rules.peerCount
-                gateway.metrics.udpDatagram(direction: "from_client", outcome: "relayed")
+                gateway.metrics.udpRelayedFromClient.increment()
                 channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: payload), promise: nil)
             case .failure(let error):
                 drop("socket", "cannot open an outward UDP socket: \(error)", direction: "from_client")
@@ -207,7 +207,7 @@ final class SOCKS5UDPRelay {
             }
             connection.udp?.datagramsToClient += 1
             connection.udp?.bytesToClient += UInt64(size)
-            gateway.metrics.udpDatagram(direction: "to_client", outcome: "relayed")
+            gateway.metrics.udpRelayedToClient.increment()
             channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: datagram), promise: nil)
         }
     }
@@ -215,7 +215,7 @@ final class SOCKS5UDPRelay {
     /// Counts a dropped datagram; the first drop of each kind per association is logged.
     private func drop(_ label: String, _ detail: String, direction: String) {
         connection.udp?.datagramsDropped += 1
-        gateway.metrics.udpDatagram(direction: direction, outcome: label)
+        gateway.metrics.udpDropped(direction: direction, outcome: label)
         if loggedDrops.insert(label).inserted {
             gateway.logger.info("UDP datagram dropped", metadata: ["id": "\(connection.id)", "reason": "\(label)", "detail": "\(detail)",
                                                                   "note": "further drops of this kind on this association are only counted"])

@@ -8,15 +8,21 @@ struct GatewayMetrics: Sendable {
     let mode: String
     let active: Gauge
     let refusedAtLimit: Counter
+    /// Datagrams a SOCKS5 UDP association relayed, each way (made once: counted per datagram).
+    let udpRelayedFromClient: Counter
+    let udpRelayedToClient: Counter
     private let counters = NIOLockedValueBox([String: Counter]())
-    private let recorders = NIOLockedValueBox([String: Recorder]())
     private let duration: Timer
+    private let recordHandles: RecordHandles
 
     init(mode: String) {
         self.mode = mode
         active = Gauge(label: "edgepool_gateway_active_connections", dimensions: [("mode", mode)])
         refusedAtLimit = Counter(label: "edgepool_gateway_connection_limit_refusals_total", dimensions: [("mode", mode)])
         duration = Timer(label: "edgepool_gateway_connection_duration_seconds", dimensions: [("mode", mode)])
+        recordHandles = RecordHandles(mode: mode)
+        udpRelayedFromClient = Counter(label: "edgepool_gateway_udp_datagrams_total", dimensions: [("mode", mode), ("direction", "from_client"), ("outcome", "relayed")])
+        udpRelayedToClient = Counter(label: "edgepool_gateway_udp_datagrams_total", dimensions: [("mode", mode), ("direction", "to_client"), ("outcome", "relayed")])
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
@@ -29,42 +35,66 @@ struct GatewayMetrics: Sendable {
         }
     }
 
-    private func recorder(_ label: String, _ dimensions: [(String, String)]) -> Recorder {
-        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
-        return recorders.withLockedValue { cache in
-            if let recorder = cache[key] { return recorder }
-            let recorder = Recorder(label: label, dimensions: dimensions)
-            cache[key] = recorder
-            return recorder
+    /// The handles `record` uses, made once for every label value a record can carry (a
+    /// finished connection then costs no lookups, no locks and no string building).
+    private struct RecordHandles: Sendable {
+        let connections: [String: Counter]
+        let clientTransport: [ConnectionRecord.Transport: Counter]
+        let upstreamTransport: [ConnectionRecord.Transport: Counter]
+        let bytesFromClient: Counter
+        let bytesToClient: Counter
+        /// Per side ("client", "upstream"): subflows max, additional-subflow bytes, subflows lost.
+        let subflowsMax: [String: Recorder]
+        let additionalSubflowBytes: [String: Counter]
+        let subflowsLost: [String: Counter]
+        let survivedPathLoss: Counter
+
+        static let outcomes = ["ok", "refused", "failed", "timeout", "drained"]
+        static let transports: [ConnectionRecord.Transport] = [.mptcp, .fallback, .tcp]
+
+        init(mode: String) {
+            func perOutcome() -> [String: Counter] {
+                Dictionary(uniqueKeysWithValues: Self.outcomes.map { ($0, Counter(label: "edgepool_gateway_connections_total", dimensions: [("mode", mode), ("outcome", $0)])) })
+            }
+            func perTransport(_ label: String) -> [ConnectionRecord.Transport: Counter] {
+                Dictionary(uniqueKeysWithValues: Self.transports.map { ($0, Counter(label: label, dimensions: [("mode", mode), ("transport", $0.rawValue)])) })
+            }
+            connections = perOutcome()
+            clientTransport = perTransport("edgepool_gateway_client_transport_total")
+            upstreamTransport = perTransport("edgepool_gateway_upstream_transport_total")
+            bytesFromClient = Counter(label: "edgepool_gateway_bytes_total", dimensions: [("mode", mode), ("direction", "from_client")])
+            bytesToClient = Counter(label: "edgepool_gateway_bytes_total", dimensions: [("mode", mode), ("direction", "to_client")])
+            let sides = ["client", "upstream"]
+            subflowsMax = Dictionary(uniqueKeysWithValues: sides.map { ($0, Recorder(label: "edgepool_gateway_mptcp_subflows_max", dimensions: [("mode", mode), ("side", $0)])) })
+            additionalSubflowBytes = Dictionary(uniqueKeysWithValues: sides.map {
+                ($0, Counter(label: "edgepool_gateway_additional_subflow_bytes_total", dimensions: [("mode", mode), ("side", $0)]))
+            })
+            subflowsLost = Dictionary(uniqueKeysWithValues: sides.map { ($0, Counter(label: "edgepool_gateway_subflows_lost_total", dimensions: [("mode", mode), ("side", $0)])) })
+            survivedPathLoss = Counter(label: "edgepool_gateway_survived_path_loss_total", dimensions: [("mode", mode)])
         }
     }
 
     func record(_ record: ConnectionRecord) {
-        counter("edgepool_gateway_connections_total", [("mode", mode), ("outcome", record.outcome)]).increment()
-        counter("edgepool_gateway_client_transport_total", [("mode", mode), ("transport", record.client.transport.rawValue)]).increment()
-        if let upstream = record.upstream {
-            counter("edgepool_gateway_upstream_transport_total", [("mode", mode), ("transport", upstream.transport.rawValue)]).increment()
-        }
-        counter("edgepool_gateway_bytes_total", [("mode", mode), ("direction", "from_client")]).increment(by: Int64(clamping: record.client.bytesIn))
-        counter("edgepool_gateway_bytes_total", [("mode", mode), ("direction", "to_client")]).increment(by: Int64(clamping: record.upstream?.bytesIn ?? 0))
+        let handles = recordHandles
+        (handles.connections[record.outcome] ?? counter("edgepool_gateway_connections_total", [("mode", mode), ("outcome", record.outcome)])).increment()
+        handles.clientTransport[record.client.transport]?.increment()
+        if let upstream = record.upstream { handles.upstreamTransport[upstream.transport]?.increment() }
+        handles.bytesFromClient.increment(by: Int64(clamping: record.client.bytesIn))
+        handles.bytesToClient.increment(by: Int64(clamping: record.upstream?.bytesIn ?? 0))
         for (name, side) in [("client", record.client), ("upstream", record.upstream)] {
             guard let side, side.transport == .mptcp else { continue }
-            recorder("edgepool_gateway_mptcp_subflows_max", [("mode", mode), ("side", name)]).record(side.subflowsMax)
+            handles.subflowsMax[name]?.record(side.subflowsMax)
             var additional: UInt64 = 0
             for subflow in side.subflows ?? [] where !subflow.initial { additional += subflow.bytesAcked + subflow.bytesReceived }
-            counter("edgepool_gateway_additional_subflow_bytes_total", [("mode", mode), ("side", name)]).increment(by: Int64(clamping: additional))
-            if side.subflowsLost > 0 {
-                counter("edgepool_gateway_subflows_lost_total", [("mode", mode), ("side", name)]).increment(by: side.subflowsLost)
-            }
+            handles.additionalSubflowBytes[name]?.increment(by: Int64(clamping: additional))
+            if side.subflowsLost > 0 { handles.subflowsLost[name]?.increment(by: side.subflowsLost) }
         }
-        if record.survivedPathLoss {
-            counter("edgepool_gateway_survived_path_loss_total", [("mode", mode)]).increment()
-        }
+        if record.survivedPathLoss { handles.survivedPathLoss.increment() }
         duration.recordNanoseconds(Int64(record.durationSeconds * 1e9))
     }
 
-    /// A datagram of a SOCKS5 UDP association: relayed, or why it was dropped.
-    func udpDatagram(direction: String, outcome: String) {
+    /// A datagram of a SOCKS5 UDP association that was dropped, and why.
+    func udpDropped(direction: String, outcome: String) {
         counter("edgepool_gateway_udp_datagrams_total", [("mode", mode), ("direction", direction), ("outcome", outcome)]).increment()
     }
 

@@ -10,6 +10,9 @@ struct MPTCPSocketInfo: Sendable {
     /// Subflows open now (initial included).
     var openSubflows: Int
 
+    /// A socket made as plain TCP.
+    static let plainTCP = MPTCPSocketInfo(transport: .tcp, token: nil, openSubflows: 0)
+
     static let ipprotoMPTCP: CInt = 262
     static let solMPTCP = NIOBSDSocket.OptionLevel(rawValue: 284)
     static let mptcpInfo = NIOBSDSocket.Option(rawValue: 1)

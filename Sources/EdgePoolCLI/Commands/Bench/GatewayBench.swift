@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinuxRelay
 import Foundation
 import NIOCore
 import NIOPosix
@@ -56,6 +57,9 @@ struct GatewayBench: ParsableCommand {
     @Option(help: "Only these modes (comma-separated: tcp-tcp, mptcp-tcp, tcp-mptcp).")
     var modes: String?
 
+    @Flag(help: "Run everything on CPU 0 (the benchmark, origin, peers, gateways): latency then measures each proxy's own work without cross-core wake-ups, which dominate and vary on a shared machine; throughput is single-core.")
+    var oneCore = false
+
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Extra flags for every EdgePool gateway process, e.g. --gateway-flags='--read-size 65536 --threads 1'.",
                                valueName: "flags"))
@@ -79,12 +83,16 @@ struct GatewayBench: ParsableCommand {
         if serveStreamTarget { try BenchStreamTarget.serveUntilKilled() }
         if let origin = serveNioForwarder { try BenchNIOForwarder.serveUntilKilled(origin: origin) }
         if let origin = serveEpollForwarder { try BenchEpollForwarder.serveUntilKilled(origin: origin) }
+        if oneCore {
+            guard c_linux_relay_pin_to_cpu(0) == 0 else { throw ValidationError("cannot pin to CPU 0: errno \(errno)") }
+        }
         let tcpOrigin = try BenchOrigin(mptcp: false)
         let mptcpOrigin = try BenchOrigin(mptcp: true)
         let selected = only.map { Set($0.split(separator: ",").map(String.init)) }
         print("gateway benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores; each figure measured in this run; ratios against the direct connection")
         print("method: throughput = median of \(Self.turns) downloads of \(seconds) s; connect = median of \(connects) × (connect + handshake + 1-byte echo); rtt = median of \(rounds) × 64-byte echo")
-        print("        all proxies of a mode run at once and are measured in turns (\(Self.turns) rounds, the order rotating)\n")
+        print("        all proxies of a mode run at once and are measured in turns (\(Self.turns) rounds, the order rotating)")
+        print(oneCore ? "        everything on CPU 0 (--one-core): latency is each proxy's own work; throughput is single-core\n" : "")
 
         let selectedModes = try modes.map { list in
             try list.split(separator: ",").map { name in
