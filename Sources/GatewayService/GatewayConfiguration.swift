@@ -86,6 +86,9 @@ public struct GatewayLimits: Sendable {
     /// that fell back): 1 MiB reads took TCP→TCP relaying from about 50 % to 80 % of the direct
     /// loopback rate; with MPTCP on either side they made it several times slower.
     public var plainReadSize = 1024 * 1024
+    /// Reads per readiness event. SwiftNIO does not stop between them when the other side's
+    /// buffer fills, so a client that never reads may hold `bufferLimit` plus this many reads.
+    public var readsPerEvent = 1
     /// Backends of one pool tried for one connection in reverse mode.
     public var poolAttempts = 3
 

@@ -121,6 +121,8 @@ import Testing
         let badRule = try await runEdgepool(["gateway", "socks", "--allow", "10.0.0.0/33"])
         #expect(badRule.status != 0)
         #expect(badRule.output.contains { $0.contains("destination rule '10.0.0.0/33'") })
+        let badReads = try await runEdgepool(["gateway", "socks", "--reads-per-event", "0"])
+        #expect(badReads.status != 0 && badReads.output.contains { $0.contains("--reads-per-event must be 1…16") })
     }
 
     @Test func pySocksFetchesThroughTheGateway() async throws {

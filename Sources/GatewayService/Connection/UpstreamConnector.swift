@@ -125,10 +125,10 @@ struct UpstreamConnector: Sendable {
         try options.setOption(.allowRemoteHalfClosure, value: true)
         try options.setOption(.writeBufferWaterMark, value: .init(low: limits.bufferLimit / 2, high: limits.bufferLimit))
         try options.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: limits.readSize))
-        // One read per readiness event: backpressure (no more reads while the other side's
-        // write buffer is above its limit) then holds after every read, so at most one read
-        // comes on top of `bufferLimit`.
-        try options.setOption(.maxMessagesPerRead, value: 1)
+        // One read per readiness event by default: backpressure (no more reads while the other
+        // side's write buffer is above its limit) then holds after every read, so at most one
+        // read comes on top of `bufferLimit`.
+        try options.setOption(.maxMessagesPerRead, value: UInt(limits.readsPerEvent))
     }
 
     /// When neither side is MPTCP (plain TCP, or MPTCP that fell back): larger reads, which

@@ -54,6 +54,7 @@ struct GatewayFile: Codable {
     var drainTimeout: Duration?
     var bufferLimit: Int?
     var readSize: Int?
+    var readsPerEvent: Int?
     var connectionLog: String?
     var telemetryInterval: Duration?
     var status: Endpoint?
@@ -73,7 +74,7 @@ struct GatewayFile: Codable {
 
     static let commonKeys: Set<String> = [
         "listen", "listenTransport", "upstreamTransport", "allow", "deny", "defaultDeny", "users", "maxConnections",
-        "handshakeTimeout", "connectTimeout", "idleTimeout", "drainTimeout", "bufferLimit", "readSize", "connectionLog",
+        "handshakeTimeout", "connectTimeout", "idleTimeout", "drainTimeout", "bufferLimit", "readSize", "readsPerEvent", "connectionLog",
         "telemetryInterval", "status", "threads", "logLevel",
     ]
 }
@@ -123,6 +124,9 @@ struct GatewayOptions: ParsableArguments {
 
     @Option(help: "Largest single read when neither side is MPTCP; a client that never reads holds up to --buffer-limit plus this. Lower it to bound memory under many slow readers. [default: 1048576]")
     var readSize: Int?
+
+    @Option(help: "Reads per readiness event (1–16). More can relay faster, but a client that never reads may then hold --buffer-limit plus this many reads. [default: 1]")
+    var readsPerEvent: Int?
 
     @Option(help: ArgumentHelp("Per-connection log, JSON lines (- for standard output).", valueName: "file"))
     var connectionLog: String?
@@ -179,6 +183,10 @@ struct GatewayOptions: ParsableArguments {
             guard (4096...(16 << 20)).contains(v) else { throw ValidationError("--read-size must be 4096…16777216 bytes") }
             limits.plainReadSize = v
             limits.readSize = min(limits.readSize, v)
+        }
+        if let v = readsPerEvent ?? file.readsPerEvent {
+            guard (1...16).contains(v) else { throw ValidationError("--reads-per-event must be 1…16") }
+            limits.readsPerEvent = v
         }
         configuration.limits = limits
         configuration.connectionLogPath = connectionLog ?? file.connectionLog
