@@ -89,6 +89,9 @@ public struct GatewayLimits: Sendable {
     /// Reads per readiness event. SwiftNIO does not stop between them when the other side's
     /// buffer fills, so a client that never reads may hold `bufferLimit` plus this many reads.
     public var readsPerEvent = 1
+    /// SOCKS5 UDP associations open at once (each also counts as a connection). An active
+    /// association holds up to three receive buffers of the largest datagram (~200 KiB).
+    public var maximumUDPAssociations = 1_000
     /// Backends of one pool tried for one connection in reverse mode.
     public var poolAttempts = 3
 

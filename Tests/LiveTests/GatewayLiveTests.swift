@@ -192,6 +192,11 @@ import Testing
         let off = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--user", "udp:pass", "--no-udp"])
         let refused = try await runCommand("/usr/bin/python3", [script, "\(off.port)", "udp", "pass", "--refused"])
         #expect(refused.status == 0, "\(refused.output)")
+
+        let one = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--user", "udp:pass", "--max-udp-associations", "1"])
+        let limited = try await runCommand("/usr/bin/python3", [script, "\(one.port)", "udp", "pass", "--limit-one"])
+        #expect(limited.status == 0 && limited.output.filter { $0.hasPrefix("ok ") }.count == 3, "\(limited.output)")
+        #expect(one.process.lines.contains { $0.contains("UDP associations are open already") })
     }
 
     @Test func entryAndExitCarryConnectionsOverMPTCPAndRefuseAWrongSecret() async throws {

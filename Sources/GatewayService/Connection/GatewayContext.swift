@@ -17,6 +17,8 @@ final class GatewayContext: Sendable {
     let connector: UpstreamConnector
     let connectionLog: ConnectionLog?
     let poolUser: PoolUser?
+    /// SOCKS5 UDP associations open now (bounded by `limits.maximumUDPAssociations`).
+    let udpAssociations = NIOLockedValueBox(0)
     private let replayGuard = NIOLockedValueBox(PairReplayGuard())
     private let nextBackend = NIOLockedValueBox(0)
     private let finishedCallbacks = NIOLockedValueBox<[@Sendable (ConnectionRecord) -> Void]>([])

@@ -23,6 +23,9 @@ final class SOCKS5UDPRelay {
     static let resolvedNameLifetime: TimeAmount = .seconds(60)
     /// Queued bytes per UDP socket before datagrams are dropped.
     static let writeLimit = 256 * 1024
+    /// Datagrams read per readiness event; what they produce goes out in one flush
+    /// (`sendmmsg`) when the batch ends.
+    static let datagramsPerRead: UInt = 16
 
     private enum Family: Hashable { case v4, v6 }
 
@@ -39,6 +42,9 @@ final class SOCKS5UDPRelay {
     private var idleCheck: Scheduled<Void>?
     private var loggedDrops: Set<String> = []
     private var closed = false
+    /// Channels written to during the current read batch, flushed when it ends.
+    private var unflushed: [Channel] = []
+    private var inReadBatch = false
 
     private init(rules: SOCKS5UDPAssociation, connection: GatewayConnection, gateway: GatewayContext) {
         self.rules = rules
@@ -56,6 +62,16 @@ final class SOCKS5UDPRelay {
               let client = control.remoteAddress.flatMap(IPAddress.init)?.unmappedIPv4 else {
             return loop.makeFailedFuture(UpstreamError(kind: .other, detail: "the control connection has no IP addresses"))
         }
+        let limit = gateway.configuration.limits.maximumUDPAssociations
+        let admitted = gateway.udpAssociations.withLockedValue { open in
+            guard open < limit else { return false }
+            open += 1
+            return true
+        }
+        guard admitted else {
+            return loop.makeFailedFuture(UpstreamError(kind: .other, detail: "\(limit) UDP associations are open already (--max-udp-associations)"))
+        }
+        control.closeFuture.whenComplete { _ in gateway.udpAssociations.withLockedValue { $0 -= 1 } }
         let relay = SOCKS5UDPRelay(rules: SOCKS5UDPAssociation(client: client, requested: requested), connection: connection, gateway: gateway)
         let bindAddress: SocketAddress
         do { bindAddress = try local.socketAddress(port: 0) } catch { return loop.makeFailedFuture(error) }
@@ -78,6 +94,7 @@ final class SOCKS5UDPRelay {
         return DatagramBootstrap(group: loop)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.receiveSize))
             .channelOption(.writeBufferWaterMark, value: .init(low: Self.writeLimit / 2, high: Self.writeLimit))
+            .channelOption(.maxMessagesPerRead, value: Self.datagramsPerRead)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(DatagramHandler(relay: bound.value, side: side))
@@ -104,6 +121,7 @@ final class SOCKS5UDPRelay {
 
     fileprivate func received(_ envelope: AddressedEnvelope<ByteBuffer>, on side: DatagramSide) {
         guard !closed, let source = SOCKS5UDPAssociation.Endpoint(envelope.remoteAddress) else { return }
+        inReadBatch = true
         lastActivity = .now()
         switch side {
         case .client: fromClient(source, envelope.data)
@@ -174,24 +192,54 @@ final class SOCKS5UDPRelay {
     private func send(_ payload: ByteBuffer, to address: SocketAddress) {
         guard let peer = SOCKS5UDPAssociation.Endpoint(address) else { return }
         let family: Family = address.protocol == .inet6 ? .v6 : .v4
+        if let channel = outward[family] {
+            send(payload, to: address, peer: peer, on: channel)
+            return
+        }
         outwardChannel(for: family).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let channel):
                 guard !closed else { return }
-                guard channel.isWritable else {
-                    drop("congested", "outward socket above its write limit", direction: "from_client")
-                    return
-                }
-                rules.sent(to: peer)
-                connection.udp?.datagramsFromClient += 1
-                connection.udp?.bytesFromClient += UInt64(payload.readableBytes)
-                connection.udp?.peers = rules.peerCount
-                gateway.metrics.udpRelayedFromClient.increment()
-                channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: payload), promise: nil)
+                send(payload, to: address, peer: peer, on: channel)
             case .failure(let error):
                 drop("socket", "cannot open an outward UDP socket: \(error)", direction: "from_client")
             }
         }
+    }
+
+    private func send(_ payload: ByteBuffer, to address: SocketAddress, peer: SOCKS5UDPAssociation.Endpoint, on channel: Channel) {
+        guard channel.isWritable else {
+            drop("congested", "outward socket above its write limit", direction: "from_client")
+            return
+        }
+        rules.sent(to: peer)
+        connection.udp?.datagramsFromClient += 1
+        connection.udp?.bytesFromClient += UInt64(payload.readableBytes)
+        connection.udp?.peers = rules.peerCount
+        gateway.metrics.udpRelayedFromClient.increment()
+        // A copy the size of the payload: the receive buffer (the largest datagram) goes back
+        // to SwiftNIO's pool at once instead of waiting for this write.
+        var copy = channel.allocator.buffer(capacity: payload.readableBytes)
+        copy.writeImmutableBuffer(payload)
+        write(AddressedEnvelope(remoteAddress: address, data: copy), on: channel)
+    }
+
+    /// Inside a read batch the write waits for the batch's end (one flush, `sendmmsg`);
+    /// outside one (after a name was resolved) it goes at once.
+    private func write(_ envelope: AddressedEnvelope<ByteBuffer>, on channel: Channel) {
+        if inReadBatch {
+            channel.write(envelope, promise: nil)
+            if !unflushed.contains(where: { $0 === channel }) { unflushed.append(channel) }
+        } else {
+            channel.writeAndFlush(envelope, promise: nil)
+        }
+    }
+
+    /// A read batch ended: flush what it produced.
+    fileprivate func readBatchEnded() {
+        inReadBatch = false
+        for channel in unflushed { channel.flush() }
+        unflushed.removeAll(keepingCapacity: true)
     }
 
     private func fromPeer(_ source: SOCKS5UDPAssociation.Endpoint, _ payload: ByteBuffer) {
@@ -208,7 +256,7 @@ final class SOCKS5UDPRelay {
             connection.udp?.datagramsToClient += 1
             connection.udp?.bytesToClient += UInt64(size)
             gateway.metrics.udpRelayedToClient.increment()
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: datagram), promise: nil)
+            write(AddressedEnvelope(remoteAddress: address, data: datagram), on: channel)
         }
     }
 
@@ -249,6 +297,7 @@ final class SOCKS5UDPRelay {
         for channel in outward.values { channel.close(promise: nil) }
         clientFacing = nil
         outward = [:]
+        unflushed = []
     }
 }
 
@@ -267,6 +316,10 @@ private final class DatagramHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         relay.received(unwrapInboundIn(data), on: side)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        relay.readBatchEnded()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """SOCKS5 UDP ASSOCIATE against a running gateway, for GatewayLiveTests.
 
-usage: socks5_udp_client.py GATEWAY_PORT USER PASSWORD          (the checks below)
-       socks5_udp_client.py GATEWAY_PORT USER PASSWORD --refused (expect reply 7)
+usage: socks5_udp_client.py GATEWAY_PORT USER PASSWORD            (the checks below)
+       socks5_udp_client.py GATEWAY_PORT USER PASSWORD --refused   (expect reply 7)
+       socks5_udp_client.py GATEWAY_PORT USER PASSWORD --limit-one (gateway allows one association)
 
 Runs a UDP echo server on 127.0.0.1, then
   1. PySocks (an independent client): 50 datagrams to the echo server by address, one of
@@ -45,6 +46,17 @@ def control_connection():
 if len(sys.argv) > 4 and sys.argv[4] == "--refused":
     tcp, code, _ = control_connection()
     check(code == 7, f"UDP ASSOCIATE answered with reply {code} (7: command not supported)")
+    sys.exit(1 if failures else 0)
+
+if len(sys.argv) > 4 and sys.argv[4] == "--limit-one":
+    first, code, _ = control_connection()
+    check(code == 0, f"the first association is taken (reply {code})")
+    second, code, _ = control_connection()
+    check(code == 1, f"a second one while the first is open gets reply {code} (1: general failure)")
+    first.close()
+    time.sleep(0.5)
+    third, code, _ = control_connection()
+    check(code == 0, f"once the first closed, a new one is taken (reply {code})")
     sys.exit(1 if failures else 0)
 
 # The echo server: answers b"echo:" + payload, remembers every source it heard from.

@@ -30,6 +30,10 @@ struct GatewayBench: ParsableCommand {
         --mptcp). Peers that are not installed are listed as missing (Debian: socat
         haproxy dante-server shadowsocks-libev mptcpize).
 
+        UDP: datagrams through a SOCKS5 UDP association of `edgepool gateway socks`
+        against datagrams straight to a UDP echo origin (round trip; rate with 32
+        datagrams of 1,400 bytes in flight).
+
         Memory (--connections, default 10000): RSS of `edgepool gateway reverse`
         with that many idle relayed connections, then with all of them streaming,
         per connection.
@@ -54,7 +58,7 @@ struct GatewayBench: ParsableCommand {
     @Option(help: "Only these proxies (comma-separated: edgepool, nio, epoll, socat, haproxy, dante, shadowsocks).")
     var only: String?
 
-    @Option(help: "Only these modes (comma-separated: tcp-tcp, mptcp-tcp, tcp-mptcp).")
+    @Option(help: "Only these modes (comma-separated: tcp-tcp, mptcp-tcp, tcp-mptcp, udp).")
     var modes: String?
 
     @Flag(help: "Run everything on CPU 0 (the benchmark, origin, peers, gateways): latency then measures each proxy's own work without cross-core wake-ups, which dominate and vary on a shared machine; throughput is single-core.")
@@ -94,10 +98,12 @@ struct GatewayBench: ParsableCommand {
         print("        all proxies of a mode run at once and are measured in turns (\(Self.turns) rounds, the order rotating)")
         print(oneCore ? "        everything on CPU 0 (--one-core): latency is each proxy's own work; throughput is single-core\n" : "")
 
+        let modeNames = modes.map { $0.split(separator: ",").map(String.init) }
+        let includeUDP = modeNames?.contains("udp") ?? true
         let selectedModes = try modes.map { list in
-            try list.split(separator: ",").map { name in
+            try list.split(separator: ",").filter { $0 != "udp" }.map { name in
                 guard let mode = BenchMode.allCases.first(where: { $0.flagName == name }) else {
-                    throw ValidationError("unknown mode \(name); modes: " + BenchMode.allCases.map(\.flagName).joined(separator: ", "))
+                    throw ValidationError("unknown mode \(name); modes: " + BenchMode.allCases.map(\.flagName).joined(separator: ", ") + ", udp")
                 }
                 return mode
             }
@@ -144,6 +150,7 @@ struct GatewayBench: ParsableCommand {
             summarise(results)
             print("")
         }
+        if includeUDP && (selected?.contains("edgepool") ?? true) { try measureUDP(gatewayFlags: extraFlags) }
         if connections > 0 { try measureMemory(origin: tcpOrigin, gatewayFlags: extraFlags) }
     }
 
@@ -252,6 +259,38 @@ struct GatewayBench: ParsableCommand {
                   let best = members.filter({ $0.0.tool != "edgepool" && !BenchProxy.baselines.contains($0.0.tool) }).max(by: { $0.1.bytesPerSecond < $1.1.bytesPerSecond }) else { continue }
             print(String(format: "  %@: edgepool throughput = %.2f × the best peer (%@)", kind.rawValue, ours.1.bytesPerSecond / best.1.bytesPerSecond, best.0.name))
         }
+    }
+
+    // MARK: UDP
+
+    /// SOCKS5 UDP ASSOCIATE through `edgepool gateway socks` against the origin directly, in
+    /// turns (three rounds each).
+    func measureUDP(gatewayFlags: [String]) throws {
+        let origin = try BenchUDP.EchoOrigin()
+        let socks = BenchProxy(tool: "edgepool", name: "edgepool socks", kind: .socks, executables: [])
+        let running = try socks.start(mode: .tcpToTCP, originPort: origin.port, gatewayFlags: gatewayFlags)
+        defer { running.stop() }
+        var direct: [BenchUDP.Measurement] = []
+        var relayed: [BenchUDP.Measurement] = []
+        for turn in 0..<Self.turns {
+            for path in turn % 2 == 0 ? [false, true] : [true, false] {
+                let opened = path ? try BenchUDP.associated(gateway: running.port, origin: origin.port) : try BenchUDP.direct(to: origin.port)
+                defer { opened.close() }
+                let result = BenchUDP.measure(opened, rounds: max(1, rounds / Self.turns), seconds: seconds)
+                if path { relayed.append(result) } else { direct.append(result) }
+            }
+        }
+        func summary(_ results: [BenchUDP.Measurement]) -> BenchUDP.Measurement {
+            BenchUDP.Measurement(rttMicroseconds: median(results.map(\.rttMicroseconds)), datagramsPerSecond: median(results.map(\.datagramsPerSecond)),
+                                 payloadBytes: results.first?.payloadBytes ?? 0, lost: results.map(\.lost).reduce(0, +))
+        }
+        let d = summary(direct), r = summary(relayed)
+        print("UDP — SOCKS5 UDP ASSOCIATE (rtt: median of \(rounds) × 64-byte echo; rate: 1,400-byte datagrams, 32 in flight, \(seconds) s × \(Self.turns))")
+        print("  path                     rate                                    rtt")
+        print("  " + "direct".padding(toLength: 24, withPad: " ", startingAt: 0) + d.rateText + String(format: "   %7.1f µs   lost %d", d.rttMicroseconds, d.lost))
+        print("  " + "edgepool socks relay".padding(toLength: 24, withPad: " ", startingAt: 0) + r.rateText
+              + String(format: "   %+7.1f µs   lost %d", r.rttMicroseconds - d.rttMicroseconds, r.lost))
+        print(String(format: "  relay rate = %.2f × direct\n", r.datagramsPerSecond / d.datagramsPerSecond))
     }
 
     // MARK: memory

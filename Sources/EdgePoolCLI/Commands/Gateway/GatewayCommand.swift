@@ -66,6 +66,7 @@ struct GatewayFile: Codable {
     var registrars: [Endpoint]?
     // socks
     var udp: Bool?
+    var maxUdpAssociations: Int?
     // pair
     var exit: Endpoint?
     var forward: String?
@@ -250,11 +251,19 @@ struct SOCKSGatewayCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-udp"), help: "Answer UDP ASSOCIATE \"command not supported\" (config file: \"udp\": false).")
     var noUDP = false
 
+    @Option(name: .customLong("max-udp-associations"),
+            help: "UDP associations open at once; more are answered \"general failure\". Each active one holds up to ~200 KiB of receive buffers. [default: 1000]")
+    var maxUDPAssociations: Int?
+
     func run() async throws {
-        let file = try options.load(extraKeys: ["udp"])
+        let file = try options.load(extraKeys: ["udp", "maxUdpAssociations"])
         var configuration = GatewayConfiguration(mode: .socks5, listen: try options.listenAddresses(file, default: 1080))
         try options.apply(to: &configuration, file: file)
         configuration.udpRelay = !noUDP && (file.udp ?? true)
+        if let v = maxUDPAssociations ?? file.maxUdpAssociations {
+            guard v >= 1 else { throw ValidationError("--max-udp-associations must be at least 1") }
+            configuration.limits.maximumUDPAssociations = v
+        }
         try await options.run(configuration, file: file)
     }
 }
