@@ -76,7 +76,10 @@ final class SOCKS5UDPRelay {
         let bindAddress: SocketAddress
         do { bindAddress = try local.socketAddress(port: 0) } catch { return loop.makeFailedFuture(error) }
         return relay.bind(bindAddress, side: .client).assumeIsolated().flatMapThrowing { channel in
-            guard let port = channel.localAddress?.port else { throw UpstreamError(kind: .other, detail: "the UDP relay socket has no port") }
+            guard let port = channel.localAddress?.port else {
+                channel.close(promise: nil)
+                throw UpstreamError(kind: .other, detail: "the UDP relay socket has no port")
+            }
             relay.clientFacing = channel
             let address = ProxyDestination(host: .address(local), port: UInt16(port))
             connection.udp = ConnectionRecord.UDPAssociation(relay: address.description)
