@@ -32,7 +32,7 @@ public final class Gateway: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.group = eventLoopGroup
-        context = try GatewayContext(configuration: configuration, logger: logger)
+        context = try GatewayContext(configuration: configuration, logger: logger, loops: Array(eventLoopGroup.makeIterator()))
         bound = eventLoopGroup.next().makePromise()
     }
 
@@ -82,13 +82,16 @@ public final class Gateway: Service, Sendable {
         let sampler = configuration.telemetryInterval > .zero
             ? SubflowSampler(interval: configuration.telemetryInterval, registry: context.registry, logger: logger) : nil
         sampler?.start()
+        context.preconnector?.start()
 
         let servers = listeners
         await withGracefulShutdownHandler {
             for server in servers { try? await server.closeFuture.get() }
-        } onGracefulShutdown: {
+        } onGracefulShutdown: { [context] in
             for server in servers { server.close(promise: nil) }
+            context.preconnector?.stop()
         }
+        context.preconnector?.stop()
         await drain()
         sampler?.stop()
         await context.poolUser?.shutdown()

@@ -57,6 +57,9 @@ public struct GatewayConfiguration: Sendable {
     public var telemetryInterval: TimeAmount = .seconds(1)
     /// SOCKS5 UDP ASSOCIATE (socks5 mode only; an entry gateway carries TCP only).
     public var udpRelay = true
+    /// Reverse mode with static backends: connections per event loop held open ahead of
+    /// clients (0: connect when a client comes).
+    public var preconnect = 0
 
     public init(mode: Mode, listen: [SocketAddress]) {
         self.mode = mode

@@ -17,13 +17,15 @@ final class GatewayContext: Sendable {
     let connector: UpstreamConnector
     let connectionLog: ConnectionLog?
     let poolUser: PoolUser?
+    /// Held backend connections (reverse mode with static backends and `preconnect` > 0).
+    let preconnector: UpstreamPreconnector?
     /// SOCKS5 UDP associations open now (bounded by `limits.maximumUDPAssociations`).
     let udpAssociations = NIOLockedValueBox(0)
     private let replayGuard = NIOLockedValueBox(PairReplayGuard())
     private let nextBackend = NIOLockedValueBox(0)
     private let finishedCallbacks = NIOLockedValueBox<[@Sendable (ConnectionRecord) -> Void]>([])
 
-    init(configuration: GatewayConfiguration, logger: Logger) throws {
+    init(configuration: GatewayConfiguration, logger: Logger, loops: [EventLoop]) throws {
         self.configuration = configuration
         self.logger = logger
         metrics = GatewayMetrics(mode: configuration.mode.name)
@@ -38,6 +40,11 @@ final class GatewayContext: Sendable {
             poolUser = PoolUser(registrars: registrars, logger: logger)
         } else {
             poolUser = nil
+        }
+        if case .reverse(.addresses(let backends)) = configuration.mode, configuration.preconnect > 0 {
+            preconnector = UpstreamPreconnector(loops: loops, perLoop: configuration.preconnect, backends: backends, connector: connector, logger: logger)
+        } else {
+            preconnector = nil
         }
     }
 
@@ -134,11 +141,19 @@ final class GatewayContext: Sendable {
         let opened: EventLoopFuture<(Channel, String)>
         switch backends {
         case .addresses(let addresses):
-            let start = nextStaticBackend(addresses.count)
-            let rotated = Array(addresses[start...] + addresses[..<start])
-            connection.destination = rotated.first?.endpointText ?? "-"
-            opened = connector.connect(to: rotated, target: "backend", on: loop)
-                .map { ($0, rotated.first?.endpointText ?? "-") }
+            if let held = preconnector?.take(on: loop) {
+                metrics.preconnectedUsed.increment()
+                let backend = held.remoteAddress?.endpointText ?? "-"
+                connection.destination = backend
+                opened = loop.makeSucceededFuture((held, backend))
+            } else {
+                if preconnector != nil { metrics.preconnectMissed.increment() }
+                let start = nextStaticBackend(addresses.count)
+                let rotated = Array(addresses[start...] + addresses[..<start])
+                let backend = rotated.first?.endpointText ?? "-"
+                connection.destination = backend
+                opened = connector.connect(to: rotated, target: "backend", on: loop).map { ($0, backend) }
+            }
         case .pool(let handle, _):
             connection.destination = "pool \(handle)"
             let promise = loop.makePromise(of: (Channel, String).self)

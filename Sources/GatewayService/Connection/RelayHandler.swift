@@ -55,7 +55,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         do {
             try join(client: client, upstream: upstream, connection: connection, clientEarlyData: clientEarlyData,
-                     upstreamEarlyData: ExitStatusReader.release(from: upstream), idleTimeout: idleTimeout)
+                     upstreamEarlyData: ExitStatusReader.release(from: upstream) ?? PreconnectedHolder.release(from: upstream),
+                     idleTimeout: idleTimeout)
         } catch {
             connection.fail("failed", "cannot start relaying: \(error)")
             client.close(promise: nil)

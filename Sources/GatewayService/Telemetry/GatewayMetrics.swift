@@ -11,6 +11,10 @@ struct GatewayMetrics: Sendable {
     /// Datagrams a SOCKS5 UDP association relayed, each way (made once: counted per datagram).
     let udpRelayedFromClient: Counter
     let udpRelayedToClient: Counter
+    /// Reverse proxy with `--preconnect`: clients that found a held backend connection, and
+    /// clients that found the pool empty and connected themselves.
+    let preconnectedUsed: Counter
+    let preconnectMissed: Counter
     private let counters = NIOLockedValueBox([String: Counter]())
     private let duration: Timer
     private let recordHandles: RecordHandles
@@ -21,6 +25,8 @@ struct GatewayMetrics: Sendable {
         refusedAtLimit = Counter(label: "edgepool_gateway_connection_limit_refusals_total", dimensions: [("mode", mode)])
         duration = Timer(label: "edgepool_gateway_connection_duration_seconds", dimensions: [("mode", mode)])
         recordHandles = RecordHandles(mode: mode)
+        preconnectedUsed = Counter(label: "edgepool_gateway_preconnected_total", dimensions: [("mode", mode), ("outcome", "used")])
+        preconnectMissed = Counter(label: "edgepool_gateway_preconnected_total", dimensions: [("mode", mode), ("outcome", "pool_empty")])
         udpRelayedFromClient = Counter(label: "edgepool_gateway_udp_datagrams_total", dimensions: [("mode", mode), ("direction", "from_client"), ("outcome", "relayed")])
         udpRelayedToClient = Counter(label: "edgepool_gateway_udp_datagrams_total", dimensions: [("mode", mode), ("direction", "to_client"), ("outcome", "relayed")])
     }
