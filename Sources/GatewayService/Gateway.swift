@@ -87,9 +87,8 @@ public final class Gateway: Service, Sendable {
         let servers = listeners
         await withGracefulShutdownHandler {
             for server in servers { try? await server.closeFuture.get() }
-        } onGracefulShutdown: { [context] in
+        } onGracefulShutdown: {
             for server in servers { server.close(promise: nil) }
-            context.preconnector?.stop()
         }
         context.preconnector?.stop()
         await drain()

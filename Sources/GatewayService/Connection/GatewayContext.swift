@@ -105,7 +105,7 @@ final class GatewayContext: Sendable {
                 let reader = ExitStatusReader(connection: bound.value, awaitingPromise: awaitExitStatus ? loop.makePromise() : nil)
                 let status = reader.promise?.futureResult
                 do {
-                    try channel.pipeline.syncOperations.addHandler(reader)
+                    try UpstreamHolds.install(reader, on: channel)
                 } catch {
                     return loop.makeFailedFuture(error)
                 }

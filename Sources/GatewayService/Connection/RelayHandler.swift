@@ -55,8 +55,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         do {
             try join(client: client, upstream: upstream, connection: connection, clientEarlyData: clientEarlyData,
-                     upstreamEarlyData: ExitStatusReader.release(from: upstream) ?? PreconnectedHolder.release(from: upstream),
-                     idleTimeout: idleTimeout)
+                     upstreamEarlyData: UpstreamHolds.release(from: upstream), idleTimeout: idleTimeout)
         } catch {
             connection.fail("failed", "cannot start relaying: \(error)")
             client.close(promise: nil)
@@ -151,5 +150,30 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection.sampleCounts()
         context?.close(promise: nil)
         partner?.context?.close(promise: nil)
+    }
+}
+
+/// A handler that holds what the upstream sends before the relay is in place (the exit's
+/// status reader, a held preconnected backend connection). At most one sits on an upstream
+/// channel, under one name, so the relay finds it with one lookup (`UpstreamHolds`).
+protocol UpstreamHold: ChannelHandler {
+    /// Called once the relay is in place (on the channel's loop): the bytes held so far; the
+    /// handler steps aside now or, if it still waits for something, later by itself.
+    func releaseToRelay(_ channel: Channel) -> ByteBuffer?
+}
+
+/// Installing and releasing an upstream channel's hold.
+enum UpstreamHolds {
+    static let name = "edgepool.upstream-hold"
+
+    static func install(_ hold: some UpstreamHold, on channel: Channel) throws {
+        try channel.pipeline.syncOperations.addHandler(hold, name: name)
+    }
+
+    /// The held bytes of whatever hold the channel has, or nil when it has none.
+    static func release(from channel: Channel) -> ByteBuffer? {
+        guard let context = try? channel.pipeline.syncOperations.context(name: name),
+              let hold = context.handler as? any UpstreamHold else { return nil }
+        return hold.releaseToRelay(channel)
     }
 }

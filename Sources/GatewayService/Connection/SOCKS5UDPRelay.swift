@@ -106,8 +106,9 @@ final class SOCKS5UDPRelay {
             .bind(to: address)
     }
 
+    /// Opens the outward socket of a family (the first datagram to it waits; `send` uses an
+    /// open one directly).
     private func outwardChannel(for family: Family) -> EventLoopFuture<Channel> {
-        if let channel = outward[family] { return loop.makeSucceededFuture(channel) }
         if let pending = opening[family] { return pending }
         let any: SocketAddress
         do { any = try (family == .v4 ? IPAddress.ipv4Any : IPAddress.ipv6Any).socketAddress(port: 0) } catch { return loop.makeFailedFuture(error) }
@@ -179,17 +180,12 @@ final class SOCKS5UDPRelay {
     }
 
     private func send(_ payload: ByteBuffer, toFirstAllowedOf addresses: [SocketAddress], name: String, port: UInt16) {
-        let allowed = addresses.first { address in
-            guard let policy = gateway.connector.policy else { return true }
-            guard let ip = IPAddress(address) else { return false }
-            if case .refused = policy.check(resolved: ip, name: name, port: port) { return false }
-            return true
+        do {
+            guard let first = try gateway.connector.allowedAddresses(addresses, resolvedFrom: name, port: port).first else { return }
+            send(payload, to: first)
+        } catch {
+            drop("refused", "\(error)", direction: "from_client")
         }
-        guard let allowed else {
-            drop("refused", "\(name):\(port): every address it resolves to is refused", direction: "from_client")
-            return
-        }
-        send(payload, to: allowed)
     }
 
     private func send(_ payload: ByteBuffer, to address: SocketAddress) {

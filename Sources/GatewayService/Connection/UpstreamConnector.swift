@@ -78,22 +78,35 @@ struct UpstreamConnector: Sendable {
         }
         return addresses.flatMap { candidates in
             var allowed = candidates
-            if let policy, case .name(let name) = destination.host {
-                var reasons: [String] = []
-                allowed = candidates.filter { address in
-                    guard let ip = address.ipAddress.flatMap(IPAddress.init) else { return false }
-                    if case .refused(let reason) = policy.check(resolved: ip, name: name, port: destination.port) {
-                        reasons.append(reason)
-                        return false
-                    }
-                    return true
-                }
-                if allowed.isEmpty {
-                    return loop.makeFailedFuture(UpstreamError(kind: .refusedByPolicy, detail: "\(destination): " + reasons.joined(separator: "; ")))
+            if case .name(let name) = destination.host {
+                do {
+                    allowed = try allowedAddresses(candidates, resolvedFrom: name, port: destination.port)
+                } catch {
+                    return loop.makeFailedFuture(error)
                 }
             }
             return connect(to: Array(allowed.prefix(Self.maximumAddressesTried)), target: destination.description, on: loop)
         }
+    }
+
+    /// The addresses `name` resolved to that the policy lets through (a name rule never opens
+    /// a protected range: each address is checked again). Throws `refusedByPolicy`, with every
+    /// reason, when none is left.
+    func allowedAddresses(_ candidates: [SocketAddress], resolvedFrom name: String, port: UInt16) throws -> [SocketAddress] {
+        guard let policy else { return candidates }
+        var reasons: [String] = []
+        let allowed = candidates.filter { address in
+            guard let ip = IPAddress(address) else { return false }
+            if case .refused(let reason) = policy.check(resolved: ip, name: name, port: port) {
+                reasons.append(reason)
+                return false
+            }
+            return true
+        }
+        if allowed.isEmpty {
+            throw UpstreamError(kind: .refusedByPolicy, detail: "\(name):\(port): " + reasons.joined(separator: "; "))
+        }
+        return allowed
     }
 
     /// Tries the addresses in order until one accepts.

@@ -91,7 +91,7 @@ final class UpstreamPreconnector: Sendable {
             defer { loop.assumeIsolated().execute { [self] in fill() } }
             while !ready.isEmpty {
                 let (channel, _) = ready.removeFirst()
-                if channel.isActive, PreconnectedHolder.isHolding(channel) { return channel }
+                if channel.isActive { return channel }
             }
             return nil
         }
@@ -133,7 +133,7 @@ final class UpstreamPreconnector: Sendable {
                         logger.info("preconnect to the backends works again")
                     }
                     do {
-                        try channel.pipeline.syncOperations.addHandler(PreconnectedHolder(pool: self))
+                        try UpstreamHolds.install(PreconnectedHolder(pool: self), on: channel)
                         ready.append((channel, .now()))
                     } catch {
                         channel.close(promise: nil)
@@ -168,7 +168,7 @@ final class UpstreamPreconnector: Sendable {
 
 /// Sits on a held upstream connection until a client takes it: reads at most once (what a
 /// server says first waits for the client), and tells the pool when the backend closes.
-final class PreconnectedHolder: ChannelDuplexHandler, RemovableChannelHandler {
+final class PreconnectedHolder: ChannelDuplexHandler, RemovableChannelHandler, UpstreamHold {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
 
@@ -203,18 +203,13 @@ final class PreconnectedHolder: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    static func isHolding(_ channel: Channel) -> Bool {
-        (try? channel.pipeline.syncOperations.handler(type: PreconnectedHolder.self)) != nil
-    }
-
     /// Called as the relay takes the connection over (on its loop): the bytes the backend
     /// sent while it was held, and the holder steps aside.
-    static func release(from channel: Channel) -> ByteBuffer? {
-        guard let holder = try? channel.pipeline.syncOperations.handler(type: PreconnectedHolder.self) else { return nil }
-        holder.pool = nil
-        let held = holder.held
-        holder.held = nil
-        channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
+    func releaseToRelay(_ channel: Channel) -> ByteBuffer? {
+        pool = nil
+        let held = self.held
+        self.held = nil
+        channel.pipeline.syncOperations.removeHandler(self, promise: nil)
         return held
     }
 }

@@ -3,7 +3,7 @@ import NIOCore
 
 /// On the entry's connection to the exit: reads the exit's one-byte status (a SOCKS5 reply
 /// code) and holds whatever follows it until the relay takes over (``release(from:)``).
-final class ExitStatusReader: ChannelDuplexHandler, RemovableChannelHandler {
+final class ExitStatusReader: ChannelDuplexHandler, RemovableChannelHandler, UpstreamHold {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -85,15 +85,14 @@ final class ExitStatusReader: ChannelDuplexHandler, RemovableChannelHandler {
     /// Called once the relay is in place (on the channel's loop): returns the bytes held after
     /// the status and removes the reader. If the status has not come yet (0-RTT forwarding),
     /// the reader stays, checks it when it comes, and then steps aside.
-    static func release(from channel: Channel) -> ByteBuffer? {
-        guard let reader = try? channel.pipeline.syncOperations.handler(type: ExitStatusReader.self) else { return nil }
-        guard reader.state == .holding else {
-            reader.relayReady = true
+    func releaseToRelay(_ channel: Channel) -> ByteBuffer? {
+        guard state == .holding else {
+            relayReady = true
             return nil
         }
-        let held = reader.held
-        reader.held = nil
-        channel.pipeline.syncOperations.removeHandler(reader, promise: nil)
+        let held = self.held
+        self.held = nil
+        channel.pipeline.syncOperations.removeHandler(self, promise: nil)
         return held
     }
 

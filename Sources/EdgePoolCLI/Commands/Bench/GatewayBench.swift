@@ -267,7 +267,7 @@ struct GatewayBench: ParsableCommand {
     /// turns (three rounds each).
     func measureUDP(gatewayFlags: [String]) throws {
         let origin = try BenchUDP.EchoOrigin()
-        let socks = BenchProxy(tool: "edgepool", name: "edgepool socks", kind: .socks, executables: [])
+        guard let socks = BenchProxy.all(for: .tcpToTCP).first(where: { $0.tool == "edgepool" && $0.kind == .socks }) else { return }
         let running = try socks.start(mode: .tcpToTCP, originPort: origin.port, gatewayFlags: gatewayFlags)
         defer { running.stop() }
         var direct: [BenchUDP.Measurement] = []
