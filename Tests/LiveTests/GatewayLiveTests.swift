@@ -122,7 +122,7 @@ import Testing
         #expect(badRule.status != 0)
         #expect(badRule.output.contains { $0.contains("destination rule '10.0.0.0/33'") })
         let badReads = try await runEdgepool(["gateway", "socks", "--reads-per-event", "0"])
-        #expect(badReads.status != 0 && badReads.output.contains { $0.contains("--reads-per-event must be 1…16") })
+        #expect(badReads.status != 0 && badReads.output.contains { $0.contains("--reads-per-event must be 1…16") }, "\(badReads.output)")
     }
 
     @Test func pySocksFetchesThroughTheGateway() async throws {

@@ -22,7 +22,9 @@ final class LiveProcess: @unchecked Sendable {
     let process = Process()
     let name: String
     private let output = NIOLockedValueBox<[String]>([])
-    private let partial = NIOLockedValueBox<String>("")
+    /// Bytes after the last newline (decoded only as whole lines: a chunk may end inside a
+    /// multi-byte character).
+    private let partial = NIOLockedValueBox<[UInt8]>([])
     private let reachedEOF = NIOLockedValueBox(false)
 
     init(_ name: String, _ arguments: [String], executable: String = edgepoolBinary) throws {
@@ -38,23 +40,27 @@ final class LiveProcess: @unchecked Sendable {
         let output = self.output, partial = self.partial, reachedEOF = self.reachedEOF
         let reader = pipe.fileHandleForReading
         // A blocking read loop until EOF (Foundation's readabilityHandler can report an empty
-        // read before the end, which would cut the output short).
-        DispatchQueue.global().async {
+        // read before the end, which would cut the output short), on a thread of its own:
+        // Dispatch's global queue runs about one block per core, and every live process's loop
+        // blocks in read() for the process's life — a new one could wait behind them and miss
+        // the output of a process that exits at once.
+        Thread {
             var chunk = [UInt8](repeating: 0, count: 65_536)
             while true {
                 let count = read(reader.fileDescriptor, &chunk, chunk.count)
                 if count < 0, errno == EINTR { continue }
                 guard count > 0 else { break }
-                let text = String(decoding: chunk[0..<count], as: UTF8.self)
                 partial.withLockedValue { rest in
-                    rest += text
-                    var lines = rest.components(separatedBy: "\n")
-                    rest = lines.removeLast()
+                    rest += chunk[0..<count]
+                    guard let last = rest.lastIndex(of: UInt8(ascii: "\n")) else { return }
+                    let lines = rest[..<last].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+                        .map { String(decoding: $0, as: UTF8.self) }
+                    rest.removeSubrange(...last)
                     output.withLockedValue { $0.append(contentsOf: lines) }
                 }
             }
             reachedEOF.withLockedValue { $0 = true }
-        }
+        }.start()
         // Children inherit the spawning thread's signal mask; the test runner's threads block
         // SIGINT/SIGTERM, which would make tshark deaf to its stop signal. Spawn with none.
         var empty = sigset_t(), previous = sigset_t()
@@ -71,7 +77,9 @@ final class LiveProcess: @unchecked Sendable {
         for _ in 0..<100 where process.isRunning { usleep(20_000) }
     }
 
-    var lines: [String] { output.withLockedValue { $0 } + [partial.withLockedValue { $0 }].filter { !$0.isEmpty } }
+    var lines: [String] {
+        output.withLockedValue { $0 } + [partial.withLockedValue { String(decoding: $0, as: UTF8.self) }].filter { !$0.isEmpty }
+    }
     var pid: pid_t { process.processIdentifier }
 
     /// Waits for a line containing `text`; returns it.
