@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "GatewayService",
             dependencies: [
-                "Gateway", "RSerPool", "RSerPoolWire",
+                "Gateway", "RSerPool", "RSerPoolCore", "RSerPoolWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RSerPool
+import RSerPoolWire
 import ServiceLifecycle
 
 /// An MPTCP↔TCP gateway: SOCKS5 server, HTTP proxy, reverse proxy or one end of a gateway
@@ -29,6 +30,12 @@ public final class Gateway: Service, Sendable {
         if case .entry = configuration.mode, configuration.pairSecret == nil { throw GatewayConfigurationError("an entry gateway needs the pair secret") }
         if case .exit = configuration.mode, configuration.pairSecret == nil { throw GatewayConfigurationError("an exit gateway needs the pair secret") }
         if case .reverse(.addresses(let list)) = configuration.mode, list.isEmpty { throw GatewayConfigurationError("a reverse proxy needs at least one backend") }
+        let listenAddresses = configuration.listen.compactMap { $0.ipAddress.flatMap(IPAddress.init) }
+        if let problem = ListenerExposure.openProxyProblem(listen: listenAddresses, clientChoosesDestination: configuration.mode.clientChoosesDestination,
+                                                          authenticated: configuration.credentials != nil, clients: configuration.clients,
+                                                          openProxyAllowed: configuration.openProxy) {
+            throw GatewayConfigurationError("refusing to start: " + problem)
+        }
         self.configuration = configuration
         self.logger = logger
         self.group = eventLoopGroup
@@ -79,6 +86,11 @@ public final class Gateway: Service, Sendable {
         var addresses: [SocketAddress] = []
         for address in listeners.compactMap(\.localAddress) where !addresses.contains(address) { addresses.append(address) }
         bound.succeed(addresses)
+        if configuration.mode.clientChoosesDestination, configuration.credentials == nil, configuration.clients.admitsEveryone,
+           addresses.contains(where: { $0.ipAddress.flatMap(IPAddress.init).map { !ListenerExposure.isLoopback($0) } ?? false }) {
+            logger.warning("open proxy: anyone who reaches the listener may use it (no authentication, no client access list)",
+                           metadata: ["listen": "\(addresses.map(\.endpointText).joined(separator: ", "))"])
+        }
         let sampler = configuration.telemetryInterval > .zero
             ? SubflowSampler(interval: configuration.telemetryInterval, registry: context.registry, logger: logger) : nil
         sampler?.start()
@@ -126,6 +138,12 @@ public final class Gateway: Service, Sendable {
     /// Sets up an accepted client channel (on its loop).
     private static func accept(_ channel: Channel, context: GatewayContext) throws {
         let configuration = context.configuration
+        if let refusal = context.refusal(ofClient: channel.remoteAddress) {
+            context.metrics.clientRefused(refusal.reason)
+            context.logRefusal(refusal.reason, "client refused at accept", ["reason": "\(refusal.text)"])
+            channel.close(promise: nil)
+            return
+        }
         let id = context.registry.makeID()
         let connection = GatewayConnection(id: id, mode: configuration.mode.name, client: channel,
                                            clientMayBeMPTCP: configuration.listenTransport == .mptcp,
@@ -134,7 +152,7 @@ public final class Gateway: Service, Sendable {
         }
         guard context.registry.add(id, connection, limit: configuration.limits.maximumConnections) else {
             context.metrics.refusedAtLimit.increment()
-            context.logger.warning("connection limit reached; closing a new client", metadata: ["limit": "\(configuration.limits.maximumConnections)"])
+            context.logRefusal("limit", "connection limit reached; closing a new client", ["limit": "\(configuration.limits.maximumConnections)"])
             channel.close(promise: nil)
             return
         }

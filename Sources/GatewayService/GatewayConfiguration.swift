@@ -21,6 +21,15 @@ public struct GatewayConfiguration: Sendable {
         /// Hybrid access, network end: accept carried connections and connect on the client's behalf.
         case exit
 
+        /// The client names the destination (SOCKS5, the HTTP proxy, an entry without a fixed
+        /// destination): without authentication or a client list beyond loopback, an open proxy.
+        public var clientChoosesDestination: Bool {
+            switch self {
+            case .socks5, .httpProxy, .entry(_, nil): true
+            case .reverse, .entry, .exit: false
+            }
+        }
+
         public var name: String {
             switch self {
             case .socks5: "socks5"
@@ -46,6 +55,13 @@ public struct GatewayConfiguration: Sendable {
     /// Upstream connections: plain TCP by default (MPTCP for the entry→exit hop).
     public var upstreamTransport: TransportProtocol
     public var destinations = DestinationPolicy()
+    /// Which clients may connect (empty: any that reach the listener).
+    public var clients = ClientAccessList()
+    /// Start as an open proxy (a client-chosen-destination mode listening beyond loopback with
+    /// neither `credentials` nor `clients`): refused unless set, and logged when set.
+    public var openProxy = false
+    /// HTTP proxy: ports a CONNECT reaches without an allow rule that names the port.
+    public var tunnelPorts = DestinationPolicy.defaultTunnelPorts
     /// Accept only these users (SOCKS5 username/password, HTTP Proxy-Authorization Basic).
     public var credentials: ProxyCredentials?
     /// The entry/exit pair's shared secret.
@@ -97,6 +113,17 @@ public struct GatewayLimits: Sendable {
     public var maximumUDPAssociations = 1_000
     /// Backends of one pool tried for one connection in reverse mode.
     public var poolAttempts = 3
+    /// Password guessing: this many failed authentications (SOCKS5 username/password, HTTP
+    /// Basic) from one address within `authenticationFailureWindow` block that address for
+    /// `authenticationBlockDuration` (its connections are closed at accept).
+    public var authenticationFailuresPerSource = 5
+    public var authenticationFailureWindow: TimeAmount = .seconds(60)
+    public var authenticationBlockDuration: TimeAmount = .seconds(60)
+    /// Source addresses whose failures are remembered at once (the idlest is forgotten first).
+    public var authenticationTrackedSources = 4096
+    /// One log line per kind of refusal (connection limit, client not allowed, blocked
+    /// source) per this interval; the ones left out are counted in the next.
+    public var refusalLogInterval: TimeAmount = .seconds(10)
 
     public init() {}
 }

@@ -48,7 +48,7 @@ import Testing
                                                            "http://localhost:\(origin.port)/bytes/10"])
         #expect(byName.status == 97)
         let records = try await gateway.records(atLeast: 2)
-        #expect(records.allSatisfy { $0["outcome"] as? String == "refused" && ($0["error"] as? String)?.contains("protected range") == true })
+        #expect(records.allSatisfy { $0["outcome"] as? String == "refused" && ($0["error"] as? String)?.contains("loopback range 127.0.0.0/8") == true })
         let metrics = try await runCommand("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(statusPort)/metrics"]).output
         #expect(metrics.contains { $0.hasPrefix("edgepool_gateway_connections_total") && $0.contains("outcome=\"refused\"") && $0.hasSuffix(" 2") },
                 "\(metrics.filter { $0.contains("edgepool_gateway") })")
@@ -64,7 +64,7 @@ import Testing
         let origin = try await Origin.start()
         let size = 2_000_000
         let expected = try await originSHA(origin, size)
-        let gateway = try await LiveGateway.start("http", ["--allow", "127.0.0.1/32"])
+        let gateway = try await LiveGateway.start("http", ["--allow", "127.0.0.1/32", "--connect-port", "\(origin.port)"])
         let proxy = "http://127.0.0.1:\(gateway.port)"
         for tunnel in [false, true] {
             let file = temporaryFile("http")

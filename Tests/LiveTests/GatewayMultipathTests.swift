@@ -19,7 +19,8 @@ import Testing
     func setUp() async throws -> Setup {
         let (client, server) = try await TestNamespace.multipath()
         let origin = try await Origin.start(in: server)
-        let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--telemetry-interval", "200ms"], in: server, host: "10.78.1.2")
+        let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--allow-client", "10.78.0.0/16", "--telemetry-interval", "200ms"],
+                                                in: server, host: "10.78.1.2")
         return Setup(client: client, server: server, origin: origin, gateway: gateway)
     }
 

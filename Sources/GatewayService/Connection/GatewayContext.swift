@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import RSerPool
+import RSerPoolCore
 import RSerPoolWire
 
 /// What every connection of one gateway shares: configuration, upstream connector, the
@@ -21,6 +22,10 @@ final class GatewayContext: Sendable {
     let preconnector: UpstreamPreconnector?
     /// SOCKS5 UDP associations open now (bounded by `limits.maximumUDPAssociations`).
     let udpAssociations = NIOLockedValueBox(0)
+    /// Failed authentications per source address (password guessers are blocked for a while).
+    private let authenticationFailures: NIOLockedValueBox<FailureLimiter<IPAddress>>
+    /// One log line per kind of refusal per interval.
+    private let refusalLogs: NIOLockedValueBox<LogThrottle<String>>
     private let replayGuard = NIOLockedValueBox(PairReplayGuard())
     private let nextBackend = NIOLockedValueBox(0)
     private let finishedCallbacks = NIOLockedValueBox<[@Sendable (ConnectionRecord) -> Void]>([])
@@ -29,6 +34,11 @@ final class GatewayContext: Sendable {
         self.configuration = configuration
         self.logger = logger
         metrics = GatewayMetrics(mode: configuration.mode.name)
+        let limits = configuration.limits
+        authenticationFailures = NIOLockedValueBox(FailureLimiter(.init(
+            maximumFailures: limits.authenticationFailuresPerSource, window: limits.authenticationFailureWindow,
+            blockDuration: limits.authenticationBlockDuration, maximumKeys: limits.authenticationTrackedSources)))
+        refusalLogs = NIOLockedValueBox(LogThrottle(interval: limits.refusalLogInterval))
         let policy: DestinationPolicy? = switch configuration.mode {
         case .socks5, .httpProxy, .exit: configuration.destinations
         case .reverse, .entry: nil   // backends and the exit are the operator's own configuration
@@ -46,6 +56,47 @@ final class GatewayContext: Sendable {
         } else {
             preconnector = nil
         }
+    }
+
+    /// Why a newly accepted client is closed at once, if it is: outside the client list, or its
+    /// address is blocked after failed authentications. (The metric label, the log text.)
+    func refusal(ofClient address: SocketAddress?) -> (reason: String, text: String)? {
+        guard let ip = address?.ipAddress.flatMap({ IPAddress($0)?.unmappedIPv4 }) else { return nil }
+        if !configuration.clients.admits(ip) { return ("not_allowed", "client \(ip) is not in the client access list (\(configuration.clients))") }
+        if let source = Self.authenticationSource(address), authenticationFailures.withLockedValue({ $0.isBlocked(source, now: .now()) }) {
+            return ("blocked", "client \(ip) is blocked after \(configuration.limits.authenticationFailuresPerSource) failed authentications")
+        }
+        return nil
+    }
+
+    /// The key failed authentications count under: the IPv4 address, or the IPv6 /64 (one
+    /// host can use every address of its /64).
+    private static func authenticationSource(_ address: SocketAddress?) -> IPAddress? {
+        switch address?.ipAddress.flatMap({ IPAddress($0)?.unmappedIPv4 }) {
+        case .v6(let high, _): .v6(high, 0)
+        case let other: other
+        }
+    }
+
+    /// Counts a failed authentication from `address`; logs (rate-limited) when it blocks the source.
+    func authenticationFailed(from address: SocketAddress?) {
+        metrics.authenticationFailure()
+        guard let ip = Self.authenticationSource(address) else { return }
+        let blocked = authenticationFailures.withLockedValue { $0.recordFailure(ip, now: .now()) }
+        if blocked {
+            logRefusal("blocked", "a client address is blocked after repeated failed authentications",
+                       ["client": "\(ip)", "failures": "\(configuration.limits.authenticationFailuresPerSource)",
+                        "within": "\(configuration.limits.authenticationFailureWindow)", "for": "\(configuration.limits.authenticationBlockDuration)"])
+        }
+    }
+
+    /// A warning for one kind of refusal, at most once per `refusalLogInterval`, with the count
+    /// of the ones left out since.
+    func logRefusal(_ kind: String, _ message: Logger.Message, _ metadata: Logger.Metadata) {
+        guard let suppressed = refusalLogs.withLockedValue({ $0.admit(kind, now: .now()) }) else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["suppressed_since_last"] = "\(suppressed)" }
+        logger.warning(message, metadata: metadata)
     }
 
     /// Observers of finished connections (tests, the stats endpoint).

@@ -130,9 +130,20 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
         switch interpreter.interpret(head) {
         case .refuse(let refusal):
             gateway.metrics.handshakeFailure("http-\(refusal.status.code)")
+            // Credentials that do not verify count toward the source's block; a request
+            // without any (a client's first try) does not.
+            if refusal.status == .proxyAuthenticationRequired, head.headers.contains(name: "proxy-authorization") {
+                gateway.authenticationFailed(from: context.remoteAddress)
+            }
             refuse(refusal, context: context)
         case .tunnel(let destination, let user):
             connection.user = user
+            if case .refused(let reason) = gateway.configuration.destinations.checkTunnel(destination, tunnelPorts: gateway.configuration.tunnelPorts) {
+                connection.destination = destination.description
+                gateway.metrics.handshakeFailure("http-403")
+                refuse(HTTPProxyRefusal(.forbidden, reason), context: context)
+                return
+            }
             state = .connecting(pending: [])
             openTunnel(to: destination, context: context)
         case .forward(let destination, let forwarded, let user):

@@ -51,6 +51,7 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
             case .send(let bytes):
                 context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             case .reject(let reply, let failure):
+                if case .authenticationFailed = failure { gateway.authenticationFailed(from: context.remoteAddress) }
                 reject(context: context, reply: reply, reason: "\(failure)", metric: "socks5")
                 return
             case .connect(let destination, let user):

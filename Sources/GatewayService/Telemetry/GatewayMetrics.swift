@@ -104,6 +104,16 @@ struct GatewayMetrics: Sendable {
         counter("edgepool_gateway_udp_datagrams_total", [("mode", mode), ("direction", direction), ("outcome", outcome)]).increment()
     }
 
+    /// A client closed at accept: "not_allowed" (outside the client list), "blocked" (too many
+    /// failed authentications), "limit" is counted by `refusedAtLimit`.
+    func clientRefused(_ reason: String) {
+        counter("edgepool_gateway_clients_refused_total", [("mode", mode), ("reason", reason)]).increment()
+    }
+
+    func authenticationFailure() {
+        counter("edgepool_gateway_authentication_failures_total", [("mode", mode)]).increment()
+    }
+
     func handshakeFailure(_ reason: String) {
         counter("edgepool_gateway_handshake_failures_total", [("mode", mode), ("reason", reason)]).increment()
     }

@@ -20,12 +20,18 @@ struct GatewayCommand: AsyncParsableCommand {
         where the gateway can read them: as root, through sock_diag), bytes each way
         and duration; `edgepool gateway stats LOG` summarises such a log.
 
-        Destinations: the gateway's own loopback, link-local (incl.
+        Destinations: loopback, private (10/8, 172.16/12, 192.168/16), shared
+        (100.64/10), unique-local IPv6 (fc00::/7), link-local (incl.
         169.254.169.254), unspecified and multicast ranges are refused unless an
-        address rule allows them (--allow 127.0.0.1/32:8080). --deny wins over
-        --allow; --default-deny refuses what no --allow admits.
+        address rule allows them (--allow 10.0.0.0/8, --allow 127.0.0.1/32:8080).
+        --deny wins over --allow; --default-deny refuses what no --allow admits.
 
-          edgepool gateway socks --listen 0.0.0.0:1080 --connection-log conn.jsonl
+        Clients: SOCKS5, HTTP and entry listen on 127.0.0.1 by default. Beyond
+        loopback they need --user or --allow-client CIDR, or they refuse to start
+        (--open-proxy starts one anyway, with a warning). Five failed logins from
+        one address within 60 s block it for 60 s.
+
+          edgepool gateway socks --listen 0.0.0.0:1080 --allow-client 192.0.2.0/24 --connection-log conn.jsonl
           curl --socks5-hostname 127.0.0.1:1080 http://example.org/
           edgepool gateway http --listen 0.0.0.0:3128 --user alice:secret
           edgepool gateway reverse --listen 0.0.0.0:80 --pool WebPool
@@ -46,6 +52,8 @@ struct GatewayFile: Codable {
     var allow: [String]?
     var deny: [String]?
     var defaultDeny: Bool?
+    var allowClient: [String]?
+    var openProxy: Bool?
     var users: [String: String]?
     var maxConnections: Int?
     var handshakeTimeout: Duration?
@@ -65,6 +73,8 @@ struct GatewayFile: Codable {
     var pool: String?
     var registrars: [Endpoint]?
     var preconnect: Int?
+    // http
+    var connectPorts: [String]?
     // socks
     var udp: Bool?
     var maxUdpAssociations: Int?
@@ -75,7 +85,7 @@ struct GatewayFile: Codable {
     var secretFile: String?
 
     static let commonKeys: Set<String> = [
-        "listen", "listenTransport", "upstreamTransport", "allow", "deny", "defaultDeny", "users", "maxConnections",
+        "listen", "listenTransport", "upstreamTransport", "allow", "deny", "defaultDeny", "allowClient", "openProxy", "users", "maxConnections",
         "handshakeTimeout", "connectTimeout", "idleTimeout", "drainTimeout", "bufferLimit", "readSize", "readsPerEvent", "connectionLog",
         "telemetryInterval", "status", "threads", "logLevel",
     ]
@@ -102,6 +112,12 @@ struct GatewayOptions: ParsableArguments {
 
     @Flag(help: "Refuse every destination no --allow rule admits.")
     var defaultDeny = false
+
+    @Option(name: .customLong("allow-client"), help: ArgumentHelp("Accept clients only from this address or CIDR; repeatable. [default: any client that reaches the listener]", valueName: "cidr"))
+    var allowClient: [String] = []
+
+    @Flag(name: .customLong("open-proxy"), help: "Start even as an open proxy: listening beyond loopback with neither --user nor --allow-client (refused otherwise).")
+    var openProxy = false
 
     @Option(help: ArgumentHelp("Require authentication; a user as NAME:PASSWORD; repeatable (SOCKS5 username/password, HTTP Basic).", valueName: "name:password"))
     var user: [String] = []
@@ -157,6 +173,12 @@ struct GatewayOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
+        do {
+            configuration.clients = try ClientAccessList(parsing: allowClient.isEmpty ? file.allowClient ?? [] : allowClient)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        configuration.openProxy = openProxy || file.openProxy == true
         var users = file.users ?? [:]
         for entry in user {
             guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex else {
@@ -226,15 +248,16 @@ struct GatewayOptions: ParsableArguments {
         try await running
     }
 
-    func listenAddresses(_ file: GatewayFile, default port: Int) throws -> [SocketAddress] {
-        try (listen.isEmpty ? (file.listen ?? [Endpoint(host: "0.0.0.0", port: port)]) : listen).map { try $0.socketAddress() }
+    /// The listening addresses: flags, else the file, else `host:port`.
+    func listenAddresses(_ file: GatewayFile, default port: Int, host: String = "0.0.0.0") throws -> [SocketAddress] {
+        try (listen.isEmpty ? (file.listen ?? [Endpoint(host: host, port: port)]) : listen).map { try $0.socketAddress() }
     }
 }
 
 struct SOCKSGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socks",
-        abstract: "SOCKS5 server (RFC 1928 CONNECT and UDP ASSOCIATE; no-auth or RFC 1929 username/password). Default listen 0.0.0.0:1080.",
+        abstract: "SOCKS5 server (RFC 1928 CONNECT and UDP ASSOCIATE; no-auth or RFC 1929 username/password). Default listen 127.0.0.1:1080.",
         discussion: """
         IPv4, IPv6 and domain-name targets (resolved on the gateway), for CONNECT
         and for the datagrams of a UDP association. A UDP association takes
@@ -258,7 +281,7 @@ struct SOCKSGatewayCommand: AsyncParsableCommand {
 
     func run() async throws {
         let file = try options.load(extraKeys: ["udp", "maxUdpAssociations"])
-        var configuration = GatewayConfiguration(mode: .socks5, listen: try options.listenAddresses(file, default: 1080))
+        var configuration = GatewayConfiguration(mode: .socks5, listen: try options.listenAddresses(file, default: 1080, host: "127.0.0.1"))
         try options.apply(to: &configuration, file: file)
         configuration.udpRelay = !noUDP && (file.udp ?? true)
         if let v = maxUDPAssociations ?? file.maxUdpAssociations {
@@ -272,23 +295,39 @@ struct SOCKSGatewayCommand: AsyncParsableCommand {
 struct HTTPGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "http",
-        abstract: "HTTP proxy: CONNECT tunnels and absolute-form HTTP/1.1 requests. Default listen 0.0.0.0:3128.",
+        abstract: "HTTP proxy: CONNECT tunnels and absolute-form HTTP/1.1 requests. Default listen 127.0.0.1:3128.",
         discussion: """
         Keep-alive and chunked bodies pass through; hop-by-hop fields are removed;
         requests with conflicting Content-Length/Transfer-Encoding are refused
         (400). Answers say what failed: 400 bad request, 403 destination refused,
         407 authentication needed, 502 the origin could not be reached, 504 it did
         not answer in time.
+
+        CONNECT reaches port 443 only, unless --connect-port adds ports or an
+        --allow rule names the port (--allow git.example.org:22).
           edgepool gateway http --listen 127.0.0.1:3128
           curl -x http://127.0.0.1:3128 http://example.org/
         """
     )
     @OptionGroup var options: GatewayOptions
 
+    @Option(name: .customLong("connect-port"), help: ArgumentHelp("A port or LOW-HIGH range CONNECT may reach without a rule naming it; repeatable. [default: 443]", valueName: "port"))
+    var connectPort: [String] = []
+
     func run() async throws {
-        let file = try options.load(extraKeys: [])
-        var configuration = GatewayConfiguration(mode: .httpProxy, listen: try options.listenAddresses(file, default: 3128))
+        let file = try options.load(extraKeys: ["connectPorts"])
+        var configuration = GatewayConfiguration(mode: .httpProxy, listen: try options.listenAddresses(file, default: 3128, host: "127.0.0.1"))
         try options.apply(to: &configuration, file: file)
+        let ports = connectPort.isEmpty ? file.connectPorts ?? [] : connectPort
+        if !ports.isEmpty {
+            configuration.tunnelPorts = try ports.map { text in
+                let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
+                guard (1...2).contains(bounds.count), let low = UInt16(bounds[0]), let high = UInt16(bounds.last!), low <= high else {
+                    throw ValidationError("--connect-port wants PORT or LOW-HIGH, got '\(text)'")
+                }
+                return low...high
+            }
+        }
         try await options.run(configuration, file: file)
     }
 }
@@ -407,7 +446,7 @@ struct EntryGatewayCommand: AsyncParsableCommand {
             destination = parsed
         }
         var configuration = GatewayConfiguration(mode: .entry(exit: try exitEndpoint.socketAddress(), forward: destination),
-                                                 listen: try options.listenAddresses(file, default: 1080))
+                                                 listen: try options.listenAddresses(file, default: 1080, host: "127.0.0.1"))
         configuration.pairSecret = try pair.load(file)
         try options.apply(to: &configuration, file: file)
         try await options.run(configuration, file: file)
