@@ -162,7 +162,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            exclude: ["Support/origin.py", "Support/socks5_udp_client.py"]
+            exclude: ["Support/origin.py", "Support/socks5_udp_client.py", "Support/recording_origin.py"]
         ),
     ],
     swiftLanguageModes: [.v6]

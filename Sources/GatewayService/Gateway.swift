@@ -30,6 +30,9 @@ public final class Gateway: Service, Sendable {
         if case .entry = configuration.mode, configuration.pairSecret == nil { throw GatewayConfigurationError("an entry gateway needs the pair secret") }
         if case .exit = configuration.mode, configuration.pairSecret == nil { throw GatewayConfigurationError("an exit gateway needs the pair secret") }
         if case .reverse(.addresses(let list)) = configuration.mode, list.isEmpty { throw GatewayConfigurationError("a reverse proxy needs at least one backend") }
+        if let first = configuration.ignoredSettings.first {
+            throw GatewayConfigurationError("\(configuration.mode.name) mode does not use \(first)")
+        }
         let listenAddresses = configuration.listen.compactMap { $0.ipAddress.flatMap(IPAddress.init) }
         if let problem = ListenerExposure.openProxyProblem(listen: listenAddresses, clientChoosesDestination: configuration.mode.clientChoosesDestination,
                                                           authenticated: configuration.credentials != nil, clients: configuration.clients,
@@ -66,7 +69,11 @@ public final class Gateway: Service, Sendable {
                 var bindAddress = address
                 for (index, loop) in loops.enumerated() {
                     let (channel, transport) = try await StreamTransport.bind(bindAddress, transport: configuration.listenTransport, group: loop,
-                                                                             backlog: 4096, reusePort: true) { [context] channel in
+                                                                             backlog: 4096, reusePort: true, serverInitializer: { [logger] server in
+                                                                                 server.eventLoop.makeCompletedFuture {
+                                                                                     try server.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: logger))
+                                                                                 }
+                                                                             }) { [context] channel in
                         channel.eventLoop.makeCompletedFuture { try Self.accept(channel, context: context) }
                     }
                     listeners.append(channel)
@@ -150,9 +157,19 @@ public final class Gateway: Service, Sendable {
                                            upstreamMayBeMPTCP: configuration.upstreamTransport == .mptcp) { connection, record in
             context.finished(connection, record)
         }
-        guard context.registry.add(id, connection, limit: configuration.limits.maximumConnections) else {
+        switch context.registry.add(id, connection, limit: configuration.limits.maximumConnections,
+                                    perClientLimit: configuration.limits.maximumConnectionsPerClient) {
+        case nil:
+            break
+        case .limit:
             context.metrics.refusedAtLimit.increment()
             context.logRefusal("limit", "connection limit reached; closing a new client", ["limit": "\(configuration.limits.maximumConnections)"])
+            channel.close(promise: nil)
+            return
+        case .perClientLimit:
+            context.metrics.clientRefused("per_client_limit")
+            context.logRefusal("per_client_limit", "a client holds its maximum of connections; closing its new one",
+                               ["client": "\(channel.remoteAddress?.endpointText ?? "?")", "limit": "\(configuration.limits.maximumConnectionsPerClient)"])
             channel.close(promise: nil)
             return
         }
@@ -167,7 +184,9 @@ public final class Gateway: Service, Sendable {
         case .httpProxy:
             // Named, so that a CONNECT tunnel can take exactly these out again.
             try pipeline.addHandler(HTTPResponseEncoder(), name: HTTPProxyFrontend.HandlerName.encoder)
-            try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+            // The buffer holds at most an unfinished head (bodies are streamed out as parsed).
+            try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes),
+                                                         maximumBufferSize: ProxyLimits.maximumHTTPHeadLength + 4096),
                                     name: HTTPProxyFrontend.HandlerName.decoder)
             try pipeline.addHandler(HTTPServerPipelineHandler(), name: HTTPProxyFrontend.HandlerName.pipelining)
             try pipeline.addHandler(HTTPServerProtocolErrorHandler(), name: HTTPProxyFrontend.HandlerName.errors)

@@ -77,6 +77,27 @@ public struct GatewayConfiguration: Sendable {
     /// clients (0: connect when a client comes).
     public var preconnect = 0
 
+    /// Settings this configuration's mode would ignore (each named as its flag), so that an
+    /// operator is told instead of trusting a rule that does nothing.
+    public var ignoredSettings: [String] {
+        var ignored: [String] = []
+        let rules = !destinations.allow.isEmpty || !destinations.deny.isEmpty || !destinations.defaultAllow
+        switch mode {
+        case .reverse(.addresses), .entry:
+            if rules { ignored.append("--allow/--deny/--default-deny (the backends or the exit are your own configuration; the exit applies its rules)") }
+        default:
+            break
+        }
+        switch mode {
+        case .reverse, .exit, .entry(_, .some):
+            if credentials != nil { ignored.append("--user (only SOCKS5, HTTP and an entry without --forward authenticate clients)") }
+        default:
+            break
+        }
+        if case .httpProxy = mode {} else if tunnelPorts != DestinationPolicy.defaultTunnelPorts { ignored.append("--connect-port (HTTP proxy only)") }
+        return ignored
+    }
+
     public init(mode: Mode, listen: [SocketAddress]) {
         self.mode = mode
         self.listen = listen
@@ -88,6 +109,9 @@ public struct GatewayConfiguration: Sendable {
 public struct GatewayLimits: Sendable {
     /// Connections relayed or in handshake at once; more are closed at accept.
     public var maximumConnections = 10_000
+    /// Connections from one client (an IPv4 address, an IPv6 /64) at once, so that one client
+    /// cannot take every slot.
+    public var maximumConnectionsPerClient = 1_000
     /// From accept until relaying (SOCKS5/HTTP head/pair header, plus the upstream connect).
     public var handshakeTimeout: TimeAmount = .seconds(10)
     public var connectTimeout: TimeAmount = .seconds(10)

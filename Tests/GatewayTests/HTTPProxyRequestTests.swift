@@ -77,6 +77,81 @@ import Testing
         #expect(refusal.status == .badRequest)
     }
 
+    @Test(arguments: [
+        [("Transfer-Encoding", "gzip, chunked")],          // a coding the proxy does not undo
+        [("Transfer-Encoding", "identity")],
+        [("Transfer-Encoding", "chunked, chunked")],
+        [("Transfer-Encoding", "xchunked")],
+        [("Transfer-Encoding", ", chunked")],
+    ])
+    func transferCodingsOtherThanOneChunkedAreRefused(headers: [(String, String)]) {
+        guard case .refuse(let refusal) = interpreter.interpret(head(.POST, "http://example.org/", headers)) else {
+            Issue.record("accepted \(headers)")
+            return
+        }
+        #expect(refusal.status == .notImplemented || refusal.status == .badRequest, "\(refusal)")
+    }
+
+    @Test(arguments: ["Transfer_Encoding", "Content_Length", "transfer_encoding", "Content Length"])
+    func framingFieldsInDisguiseAreRefused(name: String) {
+        guard case .refuse(let refusal) = interpreter.interpret(head(.POST, "http://example.org/", [(name, "chunked")])) else {
+            Issue.record("accepted \(name)")
+            return
+        }
+        #expect(refusal.status == .badRequest && refusal.reason.contains("smuggling"))
+    }
+
+    @Test func transferEncodingInHTTP10IsRefused() {
+        let old = HTTPRequestHead(version: .http1_0, method: .POST, uri: "http://example.org/", headers: HTTPHeaders([("Transfer-Encoding", "chunked")]))
+        guard case .refuse(let refusal) = interpreter.interpret(old) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(refusal.status == .badRequest && refusal.reason.contains("HTTP/1.0"))
+    }
+
+    @Test func framingIsRebuiltNotCopied() {
+        // Any spelling of chunked goes out as exactly one "Transfer-Encoding: chunked".
+        for value in ["chunked", "Chunked", " CHUNKED "] {
+            guard case .forward(_, let forwarded, _) = interpreter.interpret(head(.POST, "http://example.org/", [("transfer-encoding", value)])) else {
+                Issue.record("refused \(value)")
+                continue
+            }
+            #expect(forwarded.headers["Transfer-Encoding"] == ["chunked"] && forwarded.headers["Content-Length"].isEmpty, "\(forwarded.headers)")
+        }
+        guard case .forward(_, let forwarded, _) = interpreter.interpret(head(.POST, "http://example.org/", [("Content-Length", "5, 5"), ("content-length", "5")])) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(forwarded.headers["Content-Length"] == ["5"])
+    }
+
+    @Test func headerLimitsAnswer431() {
+        let many = (0...ProxyLimits.maximumHTTPHeaderCount).map { ("X-H\($0)", "v") }
+        guard case .refuse(let tooMany) = interpreter.interpret(head(.GET, "http://example.org/", many)) else {
+            Issue.record("accepted \(many.count) fields")
+            return
+        }
+        #expect(tooMany.status == .requestHeaderFieldsTooLarge)
+        guard case .refuse(let tooLong) = interpreter.interpret(head(.GET, "http://example.org/", [("X-Big", String(repeating: "a", count: ProxyLimits.maximumHTTPHeadLength))])) else {
+            Issue.record("accepted a 16 KiB field")
+            return
+        }
+        #expect(tooLong.status == .requestHeaderFieldsTooLarge)
+        let fine = (0..<ProxyLimits.maximumHTTPHeaderCount - 1).map { ("X-H\($0)", "v") }
+        guard case .forward = interpreter.interpret(head(.GET, "http://example.org/", fine)) else {
+            Issue.record("refused \(fine.count) fields")
+            return
+        }
+    }
+
+    @Test func aNameWithANulByteIsNoAddress() {
+        #expect(ProxyDestination.parseHost("127.0.0.1\u{0}evil.example") == nil)
+        #expect(ProxyDestination.parseHost("127.0.0.1") == .address(.v4(0x7F00_0001)))
+        #expect(ProxyDestination.parseHost("[::1]") != nil)
+        #expect(ProxyDestination.parseHost("::1\u{0}") == nil)
+    }
+
     @Test func repeatedEqualContentLengthIsFine() {
         guard case .forward = interpreter.interpret(head(.POST, "http://example.org/", [("Content-Length", "5"), ("Content-Length", "5")])) else {
             Issue.record("refused")

@@ -239,7 +239,13 @@ import Testing
         let registrar = try await LiveRegistrar.start()
         let first = try await startPoolElement(registrar: registrar.endpoint, pool: "GatewayPool", extra: ["--service", "echo", "--policy", "rr"])
         let second = try await startPoolElement(registrar: registrar.endpoint, pool: "GatewayPool", extra: ["--service", "echo", "--policy", "rr"])
-        let gateway = try await LiveGateway.start("reverse", ["--pool", "GatewayPool", "--registrar", registrar.endpoint])
+        // The PEs are on loopback: a destination rule must open it (a registration cannot send
+        // the gateway into the operator's networks on its own).
+        let closed = try await LiveGateway.start("reverse", ["--pool", "GatewayPool", "--registrar", registrar.endpoint])
+        #expect(try await rawExchange(port: closed.port, bytes: Array("hello\n".utf8), wait: 1).received.isEmpty)
+        let refused = try await closed.records()
+        #expect(refused.first?["outcome"] as? String != "ok" && (refused.first?["error"] as? String)?.contains("loopback range") == true, "\(refused)")
+        let gateway = try await LiveGateway.start("reverse", ["--pool", "GatewayPool", "--registrar", registrar.endpoint, "--allow", "127.0.0.1/32"])
         for index in 0..<4 {
             let message = Array("hello \(index)\n".utf8)
             let reply = try await rawExchange(port: gateway.port, bytes: message, wait: 0.5)
@@ -294,19 +300,14 @@ import Testing
     @Test func aClientThatNeverReadsHoldsBoundedMemoryAndSIGTERMDrains() async throws {
         let origin = try await Origin.start()
         let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--drain-timeout", "20s"])
-        func residentKiB() throws -> Int {
-            let status = try String(contentsOfFile: "/proc/\(gateway.process.pid)/status", encoding: .utf8)
-            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-        }
-        let before = try residentKiB()
+        let before = try residentKiB(of: gateway.process.pid)
         // Ten clients ask for 50 MB each and never read.
         let request = Array("GET /bytes/50000000 HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
-        let stuck = try await offCooperativePool { () -> [Int32] in
+        var stuck = try await offCooperativePool { () -> [RawConnection] in
             try (0..<10).map { _ in try openSOCKSStream(port: gateway.port, target: 0x7F00_0001, targetPort: UInt16(origin.port), then: request) }
         }
         try await Task.sleep(for: .seconds(3))
-        let growth = try residentKiB() - before
+        let growth = try residentKiB(of: gateway.process.pid) - before
         print("gateway RSS grew \(growth) KiB with 10 stalled 50 MB downloads (limit per connection: 64 KiB queued + one read)")
         #expect(growth < 16 * 1024, "RSS grew \(growth) KiB for 10 stalled 50 MB downloads")
 
@@ -315,7 +316,7 @@ import Testing
         let curl = try LiveProcess("curl", ["-sS", "--socks5", "127.0.0.1:\(gateway.port)", "-o", file, "http://127.0.0.1:\(origin.port)/slow/200000"],
                                    executable: "/usr/bin/curl")
         try await Task.sleep(for: .milliseconds(500))
-        for fd in stuck { close(fd) }   // unread data: the kernel resets them
+        stuck.removeAll()   // closed with unread data: the kernel resets them
         gateway.process.signal(SIGTERM)
         #expect(try await curl.waitForExit() == 0)
         #expect(try await gateway.process.waitForExit() == 0)
@@ -324,30 +325,14 @@ import Testing
     }
 }
 
-/// Opens a SOCKS5 CONNECT (no auth) to an IPv4 target, sends `then`, and returns the socket
-/// without reading anything more (a client that never reads).
-func openSOCKSStream(port: Int, target: UInt32, targetPort: UInt16, then payload: [UInt8]) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw LiveTestError("connect failed") }
-    var small: Int32 = 4096
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-    let request: [UInt8] = [5, 1, 0, 5, 1, 0, 1] + withUnsafeBytes(of: target.bigEndian, Array.init) + withUnsafeBytes(of: targetPort.bigEndian, Array.init)
-    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    var reply = [UInt8](repeating: 0, count: 12)
-    var got = 0
-    while got < 12 {
-        let n = reply.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, 12 - got, 0) }
-        guard n > 0 else { throw LiveTestError("no SOCKS reply") }
-        got += n
-    }
+/// Opens a SOCKS5 CONNECT (no auth) to an IPv4 target, sends `then`, and returns the
+/// connection without reading anything more (a client that never reads: 4 KiB receive buffer).
+func openSOCKSStream(port: Int, target: UInt32, targetPort: UInt16, then payload: [UInt8]) throws -> RawConnection {
+    let connection = try RawConnection(port: port, receiveBuffer: 4096)
+    try connection.sendAll([5, 1, 0, 5, 1, 0, 1] + withUnsafeBytes(of: target.bigEndian, Array.init) + withUnsafeBytes(of: targetPort.bigEndian, Array.init))
+    let reply = connection.receive(for: 5) { $0.count >= 12 }.bytes
+    guard reply.count >= 12 else { throw LiveTestError("no SOCKS reply") }
     guard reply[3] == 0 else { throw LiveTestError("SOCKS refused: \(reply)") }
-    _ = payload.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    return fd
+    try connection.sendAll(payload)
+    return connection
 }

@@ -62,9 +62,38 @@ struct RegistrarStateMachineTests {
     @Test mutating func sameIdentifierFromAnotherPEIsRejected() {
         _ = machine.received(registration(element(1, port: 7000)), on: a1, peerAddress: nil, now: t0)
         #expect(rejection(machine.received(registration(element(1, port: 7001)), on: a2, peerAddress: nil, now: t0)) == .nonUniquePoolElementIdentifier)
-        // The same PE (same transport) over a new association is a re-registration.
+        // Not even with the same transport: a PE belongs to the association that registered it.
+        #expect(rejection(machine.received(registration(element(1, port: 7000)), on: a2, peerAddress: nil, now: t0)) == .nonUniquePoolElementIdentifier)
+        #expect(machine.registrationCount(on: a1) == 1 && machine.registrationCount(on: a2) == 0)
+        // Nor deregister it.
+        let deregistration = ASAPMessage.deregistration(ASAPDeregistration(poolHandle: "Pool", identifier: PoolElementIdentifier(1)))
+        _ = machine.received(deregistration, on: a2, peerAddress: nil, now: t0)
+        #expect(machine.handlespace.elementCount == 1)
+        // Once its association is gone, the identifier is free again.
+        _ = machine.associationClosed(a1)
         #expect(rejection(machine.received(registration(element(1, port: 7000)), on: a2, peerAddress: nil, now: t0)) == nil)
-        #expect(machine.registrationCount(on: a1) == 0 && machine.registrationCount(on: a2) == 1)
+        #expect(machine.registrationCount(on: a2) == 1)
+    }
+
+    @Test mutating func aPERegistersOnlyItsOwnAddress() {
+        let own = IPAddress("192.0.2.7")!
+        for foreign in ["10.1.2.3", "169.254.169.254", "192.0.2.8", "::1"] {
+            let actions = machine.received(registration(element(1, address: IPAddress(foreign)!)), on: a1, peerAddress: own, now: t0)
+            #expect(rejection(actions) == .rejectedDueToSecurity, "\(foreign)")
+        }
+        var e = element(2, address: own)
+        e.asapTransport = .tcp(IPAddress("10.9.9.9")!, port: 3863, transportUse: .dataPlusControl)
+        #expect(rejection(machine.received(registration(e), on: a1, peerAddress: own, now: t0)) == .rejectedDueToSecurity,
+                "the ASAP transport (where a registrar connects on takeover) too")
+        #expect(machine.handlespace.elementCount == 0)
+        #expect(rejection(machine.received(registration(element(3, address: own)), on: a1, peerAddress: own, now: t0)) == nil)
+        #expect(rejection(machine.received(registration(element(4, address: IPAddress("::ffff:192.0.2.7")!)), on: a1, peerAddress: own, now: t0)) == nil)
+        #expect(rejection(machine.received(registration(element(5, address: .ipv4Any)), on: a1, peerAddress: own, now: t0)) == nil)
+        // A registrar configured for proxy PEs accepts other addresses.
+        var config = RegistrarConfiguration(identifier: pr)
+        config.acceptsForeignAddresses = true
+        var proxying = RegistrarStateMachine(configuration: config, seed: 1)
+        #expect(rejection(proxying.received(registration(element(1, address: IPAddress("10.1.2.3")!)), on: a1, peerAddress: own, now: t0)) == nil)
     }
 
     @Test mutating func inconsistentPolicyIsRejectedWithCause5() {
@@ -127,12 +156,40 @@ struct RegistrarStateMachineTests {
         #expect(removals(m.timerFired(now: t0 + .seconds(2))) == [.registrationLifeExpired])
     }
 
-    @Test mutating func threeUnreachableReportsRemove() {
+    @Test mutating func unreachableReportsFromThreeAssociationsProbeThePE() {
         _ = machine.received(registration(element(1)), on: a1, peerAddress: nil, now: t0)
         let report = ASAPMessage.endpointUnreachable(ASAPEndpointUnreachable(poolHandle: "Pool", identifier: PoolElementIdentifier(1)))
-        #expect(removals(machine.received(report, on: a2, peerAddress: nil, now: t0)).isEmpty)
-        #expect(removals(machine.received(report, on: a2, peerAddress: nil, now: t0)).isEmpty)
-        #expect(removals(machine.received(report, on: a2, peerAddress: nil, now: t0)) == [.unreachable])
+        // One association's reports count once, however many it sends.
+        for _ in 0..<10 { #expect(removals(machine.received(report, on: a2, peerAddress: nil, now: t0)).isEmpty) }
+        #expect(machine.handlespace.entry("Pool", PoolElementIdentifier(1))?.unreachableReports == 1)
+        _ = machine.received(report, on: AssociationID(3), peerAddress: nil, now: t0)
+        // The third reporter: the PE is asked, not dropped.
+        let third = machine.received(report, on: AssociationID(4), peerAddress: nil, now: t0)
+        #expect(removals(third).isEmpty)
+        guard case (.endpointKeepAlive(let probe), let to)? = sent(third).first else { Issue.record("no probe"); return }
+        #expect(probe.identifier == PoolElementIdentifier(1) && to == a1)
+        #expect(third.contains { if case .event(.unreachableProbe) = $0 { true } else { false } })
+        // It answers: it stays, and the reports start over.
+        _ = machine.received(.endpointKeepAliveAck(ASAPEndpointKeepAliveAck(poolHandle: "Pool", identifier: PoolElementIdentifier(1))),
+                             on: a1, peerAddress: nil, now: t0 + .seconds(1))
+        #expect(removals(machine.timerFired(now: t0 + .seconds(6))).isEmpty)
+        #expect(machine.handlespace.entry("Pool", PoolElementIdentifier(1))?.unreachableReports == 0)
+        // Reported again and silent this time: dropped when the probe times out.
+        for association in [a2, AssociationID(3), AssociationID(4)] { _ = machine.received(report, on: association, peerAddress: nil, now: t0 + .seconds(7)) }
+        #expect(removals(machine.timerFired(now: t0 + .seconds(12))) == [.unreachable])
+    }
+
+    @Test mutating func unreachableReportsAreRateLimitedPerAssociation() {
+        for id in UInt32(1)...100 { _ = machine.received(registration(element(id, port: UInt16(7000 + id))), on: a1, peerAddress: nil, now: t0) }
+        var ignored = 0
+        for id in UInt32(1)...100 {
+            let report = ASAPMessage.endpointUnreachable(ASAPEndpointUnreachable(poolHandle: "Pool", identifier: PoolElementIdentifier(id)))
+            let actions = machine.received(report, on: a2, peerAddress: nil, now: t0)
+            if actions.contains(where: { if case .event(.unreachableReportIgnored(_, _, _, "rate limit")) = $0 { true } else { false } }) { ignored += 1 }
+        }
+        #expect(ignored == 80, "burst of 20 at 10/s")
+        let counted = machine.handlespace.pools["Pool"]!.elements.filter { $0.unreachableReports > 0 }.count
+        #expect(counted == 20)
     }
 
     @Test mutating func closedAssociationRemovesItsPEs() {

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (no pass/fail).",
-        subcommands: [RegistrarBench.self, SimulatorBench.self, GatewayBench.self]
+        subcommands: [RegistrarBench.self, SimulatorBench.self, GatewayBench.self, AbuseBench.self]
     )
 }
 
@@ -172,10 +172,14 @@ final class RegistrarChild: @unchecked Sendable {
     private let process = Process()
     private let pipe = Pipe()
 
-    init(executable: String) throws {
+    /// The capacity benchmark's registrar: no per-association message rate (it measures the
+    /// registrar, not the limit) and PEs at made-up addresses. `arguments` replace those two.
+    static let capacityArguments = ["--message-rate", "0", "--accept-foreign-addresses", "--max-pool-elements-per-association", "1000000"]
+
+    init(executable: String, arguments: [String] = RegistrarChild.capacityArguments) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp", "--keep-alive-interval", "3600s",
-                             "--max-pool-elements-per-association", "1000000", "--log-level", "error"]
+                             "--log-level", "error"] + arguments
         process.standardOutput = pipe
         try process.run()
     }

@@ -20,6 +20,13 @@ struct RegistrarFile: Codable {
     var maxHandleLength: Int?
     var maxPoolElements: Int?
     var maxPoolElementsPerAssociation: Int?
+    var maxAssociations: Int?
+    var maxAssociationsPerAddress: Int?
+    var messageRate: Double?
+    var idleTimeout: Duration?
+    var partialMessageTimeout: Duration?
+    var notReadingTimeout: Duration?
+    var acceptForeignAddresses: Bool?
     var announce: Endpoint?
     var announceInterface: String?
     var enrpListen: [Endpoint]?
@@ -94,6 +101,27 @@ struct RegistrarCommand: AsyncParsableCommand {
     @Option(help: "Most PEs one association may register. [default: 10000]")
     var maxPoolElementsPerAssociation: Int?
 
+    @Option(help: "Associations open at once; more are closed at accept (lowered to what the open-file limit holds). [default: 10000]")
+    var maxAssociations: Int?
+
+    @Option(help: "Associations open at once from one address. [default: 1000]")
+    var maxAssociationsPerAddress: Int?
+
+    @Option(help: "Messages per second handled from one association after a burst of 10000; past it the registrar reads more slowly, drops nothing. 0: no limit. [default: 2000]")
+    var messageRate: Double?
+
+    @Option(help: "Close an association that sends nothing this long and has no PE registered over it. [default: 300s]")
+    var idleTimeout: Duration?
+
+    @Option(help: "Close an association whose message is begun and not finished within this time. [default: 10s]")
+    var partialMessageTimeout: Duration?
+
+    @Option(help: "Close an association that leaves its replies unread this long (256 KiB queued). [default: 30s]")
+    var notReadingTimeout: Duration?
+
+    @Flag(help: "Accept registrations naming addresses other than the one they come from (proxy PEs); off, such a registration is refused.")
+    var acceptForeignAddresses = false
+
     @Option(help: ArgumentHelp("Multicast Server Announces to this group (e.g. 239.0.0.50:3863); off unless given.", valueName: "group:port"))
     var announce: Endpoint?
 
@@ -127,13 +155,24 @@ struct RegistrarCommand: AsyncParsableCommand {
     func run() async throws {
         try checkConfigurationKeys(common.config, allowed: ["identifier", "listen", "transport", "status", "keepAliveInterval",
             "keepAliveTimeout", "maxUnreachableReports", "maxHandleLength", "maxPoolElements", "maxPoolElementsPerAssociation",
-            "announce", "announceInterface", "enrpListen", "peer", "enrpAnnounce", "allowedPeer", "peerHeartbeatInterval", "peerMaxTimeLastHeard",
+            "maxAssociations", "maxAssociationsPerAddress", "messageRate", "idleTimeout", "partialMessageTimeout", "notReadingTimeout", "acceptForeignAddresses", "announce", "announceInterface", "enrpListen", "peer", "enrpAnnounce", "allowedPeer", "peerHeartbeatInterval", "peerMaxTimeLastHeard",
             "peerMaxTimeNoResponse", "takeoverExpiry", "logLevel"])
         let file = try loadConfigurationFile(common.config, as: RegistrarFile.self) ?? RegistrarFile()
         let level = common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
         Bootstrap.run(logLevel: level)
-        let configuration = try makeConfiguration(file: file)
+        var configuration = try makeConfiguration(file: file)
         let logger = Logger(label: "edgepool.registrar")
+        // The caps, not the descriptor table, decide how many associations are held.
+        let descriptors = DescriptorLimit.raise()
+        let cap = DescriptorLimit.cap(configuration.associationLimits.maximumAssociations, limit: descriptors)
+        if let reason = cap.reason {
+            logger.warning("association cap lowered", metadata: ["reason": "\(reason)", "max_associations": "\(cap.value)"])
+            configuration.associationLimits.maximumAssociations = cap.value
+            configuration.associationLimits.maximumAssociationsPerAddress = min(configuration.associationLimits.maximumAssociationsPerAddress, cap.value)
+        }
+        if configuration.registrar.acceptsForeignAddresses {
+            logger.notice("registrations may name addresses other than their own (--accept-foreign-addresses)")
+        }
 
         let registrar = Registrar(configuration: configuration, logger: logger)
         var services: [any Service] = [registrar]
@@ -177,6 +216,19 @@ struct RegistrarCommand: AsyncParsableCommand {
         if let v = peerMaxTimeLastHeard ?? file.peerMaxTimeLastHeard { protocolConfiguration.peerMaxTimeLastHeard = v.amount }
         if let v = peerMaxTimeNoResponse ?? file.peerMaxTimeNoResponse { protocolConfiguration.peerMaxTimeNoResponse = v.amount }
         if let v = takeoverExpiry ?? file.takeoverExpiry { protocolConfiguration.takeoverExpiry = v.amount }
+        protocolConfiguration.acceptsForeignAddresses = acceptForeignAddresses || file.acceptForeignAddresses == true
+        var associationLimits = AssociationLimits()
+        if let v = maxAssociations ?? file.maxAssociations { associationLimits.maximumAssociations = v }
+        if let v = maxAssociationsPerAddress ?? file.maxAssociationsPerAddress { associationLimits.maximumAssociationsPerAddress = v }
+        if let v = messageRate ?? file.messageRate { associationLimits.messageRate = v }
+        if let v = idleTimeout ?? file.idleTimeout { associationLimits.idleTimeout = v.amount }
+        if let v = partialMessageTimeout ?? file.partialMessageTimeout { associationLimits.partialMessageTimeout = v.amount }
+        if let v = notReadingTimeout ?? file.notReadingTimeout { associationLimits.notReadingTimeout = v.amount }
+        do {
+            try associationLimits.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let allowed = allowedPeer.isEmpty ? (file.allowedPeer ?? []) : allowedPeer
         if !allowed.isEmpty {
             protocolConfiguration.allowedPeers = Set(try allowed.map { RegistrarIdentifier(try parseIdentifier($0)) })
@@ -185,6 +237,7 @@ struct RegistrarCommand: AsyncParsableCommand {
         var configuration = RegistrarServiceConfiguration(registrar: protocolConfiguration,
                                                           listenAddresses: try endpoints.map { try $0.socketAddress() })
         configuration.transport = transport ?? file.transport ?? .mptcp
+        configuration.associationLimits = associationLimits
         configuration.enrpListenAddresses = try (enrpListen.isEmpty ? (file.enrpListen ?? []) : enrpListen).map { try $0.socketAddress() }
         configuration.peers = try (peer.isEmpty ? (file.peer ?? []) : peer).map { try $0.socketAddress() }
         if let group = enrpAnnounce ?? file.enrpAnnounce {

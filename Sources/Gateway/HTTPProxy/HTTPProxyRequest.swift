@@ -1,3 +1,4 @@
+import Foundation
 import NIOHTTP1
 
 /// What the HTTP proxy does with a request head (RFC 9110 §7.3.2, RFC 9112 §3.2 and §6.3).
@@ -58,7 +59,8 @@ public struct HTTPProxyRequestInterpreter: Sendable {
             }
             user = verified
         }
-        if let refusal = Self.framingProblem(head.headers) { return .refuse(refusal) }
+        if let refusal = Self.sizeProblem(head) { return .refuse(refusal) }
+        if let refusal = Self.framingProblem(head) { return .refuse(refusal) }
 
         if head.method == .CONNECT {
             guard let destination = Self.parseAuthority(Substring(head.uri), defaultPort: nil) else {
@@ -91,7 +93,14 @@ public struct HTTPProxyRequestInterpreter: Sendable {
         for (name, value) in head.headers {
             let lower = name.lowercased()
             if Self.hopByHopFields.contains(lower) || listed.contains(lower) || lower == "host" { continue }
+            // Framing is rebuilt below from what was checked, never copied (RFC 9112 §6.3).
+            if lower == "content-length" || lower == "transfer-encoding" { continue }
             forwarded.headers.add(name: name, value: value)
+        }
+        if Self.isChunked(head.headers) {
+            forwarded.headers.add(name: "Transfer-Encoding", value: "chunked")
+        } else if let length = head.headers["content-length"].first?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces) {
+            forwarded.headers.add(name: "Content-Length", value: length)
         }
         forwarded.headers.replaceOrAdd(name: "Host", value: String(authority))
         let via = "\(head.version.major).\(head.version.minor) \(viaName)"
@@ -108,6 +117,49 @@ public struct HTTPProxyRequestInterpreter: Sendable {
             result.add(name: name, value: value)
         }
         return result
+    }
+
+    /// A head past `ProxyLimits.maximumHTTPHeaderCount` fields or `maximumHTTPHeadLength`
+    /// bytes is refused with 431 (RFC 6585 §5).
+    public static func sizeProblem(_ head: HTTPRequestHead) -> HTTPProxyRefusal? {
+        if head.headers.count > ProxyLimits.maximumHTTPHeaderCount {
+            return HTTPProxyRefusal(.requestHeaderFieldsTooLarge, "\(head.headers.count) header fields; at most \(ProxyLimits.maximumHTTPHeaderCount)")
+        }
+        var length = head.uri.utf8.count + 16
+        for (name, value) in head.headers { length += name.utf8.count + value.utf8.count + 4 }
+        if length > ProxyLimits.maximumHTTPHeadLength {
+            return HTTPProxyRefusal(.requestHeaderFieldsTooLarge, "request head of about \(length) bytes; at most \(ProxyLimits.maximumHTTPHeadLength)")
+        }
+        return nil
+    }
+
+    /// Whether the body is chunked (after `framingProblem` passed: one coding, "chunked").
+    static func isChunked(_ headers: HTTPHeaders) -> Bool {
+        headers["transfer-encoding"].contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "chunked" }
+    }
+
+    /// Request smuggling defences (RFC 9112 §6.1, §6.3) for a whole head: Transfer-Encoding in
+    /// an HTTP/1.0 request, any coding but a single `chunked`, and framing fields in disguise
+    /// (`Transfer_Encoding`, `Content Length`) are refused, besides what `framingProblem(_:)`
+    /// refuses in the fields alone.
+    public static func framingProblem(_ head: HTTPRequestHead) -> HTTPProxyRefusal? {
+        for (name, _) in head.headers {
+            let folded = name.lowercased().replacingOccurrences(of: "_", with: "-").replacingOccurrences(of: " ", with: "-")
+            let lower = name.lowercased()
+            if (folded == "transfer-encoding" || folded == "content-length") && lower != folded {
+                return HTTPProxyRefusal(.badRequest, "field '\(name.prefix(40))' looks like \(folded) (possible request smuggling)")
+            }
+        }
+        let codings = head.headers["transfer-encoding"]
+        if !codings.isEmpty && head.version.major == 1 && head.version.minor == 0 {
+            return HTTPProxyRefusal(.badRequest, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1; possible request smuggling)")
+        }
+        if let refusal = framingProblem(head.headers) { return refusal }
+        let listed = codings.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        if !listed.isEmpty && (listed.count != 1 || listed[0].trimmingCharacters(in: .whitespaces).lowercased() != "chunked") {
+            return HTTPProxyRefusal(.notImplemented, "Transfer-Encoding '\(codings.joined(separator: ", ").prefix(60))' is not supported; only chunked")
+        }
+        return nil
     }
 
     /// Request smuggling defences (RFC 9112 §6.3): a message with both Content-Length and

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import RSerPoolWire
 
 /// The gateway's open connections, reachable from any thread: for the connection limit, the
 /// subflow sampler and the drain on shutdown. Each connection itself is touched only on its loop.
@@ -10,7 +11,20 @@ final class ConnectionRegistry: Sendable {
         var tokens: [(GatewayConnection.Side, UInt32)] = []
     }
 
-    private let entries = NIOLockedValueBox([UInt64: Entry]())
+    /// Why `add` refused a connection.
+    enum Refusal: Sendable {
+        case limit
+        case perClientLimit
+    }
+
+    private struct State: Sendable {
+        var entries: [UInt64: Entry] = [:]
+        /// Open connections per client key (its IPv4 address, its IPv6 /64).
+        var perClient: [IPAddress: Int] = [:]
+        var clientOf: [UInt64: IPAddress] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
     private let nextID = NIOLockedValueBox(UInt64(1))
 
     func makeID() -> UInt64 {
@@ -20,28 +34,50 @@ final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// Adds a connection unless `limit` are open; false means refuse it.
-    func add(_ id: UInt64, _ connection: GatewayConnection, limit: Int) -> Bool {
+    /// The key a client's connections count under: its IPv4 address, or its IPv6 /64 (one host
+    /// can use every address of its /64).
+    static func clientKey(_ address: SocketAddress?) -> IPAddress? {
+        switch address?.ipAddress.flatMap({ IPAddress($0)?.unmappedIPv4 }) {
+        case .v6(let high, _): .v6(high, 0)
+        case let other: other
+        }
+    }
+
+    /// Adds a connection unless `limit` are open, or `perClientLimit` from its client; nil
+    /// when added, else why not.
+    func add(_ id: UInt64, _ connection: GatewayConnection, limit: Int, perClientLimit: Int) -> Refusal? {
         let entry = Entry(loop: connection.client.eventLoop, connection: NIOLoopBound(connection, eventLoop: connection.client.eventLoop))
-        return entries.withLockedValue { entries in
-            guard entries.count < limit else { return false }
-            entries[id] = entry
-            return true
+        let client = Self.clientKey(connection.client.remoteAddress)
+        return state.withLockedValue { state in
+            guard state.entries.count < limit else { return .limit }
+            if let client {
+                guard state.perClient[client, default: 0] < perClientLimit else { return .perClientLimit }
+                state.perClient[client, default: 0] += 1
+                state.clientOf[id] = client
+            }
+            state.entries[id] = entry
+            return nil
         }
     }
 
     func remove(_ id: UInt64) {
-        entries.withLockedValue { _ = $0.removeValue(forKey: id) }
+        state.withLockedValue { state in
+            guard state.entries.removeValue(forKey: id) != nil else { return }
+            if let client = state.clientOf.removeValue(forKey: id) {
+                let left = state.perClient[client, default: 1] - 1
+                state.perClient[client] = left > 0 ? left : nil
+            }
+        }
     }
 
     func setTokens(_ id: UInt64, _ tokens: [(GatewayConnection.Side, UInt32)]) {
-        entries.withLockedValue { $0[id]?.tokens = tokens }
+        state.withLockedValue { $0.entries[id]?.tokens = tokens }
     }
 
-    var count: Int { entries.withLockedValue { $0.count } }
+    var count: Int { state.withLockedValue { $0.entries.count } }
 
-    var all: [Entry] { entries.withLockedValue { Array($0.values) } }
+    var all: [Entry] { state.withLockedValue { Array($0.entries.values) } }
 
     /// Entries with at least one MPTCP side.
-    var mptcp: [Entry] { entries.withLockedValue { $0.values.filter { !$0.tokens.isEmpty } } }
+    var mptcp: [Entry] { state.withLockedValue { $0.entries.values.filter { !$0.tokens.isEmpty } } }
 }

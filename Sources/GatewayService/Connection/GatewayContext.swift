@@ -41,7 +41,9 @@ final class GatewayContext: Sendable {
         refusalLogs = NIOLockedValueBox(LogThrottle(interval: limits.refusalLogInterval))
         let policy: DestinationPolicy? = switch configuration.mode {
         case .socks5, .httpProxy, .exit: configuration.destinations
-        case .reverse, .entry: nil   // backends and the exit are the operator's own configuration
+        // A static backend list and the exit are the operator's own configuration; a pool's PEs
+        // come from registrations and are checked per PE (`openBackend`).
+        case .reverse, .entry: nil
         }
         connector = UpstreamConnector(transport: configuration.upstreamTransport, policy: policy,
                                       connectTimeout: configuration.limits.connectTimeout, limits: configuration.limits)
@@ -209,12 +211,19 @@ final class GatewayContext: Sendable {
             connection.destination = "pool \(handle)"
             let promise = loop.makePromise(of: (Channel, String).self)
             let limits = configuration.limits, transport = configuration.upstreamTransport
+            let destinations = configuration.destinations
             promise.completeWithTask { [poolUser] in
                 guard let poolUser else { throw UpstreamError(kind: .other, detail: "no pool user") }
                 // The pool user picks by policy, reports a PE that does not accept, tries the next.
+                // Every PE's address passes the destination rules first: a registration must
+                // not send the gateway into the operator's networks.
                 do {
                     let connection = try await poolUser.connect(to: handle, attempts: limits.poolAttempts, transport: transport,
-                                                                timeout: limits.connectTimeout, eventLoop: loop) { channel in
+                                                                timeout: limits.connectTimeout, eventLoop: loop, refusal: { address in
+                        guard let ip = address.ipAddress.flatMap(IPAddress.init), let port = address.port else { return "no IP address" }
+                        if case .refused(let reason) = destinations.check(resolved: ip.unmappedIPv4, name: nil, port: UInt16(port)) { return reason }
+                        return nil
+                    }) { channel in
                         UpstreamConnector.initialize(channel, limits: limits)
                     }
                     let address = connection.channel.remoteAddress?.endpointText ?? "\(connection.element.userTransport)"

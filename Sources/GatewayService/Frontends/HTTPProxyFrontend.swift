@@ -108,7 +108,22 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        connection.fail("failed", "\(error)")
+        // A request the decoder cannot read (bad chunk size, a head past the buffer limit):
+        // the origin holds a truncated request, so its answer must never reach the client
+        // after ours. Close the upstream first; one response per request.
+        upstream?.close(promise: nil)
+        upstream = nil
+        if error is ByteToMessageDecoderError.PayloadTooLargeError, !responseStarted {
+            gateway.metrics.handshakeFailure("http-431")
+            refuse(HTTPProxyRefusal(.requestHeaderFieldsTooLarge, "request head longer than \(ProxyLimits.maximumHTTPHeadLength) bytes"), context: context)
+        } else {
+            connection.fail("refused", "malformed request: \(error)")
+            gateway.metrics.handshakeFailure("http-400")
+            gateway.logger.info("HTTP proxy request refused", metadata: ["id": "\(connection.id)", "status": "400", "reason": "malformed request: \(error)"])
+            state = .closing
+            // The protocol error handler has answered 400 (when no response was under way).
+            context.eventLoop.assumeIsolated().execute { context.close(promise: nil) }
+        }
         context.fireErrorCaught(error)
     }
 
@@ -292,6 +307,7 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
 
     fileprivate func response(_ part: HTTPClientResponsePart) {
         guard let context else { return }
+        if case .closing = state { return }   // the client got its answer already
         switch part {
         case .head(var head):
             responseStarted = true

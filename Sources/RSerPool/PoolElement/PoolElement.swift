@@ -138,6 +138,8 @@ final class PoolElementDriver {
     private var table: RegistrarTable
     private var registrarIndex = 0
     private var channel: Channel?
+    /// Associations open on the adoption listener.
+    private var inboundAssociations = 0
     private var connectionGeneration = 0
     private var timer: Scheduled<Void>?
     private let logger: Logger
@@ -286,15 +288,44 @@ final class PoolElementDriver {
         perform(machine.associationClosed(now: loop.now))
     }
 
+    /// Associations a PE's adoption listener holds at once: only a registrar that took over
+    /// the home one has business there, so a few are plenty; more are closed at accept.
+    static let maximumInboundAssociations = 8
+
+    /// What one inbound association may cost the PE: little, and not for long unless it is the
+    /// registrar that adopted us (a stranger that opens one and says nothing is closed after
+    /// `idleTimeout`).
+    static let inboundLimits: AssociationLimits = {
+        var limits = AssociationLimits()
+        limits.messageRate = 100
+        limits.messageBurst = 100
+        limits.idleTimeout = .seconds(30)
+        limits.socketSendBuffer = 32 * 1024
+        limits.socketReceiveBuffer = 32 * 1024
+        return limits
+    }()
+
     /// Accepts associations from registrars (for adoption after a takeover).
     func makeListenerInitializer() -> @Sendable (Channel) -> EventLoopFuture<Void> {
         let box = NIOLoopBound(self, eventLoop: loop)
         return { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addASAPCodec()
+                let driver = box.value
+                guard driver.inboundAssociations < Self.maximumInboundAssociations else {
+                    driver.logger.notice("adoption listener: too many associations; closing a new one",
+                                         metadata: ["peer": "\(channel.remoteAddress?.endpointDescription ?? "?")", "limit": "\(Self.maximumInboundAssociations)"])
+                    channel.close(promise: nil)
+                    return
+                }
+                driver.inboundAssociations += 1
+                try channel.pipeline.syncOperations.addGuardedASAPCodec(limits: Self.inboundLimits, wireLimits: .default)
                 try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<ASAPInbound>(
                     onMessage: { box.value.receivedOnInbound($0, from: channel) },
-                    onClose: { box.value.inboundClosed(channel) }))
+                    onClose: {
+                        box.value.inboundAssociations -= 1
+                        box.value.inboundClosed(channel)
+                    },
+                    onIdle: { if box.value.channel !== channel { channel.close(promise: nil) } }))
             }
         }
     }

@@ -98,8 +98,12 @@ public final class PoolUser: Sendable {
     ///   - eventLoop: the loop the channel lives on (default: one of the pool user's group);
     ///     a proxy passes its client's loop so that both channels share it.
     ///   - initializer: sets up each channel's pipeline before it connects.
+    ///   - refusal: the caller's own rule for a PE's address (a proxy's destination rules): a
+    ///     reason refuses it — not connected, not reported (the PE is not at fault), the next
+    ///     one tried.
     public func connect(to handle: PoolHandle, attempts: Int = 3, transport: TransportProtocol = .mptcp,
                         timeout: TimeAmount = .seconds(2), eventLoop: EventLoop? = nil,
+                        refusal: @escaping @Sendable (SocketAddress) -> String? = { _ in nil },
                         initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
     ) async throws -> PoolUserConnection {
         var failures: [String] = []
@@ -110,8 +114,20 @@ public final class PoolUser: Sendable {
             } catch let error as PoolUserError where error.code == .poolEmpty && !failures.isEmpty {
                 break
             }
+            let address: SocketAddress
             do {
-                let address = try element.userTransport.socketAddress()
+                address = try element.userTransport.socketAddress()
+            } catch {
+                failures.append("\(element.identifier) at \(element.userTransport): \(error)")
+                continue
+            }
+            if let reason = refusal(address) {
+                logger.notice("pool element refused by the caller's rules", metadata: ["pool": "\(handle)", "pe": "\(element.identifier)",
+                                                                                     "transport": "\(element.userTransport)", "reason": "\(reason)"])
+                failures.append("\(element.identifier) at \(element.userTransport): refused: \(reason)")
+                continue
+            }
+            do {
                 let channel = try await StreamTransport.connect(to: address, transport: transport, group: eventLoop ?? group,
                                                                 timeout: timeout, initializer: initializer).get()
                 return PoolUserConnection(channel: channel, element: element, poolHandle: handle)

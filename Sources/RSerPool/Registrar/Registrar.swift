@@ -23,6 +23,9 @@ public struct RegistrarServiceConfiguration: Sendable {
     public var peers: [SocketAddress] = []
     /// Multicast Presence to find peers (239.0.0.51:9901); nil: static peers and peer lists only.
     public var enrpAnnounce: ServerAnnounceConfiguration?
+    /// What one association may cost: bytes queued each way, work per turn and per second,
+    /// timeouts, and how many associations (in all, per address) are accepted.
+    public var associationLimits = AssociationLimits()
 
     public init(registrar: RegistrarConfiguration, listenAddresses: [SocketAddress]) {
         self.registrar = registrar
@@ -59,7 +62,7 @@ public final class Registrar: Service, Sendable {
         logger[metadataKey: "registrar"] = "\(configuration.registrar.identifier)"
         self.logger = logger
         let loop = self.loop
-        self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarCore(loop: loop, configuration: configuration.registrar, logger: logger), eventLoop: loop)
+        self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarCore(loop: loop, configuration: configuration.registrar, limits: configuration.associationLimits, logger: logger), eventLoop: loop)
         self.bound = loop.makePromise()
         self.enrpBound = loop.makePromise()
     }
@@ -150,28 +153,37 @@ public final class Registrar: Service, Sendable {
     }
 
     private func bindPeerListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
-        try await bindListener(address) { channel, core, limits in
-            try channel.pipeline.syncOperations.addENRPCodec(limits: limits)
+        try await bindListener(address) { channel, core, limits, wireLimits in
+            guard core.admit(channel) else { return }
+            try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: limits, wireLimits: wireLimits)
             let id = core.peerAssociationOpened(channel)
             try channel.pipeline.syncOperations.addHandler(RegistrarPeerHandler(core: core, association: id))
         }
     }
 
     private func bindListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
-        try await bindListener(address) { channel, core, limits in
-            try channel.pipeline.syncOperations.addASAPCodec(limits: limits)
+        try await bindListener(address) { channel, core, limits, wireLimits in
+            guard core.admit(channel) else { return }
+            try channel.pipeline.syncOperations.addGuardedASAPCodec(limits: limits, wireLimits: wireLimits)
             let id = core.associationOpened(channel)
             try channel.pipeline.syncOperations.addHandler(RegistrarAssociationHandler(core: core, association: id))
         }
     }
 
     private func bindListener(
-        _ address: SocketAddress, configure: @escaping @Sendable (Channel, RegistrarCore, WireLimits) throws -> Void
+        _ address: SocketAddress, configure: @escaping @Sendable (Channel, RegistrarCore, AssociationLimits, WireLimits) throws -> Void
     ) async throws -> (Channel, TransportProtocol) {
         let core = self.core
-        let limits = configuration.registrar.wireLimits
-        return try await StreamTransport.bind(address, transport: configuration.transport, group: loop) { channel in
-            channel.eventLoop.makeCompletedFuture { try configure(channel, core.value, limits) }
+        let wireLimits = configuration.registrar.wireLimits
+        let limits = configuration.associationLimits
+        let logger = self.logger
+        return try await StreamTransport.bind(address, transport: configuration.transport, group: loop, backlog: 1024,
+                                              serverInitializer: { server in
+                                                  server.eventLoop.makeCompletedFuture {
+                                                      try server.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: logger))
+                                                  }
+                                              }) { channel in
+            channel.eventLoop.makeCompletedFuture { try configure(channel, core.value, limits, wireLimits) }
         }
     }
 }
@@ -208,6 +220,14 @@ final class RegistrarAssociationHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         core.streamFailed(association, error: error)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? AssociationGuardEvent {
+            core.guardEvent(event, on: association)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }
 

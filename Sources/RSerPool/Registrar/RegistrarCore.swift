@@ -19,11 +19,64 @@ final class RegistrarCore {
     /// ENRP transports being connected to, or connected to by us.
     private var outgoingPeers: [TransportAddress: AssociationID?] = [:]
     private var peerRetry: RepeatedTask?
+    private let limits: AssociationLimits
+    /// Open associations per remote address (bounded by `limits.maximumAssociationsPerAddress`).
+    private var associationsPerAddress: [IPAddress: Int] = [:]
+    private var addressOfAssociation: [AssociationID: IPAddress] = [:]
+    /// Per-event log lines (registrations, removals, refusals, malformed input) are
+    /// rate-limited per kind: a flood must not turn into a flood of logs.
+    private var logThrottle = LogThrottle<String>(rate: 20, burst: 100)
 
-    init(loop: EventLoop, configuration: RegistrarConfiguration, logger: Logger) {
+    init(loop: EventLoop, configuration: RegistrarConfiguration, limits: AssociationLimits = AssociationLimits(), logger: Logger) {
         self.loop = loop
         self.machine = RegistrarStateMachine(configuration: configuration)
+        self.limits = limits
         self.logger = logger
+    }
+
+    /// Logs at `level` unless this kind of line is over its rate; says how many were left out.
+    func log(_ level: Logger.Level, _ kind: String, _ message: Logger.Message, _ metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        guard logger.logLevel <= level, let suppressed = logThrottle.admit(kind, now: loop.now) else { return }
+        var metadata = metadata()
+        if suppressed > 0 { metadata["suppressed_since_last"] = "\(suppressed)" }
+        logger.log(level: level, message, metadata: metadata)
+    }
+
+    /// Whether a newly accepted channel may stay: within the total and per-address caps.
+    /// Closes it (and says why, rate-limited) if not.
+    func admit(_ channel: Channel) -> Bool {
+        let address = channel.remoteAddress.flatMap(IPAddress.init)?.unmappedIPv4
+        let refusal: (String, String)? = if associations.count >= limits.maximumAssociations {
+            ("limit", "the registrar holds the maximum of \(limits.maximumAssociations) associations")
+        } else if let address, associationsPerAddress[address, default: 0] >= limits.maximumAssociationsPerAddress {
+            ("per_address_limit", "\(address) holds the maximum of \(limits.maximumAssociationsPerAddress) associations")
+        } else {
+            nil
+        }
+        guard let (reason, text) = refusal else { return true }
+        metrics.associationRefused(reason)
+        log(.warning, "refused-\(reason)", "association refused at accept", ["reason": "\(text)", "peer": "\(channel.remoteAddress?.endpointDescription ?? "?")"])
+        channel.close(promise: nil)
+        return false
+    }
+
+    /// The association guard closed an association, or found it idle.
+    func guardEvent(_ event: AssociationGuardEvent, on id: AssociationID) {
+        switch event {
+        case .idle:
+            guard machine.registrationCount(on: id) == 0, associations[id] != nil else { return }
+            metrics.associationClosed(event.reason)
+            log(.info, "guard-idle", "closing an idle association", ["association": "\(id)", "idle": "\(limits.idleTimeout)"])
+            associations[id]?.close(promise: nil)
+        case .partialMessageTimeout(let bytes):
+            metrics.associationClosed(event.reason)
+            log(.notice, "guard-partial", "closing an association: message not finished in time",
+                ["association": "\(id)", "buffered_bytes": "\(bytes)", "timeout": "\(limits.partialMessageTimeout)"])
+        case .notReading(let bytes):
+            metrics.associationClosed(event.reason)
+            log(.notice, "guard-not-reading", "closing an association that does not read its replies",
+                ["association": "\(id)", "queued_bytes": "≥\(bytes)", "timeout": "\(limits.notReadingTimeout)"])
+        }
     }
 
     var configuration: RegistrarConfiguration { machine.configuration }
@@ -33,6 +86,10 @@ final class RegistrarCore {
         nextAssociationNumber += 1
         let id = AssociationID(nextAssociationNumber)
         associations[id] = channel
+        if let address = channel.remoteAddress.flatMap(IPAddress.init)?.unmappedIPv4 {
+            associationsPerAddress[address, default: 0] += 1
+            addressOfAssociation[id] = address
+        }
         metrics.associations.record(associations.count)
         logger.debug("association opened", metadata: ["association": "\(id)", "peer": "\(channel.remoteAddress?.endpointDescription ?? "?")"])
         return id
@@ -40,6 +97,10 @@ final class RegistrarCore {
 
     func associationClosed(_ id: AssociationID) {
         guard associations.removeValue(forKey: id) != nil else { return }
+        if let address = addressOfAssociation.removeValue(forKey: id) {
+            let left = associationsPerAddress[address, default: 1] - 1
+            associationsPerAddress[address] = left > 0 ? left : nil
+        }
         for (transport, association) in outgoingPeers where association == id { outgoingPeers[transport] = nil }
         metrics.associations.record(associations.count)
         logger.debug("association closed", metadata: ["association": "\(id)"])
@@ -64,7 +125,7 @@ final class RegistrarCore {
         if let wire = error as? RSerPoolWireError {
             perform(machine.receivedMalformed(wire, on: id))
         } else {
-            logger.info("association failed", metadata: ["association": "\(id)", "error": "\(error)"])
+            log(.info, "failed", "association failed", ["association": "\(id)", "error": "\(error)"])
         }
         associations[id]?.close(promise: nil)
     }
@@ -111,7 +172,7 @@ final class RegistrarCore {
         let limits = configuration.wireLimits
         StreamTransport.connect(to: address, transport: .mptcp, group: loop) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addENRPCodec(limits: limits)
+                try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: bound.value.limits, wireLimits: limits)
                 let core = bound.value
                 let id = core.peerAssociationOpened(channel)
                 core.outgoingPeers[transport] = id
@@ -136,7 +197,7 @@ final class RegistrarCore {
         let opened = NIOLoopBoundBox<AssociationID?>.makeEmptyBox(eventLoop: loop)
         StreamTransport.connect(to: address, transport: .mptcp, group: loop) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addASAPCodec(limits: limits)
+                try channel.pipeline.syncOperations.addGuardedASAPCodec(limits: bound.value.limits, wireLimits: limits)
                 let id = bound.value.associationOpened(channel)
                 opened.value = id
                 try channel.pipeline.syncOperations.addHandler(RegistrarAssociationHandler(core: bound.value, association: id))
@@ -187,7 +248,7 @@ final class RegistrarCore {
             case .connectPeer(let transport): connectPeer(transport)
             case .adopt(let handle, let element): adopt(handle, element)
             case .close(let id, let reason):
-                logger.info("closing association", metadata: ["association": "\(id)", "reason": "\(reason)"])
+                log(.info, "closing", "closing association", ["association": "\(id)", "reason": "\(reason)"])
                 associations[id]?.close(promise: nil)
             case .event(let event): record(event)
             }
@@ -218,7 +279,7 @@ final class RegistrarCore {
         case .registered(let handle, let element, let isNew):
             if isNew {
                 metrics.registrations.increment()
-                logger.info("registered", metadata: ["pool": "\(handle)", "pe": "\(element.identifier)",
+                log(.info, "registered", "registered", ["pool": "\(handle)", "pe": "\(element.identifier)",
                                                      "transport": "\(element.userTransport)", "policy": "\(element.policy)"])
             } else {
                 metrics.reregistrations.increment()
@@ -227,16 +288,16 @@ final class RegistrarCore {
             updateGauges()
         case .registrationRejected(let handle, let id, let cause, let reason):
             metrics.rejected(cause)
-            logger.notice("registration rejected", metadata: ["pool": "\(handle)", "pe": "\(id)", "cause": "\(cause)", "reason": "\(reason)"])
+            log(.notice, "registration-rejected", "registration rejected", ["pool": "\(handle)", "pe": "\(id)", "cause": "\(cause)", "reason": "\(reason)"])
         case .deregistered(let handle, let id):
             metrics.deregistrations.increment()
-            logger.info("deregistered", metadata: ["pool": "\(handle)", "pe": "\(id)"])
+            log(.info, "deregistered", "deregistered", ["pool": "\(handle)", "pe": "\(id)"])
             updateGauges()
         case .deregistrationRejected(let handle, let id, let association):
-            logger.notice("deregistration from a foreign association refused", metadata: ["pool": "\(handle)", "pe": "\(id)", "association": "\(association)"])
+            log(.notice, "deregistration-refused", "deregistration from a foreign association refused", ["pool": "\(handle)", "pe": "\(id)", "association": "\(association)"])
         case .removed(let handle, let id, let reason):
             metrics.removed(reason)
-            logger.info("pool element removed", metadata: ["pool": "\(handle)", "pe": "\(id)", "reason": "\(reason.rawValue)"])
+            log(.info, "removed", "pool element removed", ["pool": "\(handle)", "pe": "\(id)", "reason": "\(reason.rawValue)"])
             updateGauges()
         case .resolved(let handle, let count):
             metrics.resolutions.increment()
@@ -248,18 +309,23 @@ final class RegistrarCore {
             metrics.keepAlivesSent.increment()
         case .unexpectedKeepAliveAck(let handle, let id):
             logger.debug("keep-alive ack for an unknown PE", metadata: ["pool": "\(handle)", "pe": "\(id)"])
+        case .unreachableReportIgnored(let handle, let id, let association, let reason):
+            metrics.ignoredUnreachableReports.increment()
+            logger.debug("endpoint unreachable report ignored", metadata: ["pool": "\(handle)", "pe": "\(id)", "association": "\(association)", "reason": "\(reason)"])
+        case .unreachableProbe(let handle, let id):
+            log(.info, "probe", "probing a PE reported unreachable", ["pool": "\(handle)", "pe": "\(id)"])
         case .unreachableReported(let handle, let id, let reports):
             metrics.unreachableReports.increment()
-            logger.info("endpoint unreachable reported", metadata: ["pool": "\(handle)", "pe": "\(id)", "reports": "\(reports)"])
+            log(.info, "unreachable", "endpoint unreachable reported", ["pool": "\(handle)", "pe": "\(id)", "reports": "\(reports)"])
         case .protocolError(let error, let association):
             metrics.protocolErrors.increment()
-            logger.notice("malformed message", metadata: ["association": "\(association)", "error": "\(error)",
+            log(.notice, "malformed", "malformed message", ["association": "\(association)", "error": "\(error)",
                                                           "bytes": "\(hexString(error.bytes))"])
         case .unexpectedMessage(let type, let association):
             metrics.protocolErrors.increment()
-            logger.notice("unexpected message", metadata: ["association": "\(association)", "type": "\(type)"])
+            log(.notice, "unexpected", "unexpected message", ["association": "\(association)", "type": "\(type)"])
         case .peerReportedError(let error, let association):
-            logger.notice("peer reported an error", metadata: ["association": "\(association)", "error": "\(error)"])
+            log(.notice, "peer-error", "peer reported an error", ["association": "\(association)", "error": "\(error)"])
         case .peerUp(let peer):
             metrics.peers.record(machine.peerStatus(now: loop.now).count)
             logger.info("peer registrar up", metadata: ["peer": "\(peer)"])
@@ -269,7 +335,7 @@ final class RegistrarCore {
             logger.notice("peer registrar silent; asking for a reply", metadata: ["peer": "\(peer)"])
         case .peerRefused(let peer, let reason):
             metrics.protocolErrors.increment()
-            logger.notice("ENRP refused", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+            log(.notice, "enrp-refused", "ENRP refused", ["peer": "\(peer)", "reason": "\(reason)"])
         case .learned(let handle, let element, let peer):
             logger.debug("learned from peer", metadata: ["pool": "\(handle)", "pe": "\(element.identifier)", "peer": "\(peer)"])
             updateGauges()
@@ -384,5 +450,13 @@ final class RegistrarPeerHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         core.streamFailed(association, error: error)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? AssociationGuardEvent {
+            core.guardEvent(event, on: association)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }

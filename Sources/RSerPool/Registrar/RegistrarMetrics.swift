@@ -12,6 +12,7 @@ struct RegistrarMetrics {
     let keepAlivesSent = Counter(label: "rserpool_keepalives_sent_total")
     let keepAliveFailures = Counter(label: "rserpool_keepalive_failures_total")
     let unreachableReports = Counter(label: "rserpool_endpoint_unreachable_reports_total")
+    let ignoredUnreachableReports = Counter(label: "rserpool_endpoint_unreachable_reports_ignored_total")
     let protocolErrors = Counter(label: "rserpool_protocol_errors_total")
     let poolElements = Gauge(label: "rserpool_pool_elements")
     let pools = Gauge(label: "rserpool_pools")
@@ -36,5 +37,25 @@ struct RegistrarMetrics {
         }
         removals[reason]!.increment()
         if reason == .keepAliveTimeout { keepAliveFailures.increment() }
+    }
+
+    private var guardCounters: [String: Counter] = [:]
+
+    /// An association refused at accept ("limit", "per_address_limit").
+    mutating func associationRefused(_ reason: String) {
+        counter("rserpool_associations_refused_total", reason).increment()
+    }
+
+    /// An association closed by its guard ("partial_message_timeout", "not_reading", "idle").
+    mutating func associationClosed(_ reason: String) {
+        counter("rserpool_associations_closed_total", reason).increment()
+    }
+
+    private mutating func counter(_ label: String, _ reason: String) -> Counter {
+        let key = label + "|" + reason
+        if let counter = guardCounters[key] { return counter }
+        let counter = Counter(label: label, dimensions: [("reason", reason)])
+        guardCounters[key] = counter
+        return counter
     }
 }

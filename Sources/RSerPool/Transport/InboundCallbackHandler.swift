@@ -7,10 +7,21 @@ public final class InboundCallbackHandler<Inbound>: ChannelInboundHandler {
     public typealias InboundIn = Inbound
     private let onMessage: (Inbound) -> Void
     private let onClose: () -> Void
+    private let onIdle: () -> Void
 
-    public init(onMessage: @escaping (Inbound) -> Void, onClose: @escaping () -> Void) {
+    /// `onIdle`: an `AssociationReader` below found the association idle.
+    public init(onMessage: @escaping (Inbound) -> Void, onClose: @escaping () -> Void, onIdle: @escaping () -> Void = {}) {
         self.onMessage = onMessage
         self.onClose = onClose
+        self.onIdle = onIdle
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? AssociationGuardEvent {
+            if event == .idle { onIdle() }
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) { onMessage(unwrapInboundIn(data)) }

@@ -60,6 +60,34 @@ extension ChannelPipeline.SynchronousOperations {
         try addHandler(MessageToByteHandler(RSerPoolMessageEncoder<ASAPMessage> { $1.writeASAPMessage($0) }))
     }
 
+    /// Adds the ASAP reader under an association's limits (see `AssociationReader`) and the encoder.
+    ///
+    /// A registration whose pool handle is longer than the limit is still decoded (the message
+    /// itself is bounded), so that the registrar can refuse it the way RFC 5352 §3.3 says: a
+    /// Registration Response with the reject flag, not an ASAP Error.
+    public func addGuardedASAPCodec(limits: AssociationLimits, wireLimits: WireLimits) throws {
+        try addHandler(AssociationReader<DecodedASAPMessage>(limits: limits, wireLimits: wireLimits) { frame, limits throws(RSerPoolWireError) in
+            do throws(RSerPoolWireError) {
+                return try ASAPMessage.decode(frame: frame, limits: limits)
+            } catch {
+                guard error.code == .poolHandleTooLong,
+                      frame.getInteger(at: frame.readerIndex, as: UInt8.self) == ASAPMessageType.registration.rawValue else { throw error }
+                var relaxed = limits
+                relaxed.maximumPoolHandleLength = limits.maximumMessageSize
+                return try ASAPMessage.decode(frame: frame, limits: relaxed)
+            }
+        })
+        try addHandler(MessageToByteHandler(RSerPoolMessageEncoder<ASAPMessage> { $1.writeASAPMessage($0) }))
+    }
+
+    /// Adds the ENRP reader under an association's limits and the encoder.
+    public func addGuardedENRPCodec(limits: AssociationLimits, wireLimits: WireLimits) throws {
+        try addHandler(AssociationReader<ENRPMessage>(limits: limits, wireLimits: wireLimits) { frame, limits throws(RSerPoolWireError) in
+            try ENRPMessage.decode(frame: frame, limits: limits)
+        })
+        try addHandler(MessageToByteHandler(RSerPoolMessageEncoder<ENRPMessage> { $1.writeENRPMessage($0) }))
+    }
+
     /// Adds the ENRP decoder and encoder.
     public func addENRPCodec(limits: WireLimits = .default) throws {
         try addHandler(ByteToMessageHandler(RSerPoolStreamDecoder(limits: limits) { frame, limits throws(RSerPoolWireError) in

@@ -26,10 +26,12 @@ public enum StreamTransport {
     /// loop) share the address, the kernel spreading connections over them.
     public static func bind(
         _ address: SocketAddress, transport: TransportProtocol, group: EventLoopGroup, backlog: Int32 = 256, reusePort: Bool = false,
+        serverInitializer: (@Sendable (Channel) -> EventLoopFuture<Void>)? = nil,
         childInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) async throws -> (channel: Channel, transport: TransportProtocol) {
         func bootstrap(_ mptcp: Bool) -> ServerBootstrap {
             ServerBootstrap(group: group)
+                .serverChannelInitializer { channel in serverInitializer?(channel) ?? channel.eventLoop.makeSucceededVoidFuture() }
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: reusePort ? 1 : 0)
                 .serverChannelOption(.backlog, value: backlog)

@@ -10,8 +10,18 @@ public struct RegistrarConfiguration: Sendable, Hashable {
     public var keepAliveInterval: TimeAmount = .seconds(5)
     /// How long the home PR waits for the Keep-Alive Ack before dropping the PE.
     public var keepAliveTimeout: TimeAmount = .seconds(5)
-    /// Endpoint Unreachable reports after which a PE is dropped.
+    /// Endpoint Unreachable reports, from this many *different* associations, after which the
+    /// home PR probes the PE with a keep-alive (and drops it if the probe goes unanswered for
+    /// `keepAliveTimeout`). Reports from one association count once per PE until the PE answers.
     public var maximumUnreachableReports = 3
+    /// Endpoint Unreachable reports one association may send per second (burst: twice that);
+    /// more are ignored and counted.
+    public var maximumUnreachableReportRate = 10.0
+    /// Accept transport addresses in a registration other than the address the association
+    /// comes from (RFC 5355 §2.3, registration spoofing). Off: a PE may register only its own
+    /// address (an unspecified address is filled in with it); a proxy PE needs this on (or, with
+    /// the trust work, an authorized identity).
+    public var acceptsForeignAddresses = false
     /// PEs in a handle resolution response when the PU does not ask for a number.
     public var defaultHandleResolutionItems = 3
     /// The most PEs one response carries (bounded so that it fits the 64 KiB message).

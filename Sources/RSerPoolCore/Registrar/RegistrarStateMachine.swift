@@ -28,6 +28,10 @@ public struct RegistrarStateMachine: Sendable {
     public internal(set) var handlespace = Handlespace()
     var monitor: [ElementKey: Monitoring] = [:]
     var byAssociation: [AssociationID: Set<ElementKey>] = [:]
+    /// Associations that reported an own PE unreachable since it last answered a keep-alive.
+    var unreachableReporters: [ElementKey: Set<AssociationID>] = [:]
+    /// Per reporting association: how many Endpoint Unreachable reports it may still send.
+    var unreachableReportBudgets: [AssociationID: TokenBucket] = [:]
     var timers = TimerQueue<TimerPayload>()
     var generator: SplitMix64
     var generationCounter: UInt64 = 0
@@ -91,7 +95,7 @@ public struct RegistrarStateMachine: Sendable {
         case .endpointKeepAliveAck(let ack):
             return keepAliveAcknowledged(ack, on: association, now: now)
         case .endpointUnreachable(let report):
-            return unreachable(report)
+            return unreachable(report, on: association, now: now)
         case .error(let error):
             return [.event(.peerReportedError(error.error, association))]
         default:
@@ -126,6 +130,7 @@ public struct RegistrarStateMachine: Sendable {
             let peer = peers.unbind(association)
             return peer.map { [.event(.peerAssociationLost($0))] } ?? []
         }
+        unreachableReportBudgets[association] = nil
         guard let keys = byAssociation.removeValue(forKey: association) else { return [] }
         var actions: [Action] = []
         for key in keys.sorted(by: { ($0.handle, $0.identifier.rawValue) < ($1.handle, $1.identifier.rawValue) }) {
@@ -186,16 +191,31 @@ public struct RegistrarStateMachine: Sendable {
                 element.asapTransport = asap
             }
         }
+        // A PE registers its own address only (RFC 5355 §2.3: otherwise anyone could send a
+        // pool's users, or the registrar's own adoption connects, to a host of their choice).
+        if !configuration.acceptsForeignAddresses, let peerAddress {
+            let own = peerAddress.unmappedIPv4
+            let foreign = (element.userTransport.addresses + (element.asapTransport?.addresses ?? [])).filter { $0.unmappedIPv4 != own }
+            if let first = foreign.first {
+                return reject(.rejectedDueToSecurity, "transport address \(first) is not the address the registration came from (\(own))")
+            }
+        }
         element.homeRegistrar = identifier
         element.registrationLife = min(max(element.registrationLife, configuration.minimumRegistrationLife), configuration.maximumRegistrationLife)
 
         let existing = handlespace.entry(handle, element.identifier)
         if let existing {
             // The same PE re-registering (update, or moving here from another registrar), or a
-            // different PE claiming its identifier.
-            let samePE = existing.association == association || existing.parameter.userTransport == element.userTransport
+            // different PE claiming its identifier. A PE belongs to the association that
+            // registered it: while that association stands, no other may re-register (or
+            // deregister) it, whatever transport it names. A PE known only from a peer (no
+            // association here) may move here with the same transport.
+            let samePE = existing.association == association
+                || (existing.association == nil && existing.parameter.userTransport == element.userTransport)
             guard samePE else {
-                return reject(.nonUniquePoolElementIdentifier, "identifier \(element.identifier) is taken by another PE")
+                return reject(.nonUniquePoolElementIdentifier, existing.association == nil
+                              ? "identifier \(element.identifier) is taken by another PE"
+                              : "identifier \(element.identifier) belongs to a PE registered over another association")
             }
         } else {
             guard handlespace.elementCount < configuration.maximumPoolElements else {
@@ -261,22 +281,42 @@ public struct RegistrarStateMachine: Sendable {
             return [.event(.unexpectedKeepAliveAck(ack.poolHandle, ack.identifier))]
         }
         handlespace.modify(ack.poolHandle, ack.identifier) { $0.unreachableReports = 0 }
+        unreachableReporters[key] = nil
         watchOwned(key, expiresAt: entry.expiresAt, now: now)
         return []
     }
 
-    private mutating func unreachable(_ report: ASAPEndpointUnreachable) -> [Action] {
+    /// An Endpoint Unreachable report (RFC 5352 §3.5). A report is a hint, not proof: each
+    /// association counts once per PE and is rate-limited; when enough different associations
+    /// agree, the home PR asks the PE itself (a keep-alive) and drops it only if it stays silent.
+    private mutating func unreachable(_ report: ASAPEndpointUnreachable, on association: AssociationID, now: NIODeadline) -> [Action] {
         let key = ElementKey(handle: report.poolHandle, identifier: report.identifier)
+        var budget = unreachableReportBudgets[association]
+            ?? TokenBucket(rate: configuration.maximumUnreachableReportRate, burst: max(1, 2 * configuration.maximumUnreachableReportRate))
+        let admitted = budget.take(now: now)
+        unreachableReportBudgets[association] = budget
+        guard admitted else { return [.event(.unreachableReportIgnored(report.poolHandle, report.identifier, association, "rate limit"))] }
         guard let entry = handlespace.entry(report.poolHandle, report.identifier) else { return [] }
+        guard unreachableReporters[key, default: []].insert(association).inserted else {
+            return [.event(.unreachableReportIgnored(report.poolHandle, report.identifier, association, "already reported by this association"))]
+        }
         var reports = 0
         handlespace.modify(report.poolHandle, report.identifier) { entry in
             entry.unreachableReports += 1
             reports = entry.unreachableReports
         }
         var actions: [Action] = [.event(.unreachableReported(report.poolHandle, report.identifier, reports: reports))]
-        // Only the home PR drops a PE; others leave it to the owner's Handle Update.
-        if reports >= configuration.maximumUnreachableReports, entry.owner == identifier {
-            actions += removeEntry(key, reason: .unreachable)
+        // Only the home PR probes (and so may drop) a PE; others leave it to the owner's Handle Update.
+        if reports >= configuration.maximumUnreachableReports, entry.owner == identifier,
+           case .idle = monitor[key], let peAssociation = entry.association {
+            let next = nextGeneration()
+            monitor[key] = .awaitingAck(generation: next)
+            timers.schedule(.element(key, .keepAliveTimeout, generation: next), at: now + configuration.keepAliveTimeout)
+            timers.schedule(.element(key, .expiry, generation: next), at: entry.expiresAt)
+            actions += [.send(.endpointKeepAlive(ASAPEndpointKeepAlive(registrar: identifier, poolHandle: key.handle, identifier: key.identifier)),
+                              to: peAssociation),
+                        .event(.keepAliveSent(key.handle, key.identifier)),
+                        .event(.unreachableProbe(key.handle, key.identifier))]
         }
         return actions
     }
@@ -298,7 +338,10 @@ public struct RegistrarStateMachine: Sendable {
                     .event(.keepAliveSent(key.handle, key.identifier))]
         case .keepAliveTimeout:
             switch state {
-            case .awaitingAck, .adopting: return removeEntry(key, reason: .keepAliveTimeout)
+            case .awaitingAck, .adopting:
+                // A probe that reports asked for, unanswered: the reports were right.
+                let reported = unreachableReporters[key].map { $0.count >= configuration.maximumUnreachableReports } ?? false
+                return removeEntry(key, reason: reported ? .unreachable : .keepAliveTimeout)
             default: return []
             }
         case .expiry:
@@ -330,6 +373,7 @@ public struct RegistrarStateMachine: Sendable {
             if byAssociation[association]?.isEmpty == true { byAssociation[association] = nil }
         }
         monitor[key] = nil
+        unreachableReporters[key] = nil
         var actions: [Action] = reason.map { [.event(.removed(key.handle, key.identifier, $0))] } ?? []
         if entry.owner == identifier {
             actions += propagate(.deletePoolElement, key.handle, entry.parameter)
@@ -363,6 +407,10 @@ public enum RegistrarEvent: Sendable {
     case keepAliveSent(PoolHandle, PoolElementIdentifier)
     case unexpectedKeepAliveAck(PoolHandle, PoolElementIdentifier)
     case unreachableReported(PoolHandle, PoolElementIdentifier, reports: Int)
+    /// A report that did not count (over the association's rate, or a repeat).
+    case unreachableReportIgnored(PoolHandle, PoolElementIdentifier, AssociationID, String)
+    /// Enough associations reported the PE: it is asked with a keep-alive.
+    case unreachableProbe(PoolHandle, PoolElementIdentifier)
     case protocolError(RSerPoolWireError, AssociationID)
     case unexpectedMessage(ASAPMessageType, AssociationID)
     case peerReportedError(OperationError, AssociationID)

@@ -32,6 +32,13 @@ public enum RSerPoolFraming {
         return buffer.readSlice(length: frameSize)
     }
 
+    /// The size of the whole frame at the start of `buffer` if it is all there, nil if more bytes
+    /// are needed; throws like `nextFrame`. Consumes nothing.
+    public static func peekFrameLength(_ buffer: ByteBuffer, limits: WireLimits = .default) throws(RSerPoolWireError) -> Int? {
+        var copy = buffer
+        return try nextFrame(from: &copy, limits: limits)?.readableBytes
+    }
+
     /// Splits a frame into type, flags and the body (without header and trailing padding).
     static func split(_ frame: ByteBuffer) throws(RSerPoolWireError) -> (type: UInt8, flags: UInt8, body: ByteBuffer) {
         guard frame.readableBytes >= headerSize,

@@ -17,6 +17,15 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses a textual address ("127.0.0.1", "::1"); nil if it is neither.
     public init?(_ text: String) {
+        // inet_pton reads a C string: "127.0.0.1\0evil.example" would parse as 127.0.0.1.
+        // Only the characters of an address literal get that far.
+        guard !text.isEmpty, text.utf8.count <= 45, text.utf8.allSatisfy({ byte in
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"),
+                 UInt8(ascii: "."), UInt8(ascii: ":"): true
+            default: false
+            }
+        }) else { return nil }
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
             self = .v4(UInt32(bigEndian: v4.s_addr))

@@ -198,31 +198,9 @@ func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T)
 }
 
 private func blockingRawExchange(port: Int, bytes: [UInt8], wait: Double) throws -> (localPort: Int, received: [UInt8]) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw LiveTestError("socket() failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw LiveTestError("connect to \(port) failed: errno \(errno)") }
-    var local = sockaddr_in()
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-    var received: [UInt8] = []
-    let deadline = Date().addingTimeInterval(wait)
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while Date() < deadline {
-        let n = recv(fd, &chunk, chunk.count, 0)
-        if n > 0 { received.append(contentsOf: chunk[0..<n]) } else if n == 0 { break }
-    }
-    return (Int(UInt16(bigEndian: local.sin_port)), received)
+    let connection = try RawConnection(port: port)
+    try? connection.sendAll(bytes)   // the peer may close before taking it all: read what it said
+    return (connection.localPort, connection.receive(for: wait).bytes)
 }
 
 /// The processes below `root`, children first, from /proc.

@@ -56,6 +56,7 @@ struct GatewayFile: Codable {
     var openProxy: Bool?
     var users: [String: String]?
     var maxConnections: Int?
+    var maxConnectionsPerClient: Int?
     var handshakeTimeout: Duration?
     var connectTimeout: Duration?
     var idleTimeout: Duration?
@@ -85,7 +86,7 @@ struct GatewayFile: Codable {
     var secretFile: String?
 
     static let commonKeys: Set<String> = [
-        "listen", "listenTransport", "upstreamTransport", "allow", "deny", "defaultDeny", "allowClient", "openProxy", "users", "maxConnections",
+        "listen", "listenTransport", "upstreamTransport", "allow", "deny", "defaultDeny", "allowClient", "openProxy", "users", "maxConnections", "maxConnectionsPerClient",
         "handshakeTimeout", "connectTimeout", "idleTimeout", "drainTimeout", "bufferLimit", "readSize", "readsPerEvent", "connectionLog",
         "telemetryInterval", "status", "threads", "logLevel",
     ]
@@ -122,8 +123,11 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Require authentication; a user as NAME:PASSWORD; repeatable (SOCKS5 username/password, HTTP Basic).", valueName: "name:password"))
     var user: [String] = []
 
-    @Option(help: "Most connections open at once; more are closed at accept. [default: 10000]")
+    @Option(help: "Most connections open at once; more are closed at accept (lowered to what the open-file limit holds). [default: 10000]")
     var maxConnections: Int?
+
+    @Option(help: "Most connections open at once from one client (an IPv4 address, an IPv6 /64). [default: 1000]")
+    var maxConnectionsPerClient: Int?
 
     @Option(help: "Time from accept to relaying (handshake + upstream connect). [default: 10s]")
     var handshakeTimeout: Duration?
@@ -195,6 +199,10 @@ struct GatewayOptions: ParsableArguments {
             guard v > 0 else { throw ValidationError("--max-connections must be positive") }
             limits.maximumConnections = v
         }
+        if let v = maxConnectionsPerClient ?? file.maxConnectionsPerClient {
+            guard v > 0 else { throw ValidationError("--max-connections-per-client must be positive") }
+            limits.maximumConnectionsPerClient = v
+        }
         if let v = handshakeTimeout ?? file.handshakeTimeout { limits.handshakeTimeout = v.amount }
         if let v = connectTimeout ?? file.connectTimeout { limits.connectTimeout = v.amount }
         if let v = idleTimeout ?? file.idleTimeout { limits.idleTimeout = v.amount }
@@ -226,6 +234,15 @@ struct GatewayOptions: ParsableArguments {
         }
         Bootstrap.run(logLevel: level)
         let logger = Logger(label: "edgepool.gateway")
+        // Two descriptors per relayed connection (client and upstream): the caps, not the
+        // descriptor table, decide how many clients are held.
+        var configuration = configuration
+        let descriptors = DescriptorLimit.raise()
+        let cap = DescriptorLimit.cap(configuration.limits.maximumConnections, perConnection: 2, limit: descriptors)
+        if let reason = cap.reason {
+            logger.warning("connection cap lowered", metadata: ["reason": "\(reason)", "max_connections": "\(cap.value)"])
+            configuration.limits.maximumConnections = cap.value
+        }
         let gateway: Gateway
         do {
             gateway = try Gateway(configuration: configuration, logger: logger)

@@ -1,0 +1,200 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import RSerPool
+import RSerPoolWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What misbehaving clients cost a well-behaved one: the registrar under floods and
+/// never-reading clients, and the gateway while one client holds its per-client maximum.
+struct AbuseBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abuse",
+        abstract: "A well-behaved client's service while others flood, never read, or hold every connection they may.",
+        discussion: """
+        Method (every daemon with its default limits, in its own process, on loopback):
+        (1) registrar: a pool of --pool-size PEs; a well-behaved PU sends one handle
+        resolution at a time for --seconds (baseline), then again while --flooders
+        associations each keep 32 registrations, then 32 resolutions of the whole pool,
+        outstanding; the figure is the PU's rate as a share of its baseline (target ≥ 0.5).
+        (2) registrar: --never-readers clients with a 4 KiB receive buffer send resolutions of
+        the whole pool for --seconds and read nothing; the figure is the registrar's resident
+        memory growth per such client (bounded by the association limits: 256 KiB of write
+        buffer plus the pinned socket buffers).
+        (3) gateway (reverse proxy to an echo server): the median time for a client to connect,
+        send a byte and get it back, before and while another address holds 1,100 idle
+        connections (its maximum is 1,000).
+        """
+    )
+
+    @Option(help: "Flooding associations.") var flooders = 20
+    @Option(help: "PEs in the pool.") var poolSize = 512
+    @Option(help: "Clients that never read.") var neverReaders = 10
+    @Option(help: "Seconds per measurement.") var seconds: Double = 3
+
+    func run() async throws {
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        try await registrarFloods(executable)
+        try await neverReadingClients(executable)
+        try await gatewayHeldConnections(executable)
+    }
+
+    private func element(_ index: Int) -> PoolElementParameter {
+        PoolElementParameter(identifier: PoolElementIdentifier(UInt32(index + 1)), registrationLife: 3_600_000,
+                             userTransport: .tcp(.ipv4Loopback, port: UInt16(10_000 + index % 50_000)), policy: .leastUsed(load: 0))
+    }
+
+    private func registrarFloods(_ executable: String) async throws {
+        let registrar = try RegistrarChild(executable: executable, arguments: [])
+        defer { registrar.stop() }
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: try registrar.waitForPort())
+        let owner = try await BenchClient.connect(to: address)
+        try await owner.send((0..<poolSize).map { .registration(ASAPRegistration(poolHandle: "AbusePool", poolElement: element($0))) }, window: 32)
+        let user = try await BenchClient.connect(to: address)
+        let resolution = ASAPMessage.handleResolution(ASAPHandleResolution(poolHandle: "AbusePool"))
+        func userRate() async throws -> Double {
+            let answered = try await user.repeatUntil(.now() + .nanoseconds(Int64(seconds * 1e9)), message: resolution, window: 1).get()
+            return Double(answered) / seconds
+        }
+        let baseline = try await userRate()
+        print("registrar under floods (default limits: \(AssociationLimits().messageRate.formatted()) messages/s per association after a burst of \(AssociationLimits().messageBurst.formatted()), \(AssociationLimits().messagesPerTurn) per turn)")
+        print(String(format: "  well-behaved PU alone:                %8.0f resolutions/s (one outstanding)", baseline))
+        let floods: [(String, (Int) -> ASAPMessage)] = [
+            ("re-registrations", { index in .registration(ASAPRegistration(poolHandle: "FloodPool", poolElement: element(100_000 + index))) }),
+            ("resolutions of all \(poolSize) PEs", { _ in .handleResolution(ASAPHandleResolution(poolHandle: "AbusePool", option: .all)) }),
+        ]
+        for (name, message) in floods {
+            let attackers = try await (0..<flooders).asyncMap { _ in try await BenchClient.connect(to: address) }
+            let deadline = NIODeadline.now() + .nanoseconds(Int64((seconds + 1) * 1e9))
+            let flooding = attackers.enumerated().map { $0.element.repeatUntil(deadline, message: message($0.offset), window: 32) }
+            try await Task.sleep(nanoseconds: 300_000_000)   // the bursts spent
+            let during = try await userRate()
+            var flooded = 0
+            for future in flooding { flooded += (try? await future.get()) ?? 0 }
+            for attacker in attackers { try? await attacker.channel.close() }
+            print(String(format: "  while %2d associations flood %@: %8.0f resolutions/s = %.2f× alone (the flood got %.0f answers/s in all)",
+                         flooders, name.padding(toLength: 26, withPad: " ", startingAt: 0), during, during / baseline, Double(flooded) / (seconds + 1)))
+        }
+        try? await owner.channel.close()
+        try? await user.channel.close()
+    }
+
+    private func neverReadingClients(_ executable: String) async throws {
+        let registrar = try RegistrarChild(executable: executable, arguments: [])
+        defer { registrar.stop() }
+        let port = try registrar.waitForPort()
+        let owner = try await BenchClient.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: port))
+        try await owner.send((0..<poolSize).map { .registration(ASAPRegistration(poolHandle: "AbusePool", poolElement: element($0))) }, window: 32)
+        var request = ByteBuffer()
+        for _ in 0..<1024 { request.writeASAPMessage(.handleResolution(ASAPHandleResolution(poolHandle: "AbusePool", option: .all))) }
+        let flood = Array(buffer: request)
+        let before = registrar.residentBytes()
+        let sockets = (0..<neverReaders).compactMap { _ in connectedSocket(port: port, receiveBuffer: 4096) }
+        defer { sockets.forEach { close($0) } }
+        var sent = 0
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            var progress = false
+            for fd in sockets {
+                let n = flood.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+                if n > 0 { sent += n; progress = true }
+            }
+            if !progress { usleep(10_000) }
+        }
+        let growth = registrar.residentBytes() - before
+        print("registrar and clients that never read (\(sockets.count) clients, 4 KiB receive buffer each, \(seconds) s of resolutions of all \(poolSize) PEs)")
+        print(String(format: "  requests sent: %.1f MB; registrar memory growth: %.1f MiB = %.0f KiB per client (bound: %d KiB write buffer + pinned socket buffers)",
+                     Double(sent) / 1e6, Double(growth) / 1_048_576, Double(growth) / 1024 / Double(max(sockets.count, 1)), AssociationLimits().writeBufferHigh / 1024))
+        try? await owner.channel.close()
+    }
+
+    private func gatewayHeldConnections(_ executable: String) async throws {
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let gateway = try ChildProcess("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(echo.port)", "--log-level", "error"])
+        defer { gateway.signal(SIGTERM) }
+        let line = try await gateway.waitForLine(containing: "listening on")
+        guard let port = line.split(separator: " ").first(where: { $0.hasPrefix("127.0.0.1:") }).flatMap({ Int($0.split(separator: ":")[1]) }) else {
+            throw ValidationError("no port in \(line)")
+        }
+        func medianRoundTrip() -> Double {
+            var times: [Double] = []
+            for _ in 0..<200 {
+                let start = NIODeadline.now()
+                guard let fd = connectedSocket(port: port) else { continue }
+                var byte: UInt8 = 0x2A
+                _ = send(fd, &byte, 1, Int32(MSG_NOSIGNAL))
+                var timeout = timeval(tv_sec: 2, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                if recv(fd, &byte, 1, 0) == 1 { times.append(Double((NIODeadline.now() - start).nanoseconds) / 1e3) }
+                close(fd)
+            }
+            times.sort()
+            return times.isEmpty ? .nan : times[times.count / 2]
+        }
+        let alone = medianRoundTrip()
+        let held = (0..<1_100).compactMap { _ in connectedSocket(port: port, source: "127.0.0.2") }
+        defer { held.forEach { close($0) } }
+        usleep(500_000)
+        var refused = 0
+        for fd in held {
+            var byte: UInt8 = 0
+            if recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 0 { refused += 1 }
+        }
+        let during = medianRoundTrip()
+        print("gateway (reverse proxy, default limits: 1,000 connections per client) while 127.0.0.2 holds \(held.count) idle connections (\(refused) closed at accept)")
+        print(String(format: "  another client's connect + 1-byte echo: median %.0f µs alone, %.0f µs meanwhile = %.2f×", alone, during, during / alone))
+    }
+}
+
+/// A blocking TCP socket connected to 127.0.0.1:`port`, or nil.
+private func connectedSocket(port: Int, receiveBuffer: Int? = nil, source: String? = nil) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    if var size = receiveBuffer.map(Int32.init) { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    if let source {
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard connected == 0 else {
+        close(fd)
+        return nil
+    }
+    return fd
+}
+
+/// A TCP echo server on loopback (SwiftNIO), for the gateway's backend.
+private final class EchoServer: Sendable {
+    let channel: Channel
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    init() throws {
+        channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 1024)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+    }
+
+    func stop() { channel.close(promise: nil) }
+}
+
+private final class EchoHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.writeAndFlush(data, promise: nil) }
+}
