@@ -107,7 +107,7 @@ struct RegistrarCommand: AsyncParsableCommand {
     @Option(help: "Associations open at once from one address. [default: 1000]")
     var maxAssociationsPerAddress: Int?
 
-    @Option(help: "Messages per second handled from one association after a burst of 10000; past it the registrar reads more slowly, drops nothing. 0: no limit. [default: 2000]")
+    @Option(help: "Work per second handled from one association, after a burst of 1000: a message is one unit plus one per KiB of its replies. Past it the registrar reads more slowly, drops nothing. 0: no limit. [default: 1000]")
     var messageRate: Double?
 
     @Option(help: "Close an association that sends nothing this long and has no PE registered over it. [default: 300s]")

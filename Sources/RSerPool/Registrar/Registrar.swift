@@ -155,7 +155,7 @@ public final class Registrar: Service, Sendable {
     private func bindPeerListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
         try await bindListener(address) { channel, core, limits, wireLimits in
             guard core.admit(channel) else { return }
-            try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: limits, wireLimits: wireLimits)
+            try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: limits.forPeers, wireLimits: wireLimits)
             let id = core.peerAssociationOpened(channel)
             try channel.pipeline.syncOperations.addHandler(RegistrarPeerHandler(core: core, association: id))
         }

@@ -172,7 +172,7 @@ final class RegistrarCore {
         let limits = configuration.wireLimits
         StreamTransport.connect(to: address, transport: .mptcp, group: loop) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: bound.value.limits, wireLimits: limits)
+                try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: bound.value.limits.forPeers, wireLimits: limits)
                 let core = bound.value
                 let id = core.peerAssociationOpened(channel)
                 core.outgoingPeers[transport] = id

@@ -23,23 +23,39 @@ public struct AssociationLimits: Sendable, Hashable {
     public var partialMessageTimeout: TimeAmount = .seconds(10)
     /// An association that sends nothing this long and has no PE registered over it is closed.
     public var idleTimeout: TimeAmount = .seconds(300)
-    /// Messages handled from one association before the others get their turn.
+    /// Messages handled from one association before the others get their turn, and the reply
+    /// bytes after which its turn ends sooner (a resolution of a large pool is much more work
+    /// than a keep-alive ack).
     public var messagesPerTurn = 32
-    /// Messages per second handled from one association (0: no limit); a burst of
-    /// `messageBurst` first. Past it the registrar simply reads more slowly (TCP backpressure):
-    /// nothing is dropped.
-    public var messageRate = 2_000.0
-    public var messageBurst = 10_000.0
+    public var replyBytesPerTurn = 64 * 1024
+    /// Work units per second handled from one association (0: no limit), after a burst of
+    /// `messageBurst`. A message costs one unit plus one per `replyBytesPerUnit` of its replies,
+    /// so a flood of large answers is held to its share of the work, not of the messages. Past
+    /// it the registrar simply reads more slowly (TCP backpressure): nothing is dropped.
+    public var messageRate = 1_000.0
+    public var messageBurst = 1_000.0
+    public var replyBytesPerUnit = 1024
     /// Associations open at once, and from one address; more are closed at accept.
     public var maximumAssociations = 10_000
     public var maximumAssociationsPerAddress = 1_000
 
     public init() {}
 
+    /// The limits for a peer registrar's ENRP association: ten times the work budget (a
+    /// Handle Table download of 100,000 PEs is about 9,000 units), the rest the same.
+    public var forPeers: AssociationLimits {
+        var peers = self
+        if peers.messageRate > 0 {
+            peers.messageRate *= 10
+            peers.messageBurst = max(peers.messageBurst * 10, 100_000)
+        }
+        return peers
+    }
+
     /// Checks the values; the description of the first bad one.
     public func validate() throws(AssociationLimitsError) {
         if writeBufferLow < 1024 || writeBufferHigh < writeBufferLow { throw AssociationLimitsError("the write buffer bounds need 1024 ≤ low ≤ high") }
-        if messagesPerTurn < 1 { throw AssociationLimitsError("messages per turn must be at least 1") }
+        if messagesPerTurn < 1 || replyBytesPerTurn < 1 || replyBytesPerUnit < 1 { throw AssociationLimitsError("messages per turn and the byte units must be at least 1") }
         if messageRate < 0 || (messageRate > 0 && messageBurst < 1) { throw AssociationLimitsError("the message rate must be 0 (off) or positive with a burst ≥ 1") }
         if maximumAssociations < 1 || maximumAssociationsPerAddress < 1 { throw AssociationLimitsError("association limits must be at least 1") }
         for (name, value) in [("not-reading", notReadingTimeout), ("partial-message", partialMessageTimeout), ("idle", idleTimeout)] where value <= .zero {

@@ -59,6 +59,8 @@ public final class AssociationReader<Message: Sendable>: ChannelDuplexHandler {
     private var idleTimer: Scheduled<Void>?
     private var lastMessage = NIODeadline.now()
     private var failed = false
+    /// Reply bytes written since the last message was handed up (counted in `write`).
+    private var replyBytes = 0
 
     public init(limits: AssociationLimits, wireLimits: WireLimits,
                 decodeFrame: @escaping @Sendable (ByteBuffer, WireLimits) throws(RSerPoolWireError) -> Message) {
@@ -96,6 +98,11 @@ public final class AssociationReader<Message: Sendable>: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        replyBytes += unwrapOutboundIn(data).readableBytes
+        context.write(data, promise: promise)
+    }
+
     public func read(context: ChannelHandlerContext) {
         if mayRead(context: context) {
             context.read()
@@ -121,12 +128,13 @@ public final class AssociationReader<Message: Sendable>: ChannelDuplexHandler {
     private func process(context: ChannelHandlerContext) {
         guard !failed else { return }
         var handled = 0
+        var turnBytes = 0
         while context.channel.isActive {
             guard context.channel.isWritable else {
                 armNotReadingTimer(context: context)
                 break
             }
-            if handled >= limits.messagesPerTurn {
+            if handled >= limits.messagesPerTurn || turnBytes >= limits.replyBytesPerTurn {
                 scheduleContinuation(context: context, after: nil)
                 break
             }
@@ -139,7 +147,8 @@ public final class AssociationReader<Message: Sendable>: ChannelDuplexHandler {
                     let wholeMessageWaiting = ((try? RSerPoolFraming.peekFrameLength(buffer, limits: wireLimits)) ?? nil) != nil
                     if wholeMessageWaiting {
                         needsMoreData = false
-                        scheduleContinuation(context: context, after: .nanoseconds(Int64(1e9 / limits.messageRate) + 1))
+                        // Until the bucket holds a whole unit again (debts from large replies included).
+                        scheduleContinuation(context: context, after: .nanoseconds(Int64((1 - available) * 1e9 / limits.messageRate) + 1))
                         return
                     }
                     needsMoreData = true
@@ -159,14 +168,18 @@ public final class AssociationReader<Message: Sendable>: ChannelDuplexHandler {
                 break
             }
             needsMoreData = false
-            _ = budget?.take(now: now)
             handled += 1
             lastMessage = now
+            replyBytes = 0
             do {
                 context.fireChannelRead(wrapInboundOut(.message(try decodeFrame(frame, wireLimits))))
             } catch {
                 context.fireChannelRead(wrapInboundOut(.malformed(error)))
             }
+            // The replies are written by now (the registrar answers on the same turn): charge
+            // the message and its answers' size.
+            turnBytes += replyBytes
+            budget?.spend(1 + Double(replyBytes / limits.replyBytesPerUnit), now: now)
         }
         if buffer.readableBytes == 0 {
             buffer.clear()

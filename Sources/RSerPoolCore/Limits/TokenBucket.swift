@@ -25,6 +25,13 @@ public struct TokenBucket: Sendable, Hashable {
         return true
     }
 
+    /// Spends `cost` tokens whether or not the bucket holds them: work already done (a reply
+    /// that turned out large) goes into debt, paid back by the refill before the next `take`.
+    public mutating func spend(_ cost: Double, now: NIODeadline) {
+        refill(now: now)
+        tokens -= cost
+    }
+
     /// Tokens available at `now` (refills as a side effect).
     public mutating func available(now: NIODeadline) -> Double {
         refill(now: now)

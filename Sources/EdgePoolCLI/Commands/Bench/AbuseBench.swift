@@ -18,9 +18,11 @@ struct AbuseBench: AsyncParsableCommand {
         discussion: """
         Method (every daemon with its default limits, in its own process, on loopback):
         (1) registrar: a pool of --pool-size PEs; a well-behaved PU sends one handle
-        resolution at a time for --seconds (baseline), then again while --flooders
-        associations each keep 32 registrations, then 32 resolutions of the whole pool,
-        outstanding; the figure is the PU's rate as a share of its baseline (target ≥ 0.5).
+        resolution at a time, 200 a second (under its association's limit), for --seconds
+        (baseline), then again while --flooders associations each keep 32 registrations,
+        then 32 resolutions of the whole pool, outstanding (measured from 1.5 s into the
+        flood, once the bursts are spent); the figures are the PU's answered rate as a share
+        of its baseline (target ≥ 0.5) and its latency.
         (2) registrar: --never-readers clients with a 4 KiB receive buffer send resolutions of
         the whole pool for --seconds and read nothing; the figure is the registrar's resident
         memory growth per such client (bounded by the association limits: 256 KiB of write
@@ -35,6 +37,8 @@ struct AbuseBench: AsyncParsableCommand {
     @Option(help: "PEs in the pool.") var poolSize = 512
     @Option(help: "Clients that never read.") var neverReaders = 10
     @Option(help: "Seconds per measurement.") var seconds: Double = 3
+    @Option(help: ArgumentHelp("Extra registrar flags, e.g. '--message-rate 0' to see the floods without the rate limit.", valueName: "flags"))
+    var registrarFlags: String = ""
 
     func run() async throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
@@ -49,38 +53,94 @@ struct AbuseBench: AsyncParsableCommand {
     }
 
     private func registrarFloods(_ executable: String) async throws {
-        let registrar = try RegistrarChild(executable: executable, arguments: [])
+        let registrar = try RegistrarChild(executable: executable, arguments: registrarFlags.split(separator: " ").map(String.init))
         defer { registrar.stop() }
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: try registrar.waitForPort())
         let owner = try await BenchClient.connect(to: address)
         try await owner.send((0..<poolSize).map { .registration(ASAPRegistration(poolHandle: "AbusePool", poolElement: element($0))) }, window: 32)
-        let user = try await BenchClient.connect(to: address)
-        let resolution = ASAPMessage.handleResolution(ASAPHandleResolution(poolHandle: "AbusePool"))
-        func userRate() async throws -> Double {
-            let answered = try await user.repeatUntil(.now() + .nanoseconds(Int64(seconds * 1e9)), message: resolution, window: 1).get()
-            return Double(answered) / seconds
-        }
-        let baseline = try await userRate()
-        print("registrar under floods (default limits: \(AssociationLimits().messageRate.formatted()) messages/s per association after a burst of \(AssociationLimits().messageBurst.formatted()), \(AssociationLimits().messagesPerTurn) per turn)")
-        print(String(format: "  well-behaved PU alone:                %8.0f resolutions/s (one outstanding)", baseline))
+        let port = address.port ?? 0
+        let baseline = try await pacedResolutions(port: port)
+        let limits = AssociationLimits()
+        print("registrar under floods (default limits per association: \(Int(limits.messageRate)) work units/s after a burst of \(Int(limits.messageBurst)), a unit = a message or a KiB of its replies; \(limits.messagesPerTurn) messages or \(limits.replyBytesPerTurn / 1024) KiB of replies per turn)")
+        print("  a well-behaved PU: one resolution at a time, \(Int(Self.pacedRate)) a second, for \(seconds) s; answered/s and latency (median, 99th percentile)")
+        print("  " + baseline.line("alone"))
         let floods: [(String, (Int) -> ASAPMessage)] = [
             ("re-registrations", { index in .registration(ASAPRegistration(poolHandle: "FloodPool", poolElement: element(100_000 + index))) }),
             ("resolutions of all \(poolSize) PEs", { _ in .handleResolution(ASAPHandleResolution(poolHandle: "AbusePool", option: .all)) }),
         ]
         for (name, message) in floods {
             let attackers = try await (0..<flooders).asyncMap { _ in try await BenchClient.connect(to: address) }
-            let deadline = NIODeadline.now() + .nanoseconds(Int64((seconds + 1) * 1e9))
+            let deadline = NIODeadline.now() + .nanoseconds(Int64((seconds + 2) * 1e9))
             let flooding = attackers.enumerated().map { $0.element.repeatUntil(deadline, message: message($0.offset), window: 32) }
-            try await Task.sleep(nanoseconds: 300_000_000)   // the bursts spent
-            let during = try await userRate()
+            try await Task.sleep(nanoseconds: 1_500_000_000)   // the bursts spent: the steady state is measured
+            let during = try await pacedResolutions(port: port)
             var flooded = 0
             for future in flooding { flooded += (try? await future.get()) ?? 0 }
             for attacker in attackers { try? await attacker.channel.close() }
-            print(String(format: "  while %2d associations flood %@: %8.0f resolutions/s = %.2f× alone (the flood got %.0f answers/s in all)",
-                         flooders, name.padding(toLength: 26, withPad: " ", startingAt: 0), during, during / baseline, Double(flooded) / (seconds + 1)))
+            print("  " + during.line("\(flooders) associations flood \(name)", baseline: baseline) +
+                  String(format: "; the flood got %.0f answers/s in all", Double(flooded) / (seconds + 2)))
         }
         try? await owner.channel.close()
-        try? await user.channel.close()
+    }
+
+    static let pacedRate = 200.0
+
+    struct PacedResult {
+        var answeredPerSecond: Double
+        var median: Double
+        var p99: Double
+
+        func line(_ label: String, baseline: PacedResult? = nil) -> String {
+            var text = String(format: "%@: %5.0f answered/s, %6.0f µs median, %7.0f µs p99", label.padding(toLength: 52, withPad: " ", startingAt: 0),
+                              answeredPerSecond, median, p99)
+            if let baseline { text += String(format: " (%.2f× the rate, %.1f× the median alone)", answeredPerSecond / baseline.answeredPerSecond, median / baseline.median) }
+            return text
+        }
+    }
+
+    /// One handle resolution at a time at `pacedRate` over a blocking socket, for `seconds`.
+    private func pacedResolutions(port: Int) async throws -> PacedResult {
+        let seconds = self.seconds
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                guard let fd = connectedSocket(port: port) else {
+                    continuation.resume(throwing: ValidationError("cannot connect to the registrar"))
+                    return
+                }
+                defer { close(fd) }
+                var request = ByteBuffer()
+                request.writeASAPMessage(.handleResolution(ASAPHandleResolution(poolHandle: "AbusePool")))
+                let bytes = Array(buffer: request)
+                var timeout = timeval(tv_sec: 2, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                var latencies: [Double] = []
+                let start = NIODeadline.now()
+                let interval = 1e9 / Self.pacedRate
+                var sent = 0
+                var chunk = [UInt8](repeating: 0, count: 65_536)
+                while NIODeadline.now() - start < .nanoseconds(Int64(seconds * 1e9)) {
+                    let due = start + .nanoseconds(Int64(Double(sent) * interval))
+                    let wait = due - NIODeadline.now()
+                    if wait > .zero { usleep(UInt32(wait.nanoseconds / 1000)) }
+                    sent += 1
+                    let sentAt = NIODeadline.now()
+                    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    // One answer: its header says how long it is.
+                    var got: [UInt8] = []
+                    while got.count < 4 || got.count < Int(UInt16(got[2]) << 8 | UInt16(got[3])) {
+                        let n = recv(fd, &chunk, chunk.count, 0)
+                        guard n > 0 else { break }
+                        got += chunk[0..<n]
+                    }
+                    guard got.count >= 4 else { break }
+                    latencies.append(Double((NIODeadline.now() - sentAt).nanoseconds) / 1e3)
+                }
+                latencies.sort()
+                let elapsed = Double((NIODeadline.now() - start).nanoseconds) / 1e9
+                func quantile(_ q: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))] }
+                continuation.resume(returning: PacedResult(answeredPerSecond: Double(latencies.count) / elapsed, median: quantile(0.5), p99: quantile(0.99)))
+            }.start()
+        }
     }
 
     private func neverReadingClients(_ executable: String) async throws {
