@@ -125,16 +125,8 @@ import Testing
         #expect(badReads.status != 0 && badReads.output.contains { $0.contains("--reads-per-event must be 1…16") }, "\(badReads.output)")
     }
 
-    @Test func pySocksFetchesThroughTheGateway() async throws {
-        if let reason = missingTool("/usr/bin/python3", package: "python3") {
-            print("skipped: \(reason)")
-            return
-        }
-        let check = try await runCommand("/usr/bin/python3", ["-c", "import socks"])
-        guard check.status == 0 else {
-            print("skipped pySocksFetchesThroughTheGateway: PySocks is not importable by /usr/bin/python3 (Debian package python3-socks; scripts/test installs it as root)")
-            return
-        }
+    @Test(.enabled(if: pySocksUnavailable == nil, "\(pySocksUnavailable ?? "")"))
+    func pySocksFetchesThroughTheGateway() async throws {
         let origin = try await Origin.start()
         let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--user", "py:thon"])
         let script = """
@@ -156,15 +148,8 @@ import Testing
         #expect(result.output.last == "500000 \(try await originSHA(origin, 500_000))")
     }
 
-    @Test func socks5UDPAssociateRelaysForPySocksAndDropsWhatItMustNot() async throws {
-        if let reason = missingTool("/usr/bin/python3", package: "python3") {
-            print("skipped: \(reason)")
-            return
-        }
-        guard try await runCommand("/usr/bin/python3", ["-c", "import socks"]).status == 0 else {
-            print("skipped socks5UDPAssociateRelaysForPySocksAndDropsWhatItMustNot: PySocks is not importable by /usr/bin/python3 (Debian package python3-socks; scripts/test installs it as root)")
-            return
-        }
+    @Test(.enabled(if: pySocksUnavailable == nil, "\(pySocksUnavailable ?? "")"))
+    func socks5UDPAssociateRelaysForPySocksAndDropsWhatItMustNot() async throws {
         let script = packageRoot.appendingPathComponent("Tests/LiveTests/Support/socks5_udp_client.py").path
         let statusPort = try freePort()
         let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--user", "udp:pass", "--status", "127.0.0.1:\(statusPort)"])
@@ -336,3 +321,16 @@ func openSOCKSStream(port: Int, target: UInt32, targetPort: UInt16, then payload
     try connection.sendAll(payload)
     return connection
 }
+
+/// Why PySocks cannot be used by /usr/bin/python3 (nil: it can).
+let pySocksUnavailable: String? = {
+    if let reason = missingTool("/usr/bin/python3", package: "python3") { return reason }
+    let probe = Process()
+    probe.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    probe.arguments = ["-c", "import socks"]
+    probe.standardOutput = FileHandle.nullDevice
+    probe.standardError = FileHandle.nullDevice
+    guard (try? probe.run()) != nil else { return "cannot run /usr/bin/python3" }
+    probe.waitUntilExit()
+    return probe.terminationStatus == 0 ? nil : "PySocks is not importable by /usr/bin/python3 (Debian package python3-socks; scripts/test installs it as root)"
+}()

@@ -23,11 +23,8 @@ import Testing
         return ticks / 100
     }
 
-    @Test func delayAndRateAreWithinTenPercentAndTheCPUCostIsReported() async throws {
-        if let reason = TestNamespace.unavailableReason ?? missingTool("/usr/bin/curl", package: "curl") {
-            print("skipped delayAndRateAreWithinTenPercentAndTheCPUCostIsReported: \(reason)")
-            return
-        }
+    @Test(.enabled(if: (TestNamespace.unavailableReason ?? missingTool("/usr/bin/curl", package: "curl")) == nil, "\((TestNamespace.unavailableReason ?? missingTool("/usr/bin/curl", package: "curl")) ?? "")"))
+    func delayAndRateAreWithinTenPercentAndTheCPUCostIsReported() async throws {
         let name = try await Self.up("e\(getpid() % 100_000)", "rate=100mbit delay=10ms")
         defer { TestbedLiveTests.forceDown(name) }
         let server = try LiveProcess("origin", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", Origin.script, "0.0.0.0", "8000"])
@@ -80,11 +77,8 @@ import Testing
         #expect(abs(rate / 100e6 - 1) < 0.1, "rate \(rate / 1e6) Mbit/s")
     }
 
-    @Test func lossIsWithinTenPercentOfTheConfiguration() async throws {
-        if let reason = TestNamespace.unavailableReason {
-            print("skipped lossIsWithinTenPercentOfTheConfiguration: \(reason)")
-            return
-        }
+    @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
+    func lossIsWithinTenPercentOfTheConfiguration() async throws {
         let name = try await Self.up("l\(getpid() % 100_000)", "loss=10%/0%")
         defer { TestbedLiveTests.forceDown(name) }
         let receiver = try LiveProcess("receiver", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", "-c", """

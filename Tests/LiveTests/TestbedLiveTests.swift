@@ -60,11 +60,8 @@ import Testing
         return (Double(process.lines.last ?? "") ?? 0, try await sha256(ofFile: file))
     }
 
-    @Test func twoISPsAggregateSurviveALossAndLeaveNothingBehind() async throws {
-        if let reason = Self.unavailableReason {
-            print("skipped twoISPsAggregateSurviveALossAndLeaveNothingBehind: \(reason)")
-            return
-        }
+    @Test(.enabled(if: (Self.unavailableReason) == nil, "\((Self.unavailableReason) ?? "")"))
+    func twoISPsAggregateSurviveALossAndLeaveNothingBehind() async throws {
         let name = "t\(getpid() % 100_000)"
         let file = try Self.topologyFile(named: name)
         let up = try await runEdgepool(["testbed", "up", file])
@@ -102,11 +99,8 @@ import Testing
         _ = try await origin.waitForExit(timeout: 5)   // killed with its namespace
     }
 
-    @Test func aTopologyThatFailsHalfWayIsRemovedAndBadFilesNameTheLine() async throws {
-        if let reason = TestNamespace.unavailableReason {
-            print("skipped aTopologyThatFailsHalfWayIsRemovedAndBadFilesNameTheLine: \(reason)")
-            return
-        }
+    @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
+    func aTopologyThatFailsHalfWayIsRemovedAndBadFilesNameTheLine() async throws {
         let name = "f\(getpid() % 100_000)"
         // Parses, but the route's gateway is on no connected network: `ip route` refuses it late in the plan.
         let file = temporaryFile("broken") + ".topo"
@@ -162,13 +156,11 @@ import Testing
 @Suite(.serialized) struct ISPFailoverScenarioTests {
     /// End-to-end MPTCP, and plain TCP carried by EdgePool's entry/exit gateways over MPTCP.
     /// And the same over IPv6 only (bulk end to end, a video stream through the gateways).
-    @Test(arguments: [("isp-failover", "two-isp"), ("isp-failover-gateway", "two-isp"), ("isp-failover-v6", "two-isp-v6")])
+    /// (The IPv6 scenario's video needs ffmpeg: the whole set is enabled only with it.)
+    @Test(.enabled(if: (TestNamespace.unavailableReason ?? missingTool("/usr/bin/ffmpeg", package: "ffmpeg")) == nil,
+                   "\((TestNamespace.unavailableReason ?? missingTool("/usr/bin/ffmpeg", package: "ffmpeg")) ?? "")"),
+          arguments: [("isp-failover", "two-isp"), ("isp-failover-gateway", "two-isp"), ("isp-failover-v6", "two-isp-v6")])
     func bulkTrafficSurvivesEachISPFailingWithNoByteLost(scenarioName: String, topologyName: String) async throws {
-        let needsFFmpeg = scenarioName.hasSuffix("-v6")
-        if let reason = TestNamespace.unavailableReason ?? (needsFFmpeg ? missingTool("/usr/bin/ffmpeg", package: "ffmpeg") : nil) {
-            print("skipped bulkTrafficSurvivesEachISPFailingWithNoByteLost(\(scenarioName)): \(reason)")
-            return
-        }
         let name = "s\(getpid() % 100_000)\(scenarioName.count % 10)"
         let (directory, summary) = try await TestbedLiveTests.runShippedScenario(scenarioName, topology: topologyName, as: name, phaseSeconds: 3)
         let files = Set(try FileManager.default.contentsOfDirectory(atPath: directory))
@@ -184,11 +176,8 @@ import Testing
 
 /// An ISP that silently drops everything (the emulator's blackhole switch) while its line stays up.
 @Suite(.serialized) struct BlackholeScenarioTests {
-    @Test func trafficMovesToTheOtherISPWhileOneIsBlackholed() async throws {
-        if let reason = TestNamespace.unavailableReason {
-            print("skipped trafficMovesToTheOtherISPWhileOneIsBlackholed: \(reason)")
-            return
-        }
+    @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
+    func trafficMovesToTheOtherISPWhileOneIsBlackholed() async throws {
         let (_, summary) = try await TestbedLiveTests.runShippedScenario("isp-blackhole", topology: "two-isp-delay", as: "b\(getpid() % 100_000)",
                                                                          phaseSeconds: 4)
         #expect(summary.contains("lost 0, corrupted 0"))
@@ -202,13 +191,10 @@ import Testing
 
 /// The access-aggregation experiment, one short run per path with BBR.
 @Suite(.serialized) struct AccessAggregationTests {
-    @Test func everyPathCarriesDataWithNoByteLostAndTheReportIsWritten() async throws {
-        if let reason = TestNamespace.unavailableReason {
-            print("skipped everyPathCarriesDataWithNoByteLostAndTheReportIsWritten: \(reason)")
-            return
-        }
+    @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
+    func everyPathCarriesDataWithNoByteLostAndTheReportIsWritten() async throws {
         if try await TestbedLiveTests.namespaces("ept-agg-").count > 0 {
-            print("skipped everyPathCarriesDataWithNoByteLostAndTheReportIsWritten: a testbed 'agg' is up (another run?)")
+            Issue.record("a testbed 'agg' is up (another run, or one that was not cleaned up): `edgepool testbed down agg`")
             return
         }
         let out = temporaryFile("aggregation")
@@ -242,11 +228,8 @@ import Testing
 /// The ISP-failover experiment with a live RTMP stream (over MPTCP and through the gateway
 /// pair), request/response traffic and a user command, shortened to phases of 5 s.
 @Suite(.serialized) struct LiveVideoScenarioTests {
-    @Test func noFrameOrByteIsLostAndTheViewerModelMatchesTheGaps() async throws {
-        if let reason = TestNamespace.unavailableReason ?? missingTool("/usr/bin/ffmpeg", package: "ffmpeg") ?? missingTool("/usr/bin/mptcpize", package: "mptcpize") {
-            print("skipped noFrameOrByteIsLostAndTheViewerModelMatchesTheGaps: \(reason)")
-            return
-        }
+    @Test(.enabled(if: (TestNamespace.unavailableReason ?? missingTool("/usr/bin/ffmpeg", package: "ffmpeg") ?? missingTool("/usr/bin/mptcpize", package: "mptcpize")) == nil, "\((TestNamespace.unavailableReason ?? missingTool("/usr/bin/ffmpeg", package: "ffmpeg") ?? missingTool("/usr/bin/mptcpize", package: "mptcpize")) ?? "")"))
+    func noFrameOrByteIsLostAndTheViewerModelMatchesTheGaps() async throws {
         let (directory, summary) = try await TestbedLiveTests.runShippedScenario("isp-failover-video", as: "v\(getpid() % 100_000)",
                                                                                  phaseSeconds: 5, timeout: 150)
         let lines = summary.split(separator: "\n").map(String.init)
@@ -288,13 +271,10 @@ import Testing
 
 /// The offloading scenario with a namespace per site and the delays on emulated links.
 @Suite(.serialized) struct OffloadingTestbedTests {
-    @Test func everyRequestCompletesAndTheEdgeServesAtLowLoad() async throws {
-        if let reason = TestNamespace.unavailableReason {
-            print("skipped everyRequestCompletesAndTheEdgeServesAtLowLoad: \(reason)")
-            return
-        }
+    @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
+    func everyRequestCompletesAndTheEdgeServesAtLowLoad() async throws {
         if try await TestbedLiveTests.namespaces("ept-offload-").count > 0 {
-            print("skipped everyRequestCompletesAndTheEdgeServesAtLowLoad: a testbed 'offload' is up (another run?)")
+            Issue.record("a testbed 'offload' is up (another run, or one that was not cleaned up): `edgepool testbed down offload`")
             return
         }
         let out = temporaryFile("offload-testbed")

@@ -7,11 +7,8 @@ private let tshark = "/usr/bin/tshark"
 /// let Wireshark's own ASAP dissector judge every message our processes sent.
 @Suite("Live: Wireshark decodes our ASAP", .serialized)
 struct TsharkTests {
-    @Test func wiresharkDecodesEveryMessageWeSend() async throws {
-        guard FileManager.default.isExecutableFile(atPath: tshark) else {
-            print("SKIPPED wiresharkDecodesEveryMessageWeSend: \(tshark) is not installed (scripts/test installs it as root)")
-            return
-        }
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: tshark), "\(tshark) is not installed (Debian package tshark; scripts/test installs it as root)"))
+    func wiresharkDecodesEveryMessageWeSend() async throws {
         let port = try freePort()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-tshark-\(getpid())-\(port)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -75,11 +72,8 @@ struct TsharkTests {
 }
 
 extension TsharkTests {
-    @Test func wiresharkDecodesOurENRPThroughThePlugin() async throws {
-        guard FileManager.default.isExecutableFile(atPath: tshark) else {
-            print("SKIPPED wiresharkDecodesOurENRPThroughThePlugin: \(tshark) is not installed (scripts/test installs it as root)")
-            return
-        }
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: tshark), "\(tshark) is not installed (Debian package tshark; scripts/test installs it as root)"))
+    func wiresharkDecodesOurENRPThroughThePlugin() async throws {
         let ports = try (0..<3).map { _ in try freePort() }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-enrp-\(getpid())-\(ports[0])")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
