@@ -102,7 +102,32 @@ public final class CalcAppPoolUsers: Sendable {
         let handle = configuration.poolHandle
         let user = self.user
         group.next().makeFutureWithTask { await user.reportUnreachable(handle, identifier) }.whenComplete { _ in }
+    }
+
+    /// A job that left its PE for another (the PE died, refused its cookie, stopped answering).
+    public struct Failover: Sendable {
+        public var user: Int
+        public var job: UInt32
+        public var from: PoolElementIdentifier
+        public var reason: String
+        /// The PU holds a cookie from that PE: the next one resumes from it.
+        public var resumesFromCookie: Bool
+    }
+
+    /// Every failover so far (bounded: the first `maximumFailoverEvents`).
+    public var failoverEvents: [Failover] { failoverLog.withLockedValue { $0 } }
+    static let maximumFailoverEvents = 10_000
+    private let failoverLog = NIOLockedValueBox<[Failover]>([])
+
+    func failedOver(user: Int, job: UInt32, from element: PoolElementIdentifier, reason: String, resumable: Bool) {
         state.withLockedValue { $0.failovers += 1 }
+        failoverLog.withLockedValue { log in
+            if log.count < Self.maximumFailoverEvents {
+                log.append(Failover(user: user, job: job, from: element, reason: reason, resumesFromCookie: resumable))
+            }
+        }
+        logger.info("job failed over", metadata: ["job": "\(job)", "from": "\(element)", "reason": "\(reason)",
+                                                  "resumes_from_cookie": "\(resumable)"])
     }
 
     func submitted() { state.withLockedValue { $0.submitted += 1 } }
@@ -214,7 +239,12 @@ final class CalcAppClientDriver {
             case .completed(let record):
                 owner.completed(record)
             case .event(let event):
-                if case .rejected = event { owner.rejected() }
+                switch event {
+                case .rejected: owner.rejected()
+                case .failover(let job, let element, let reason):
+                    owner.failedOver(user: index, job: job, from: element, reason: reason, resumable: client.hasCookie)
+                default: break
+                }
             }
         }
         timer?.cancel()

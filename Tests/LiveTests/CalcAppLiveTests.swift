@@ -41,7 +41,13 @@ struct CalcAppLiveTests {
         let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
         // "requests: S submitted, C completed, F queued or in progress at the end; …"
         #expect(numbers.count >= 3 && numbers[0] == numbers[1] + numbers[2] && numbers[1] > 0, "\(line)")
-        #expect(output.contains { $0.contains("an edge PE crashes") })
+        // The crash is of an edge PE serving jobs, and the table and the summary say what became of them.
+        let crash = try #require(output.first { $0.contains("crashes with") }, "\(output.suffix(20))")
+        let crashedJobs = crash.split(separator: " ").firstIndex(of: "with").flatMap { Int(crash.split(separator: " ")[$0 + 1]) } ?? 0
+        #expect(crashedJobs >= 1, "\(crash)")
+        #expect(output.filter { $0.contains("failed over from edge PE") }.count == crashedJobs, "\(output.filter { $0.contains("·") })")
+        #expect(numbers.count >= 4 && numbers[3] >= crashedJobs, "the summary counts the failovers: \(line)")
+        #expect(output.contains { $0.contains("after 1 failover(s)") }, "a failed-over job completes elsewhere")
     }
 
     @Test func aLiveSweepWithAProcessPerComponentWritesItsReport() async throws {

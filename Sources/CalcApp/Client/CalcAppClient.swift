@@ -211,6 +211,15 @@ public struct CalcAppClient: Sendable {
         }
     }
 
+    /// Whether the job in hand carries a cookie (a failover then resumes from it).
+    public var hasCookie: Bool {
+        switch state {
+        case .selecting(let current), .waiting(let current, _): current.cookie != nil
+        case .connecting(let current, _), .requesting(let current, _, _), .processing(let current, _): current.cookie != nil
+        default: false
+        }
+    }
+
     /// The session broke (the PE died, or closed on us).
     public mutating func sessionClosed(now: NIODeadline) -> [Action] {
         switch state {

@@ -16,8 +16,10 @@ struct OffloadingDemoCommand: AsyncParsableCommand {
         over real sockets on loopback (MPTCP, falling back to TCP); each PE group's network
         delay comes from a delaying relay. The pool policy is Priority Least
         Used: the edge takes the work, the clouds join as it fills, the device's own PE serves
-        only under overload. Half-way, an edge PE crashes; its jobs resume on other PEs from
-        their cookies. Time runs --time-scale times faster (capacities × k, inter-arrival times
+        only under overload. Half-way, the busiest edge PE crashes; its jobs fail over to
+        other PEs — from their cookies where the PE had sent one (every 5 s or 5·10⁶
+        calculations; most jobs here are shorter and start afresh) — and the table shows each
+        failover and where the job completed. Time runs --time-scale times faster (capacities × k, inter-arrival times
         and delays ÷ k); all figures are in scenario time.
         """
     )
@@ -59,10 +61,11 @@ struct OffloadingDemoCommand: AsyncParsableCommand {
         print("  time       " + groups.map { _ in "used cap.  " }.joined())
         let result = try await run.run(snapshotEvery: .seconds(1)) { snapshot in
             if snapshot.elapsed < 0 {
-                print("  -- an edge PE crashes: no cookies, no deregistration; its jobs fail over --")
+                for event in snapshot.events { print("  -- \(event): no cookies, no deregistration; its jobs fail over --") }
             } else {
                 let cells = snapshot.utilization.map { String(format: "%5.1f %%    ", 100 * $0.value) }.joined()
                 print(String(format: "  %5.0f s    ", snapshot.elapsed) + cells + String(format: "%4d  %@", snapshot.completed, formatRate(snapshot.handlingSpeed) as NSString))
+                for event in snapshot.events { print("     · \(event)") }
             }
             fflush(nil)
         }
