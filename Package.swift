@@ -8,6 +8,8 @@ import PackageDescription
 //   Gateway       – SOCKS5 / HTTP proxy / gateway-pair protocol logic, destination policy, MPTCP telemetry (pure)
 //   GatewayService – the NIO gateway: listeners, relays, upstream connections, telemetry readers
 //   Testbed       – testbed topologies: the file format, validation, the plan of ip/tc commands (pure)
+//   PathManager   – MPTCP path health decisions and the netlink / mptcp_pm codec (pure)
+//   PathManagerService – the kernel side: netlink sockets, the in-kernel PM's endpoints
 //   EdgePoolCLI   – the `edgepool` executable: a thin layer that turns options into configuration values
 let package = Package(
     name: "EdgePool",
@@ -21,6 +23,8 @@ let package = Package(
         .library(name: "Gateway", targets: ["Gateway"]),
         .library(name: "GatewayService", targets: ["GatewayService"]),
         .library(name: "Testbed", targets: ["Testbed"]),
+        .library(name: "PathManager", targets: ["PathManager"]),
+        .library(name: "PathManagerService", targets: ["PathManagerService"]),
         .executable(name: "edgepool", targets: ["EdgePoolCLI"]),
     ],
     dependencies: [
@@ -95,11 +99,19 @@ let package = Package(
             name: "Testbed",
             dependencies: ["RSerPoolWire", "RSerPoolCore"]
         ),
+        .target(
+            name: "PathManager",
+            dependencies: ["RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "PathManagerService",
+            dependencies: ["PathManager", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .target(name: "CLinuxRelay"),
         .executableTarget(
             name: "EdgePoolCLI",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService", "Gateway", "GatewayService", "Testbed", "CLinuxRelay",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService", "Gateway", "GatewayService", "Testbed", "PathManager", "PathManagerService", "CLinuxRelay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -115,11 +127,15 @@ let package = Package(
         .executableTarget(
             name: "EdgePoolFuzzer",
             dependencies: [
-                "RSerPoolWire", "CalcApp", "Gateway",
+                "RSerPoolWire", "CalcApp", "Gateway", "PathManager",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "PathManagerTests",
+            dependencies: ["PathManager", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "TestbedTests",

@@ -32,6 +32,6 @@ struct EdgePool: AsyncParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [DemoCommand.self, RegistrarCommand.self, PoolElementCommand.self, ResolveCommand.self,
-                      PoolUserCommand.self, HandlespaceCommand.self, SimulateCommand.self, OffloadCommand.self, CalcAppPECommand.self, CalcAppPUCommand.self, GatewayCommand.self, TestbedCommand.self, BenchCommand.self]
+                      PoolUserCommand.self, HandlespaceCommand.self, SimulateCommand.self, OffloadCommand.self, CalcAppPECommand.self, CalcAppPUCommand.self, GatewayCommand.self, PathsCommand.self, TestbedCommand.self, BenchCommand.self]
     )
 }

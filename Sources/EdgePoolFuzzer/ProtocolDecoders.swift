@@ -3,6 +3,7 @@ import Gateway
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import PathManager
 import RSerPoolWire
 
 /// Feeds arbitrary bytes to every decoder that reads from an untrusted peer: the ASAP and
@@ -21,7 +22,24 @@ public func fuzzProtocolDecoders(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
     fuzzSOCKS5UDP(input)
     fuzzPairHeader(input)
     fuzzHTTPProxyRequest(input)
+    fuzzNetlink(input)
     return 0
+}
+
+/// What the kernel sends the path manager (netlink datagrams: generic netlink replies,
+/// mptcp_pm events and endpoint dumps). The kernel is trusted, but a decoder that crashes on
+/// a newer kernel's attributes would take the path manager down.
+func fuzzNetlink(_ input: ByteBuffer) {
+    guard let messages = try? NetlinkMessage.parse(input) else { return }
+    for message in messages {
+        _ = try? MPTCPEvent(message)
+        _ = try? MPTCPPathManager.endpoints(in: message)
+        _ = try? GenericNetlink.family(from: message)
+        // What parses re-encodes to the same bytes (the header's length included).
+        var again = ByteBuffer()
+        message.write(to: &again)
+        precondition((try? NetlinkMessage.parse(again))?.first?.payload == message.payload, "a netlink message does not round-trip")
+    }
 }
 
 /// The gateway's SOCKS5 server side, with and without authentication, fed in two pieces.

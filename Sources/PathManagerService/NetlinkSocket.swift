@@ -1,0 +1,119 @@
+import NIOCore
+import PathManager
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking netlink socket to the kernel of the calling process's network namespace, with
+/// a receive timeout. For the path manager's commands (a request, its replies, its ACK); the
+/// event stream gets a socket of its own.
+public final class NetlinkSocket {
+    public let fd: Int32
+    private var nextSequence: UInt32 = 1
+
+    public init(protocol netlinkProtocol: Int32, groups: UInt32 = 0, timeout: TimeAmount = .seconds(2)) throws(NetlinkError) {
+        fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkProtocol)
+        guard fd >= 0 else { throw NetlinkError("socket(AF_NETLINK): \(String(cString: strerror(errno)))", errno: errno) }
+        var time = timeval(tv_sec: Int(timeout.nanoseconds / 1_000_000_000), tv_usec: Int(timeout.nanoseconds % 1_000_000_000 / 1000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        // struct sockaddr_nl { sa_family_t nl_family; unsigned short nl_pad; u32 nl_pid; u32 nl_groups; }
+        var address = [UInt8](repeating: 0, count: 12)
+        address[0] = UInt8(AF_NETLINK)
+        withUnsafeBytes(of: groups) { address.replaceSubrange(8..<12, with: $0) }
+        let bound = address.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            throw NetlinkError("bind(AF_NETLINK): \(String(cString: strerror(code)))", errno: code)
+        }
+    }
+
+    deinit { close(fd) }
+
+    public func makeSequence() -> UInt32 {
+        defer { nextSequence &+= 1 }
+        return nextSequence
+    }
+
+    /// Joins a multicast group (NETLINK_ADD_MEMBERSHIP; the MPTCP events group needs CAP_NET_ADMIN).
+    public func join(group: UInt32) throws(NetlinkError) {
+        var value = group
+        guard setsockopt(fd, 270 /* SOL_NETLINK */, 1 /* NETLINK_ADD_MEMBERSHIP */, &value, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
+            throw NetlinkError("joining netlink group \(group): \(String(cString: strerror(errno)))", errno: errno)
+        }
+    }
+
+    public func send(_ message: NetlinkMessage) throws(NetlinkError) {
+        let bytes = message.bytes
+        let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+        guard sent == bytes.count else { throw NetlinkError("netlink send: \(String(cString: strerror(errno)))", errno: errno) }
+    }
+
+    /// One datagram's messages; throws on the timeout.
+    public func receive() throws(NetlinkError) -> [NetlinkMessage] {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard received > 0 else { throw NetlinkError("netlink receive: \(String(cString: strerror(errno)))", errno: errno) }
+        return try NetlinkMessage.parse(ByteBuffer(bytes: buffer[0..<received]))
+    }
+
+    /// Sends `message` and collects the answers with its sequence number until its ACK (or the
+    /// end of a dump); a kernel error becomes a `NetlinkError` with the errno.
+    public func request(_ message: NetlinkMessage) throws(NetlinkError) -> [NetlinkMessage] {
+        try send(message)
+        var answers: [NetlinkMessage] = []
+        // Bounded: a kernel that never ends the answer cannot hold the caller.
+        for _ in 0..<10_000 {
+            for answer in try receive() where answer.sequence == message.sequence {
+                if answer.type == NetlinkMessage.errorType {
+                    if let code = answer.errorCode, code != 0 { throw NetlinkError("the kernel refused: \(String(cString: strerror(-code)))", errno: -code) }
+                    return answers
+                }
+                if answer.type == NetlinkMessage.doneType { return answers }
+                answers.append(answer)
+                if !message.flags.contains(.dump) && !message.flags.contains(.acknowledge) { return answers }
+            }
+        }
+        throw NetlinkError("no end to the kernel's answer")
+    }
+}
+
+/// The in-kernel MPTCP path manager of this namespace, over generic netlink.
+public final class KernelPathManager {
+    public let socket: NetlinkSocket
+    public let family: GenericNetlink.Family
+
+    /// Finds the `mptcp_pm` family; throws with a message that says what is missing.
+    public init() throws(NetlinkError) {
+        socket = try NetlinkSocket(protocol: GenericNetlink.netlinkProtocol)
+        let answers: [NetlinkMessage]
+        do {
+            answers = try socket.request(GenericNetlink.familyRequest(name: MPTCPPathManager.familyName, sequence: socket.makeSequence()))
+        } catch {
+            throw NetlinkError("this kernel has no '\(MPTCPPathManager.familyName)' generic netlink family (MPTCP support, net.mptcp.enabled): \(error)", errno: error.errno)
+        }
+        guard let first = answers.first else { throw NetlinkError("the kernel did not describe the '\(MPTCPPathManager.familyName)' family") }
+        family = try GenericNetlink.family(from: first)
+    }
+
+    public func endpoints() throws(NetlinkError) -> [MPTCPPathManager.Endpoint] {
+        var endpoints: [MPTCPPathManager.Endpoint] = []
+        for answer in try socket.request(MPTCPPathManager.dumpEndpoints(family: family.identifier, sequence: socket.makeSequence())) {
+            endpoints += try MPTCPPathManager.endpoints(in: answer)
+        }
+        return endpoints
+    }
+
+    public func add(_ endpoint: MPTCPPathManager.Endpoint) throws(NetlinkError) {
+        _ = try socket.request(MPTCPPathManager.addEndpoint(endpoint, family: family.identifier, sequence: socket.makeSequence()))
+    }
+
+    public func delete(id: UInt8) throws(NetlinkError) {
+        _ = try socket.request(MPTCPPathManager.deleteEndpoint(id: id, family: family.identifier, sequence: socket.makeSequence()))
+    }
+
+    public func setBackup(id: UInt8, _ backup: Bool) throws(NetlinkError) {
+        _ = try socket.request(MPTCPPathManager.setBackup(id: id, backup, family: family.identifier, sequence: socket.makeSequence()))
+    }
+}

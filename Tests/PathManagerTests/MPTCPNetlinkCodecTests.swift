@@ -1,0 +1,121 @@
+import NIOCore
+import PathManager
+import RSerPoolWire
+import Testing
+
+/// The netlink messages byte for byte, from linux/netlink.h, genetlink.h and mptcp.h (the
+/// numbers are the uapi's; netlink is host order, so the vectors are for little-endian hosts).
+@Suite struct MPTCPNetlinkCodecTests {
+    static let family: UInt16 = 0x1C
+
+    @Test(.enabled(if: 1.littleEndian == 1, "the vectors are written for a little-endian host"))
+    func addEndpointMatchesTheKernelLayout() {
+        let endpoint = MPTCPPathManager.Endpoint(id: 2, address: IPAddress("10.0.0.1")!, flags: .subflow)
+        let bytes = MPTCPPathManager.addEndpoint(endpoint, family: Self.family, sequence: 7).bytes
+        let expected: [UInt8] = [
+            0x38, 0, 0, 0, 0x1C, 0, 0x05, 0, 7, 0, 0, 0, 0, 0, 0, 0,   // nlmsghdr: 56 bytes, family, REQUEST|ACK, seq 7
+            0x01, 0x01, 0, 0,                                           // genlmsghdr: ADD_ADDR, version 1
+            0x24, 0, 0x01, 0x80,                                        // MPTCP_PM_ATTR_ADDR | NLA_F_NESTED, 36 bytes
+            0x06, 0, 0x01, 0, 0x02, 0, 0, 0,                            //   FAMILY AF_INET (+2 padding)
+            0x05, 0, 0x02, 0, 0x02, 0, 0, 0,                            //   ID 2 (+3 padding)
+            0x08, 0, 0x03, 0, 10, 0, 0, 1,                              //   ADDR4 10.0.0.1, network order
+            0x08, 0, 0x06, 0, 0x02, 0, 0, 0,                            //   FLAGS subflow
+        ]
+        #expect(bytes == expected)
+    }
+
+    @Test(.enabled(if: 1.littleEndian == 1, "the vectors are written for a little-endian host"))
+    func deleteSetBackupAndFamilyRequests() {
+        #expect(MPTCPPathManager.deleteEndpoint(id: 3, family: Self.family, sequence: 1).bytes == [
+            0x20, 0, 0, 0, 0x1C, 0, 0x05, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+            0x02, 0x01, 0, 0,
+            0x0C, 0, 0x01, 0x80, 0x05, 0, 0x02, 0, 0x03, 0, 0, 0,
+        ])
+        #expect(MPTCPPathManager.setBackup(id: 3, true, family: Self.family, sequence: 2).bytes == [
+            0x28, 0, 0, 0, 0x1C, 0, 0x05, 0, 2, 0, 0, 0, 0, 0, 0, 0,  // 16 + 4 + 20 bytes
+            0x07, 0x01, 0, 0,                                          // SET_FLAGS
+            0x14, 0, 0x01, 0x80,                                       // ADDR, nested, 20 bytes
+            0x05, 0, 0x02, 0, 0x03, 0, 0, 0,                           //   ID 3
+            0x08, 0, 0x06, 0, 0x04, 0, 0, 0,                           //   FLAGS backup
+        ])
+        // "mptcp_pm" and its NUL: a 13-byte attribute padded to 16.
+        let family = GenericNetlink.familyRequest(name: "mptcp_pm", sequence: 9).bytes
+        #expect(family == [0x24, 0, 0, 0, 0x10, 0, 0x01, 0, 9, 0, 0, 0, 0, 0, 0, 0,
+                           0x03, 0x01, 0, 0,
+                           0x0D, 0, 0x02, 0, 0x6D, 0x70, 0x74, 0x63, 0x70, 0x5F, 0x70, 0x6D, 0, 0, 0, 0])
+    }
+
+    @Test func subflowCommandsCarryTokenBothAddressesAndHostOrderPorts() throws {
+        let message = MPTCPPathManager.destroySubflow(token: 0xDEAD_BEEF, local: IPAddress("10.0.1.2")!, localPort: 8080,
+                                                      remote: IPAddress("2001:db8::1")!, remotePort: 443, family: Self.family, sequence: 3)
+        let (command, attributes) = try GenericNetlink.parse(message)
+        #expect(command == MPTCPPathManager.Command.subflowDestroy.rawValue)
+        #expect(attributes.first(4)?.u32 == 0xDEAD_BEEF)
+        let local = try NetlinkAttribute.parse(try #require(attributes.first(1)).value)
+        #expect(local.first(5)?.u16 == 8080, "host order in commands")
+        let remote = try NetlinkAttribute.parse(try #require(attributes.first(6)).value)
+        #expect(remote.first(1)?.u16 == 10 && remote.first(4)?.value.readableBytes == 16 && remote.first(5)?.u16 == 443)
+    }
+
+    @Test func eventsDecodeWithNetworkOrderPortsAndSkipUnknownAttributes() throws {
+        var payload = ByteBuffer(bytes: [11, 1, 0, 0])   // SUB_CLOSED
+        for attribute: NetlinkAttribute in [
+            .u32(1, 0xDEAD_BEEF), .u16(2, 2), .u8(3, 1), .u8(4, 0), .bytes(5, [10, 0, 1, 2]), .bytes(7, [10, 0, 2, 1]),
+            .bytes(9, [0x1F, 0x90]), .bytes(10, [0x00, 0x50]), .u8(11, 0), .u8(12, 110), .u32(99, 7),
+        ] { attribute.write(to: &payload) }
+        let event = try MPTCPEvent(NetlinkMessage(type: Self.family, flags: [], sequence: 0, payload: payload))
+        #expect(event.kind == .subflowClosed && event.token == 0xDEAD_BEEF && event.localID == 1 && event.remoteID == 0)
+        #expect(event.source == IPAddress("10.0.1.2") && event.destination == IPAddress("10.0.2.1"))
+        #expect(event.sourcePort == 8080 && event.destinationPort == 80, "network order in events")
+        #expect(event.error == 110 && event.backup == false)
+    }
+
+    @Test func theControllersAnswerGivesTheFamilyAndItsGroups() throws {
+        var payload = ByteBuffer(bytes: [1, 2, 0, 0])   // CTRL_CMD_NEWFAMILY
+        NetlinkAttribute.u16(1, Self.family).write(to: &payload)
+        NetlinkAttribute.string(2, "mptcp_pm").write(to: &payload)
+        NetlinkAttribute.nested(7, [
+            .nested(1, [.string(1, "mptcp_pm_cmds"), .u32(2, 5)]),
+            .nested(2, [.string(1, "mptcp_pm_events"), .u32(2, 6)]),
+        ]).write(to: &payload)
+        let datagram = ByteBuffer(bytes: NetlinkMessage(type: GenericNetlink.controllerID, flags: [], sequence: 9, payload: payload).bytes)
+        let messages = try NetlinkMessage.parse(datagram)
+        #expect(messages.count == 1 && messages[0].sequence == 9)
+        let family = try GenericNetlink.family(from: messages[0])
+        #expect(family.identifier == Self.family && family.multicastGroups == ["mptcp_pm_cmds": 5, "mptcp_pm_events": 6])
+    }
+
+    @Test func kernelErrorsAndAcknowledgementsAreRecognised() throws {
+        func errorMessage(_ code: Int32) -> NetlinkMessage {
+            var payload = ByteBuffer()
+            payload.writeInteger(code, endianness: .host)
+            payload.writeRepeatingByte(0, count: 16)   // the request's header
+            return NetlinkMessage(type: NetlinkMessage.errorType, flags: [], sequence: 4, payload: payload)
+        }
+        #expect(errorMessage(0).errorCode == 0)
+        #expect(throws: NetlinkError("the kernel answered errno 17", errno: 17)) { try GenericNetlink.parse(errorMessage(-17)) }
+    }
+
+    @Test(arguments: [
+        [UInt8]([0x10, 0, 0]),                                              // shorter than a header
+        [0x40, 0, 0, 0, 0x1C, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],             // length past the datagram
+        [0x08, 0, 0, 0, 0x1C, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],             // length under a header
+    ])
+    func malformedDatagramsAreRefused(bytes: [UInt8]) {
+        #expect(throws: NetlinkError.self) { try NetlinkMessage.parse(ByteBuffer(bytes: bytes)) }
+    }
+
+    @Test func malformedAttributesAreRefused() {
+        #expect(throws: NetlinkError.self) { try NetlinkAttribute.parse(ByteBuffer(bytes: [0x09, 0, 1, 0, 1, 2, 3, 4])) }   // past the end
+        #expect(throws: NetlinkError.self) { try NetlinkAttribute.parse(ByteBuffer(bytes: [0x02, 0, 1, 0])) }               // under a header
+        #expect(throws: NetlinkError.self) { try NetlinkAttribute.parse(ByteBuffer(bytes: [0x04, 0, 1, 0, 0xFF])) }         // trailing byte
+    }
+
+    @Test func endpointsRoundTripThroughADumpAnswer() throws {
+        let endpoint = MPTCPPathManager.Endpoint(id: 5, address: IPAddress("2001:db8::7")!, port: 5999, flags: [.signal, .backup], interfaceIndex: 4)
+        var request = MPTCPPathManager.addEndpoint(endpoint, family: Self.family, sequence: 1)
+        // The kernel answers a dump with NEW_ADDR-shaped messages carrying the same nested address.
+        request.payload.setInteger(UInt8(3), at: request.payload.readerIndex)
+        #expect(try MPTCPPathManager.endpoints(in: request) == [endpoint])
+    }
+}
