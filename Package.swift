@@ -105,7 +105,7 @@ let package = Package(
         ),
         .target(
             name: "PathManagerService",
-            dependencies: ["PathManager", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["PathManager", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "CLinuxRelay"),
         .executableTarget(

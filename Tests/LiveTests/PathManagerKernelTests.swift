@@ -38,3 +38,64 @@ import Testing
         #expect(missing.status != 0 && missing.lines.contains { $0.contains("the kernel refused") }, "\(missing.lines)")
     }
 }
+
+/// The path manager with a real MPTCP transfer between two namespaces joined by two links.
+@Suite(.serialized) struct PathManagerDaemonTests {
+    static var unavailableReason: String? {
+        TestNamespace.unavailableReason ?? missingTool("/usr/bin/mptcpize", package: "mptcpize") ?? missingTool("/usr/bin/curl", package: "curl")
+    }
+
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func aPathThatReturnsGetsAFreshSubflowAndNoByteIsLost() async throws {
+        let (client, server) = try await TestNamespace.multipath()
+        // The origin must speak MPTCP (a plain-TCP server makes every connection fall back).
+        let originProcess = try server.run("origin", "/usr/bin/mptcpize", ["run", "/usr/bin/python3", Origin.script, "0.0.0.0", "0"])
+        let originLine = try await originProcess.waitForLine(containing: "origin listening on")
+        let originPort = try #require(originLine.split(separator: ":").last.flatMap { Int($0) })
+        // The kernel's witnesses of every subflow: its monitor on the server (line-buffered,
+        // or nothing arrives before it exits) and the client's MP_JOIN counters.
+        let monitor = try server.run("mptcp-monitor", "/usr/bin/stdbuf", ["-oL", TestNamespace.ipTool!, "mptcp", "monitor"])
+        func joinsAnswered() async throws -> Int {
+            let nstat = try client.run("nstat", "/usr/bin/nstat", ["-az", "MPTcpExtMPJoinSynAckRx"])
+            _ = try await nstat.waitForExit()
+            return nstat.lines.compactMap { line in line.hasPrefix("MPTcpExtMPJoinSynAckRx") ? line.split(separator: " ").dropFirst().first.flatMap { Int($0) } : nil }.first ?? -1
+        }
+        let paths = try client.edgepool("paths", ["paths", "run", "--path", "c2=10.78.2.1,noprobe", "--log-level", "info"])
+        _ = try await paths.waitForLine(containing: "edgepool paths managing c2 10.78.2.1 id 1 active")
+        let size = 120_000_000   // two 40 Mbit/s links: about 12 s
+        let file = temporaryFile("paths")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let curl = try client.run("curl", "/usr/bin/mptcpize", ["run", "/usr/bin/curl", "-sS", "-o", file, "http://10.78.1.2:\(originPort)/bytes/\(size)"])
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await joinsAnswered() >= 1, "the second subflow at the start")
+        try await client.ip(["link", "set", "c2", "down"])
+        _ = try await paths.waitForLine(containing: "path retired", timeout: 2)
+        try await Task.sleep(for: .seconds(6))
+        let beforeReturn = monitor.lines.filter { $0.contains("SF_ESTABLISHED") && $0.contains("10.78.2.1") }.count
+        let joinsBeforeReturn = try await joinsAnswered()
+        try await client.ip(["link", "set", "c2", "up"])
+        let returned = Date()
+        // The kernel deleted the per-source route with the link; a network manager would put it
+        // back, the test does (within the path manager's 100 ms hold).
+        try await client.ip(["route", "replace", "10.78.1.0/24", "dev", "c2", "table", "102"])
+        _ = try await paths.waitForLine(containing: "path restored", timeout: 3)
+        try await eventually(timeout: 3, "a fresh subflow from 10.78.2.1 after the return (the client's MP_JOIN answered)") {
+            try await joinsAnswered() > joinsBeforeReturn
+        }
+        try await eventually(timeout: 3, "the server's monitor shows it established") {
+            monitor.lines.filter { $0.contains("SF_ESTABLISHED") && $0.contains("10.78.2.1") }.count > beforeReturn
+        }
+        let subflowAfter = Date().timeIntervalSince(returned)
+        print("path manager: a fresh subflow on the returned path \(String(format: "%.2f", subflowAfter)) s after the link came back")
+        #expect(subflowAfter < 1.5, "the path carries a subflow again within 1.5 s of its return (kernel PM alone: never re-created)")
+        #expect(try await curl.waitForExit(timeout: 90) == 0, "\(curl.lines.suffix(3))")
+        let expected = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", server.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(originPort)/sha/\(size)"]).output.last
+        #expect(try await sha256(ofFile: file) == expected, "byte-exact")
+        paths.signal(SIGTERM)
+        #expect(try await paths.waitForExit() == 0)
+        let endpoints = try client.run("ip-mptcp", TestNamespace.ipTool!, ["mptcp", "endpoint", "show"])
+        _ = try await endpoints.waitForExit()
+        #expect(endpoints.lines.contains { $0.contains("10.78.2.1") }, "the endpoint is left for the kernel's PM: \(endpoints.lines)")
+        withExtendedLifetime(originProcess) {}
+    }
+}

@@ -2,21 +2,24 @@ import ArgumentParser
 import PathManager
 import PathManagerService
 import Foundation
+import Logging
 import RSerPoolWire
+import Synchronization
 
 struct PathsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paths",
-        abstract: "EdgePool's MPTCP path manager (first part: the in-kernel PM's endpoints over netlink).",
+        abstract: "EdgePool's MPTCP path manager: paths retired at once when they fail, restored with fresh subflows when they return.",
         discussion: """
         Talks to the kernel's mptcp_pm generic netlink family of the current network
         namespace, like `ip mptcp endpoint`. Changing endpoints needs CAP_NET_ADMIN.
+          edgepool paths run --path wan1=192.0.2.2 --path wan2=198.51.100.2,backup --probe 203.0.113.1:9
           edgepool paths endpoints
           edgepool paths endpoint add 192.0.2.2 --id 2 --flags subflow --dev wan2
           edgepool paths endpoint backup 2
           edgepool paths endpoint delete 2
         """,
-        subcommands: [PathsEndpointsCommand.self, PathsEndpointCommand.self]
+        subcommands: [PathsRunCommand.self, PathsEndpointsCommand.self, PathsEndpointCommand.self]
     )
 }
 
@@ -98,4 +101,95 @@ private func describe(_ endpoint: MPTCPPathManager.Endpoint) -> String {
         text += " dev " + (if_indextoname(UInt32(endpoint.interfaceIndex), &name) != nil ? String(cString: name) : "#\(endpoint.interfaceIndex)")
     }
     return text
+}
+
+/// Set by SIGTERM/SIGINT; the daemon's loop looks at it every turn.
+private let stopRequested = Atomic<Bool>(false)
+
+struct PathsRunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Manage this namespace's MPTCP paths (in-kernel PM) until SIGTERM.",
+        discussion: """
+        Each --path is IF=ADDR with options after commas: backup (its subflows are used
+        only while no active path works), noprobe (the link state alone decides), id=N
+        (the endpoint id, default its position), port=P, signal. A path whose link goes
+        down, whose probes go unanswered (3 in a row), is retired at once: its endpoint is
+        deleted, its subflows close on every connection. When it is good again (2 answered
+        probes and a 100 ms hold that doubles while it flaps) its endpoint is added back:
+        the kernel opens a fresh subflow on every connection. Probes are TCP handshakes from
+        the path's address to --probe (a closed port on the peer answers with a reset).
+        On SIGTERM every endpoint is put back for the kernel's own PM.
+          edgepool paths run --path wan1=10.0.1.2 --path wan2=10.0.2.2 --probe 10.0.9.1:9
+          edgepool paths run --path c2=10.78.2.1,noprobe
+        """
+    )
+
+    @Option(name: .customLong("path"), help: ArgumentHelp("A path: IF=ADDR[,backup][,noprobe][,id=N][,port=P][,signal]; repeatable.", valueName: "path"))
+    var paths: [String] = []
+
+    @Option(help: ArgumentHelp("Where the probes go (ADDR:PORT; [v6]:PORT).", valueName: "address:port"))
+    var probe: String?
+
+    @Option(help: "Time between probes of a path. [default: 100ms]") var probeInterval: Duration?
+    @Option(help: "A probe unanswered this long failed; longer than the slowest path's round trip. [default: 300ms]") var probeTimeout: Duration?
+    @Option(help: "How long a returning path must stay good before it is used (doubled while it flaps). [default: 100ms]") var returnHold: Duration?
+    @Option(help: "Log level (logs go to stderr).") var logLevel: Logger.Level = .info
+
+    func run() throws {
+        var parsed: [PathManagerConfiguration.Path] = []
+        for (index, text) in paths.enumerated() {
+            let parts = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            guard let first = parts.first, let equals = first.firstIndex(of: "="), let address = IPAddress(String(first[first.index(after: equals)...])) else {
+                throw ValidationError("--path wants IF=ADDR[,options], got '\(text)'")
+            }
+            var path = PathManagerConfiguration.Path(interface: String(first[..<equals]), address: address, endpointID: UInt8(min(index + 1, 255)))
+            for option in parts.dropFirst() {
+                switch option {
+                case "backup": path.policy.role = .backup
+                case "noprobe": path.policy.probed = false
+                case "signal": path.extraFlags.insert(.signal)
+                case let text where text.hasPrefix("id="):
+                    guard let id = UInt8(text.dropFirst(3)), id > 0 else { throw ValidationError("id= wants 1–255 in '\(text)'") }
+                    path.endpointID = id
+                case let text where text.hasPrefix("port="):
+                    guard let port = UInt16(text.dropFirst(5)) else { throw ValidationError("port= wants 0–65535 in '\(text)'") }
+                    path.endpointPort = port
+                default: throw ValidationError("unknown path option '\(option)' (backup, noprobe, id=N, port=P, signal)")
+                }
+            }
+            parsed.append(path)
+        }
+        var target: PathManagerConfiguration.ProbeTarget?
+        if let probe {
+            guard let colon = probe.lastIndex(of: ":"), let port = UInt16(probe[probe.index(after: colon)...]),
+                  let address = IPAddress(String(probe[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))) else {
+                throw ValidationError("--probe wants ADDR:PORT, got '\(probe)'")
+            }
+            target = PathManagerConfiguration.ProbeTarget(address: address, port: port)
+        }
+        var configuration = PathManagerConfiguration(paths: parsed, probeTarget: target)
+        if let v = probeInterval { configuration.probeInterval = v.amount }
+        if let v = probeTimeout { configuration.probeTimeout = v.amount }
+        if let v = returnHold { configuration.health.returnHoldTime = v.amount }
+        do {
+            try configuration.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        Bootstrap.run(logLevel: logLevel)
+        let daemon: PathManagerDaemon
+        let summary: String
+        do {
+            daemon = try PathManagerDaemon(configuration: configuration, logger: Logger(label: "edgepool.paths"))
+            summary = try daemon.start()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+        print("edgepool paths managing \(summary)")
+        fflush(nil)
+        daemon.run { stopRequested.load(ordering: .relaxed) }
+    }
 }

@@ -1,0 +1,226 @@
+import Logging
+import NIOCore
+import PathManager
+import RSerPoolWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the path manager manages: the local paths, how they are watched.
+public struct PathManagerConfiguration: Sendable {
+    /// Where a path's probes go: any address of the peer; a closed port answers with a reset
+    /// and costs the peer nothing.
+    public struct ProbeTarget: Hashable, Sendable {
+        public var address: IPAddress
+        public var port: UInt16
+        public init(address: IPAddress, port: UInt16) {
+            self.address = address
+            self.port = port
+        }
+    }
+
+    public struct Path: Hashable, Sendable {
+        public var interface: String
+        public var address: IPAddress
+        /// The in-kernel PM endpoint id this path uses (1–255).
+        public var endpointID: UInt8
+        public var policy: PathPolicy
+        /// An endpoint port of its own (`port=P`: joins accepted there), 0 for none.
+        public var endpointPort: UInt16 = 0
+        /// Endpoint flags besides subflow/backup (e.g. signal on a server).
+        public var extraFlags: MPTCPPathManager.EndpointFlags = []
+
+        public init(interface: String, address: IPAddress, endpointID: UInt8, policy: PathPolicy = PathPolicy()) {
+            self.interface = interface
+            self.address = address
+            self.endpointID = endpointID
+            self.policy = policy
+        }
+
+        public var identifier: PathIdentifier { PathIdentifier(interface) }
+
+        var endpoint: MPTCPPathManager.Endpoint {
+            var flags: MPTCPPathManager.EndpointFlags = [.subflow]
+            flags.formUnion(extraFlags)
+            if policy.role == .backup { flags.insert(.backup) }
+            return MPTCPPathManager.Endpoint(id: endpointID, address: address, port: endpointPort, flags: flags,
+                                             interfaceIndex: Int32(if_nametoindex(interface)))
+        }
+    }
+
+    public var paths: [Path]
+    public var probeTarget: ProbeTarget?
+    public var probeInterval: TimeAmount = .milliseconds(100)
+    /// Longer than the slowest path's round trip.
+    public var probeTimeout: TimeAmount = .milliseconds(300)
+    public var health = PathHealthConfiguration()
+
+    public init(paths: [Path], probeTarget: ProbeTarget?) {
+        self.paths = paths
+        self.probeTarget = probeTarget
+    }
+
+    public func validate() throws(PathManagerError) {
+        guard !paths.isEmpty else { throw PathManagerError("no paths to manage") }
+        if Set(paths.map(\.endpointID)).count != paths.count { throw PathManagerError("two paths share an endpoint id") }
+        if Set(paths.map(\.interface)).count != paths.count { throw PathManagerError("two paths share an interface") }
+        if paths.contains(where: { $0.endpointID == 0 }) { throw PathManagerError("endpoint ids are 1–255") }
+        if paths.contains(where: { $0.policy.probed }) && probeTarget == nil { throw PathManagerError("probed paths need a probe target") }
+        guard probeTimeout > .zero, probeInterval > .zero else { throw PathManagerError("the probe interval and timeout must be positive") }
+    }
+}
+
+public struct PathManagerError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// EdgePool's path manager for one network namespace, over the in-kernel PM: it watches each
+/// path's link (rtnetlink) and, with active probes, the path beyond it; a lost path's
+/// endpoint is deleted at once (its subflows close on every connection: nothing is sent into
+/// a dead path any more), and re-added once the path has held good (fresh subflows on every
+/// connection: none left in retransmission back-off). The decisions are `PathHealthMonitor`'s.
+public final class PathManagerDaemon {
+    public let configuration: PathManagerConfiguration
+    private let logger: Logger
+    private let kernel: KernelPathManager
+    private let links: NetlinkSocket
+    private var monitor: PathHealthMonitor
+    private var linkUp: [PathIdentifier: Bool] = [:]
+    private var probes: [PathIdentifier: PathProbe] = [:]
+    private var nextProbe: [PathIdentifier: NIODeadline] = [:]
+    /// Retirements and restorations carried out, per path.
+    public private(set) var retired: [PathIdentifier: Int] = [:]
+    public private(set) var restored: [PathIdentifier: Int] = [:]
+
+    public init(configuration: PathManagerConfiguration, logger: Logger) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        kernel = try KernelPathManager()
+        links = try NetlinkSocket(protocol: RouteNetlink.netlinkProtocol, groups: RouteNetlink.linkGroup, timeout: .milliseconds(5))
+        monitor = PathHealthMonitor(configuration: configuration.health)
+    }
+
+    private func path(_ identifier: PathIdentifier) -> PathManagerConfiguration.Path? {
+        configuration.paths.first { $0.identifier == identifier }
+    }
+
+    /// Takes the paths over: removes endpoints with their ids or addresses, then adds the ones
+    /// whose links are up. Returns a one-line summary.
+    public func start() throws -> String {
+        let states = try currentLinks()
+        for existing in try kernel.endpoints() where configuration.paths.contains(where: { $0.endpointID == existing.id || $0.address == existing.address }) {
+            try? kernel.delete(id: existing.id)
+        }
+        let now = NIODeadline.now()
+        for path in configuration.paths {
+            let up = states[path.interface] ?? false
+            linkUp[path.identifier] = up
+            apply(monitor.add(path.identifier, policy: path.policy, linkUp: up, now: now))
+        }
+        return configuration.paths.map { "\($0.interface) \($0.address) id \($0.endpointID) \($0.policy.role.rawValue)\(linkUp[$0.identifier] == true ? "" : " (down)")" }
+            .joined(separator: ", ")
+    }
+
+    private func currentLinks() throws -> [String: Bool] {
+        let socket = try NetlinkSocket(protocol: RouteNetlink.netlinkProtocol)
+        var states: [String: Bool] = [:]
+        for message in try socket.request(RouteNetlink.dumpLinks(sequence: socket.makeSequence())) {
+            if let link = try RouteNetlink.link(from: message), let name = link.name { states[name] = link.isUp }
+        }
+        return states
+    }
+
+    /// Runs until `shouldStop` says so (checked at least every 20 ms), then puts every
+    /// endpoint back so the kernel's own PM carries on with all paths.
+    public func run(shouldStop: () -> Bool) {
+        while !shouldStop() {
+            step()
+        }
+        for path in configuration.paths where monitor.health(of: path.identifier) != .up {
+            try? kernel.add(path.endpoint)
+        }
+        logger.info("stopped; every endpoint is back for the kernel's path manager")
+    }
+
+    /// One turn: link events, probes, timers.
+    func step() {
+        var wait = 20
+        let now = NIODeadline.now()
+        if let deadline = monitor.nextDeadline { wait = min(wait, max(0, Int((deadline - now).nanoseconds / 1_000_000))) }
+        if !configuration.paths.filter(\.policy.probed).isEmpty { wait = min(wait, 5) }
+        var entry = pollfd(fd: links.fd, events: Int16(POLLIN), revents: 0)
+        if poll(&entry, 1, Int32(wait)) > 0, let messages = try? links.receive() {
+            for message in messages {
+                do {
+                    guard let link = try RouteNetlink.link(from: message), let name = link.name,
+                          let path = configuration.paths.first(where: { $0.interface == name }), linkUp[path.identifier] != link.isUp else { continue }
+                    linkUp[path.identifier] = link.isUp
+                    logger.info("link \(link.isUp ? "up" : "down")", metadata: ["path": "\(path.interface)"])
+                    apply(monitor.linkChanged(path.identifier, up: link.isUp, now: .now()))
+                } catch {
+                    logger.notice("unreadable link message", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        if let target = configuration.probeTarget { runProbes(target) }
+        apply(monitor.timerFired(now: .now()))
+    }
+
+    private func runProbes(_ target: PathManagerConfiguration.ProbeTarget) {
+        let now = NIODeadline.now()
+        for path in configuration.paths where path.policy.probed {
+            let id = path.identifier
+            if let probe = probes[id] {
+                switch probe.poll(now: now, timeout: configuration.probeTimeout) {
+                case .pending: continue
+                case .answered:
+                    probes[id] = nil
+                    apply(monitor.probed(id, answered: true, now: now))
+                case .failed(let reason):
+                    probes[id] = nil
+                    logger.debug("probe failed", metadata: ["path": "\(path.interface)", "reason": "\(reason)"])
+                    apply(monitor.probed(id, answered: false, now: now))
+                }
+            }
+            guard nextProbe[id].map({ $0 <= now }) ?? true else { continue }
+            nextProbe[id] = now + configuration.probeInterval
+            if let probe = PathProbe(from: path.address, interface: path.interface, to: target.address, port: target.port, now: now) {
+                probes[id] = probe
+            } else {
+                apply(monitor.probed(id, answered: false, now: now))   // the address is gone: no way out
+            }
+        }
+    }
+
+    private func apply(_ actions: [PathHealthMonitor.Action]) {
+        for action in actions {
+            switch action {
+            case .retire(let id, let reason):
+                guard let path = path(id) else { continue }
+                do {
+                    try kernel.delete(id: path.endpointID)
+                } catch {
+                    logger.debug("endpoint already gone", metadata: ["path": "\(path.interface)", "error": "\(error)"])
+                }
+                retired[id, default: 0] += 1
+                logger.notice("path retired: its subflows are closed on every connection", metadata: ["path": "\(path.interface)", "reason": "\(reason)"])
+            case .restore(let id, _):
+                guard let path = path(id) else { continue }
+                do {
+                    try kernel.add(path.endpoint)
+                } catch where error.errno == EEXIST || error.errno == EBUSY {
+                    try? kernel.delete(id: path.endpointID)
+                    try? kernel.add(path.endpoint)
+                } catch {
+                    logger.error("cannot add the path's endpoint", metadata: ["path": "\(path.interface)", "error": "\(error)"])
+                    continue
+                }
+                restored[id, default: 0] += 1
+                logger.notice("path restored: fresh subflows on every connection", metadata: ["path": "\(path.interface)", "role": "\(path.policy.role.rawValue)"])
+            }
+        }
+    }
+}
