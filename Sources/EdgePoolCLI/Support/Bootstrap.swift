@@ -1,7 +1,9 @@
 import Logging
 import Metrics
 import NIOConcurrencyHelpers
+import GatewayService
 import Prometheus
+import RSerPool
 
 /// Process-wide logging and metrics, set up once per process.
 enum Bootstrap {
@@ -22,5 +24,8 @@ enum Bootstrap {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
     }
 
-    static func metricsText() -> String { registry.emitToString() }
+    /// The exposition text, with a HELP line for every metric the daemons make.
+    static func metricsText() -> String {
+        MetricHelp.annotate(registry.emitToString(), help: MetricHelp.registrar.merging(gatewayMetricHelp) { first, _ in first })
+    }
 }

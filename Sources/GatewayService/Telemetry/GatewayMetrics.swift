@@ -2,6 +2,26 @@ import Gateway
 import Metrics
 import NIOConcurrencyHelpers
 
+/// HELP texts of the gateway's metrics (see `MetricHelp`).
+public let gatewayMetricHelp: [String: String] = [
+    "edgepool_gateway_active_connections": "Connections open now.",
+    "edgepool_gateway_connections_total": "Connections finished, by outcome.",
+    "edgepool_gateway_connection_limit_refusals_total": "Clients closed at accept because the connection limit was reached.",
+    "edgepool_gateway_clients_refused_total": "Clients closed at accept, by reason (not_allowed, blocked, per_client_limit).",
+    "edgepool_gateway_authentication_failures_total": "Failed SOCKS5 and HTTP Basic logins.",
+    "edgepool_gateway_handshake_failures_total": "Handshakes that failed, by reason.",
+    "edgepool_gateway_client_transport_total": "Client sides by transport (mptcp, fallback, tcp).",
+    "edgepool_gateway_upstream_transport_total": "Upstream sides by transport (mptcp, fallback, tcp).",
+    "edgepool_gateway_bytes_total": "Bytes relayed, by direction.",
+    "edgepool_gateway_mptcp_subflows_max": "Most subflows an MPTCP connection had open at once.",
+    "edgepool_gateway_additional_subflow_bytes_total": "Bytes carried by subflows other than the first.",
+    "edgepool_gateway_subflows_lost_total": "Subflows lost (vanished, or stuck in retransmission timeouts).",
+    "edgepool_gateway_survived_path_loss_total": "Connections that lost a subflow and still ended cleanly.",
+    "edgepool_gateway_connection_duration_seconds": "How long connections lasted.",
+    "edgepool_gateway_preconnected_total": "Reverse proxy with --preconnect: held connections used, or clients that found none.",
+    "edgepool_gateway_udp_datagrams_total": "SOCKS5 UDP datagrams, by direction and outcome.",
+]
+
 /// The gateway's Prometheus metrics (through swift-metrics). Handles are made once per label
 /// set and kept: making one asks the metrics backend under its lock.
 struct GatewayMetrics: Sendable {
