@@ -90,6 +90,9 @@ public final class PathManagerDaemon {
     private var linkUp: [PathIdentifier: Bool] = [:]
     private var probes: [PathIdentifier: PathProbe] = [:]
     private var nextProbe: [PathIdentifier: NIODeadline] = [:]
+    /// Each path's configured routes (per-source tables…), as they were at start: the kernel
+    /// deletes IPv4 routes through a link that goes down, and nothing puts them back.
+    private var routes: [PathIdentifier: [RouteNetlink.Route]] = [:]
     /// Retirements and restorations carried out, per path.
     public private(set) var retired: [PathIdentifier: Int] = [:]
     public private(set) var restored: [PathIdentifier: Int] = [:]
@@ -111,6 +114,11 @@ public final class PathManagerDaemon {
     /// whose links are up. Returns a one-line summary.
     public func start() throws -> String {
         let states = try currentLinks()
+        let saved = try configuredRoutes()
+        for path in configuration.paths {
+            let index = Int32(if_nametoindex(path.interface))
+            routes[path.identifier] = saved.filter { $0.outputInterface == index }
+        }
         for existing in try kernel.endpoints() where configuration.paths.contains(where: { $0.endpointID == existing.id || $0.address == existing.address }) {
             try? kernel.delete(id: existing.id)
         }
@@ -131,6 +139,28 @@ public final class PathManagerDaemon {
             if let link = try RouteNetlink.link(from: message), let name = link.name { states[name] = link.isUp }
         }
         return states
+    }
+
+    private func configuredRoutes() throws -> [RouteNetlink.Route] {
+        let socket = try NetlinkSocket(protocol: RouteNetlink.netlinkProtocol)
+        return try socket.request(RouteNetlink.dumpRoutes(sequence: socket.makeSequence())).compactMap { message in
+            try RouteNetlink.route(from: message).flatMap { $0.isConfigured ? $0 : nil }
+        }
+    }
+
+    /// Puts a returned link's routes back (before its endpoint returns: a subflow needs them).
+    private func restoreRoutes(of path: PathManagerConfiguration.Path) {
+        guard let saved = routes[path.identifier], !saved.isEmpty, let socket = try? NetlinkSocket(protocol: RouteNetlink.netlinkProtocol) else { return }
+        var restored = 0
+        for route in saved {
+            do {
+                _ = try socket.request(RouteNetlink.addRoute(route, sequence: socket.makeSequence()))
+                restored += 1
+            } catch {
+                logger.notice("cannot restore a route", metadata: ["path": "\(path.interface)", "error": "\(error)"])
+            }
+        }
+        logger.info("routes restored", metadata: ["path": "\(path.interface)", "routes": "\(restored)"])
     }
 
     /// Runs until `shouldStop` says so (checked at least every 20 ms), then puts every
@@ -159,6 +189,7 @@ public final class PathManagerDaemon {
                           let path = configuration.paths.first(where: { $0.interface == name }), linkUp[path.identifier] != link.isUp else { continue }
                     linkUp[path.identifier] = link.isUp
                     logger.info("link \(link.isUp ? "up" : "down")", metadata: ["path": "\(path.interface)"])
+                    if link.isUp { restoreRoutes(of: path) }
                     apply(monitor.linkChanged(path.identifier, up: link.isUp, now: .now()))
                 } catch {
                     logger.notice("unreadable link message", metadata: ["error": "\(error)"])

@@ -75,9 +75,11 @@ import Testing
         let joinsBeforeReturn = try await joinsAnswered()
         try await client.ip(["link", "set", "c2", "up"])
         let returned = Date()
-        // The kernel deleted the per-source route with the link; a network manager would put it
-        // back, the test does (within the path manager's 100 ms hold).
-        try await client.ip(["route", "replace", "10.78.1.0/24", "dev", "c2", "table", "102"])
+        // The kernel deleted the per-source route with the link: the path manager puts it back.
+        _ = try await paths.waitForLine(containing: "routes restored", timeout: 2)
+        let table = try client.run("ip-route", TestNamespace.ipTool!, ["route", "show", "table", "102"])
+        _ = try await table.waitForExit()
+        #expect(table.lines.contains { $0.contains("10.78.1.0/24 dev c2") }, "\(table.lines)")
         _ = try await paths.waitForLine(containing: "path restored", timeout: 3)
         try await eventually(timeout: 3, "a fresh subflow from 10.78.2.1 after the return (the client's MP_JOIN answered)") {
             try await joinsAnswered() > joinsBeforeReturn

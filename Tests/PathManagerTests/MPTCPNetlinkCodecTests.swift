@@ -119,3 +119,37 @@ import Testing
         #expect(try MPTCPPathManager.endpoints(in: request) == [endpoint])
     }
 }
+
+@Suite struct RouteNetlinkTests {
+    @Test func aConfiguredRouteIsKeptWholeAndHandedBackAsItWas() throws {
+        // rtmsg: AF_INET, /24, table 102 (also as RTA_TABLE), RTPROT_BOOT, scope link, unicast.
+        var payload = ByteBuffer(bytes: [2, 24, 0, 0, 102, 3, 253, 1, 0, 0, 0, 0])
+        for attribute: NetlinkAttribute in [.u32(15, 102), .bytes(1, [10, 78, 1, 0]), .u32(4, 7)] { attribute.write(to: &payload) }
+        let message = NetlinkMessage(type: RouteNetlink.newRoute, flags: [.multi], sequence: 3, payload: payload)
+        let route = try #require(try RouteNetlink.route(from: message))
+        #expect(route.family == 2 && route.table == 102 && route.outputInterface == 7 && route.isConfigured)
+        let again = RouteNetlink.addRoute(route, sequence: 9)
+        #expect(again.type == 24 && again.flags == [.request, .acknowledge, .create, .replace] && again.payload == payload)
+        // The kernel's own prefix route and the local table are left to the kernel.
+        var kernel = payload
+        kernel.setInteger(UInt8(2), at: kernel.readerIndex + 5)
+        #expect(try RouteNetlink.route(from: NetlinkMessage(type: 24, flags: [], sequence: 0, payload: kernel))?.isConfigured == false)
+        #expect(throws: NetlinkError.self) { try RouteNetlink.route(from: NetlinkMessage(type: 24, flags: [], sequence: 0, payload: ByteBuffer(bytes: [2, 24]))) }
+    }
+
+    @Test func linkMessagesSayWhetherTheLinkCarries() throws {
+        func link(_ flags: UInt32, type: UInt16 = RouteNetlink.newLink) throws -> RouteNetlink.Link? {
+            var payload = ByteBuffer(bytes: [0, 0, 1, 0])
+            payload.writeInteger(Int32(5), endianness: .host)
+            payload.writeInteger(flags, endianness: .host)
+            payload.writeInteger(UInt32(0), endianness: .host)
+            NetlinkAttribute.string(3, "wan2").write(to: &payload)
+            return try RouteNetlink.link(from: NetlinkMessage(type: type, flags: [], sequence: 0, payload: payload))
+        }
+        #expect(try link(0x1_0043)?.isUp == true, "UP, RUNNING, LOWER_UP")
+        #expect(try link(0x1003)?.isUp == false, "up but no carrier")
+        #expect(try link(0x1_0042)?.isUp == false, "carrier but administratively down")
+        #expect(try link(0x1_0043, type: RouteNetlink.deleteLink)?.isUp == false)
+        #expect(try link(0x1_0043)?.name == "wan2" && (try link(0x1_0043))?.index == 5)
+    }
+}

@@ -80,6 +80,9 @@ public struct NetlinkFlags: OptionSet, Hashable, Sendable {
     public static let multi = Self(rawValue: 0x2)
     public static let acknowledge = Self(rawValue: 0x4)
     public static let dump = Self(rawValue: 0x300)
+    /// For new objects (RTM_NEWROUTE…): replace an existing one, create it if missing.
+    public static let replace = Self(rawValue: 0x100)
+    public static let create = Self(rawValue: 0x400)
 }
 
 /// A netlink attribute (`struct nlattr`): length, type, value, padded to 4 bytes.

@@ -44,4 +44,57 @@ public enum RouteNetlink {
         let attributes = try NetlinkAttribute.parse(payload)
         return Link(index: index, name: attributes.first(interfaceNameAttribute)?.string, flags: flags, deleted: message.type == deleteLink)
     }
+
+    // MARK: routes
+
+    public static let newRoute: UInt16 = 24
+    public static let getRoute: UInt16 = 26
+    static let routeInfoLength = 12
+    static let outputInterfaceAttribute: UInt16 = 4   // RTA_OIF
+    static let tableAttribute: UInt16 = 15            // RTA_TABLE
+    /// RTPROT_KERNEL: routes the kernel makes itself (and makes again) for an address.
+    static let kernelProtocol: UInt8 = 2
+    static let localTable: UInt32 = 255
+
+    /// A route as the kernel described it (`struct rtmsg` and its attributes), kept whole so that
+    /// it can be handed back exactly.
+    public struct Route: Hashable, Sendable {
+        public var message: ByteBuffer
+        public var family: UInt8
+        public var table: UInt32
+        public var protocolID: UInt8
+        public var outputInterface: Int32?
+
+        /// A route someone configured (not the kernel's own for an address, not the local table):
+        /// the ones that vanish with their link and do not come back by themselves.
+        public var isConfigured: Bool { protocolID != kernelProtocol && table != localTable }
+    }
+
+    /// RTM_GETROUTE dump of every table, both families.
+    public static func dumpRoutes(sequence: UInt32) -> NetlinkMessage {
+        var payload = ByteBuffer()
+        payload.writeRepeatingByte(0, count: routeInfoLength)
+        return NetlinkMessage(type: getRoute, flags: [.request, .dump], sequence: sequence, payload: payload)
+    }
+
+    public static func route(from message: NetlinkMessage) throws(NetlinkError) -> Route? {
+        guard message.type == newRoute else { return nil }
+        var payload = message.payload
+        guard payload.readableBytes >= routeInfoLength else { throw NetlinkError("truncated rtmsg (\(payload.readableBytes) bytes)") }
+        let whole = payload
+        let family = payload.readInteger(as: UInt8.self)!
+        payload.moveReaderIndex(forwardBy: 3)   // dst_len, src_len, tos
+        var table = UInt32(payload.readInteger(as: UInt8.self)!)
+        let protocolID = payload.readInteger(as: UInt8.self)!
+        payload.moveReaderIndex(forwardBy: 6)   // scope, type, flags
+        let attributes = try NetlinkAttribute.parse(payload)
+        if let wide = attributes.first(tableAttribute)?.u32 { table = wide }
+        return Route(message: whole, family: family, table: table, protocolID: protocolID,
+                     outputInterface: attributes.first(outputInterfaceAttribute)?.s32)
+    }
+
+    /// RTM_NEWROUTE with the route as it was (create, or replace what is there).
+    public static func addRoute(_ route: Route, sequence: UInt32) -> NetlinkMessage {
+        NetlinkMessage(type: newRoute, flags: [.request, .acknowledge, .create, .replace], sequence: sequence, payload: route.message)
+    }
 }
