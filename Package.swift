@@ -135,7 +135,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PathManagerTests",
-            dependencies: ["PathManager", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["PathManager", "PathManagerService", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "TestbedTests",

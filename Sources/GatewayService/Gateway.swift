@@ -93,8 +93,11 @@ public final class Gateway: Service, Sendable {
         var addresses: [SocketAddress] = []
         for address in listeners.compactMap(\.localAddress) where !addresses.contains(address) { addresses.append(address) }
         bound.succeed(addresses)
-        if configuration.mode.clientChoosesDestination, configuration.credentials == nil, configuration.clients.admitsEveryone,
-           addresses.contains(where: { $0.ipAddress.flatMap(IPAddress.init).map { !ListenerExposure.isLoopback($0) } ?? false }) {
+        if configuration.openProxy,
+           ListenerExposure.openProxyProblem(listen: addresses.compactMap { $0.ipAddress.flatMap(IPAddress.init) },
+                                             clientChoosesDestination: configuration.mode.clientChoosesDestination,
+                                             authenticated: configuration.credentials != nil, clients: configuration.clients,
+                                             openProxyAllowed: false) != nil {
             logger.warning("open proxy: anyone who reaches the listener may use it (no authentication, no client access list)",
                            metadata: ["listen": "\(addresses.map(\.endpointText).joined(separator: ", "))"])
         }
@@ -145,7 +148,9 @@ public final class Gateway: Service, Sendable {
     /// Sets up an accepted client channel (on its loop).
     private static func accept(_ channel: Channel, context: GatewayContext) throws {
         let configuration = context.configuration
-        if let refusal = context.refusal(ofClient: channel.remoteAddress) {
+        // The client's address, parsed once for the access list, the login blocks and the caps.
+        let clientIP = channel.remoteAddress?.ipAddress.flatMap { IPAddress($0)?.unmappedIPv4 }
+        if let refusal = context.refusal(ofClient: clientIP) {
             context.metrics.clientRefused(refusal.reason)
             context.logRefusal(refusal.reason, "client refused at accept", ["reason": "\(refusal.text)"])
             channel.close(promise: nil)
@@ -157,7 +162,7 @@ public final class Gateway: Service, Sendable {
                                            upstreamMayBeMPTCP: configuration.upstreamTransport == .mptcp) { connection, record in
             context.finished(connection, record)
         }
-        switch context.registry.add(id, connection, limit: configuration.limits.maximumConnections,
+        switch context.registry.add(id, connection, client: clientIP, limit: configuration.limits.maximumConnections,
                                     perClientLimit: configuration.limits.maximumConnectionsPerClient) {
         case nil:
             break

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import PathManager
@@ -17,6 +18,15 @@ public struct PathManagerConfiguration: Sendable {
         public init(address: IPAddress, port: UInt16) {
             self.address = address
             self.port = port
+        }
+
+        /// `ADDR:PORT` or `[V6]:PORT`.
+        public init(parsing text: String) throws(PathManagerError) {
+            guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]),
+                  let address = IPAddress(String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))) else {
+                throw PathManagerError("a probe target is ADDR:PORT, got '\(text)'")
+            }
+            self.init(address: address, port: port)
         }
     }
 
@@ -39,6 +49,31 @@ public struct PathManagerConfiguration: Sendable {
         }
 
         public var identifier: PathIdentifier { PathIdentifier(interface) }
+
+        /// `IF=ADDR[,backup][,noprobe][,id=N][,port=P][,signal]`, the `--path` form; `endpointID`
+        /// unless the text says `id=`.
+        public init(parsing text: String, endpointID: UInt8) throws(PathManagerError) {
+            let parts = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            guard let first = parts.first, let equals = first.firstIndex(of: "="), equals != first.startIndex,
+                  let address = IPAddress(String(first[first.index(after: equals)...])) else {
+                throw PathManagerError("a path is IF=ADDR[,options], got '\(text)'")
+            }
+            self.init(interface: String(first[..<equals]), address: address, endpointID: endpointID)
+            for option in parts.dropFirst() {
+                switch option {
+                case "backup": policy.role = .backup
+                case "noprobe": policy.probed = false
+                case "signal": extraFlags.insert(.signal)
+                case let text where text.hasPrefix("id="):
+                    guard let id = UInt8(text.dropFirst(3)), id > 0 else { throw PathManagerError("id= wants 1–255 in '\(text)'") }
+                    self.endpointID = id
+                case let text where text.hasPrefix("port="):
+                    guard let port = UInt16(text.dropFirst(5)) else { throw PathManagerError("port= wants 0–65535 in '\(text)'") }
+                    endpointPort = port
+                default: throw PathManagerError("unknown path option '\(option)' (backup, noprobe, id=N, port=P, signal)")
+                }
+            }
+        }
 
         var endpoint: MPTCPPathManager.Endpoint {
             var flags: MPTCPPathManager.EndpointFlags = [.subflow]

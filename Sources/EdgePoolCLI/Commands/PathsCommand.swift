@@ -137,36 +137,13 @@ struct PathsRunCommand: ParsableCommand {
     @Option(help: "Log level (logs go to stderr).") var logLevel: Logger.Level = .info
 
     func run() throws {
-        var parsed: [PathManagerConfiguration.Path] = []
-        for (index, text) in paths.enumerated() {
-            let parts = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            guard let first = parts.first, let equals = first.firstIndex(of: "="), let address = IPAddress(String(first[first.index(after: equals)...])) else {
-                throw ValidationError("--path wants IF=ADDR[,options], got '\(text)'")
-            }
-            var path = PathManagerConfiguration.Path(interface: String(first[..<equals]), address: address, endpointID: UInt8(min(index + 1, 255)))
-            for option in parts.dropFirst() {
-                switch option {
-                case "backup": path.policy.role = .backup
-                case "noprobe": path.policy.probed = false
-                case "signal": path.extraFlags.insert(.signal)
-                case let text where text.hasPrefix("id="):
-                    guard let id = UInt8(text.dropFirst(3)), id > 0 else { throw ValidationError("id= wants 1–255 in '\(text)'") }
-                    path.endpointID = id
-                case let text where text.hasPrefix("port="):
-                    guard let port = UInt16(text.dropFirst(5)) else { throw ValidationError("port= wants 0–65535 in '\(text)'") }
-                    path.endpointPort = port
-                default: throw ValidationError("unknown path option '\(option)' (backup, noprobe, id=N, port=P, signal)")
-                }
-            }
-            parsed.append(path)
-        }
-        var target: PathManagerConfiguration.ProbeTarget?
-        if let probe {
-            guard let colon = probe.lastIndex(of: ":"), let port = UInt16(probe[probe.index(after: colon)...]),
-                  let address = IPAddress(String(probe[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))) else {
-                throw ValidationError("--probe wants ADDR:PORT, got '\(probe)'")
-            }
-            target = PathManagerConfiguration.ProbeTarget(address: address, port: port)
+        let parsed: [PathManagerConfiguration.Path]
+        let target: PathManagerConfiguration.ProbeTarget?
+        do {
+            parsed = try paths.enumerated().map { try PathManagerConfiguration.Path(parsing: $0.element, endpointID: UInt8(min($0.offset + 1, 255))) }
+            target = try probe.map { try PathManagerConfiguration.ProbeTarget(parsing: $0) }
+        } catch {
+            throw ValidationError("\(error)")
         }
         var configuration = PathManagerConfiguration(paths: parsed, probeTarget: target)
         if let v = probeInterval { configuration.probeInterval = v.amount }

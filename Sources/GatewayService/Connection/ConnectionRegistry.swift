@@ -34,20 +34,18 @@ final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// The key a client's connections count under: its IPv4 address, or its IPv6 /64 (one host
-    /// can use every address of its /64).
-    static func clientKey(_ address: SocketAddress?) -> IPAddress? {
-        switch address?.ipAddress.flatMap({ IPAddress($0)?.unmappedIPv4 }) {
-        case .v6(let high, _): .v6(high, 0)
-        case let other: other
-        }
+    /// The key a client counts under (its connections, its failed logins): its IPv4 address, or
+    /// its IPv6 /64 (one host can use every address of its /64).
+    static func clientKey(_ ip: IPAddress) -> IPAddress {
+        if case .v6(let high, _) = ip { return .v6(high, 0) }
+        return ip
     }
 
-    /// Adds a connection unless `limit` are open, or `perClientLimit` from its client; nil
-    /// when added, else why not.
-    func add(_ id: UInt64, _ connection: GatewayConnection, limit: Int, perClientLimit: Int) -> Refusal? {
+    /// Adds a connection from `client` (its address) unless `limit` are open, or
+    /// `perClientLimit` from that client; nil when added, else why not.
+    func add(_ id: UInt64, _ connection: GatewayConnection, client ip: IPAddress?, limit: Int, perClientLimit: Int) -> Refusal? {
         let entry = Entry(loop: connection.client.eventLoop, connection: NIOLoopBound(connection, eventLoop: connection.client.eventLoop))
-        let client = Self.clientKey(connection.client.remoteAddress)
+        let client = ip.map(Self.clientKey)
         return state.withLockedValue { state in
             guard state.entries.count < limit else { return .limit }
             if let client {

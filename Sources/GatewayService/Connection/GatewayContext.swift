@@ -60,30 +60,25 @@ final class GatewayContext: Sendable {
         }
     }
 
-    /// Why a newly accepted client is closed at once, if it is: outside the client list, or its
-    /// address is blocked after failed authentications. (The metric label, the log text.)
-    func refusal(ofClient address: SocketAddress?) -> (reason: String, text: String)? {
-        guard let ip = address?.ipAddress.flatMap({ IPAddress($0)?.unmappedIPv4 }) else { return nil }
+    /// Why a newly accepted client (its address, IPv4-mapped unwrapped) is closed at once, if it
+    /// is: outside the client list, or blocked after failed authentications. (The metric label,
+    /// the log text.)
+    func refusal(ofClient ip: IPAddress?) -> (reason: String, text: String)? {
+        guard let ip else { return nil }
         if !configuration.clients.admits(ip) { return ("not_allowed", "client \(ip) is not in the client access list (\(configuration.clients))") }
-        if let source = Self.authenticationSource(address), authenticationFailures.withLockedValue({ $0.isBlocked(source, now: .now()) }) {
+        // Without credentials nothing can fail to authenticate: no table to look in.
+        if configuration.credentials != nil,
+           authenticationFailures.withLockedValue({ $0.isBlocked(ConnectionRegistry.clientKey(ip), now: .now()) }) {
             return ("blocked", "client \(ip) is blocked after \(configuration.limits.authenticationFailuresPerSource) failed authentications")
         }
         return nil
     }
 
-    /// The key failed authentications count under: the IPv4 address, or the IPv6 /64 (one
-    /// host can use every address of its /64).
-    private static func authenticationSource(_ address: SocketAddress?) -> IPAddress? {
-        switch address?.ipAddress.flatMap({ IPAddress($0)?.unmappedIPv4 }) {
-        case .v6(let high, _): .v6(high, 0)
-        case let other: other
-        }
-    }
-
-    /// Counts a failed authentication from `address`; logs (rate-limited) when it blocks the source.
+    /// Counts a failed authentication from `address` (under its client key: an IPv6 /64 counts
+    /// as one source); logs (rate-limited) when it blocks the source.
     func authenticationFailed(from address: SocketAddress?) {
         metrics.authenticationFailure()
-        guard let ip = Self.authenticationSource(address) else { return }
+        guard let ip = address?.ipAddress.flatMap({ IPAddress($0)?.unmappedIPv4 }).map(ConnectionRegistry.clientKey) else { return }
         let blocked = authenticationFailures.withLockedValue { $0.recordFailure(ip, now: .now()) }
         if blocked {
             logRefusal("blocked", "a client address is blocked after repeated failed authentications",

@@ -1,0 +1,28 @@
+import PathManager
+import PathManagerService
+import RSerPoolWire
+import Testing
+
+@Suite struct PathManagerConfigurationTests {
+    @Test func pathsParseWithTheirOptions() throws {
+        let plain = try PathManagerConfiguration.Path(parsing: "wan1=10.0.1.2", endpointID: 1)
+        #expect(plain.interface == "wan1" && plain.address == IPAddress("10.0.1.2") && plain.endpointID == 1 && plain.policy == PathPolicy())
+        let full = try PathManagerConfiguration.Path(parsing: "wan2=2001:db8::2, backup,noprobe,id=9,port=5999,signal", endpointID: 2)
+        #expect(full.policy == PathPolicy(role: .backup, probed: false) && full.endpointID == 9 && full.endpointPort == 5999 && full.extraFlags == .signal)
+        for bad in ["wan1", "=10.0.0.1", "wan1=host.example", "wan1=10.0.0.1,id=0", "wan1=10.0.0.1,port=x", "wan1=10.0.0.1,fast"] {
+            #expect(throws: PathManagerError.self, "\(bad)") { try PathManagerConfiguration.Path(parsing: bad, endpointID: 1) }
+        }
+    }
+
+    @Test func probeTargetsParseAndTheConfigurationValidates() throws {
+        #expect(try PathManagerConfiguration.ProbeTarget(parsing: "10.0.9.1:9") == .init(address: IPAddress("10.0.9.1")!, port: 9))
+        #expect(try PathManagerConfiguration.ProbeTarget(parsing: "[2001:db8::1]:9").address == IPAddress("2001:db8::1"))
+        #expect(throws: PathManagerError.self) { try PathManagerConfiguration.ProbeTarget(parsing: "10.0.9.1") }
+        let probed = try PathManagerConfiguration.Path(parsing: "wan1=10.0.1.2", endpointID: 1)
+        #expect(throws: PathManagerError("probed paths need a probe target")) { try PathManagerConfiguration(paths: [probed], probeTarget: nil).validate() }
+        let twin = try PathManagerConfiguration.Path(parsing: "wan2=10.0.2.2,id=1,noprobe", endpointID: 2)
+        #expect(throws: PathManagerError("two paths share an endpoint id")) {
+            try PathManagerConfiguration(paths: [probed, twin], probeTarget: .init(address: IPAddress("10.0.9.1")!, port: 9)).validate()
+        }
+    }
+}
