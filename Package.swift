@@ -10,6 +10,7 @@ import PackageDescription
 //   Testbed       – testbed topologies: the file format, validation, the plan of ip/tc commands (pure)
 //   PathManager   – MPTCP path health decisions and the netlink / mptcp_pm codec (pure)
 //   PathManagerService – the kernel side: netlink sockets, the in-kernel PM's endpoints
+//   ProcessSupport – what runners, benchmarks and live tests share: child processes, the daemons' ready line, free ports, resident memory
 //   EdgePoolCLI   – the `edgepool` executable: a thin layer that turns options into configuration values
 let package = Package(
     name: "EdgePool",
@@ -25,6 +26,7 @@ let package = Package(
         .library(name: "Testbed", targets: ["Testbed"]),
         .library(name: "PathManager", targets: ["PathManager"]),
         .library(name: "PathManagerService", targets: ["PathManagerService"]),
+        .library(name: "ProcessSupport", targets: ["ProcessSupport"]),
         .executable(name: "edgepool", targets: ["EdgePoolCLI"]),
     ],
     dependencies: [
@@ -107,11 +109,19 @@ let package = Package(
             name: "PathManagerService",
             dependencies: ["PathManager", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
+        .target(
+            name: "ProcessSupport",
+            dependencies: [
+                "RSerPoolWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .target(name: "CLinuxRelay"),
         .executableTarget(
             name: "EdgePoolCLI",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService", "Gateway", "GatewayService", "Testbed", "PathManager", "PathManagerService", "CLinuxRelay",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService", "Gateway", "GatewayService", "Testbed", "PathManager", "PathManagerService", "ProcessSupport", "CLinuxRelay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -136,6 +146,10 @@ let package = Package(
         .testTarget(
             name: "PathManagerTests",
             dependencies: ["PathManager", "PathManagerService", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "ProcessSupportTests",
+            dependencies: ["ProcessSupport"]
         ),
         .testTarget(
             name: "TestbedTests",
@@ -174,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "LiveTests",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

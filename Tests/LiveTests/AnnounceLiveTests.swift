@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 /// Server Announces by UDP multicast, inside a namespace of the test's own.
@@ -10,14 +11,14 @@ struct AnnounceLiveTests {
     func poolElementFindsAndSwitchesRegistrarsByAnnounces() async throws {
         let namespace = try await TestNamespace.make()
         let announce = ["--announce", Self.group, "--announce-interface", "127.0.0.1"]
-        var first: LiveProcess? = try namespace.edgepool("registrar-1", ["registrar", "--listen", "127.0.0.1:0", "--log-level", "info"] + announce)
-        try await first!.waitForLine(containing: "listening on")
+        var first: ChildProcess? = try namespace.edgepool("registrar-1", ["registrar", "--listen", "127.0.0.1:0", "--log-level", "info"] + announce)
+        try await first!.waitForReady()
 
         // No --registrar: the PE knows registrars only from announces.
         let element = try namespace.edgepool("pe", ["pe", "--pool", "AnnouncedPool", "--log-level", "info", "--reregistration-interval", "2s"] + announce)
         try await element.waitForLine(containing: "registrar announced")
         try await element.waitForLine(containing: "registered")
-        let identifier = try await element.waitForLine(containing: "edgepool pe ").split(separator: " ")[2]
+        let identifier = try #require(try await element.waitForReady()["id"])
 
         let resolver = try namespace.edgepool("resolve", ["resolve", "--pool", "AnnouncedPool"] + announce)
         #expect(try await resolver.waitForExit() == 0, "\(resolver.lines)")
@@ -28,7 +29,7 @@ struct AnnounceLiveTests {
         _ = try await first!.waitForExit()
         first = nil
         let second = try namespace.edgepool("registrar-2", ["registrar", "--listen", "127.0.0.1:0", "--log-level", "info"] + announce)
-        try await second.waitForLine(containing: "listening on")
+        try await second.waitForReady()
         try await second.waitForLine(containing: "pe=\(identifier)", timeout: 15)
         let again = try namespace.edgepool("resolve", ["resolve", "--pool", "AnnouncedPool"] + announce)
         _ = try await again.waitForExit()
@@ -42,12 +43,12 @@ struct AnnounceLiveTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let capture = directory.appendingPathComponent("announce.pcapng").path
-        let capturer = try LiveProcess("tshark", ["netns", "exec", namespace.name, "/usr/bin/tshark", "-i", "lo", "-f", "udp port 3863", "-w", capture],
+        let capturer = try liveProcess("tshark", ["netns", "exec", namespace.name, "/usr/bin/tshark", "-i", "lo", "-f", "udp port 3863", "-w", capture],
                                        executable: TestNamespace.ipTool!)
         try await capturer.waitForLine(containing: "Capturing on")
         let registrar = try namespace.edgepool("registrar", ["registrar", "--listen", "127.0.0.1:0", "--announce", Self.group,
                                                              "--announce-interface", "127.0.0.1", "--identifier", "0x5eed"])
-        try await registrar.waitForLine(containing: "listening on")
+        try await registrar.waitForReady()
         try await Task.sleep(nanoseconds: 2_500_000_000)
         capturer.signal(SIGINT)
         _ = try await capturer.waitForExit()
@@ -67,9 +68,9 @@ struct AnnounceLiveTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let capture = directory.appendingPathComponent("presence.pcapng").path
-        var capturer: LiveProcess?
+        var capturer: ChildProcess?
         if hasTshark {
-            capturer = try LiveProcess("tshark", ["netns", "exec", namespace.name, tsharkPath, "-i", "lo", "-f", "udp port 9901", "-w", capture],
+            capturer = try liveProcess("tshark", ["netns", "exec", namespace.name, tsharkPath, "-i", "lo", "-f", "udp port 9901", "-w", capture],
                                        executable: TestNamespace.ipTool!)
             try await capturer!.waitForLine(containing: "Capturing on")
             try await Task.sleep(nanoseconds: 500_000_000)  // dumpcap may still be opening the interface
@@ -82,12 +83,11 @@ struct AnnounceLiveTests {
                                                          "--enrp-listen", "127.0.0.1:9911", "--log-level", "info"] + discovery)
         let two = try namespace.edgepool("registrar-2", ["registrar", "--identifier", "0x52", "--listen", "127.0.0.1:3864",
                                                          "--enrp-listen", "127.0.0.1:9912", "--log-level", "info"] + discovery)
-        try await one.waitForLine(containing: "listening on")
-        try await two.waitForLine(containing: "listening on")
+        try await one.waitForReady()
+        try await two.waitForReady()
         try await two.waitForLine(containing: "peer registrar up", timeout: 10)
         let element = try namespace.edgepool("pe", ["pe", "--pool", "FoundPool", "--registrar", "127.0.0.1:3863"])
-        try await element.waitForLine(containing: "edgepool pe ")
-        let identifier = try await element.waitForLine(containing: "edgepool pe ").split(separator: " ")[2]
+        let identifier = try #require(try await element.waitForReady()["id"])
         try await eventually(timeout: 10, "the PE registered at the first registrar is resolvable at the second") {
             let resolver = try namespace.edgepool("resolve", ["resolve", "--pool", "FoundPool", "--registrar", "127.0.0.1:3864"])
             _ = try await resolver.waitForExit()

@@ -8,13 +8,13 @@ struct CalcAppLiveTests {
         let common = ["--registrar", registrar.endpoint, "--capacity", "1000000", "--cookie-interval", "200ms", "--log-level", "debug"]
         // Both PEs up before the job: with Priority Least Used the registrar picks the first
         // (increment 10 % < 50 %), so the job starts there.
-        let first = try LiveProcess("pe-1", ["calcapp-pe", "--increment", "0.1"] + common)
-        let second = try LiveProcess("pe-2", ["calcapp-pe", "--increment", "0.5"] + common)
-        let secondID = try await second.waitForLine(containing: "edgepool calcapp-pe ").split(separator: " ")[2]
+        let first = try liveProcess("pe-1", ["calcapp-pe", "--increment", "0.1"] + common)
+        let second = try liveProcess("pe-2", ["calcapp-pe", "--increment", "0.5"] + common)
+        let secondID = try #require(try await second.waitForReady()["id"])
         try await first.waitForLine(containing: "registered")
         try await second.waitForLine(containing: "registered")
         // One job of 10,000,000 calculations (10 s at 1,000,000/s), submitted at 0.5 s.
-        let user = try LiveProcess("pu", ["calcapp-pu", "--log-level", "info", "--registrar", registrar.endpoint, "--users", "1", "--constant",
+        let user = try liveProcess("pu", ["calcapp-pu", "--log-level", "info", "--registrar", registrar.endpoint, "--users", "1", "--constant",
                                           "--request-size", "10000000", "--inter-arrival", "500ms", "--duration", "700ms",
                                           "--keep-alive", "500ms", "--drain", "30s"])
         try await first.waitForLine(containing: "accepted", timeout: 20)   // the job runs on the first PE

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 /// Fast ENRP and keep-alive timers so that failures are detected in seconds.
@@ -7,7 +8,7 @@ private let fastTimers = ["--peer-heartbeat-interval", "500ms", "--peer-max-time
 
 /// A registrar with ENRP on loopback, started with known ENRP and status ports.
 private struct PeeringRegistrar {
-    let process: LiveProcess
+    let process: ChildProcess
     let asap: String
     let enrp: Int
     let status: Int
@@ -18,11 +19,9 @@ private struct PeeringRegistrar {
         let arguments = ["registrar", "--identifier", identifier, "--listen", "\(host):\(asapPort)", "--enrp-listen", "\(host):\(enrp)",
                          "--status", "\(host):\(status)", "--log-level", "info"] + fastTimers
             + peers.flatMap { ["--peer", "\(peerHost ?? host):\($0)"] }
-        let process = try namespace.map { try $0.edgepool("registrar-\(identifier)", arguments) } ?? LiveProcess("registrar-\(identifier)", arguments)
-        let line = try await process.waitForLine(containing: "listening on")
-        guard let range = line.range(of: #":(\d+) \("#, options: .regularExpression), let port = Int(line[range].dropFirst().dropLast(2)) else {
-            throw LiveTestError("no port in: \(line)")
-        }
+        let process = try namespace.map { try $0.edgepool("registrar-\(identifier)", arguments) } ?? liveProcess("registrar-\(identifier)", arguments)
+        let ready = try await process.waitForReady()
+        guard let port = ready.port("asap") else { throw LiveTestError("no ASAP address in: \(ready)") }
         return PeeringRegistrar(process: process, asap: "\(host):\(port)", enrp: enrp, status: status, identifier: identifier)
     }
 }
@@ -30,7 +29,7 @@ private struct PeeringRegistrar {
 /// The handlespace of a registrar, from its status endpoint (as `edgepool handlespace --json` prints it).
 private func handlespace(_ status: Int, namespace: TestNamespace? = nil, host: String = "127.0.0.1") async throws -> [String: Any] {
     let arguments = ["handlespace", "--status", "\(host):\(status)", "--json"]
-    let process = try namespace.map { try $0.edgepool("handlespace", arguments) } ?? LiveProcess("handlespace", arguments)
+    let process = try namespace.map { try $0.edgepool("handlespace", arguments) } ?? liveProcess("handlespace", arguments)
     guard try await process.waitForExit() == 0 else { throw LiveTestError("handlespace: \(process.lines)") }
     let json = process.lines.joined(separator: "\n")
     guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
@@ -58,14 +57,14 @@ struct ENRPLiveTests {
                                                                peers: enrp.enumerated().filter { $0.offset != index }.map(\.element)))
         }
         // 100 PEs in 10 processes, spread over the registrars (each lists the others as fallbacks).
-        var elements: [LiveProcess] = []
+        var elements: [ChildProcess] = []
         for index in 0..<10 {
             let order = (0..<3).map { registrars[(index + $0) % 3].asap }
-            let process = try LiveProcess("pe-\(index)", ["pe", "--pool", "EchoPool", "--count", "10", "--reregistration-interval", "2s",
+            let process = try liveProcess("pe-\(index)", ["pe", "--pool", "EchoPool", "--count", "10", "--reregistration-interval", "2s",
                                                           "--log-level", "warning"] + order.flatMap { ["--registrar", $0] })
             elements.append(process)
         }
-        for process in elements { try await process.waitForLine(containing: "edgepool pe ") }
+        for process in elements { _ = try await process.waitForReady() }
         try await eventually(timeout: 20, "every registrar sees all 100 PEs") {
             for registrar in registrars where try await resolve(registrar.asap, pool: "EchoPool", count: 200).identifiers.count != 100 { return false }
             return true
@@ -74,7 +73,7 @@ struct ENRPLiveTests {
         #expect(Set(before.values) == ["$00000001", "$00000002", "$00000003"], "spread over the three: \(Set(before.values))")
 
         // A pool user resolving continuously through all three registrars.
-        let user = try LiveProcess("pu", ["pu", "--pool", "EchoPool", "--requests", "60", "--interval", "100ms", "--cache-timeout", "200ms"]
+        let user = try liveProcess("pu", ["pu", "--pool", "EchoPool", "--requests", "60", "--interval", "100ms", "--cache-timeout", "200ms"]
                                    + registrars.flatMap { ["--registrar", $0.asap] })
         try await user.waitForLine(containing: "request 5:")
         let started = Date()
@@ -105,7 +104,7 @@ struct ENRPLiveTests {
         let first = try await PeeringRegistrar.start(identifier: "0x10", enrp: enrp[0], status: status[0], peers: [enrp[1]])
         let second = try await PeeringRegistrar.start(identifier: "0x20", enrp: enrp[1], status: status[1], peers: [enrp[0]])
         // PEs that know only the second registrar: only a takeover can save them.
-        let elements = try LiveProcess("pe", ["pe", "--pool", "EchoPool", "--count", "5", "--registrar", second.asap, "--log-level", "info"])
+        let elements = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--count", "5", "--registrar", second.asap, "--log-level", "info"])
         try await eventually(timeout: 10, "the first registrar learns the 5 PEs") {
             owners(try await handlespace(first.status)).count == 5
         }

@@ -1,11 +1,12 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 /// The gateway against clients that break the rules on purpose: request smuggling, framing
 /// errors, oversized heads, one client taking every slot, flags a mode would ignore.
 @Suite(.serialized) struct GatewayAbuseTests {
     struct RecordingOrigin {
-        let process: LiveProcess
+        let process: ChildProcess
         let port: Int
         let log: String
 
@@ -13,7 +14,7 @@ import Testing
             let log = temporaryFile("origin-log")
             FileManager.default.createFile(atPath: log, contents: nil)
             let script = packageRoot.appendingPathComponent("Tests/LiveTests/Support/recording_origin.py").path
-            let process = try LiveProcess("recording-origin", [script, log], executable: "/usr/bin/python3")
+            let process = try liveProcess("recording-origin", [script, log], executable: "/usr/bin/python3")
             let line = try await process.waitForLine(containing: "listening on")
             guard let port = line.split(separator: ":").last.flatMap({ Int($0) }) else { throw LiveTestError("no port in \(line)") }
             return RecordingOrigin(process: process, port: port, log: log)

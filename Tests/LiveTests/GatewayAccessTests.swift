@@ -15,18 +15,18 @@ import Testing
         let entry = try await runEdgepool(["gateway", "entry", "--listen", "[::]:0", "--exit", "127.0.0.1:9", "--secret", "0123456789abcdef0123"])
         #expect(entry.status != 0 && entry.output.contains { $0.contains("open proxy") }, "\(entry.output)")
         // An entry with a fixed destination, a reverse proxy and an exit are no open proxies.
-        let forward = try LiveProcess("entry-forward", ["gateway", "entry", "--listen", "0.0.0.0:0", "--exit", "127.0.0.1:9",
+        let forward = try liveProcess("entry-forward", ["gateway", "entry", "--listen", "0.0.0.0:0", "--exit", "127.0.0.1:9",
                                                         "--forward", "127.0.0.1:9", "--secret", "0123456789abcdef0123"])
-        _ = try await forward.waitForLine(containing: "listening on")
+        _ = try await forward.waitForReady()
         // Asked for explicitly: it starts, and says so.
-        let open = try LiveProcess("open-proxy", ["gateway", "socks", "--listen", "0.0.0.0:0", "--open-proxy"])
-        _ = try await open.waitForLine(containing: "listening on")
+        let open = try liveProcess("open-proxy", ["gateway", "socks", "--listen", "0.0.0.0:0", "--open-proxy"])
+        _ = try await open.waitForReady()
         _ = try await open.waitForLine(containing: "open proxy: anyone who reaches the listener may use it")
         // Authentication or a client list is enough.
-        let authenticated = try LiveProcess("authenticated", ["gateway", "socks", "--listen", "0.0.0.0:0", "--user", "a:b"])
-        _ = try await authenticated.waitForLine(containing: "listening on")
-        let listed = try LiveProcess("listed", ["gateway", "http", "--listen", "0.0.0.0:0", "--allow-client", "192.0.2.0/24"])
-        _ = try await listed.waitForLine(containing: "listening on")
+        let authenticated = try liveProcess("authenticated", ["gateway", "socks", "--listen", "0.0.0.0:0", "--user", "a:b"])
+        _ = try await authenticated.waitForReady()
+        let listed = try liveProcess("listed", ["gateway", "http", "--listen", "0.0.0.0:0", "--allow-client", "192.0.2.0/24"])
+        _ = try await listed.waitForReady()
         let badList = try await runEdgepool(["gateway", "socks", "--allow-client", "example.org"])
         #expect(badList.status != 0 && badList.output.contains { $0.contains("client rule 'example.org'") }, "\(badList.output)")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 /// The gateway as a real process with real clients: curl (SOCKS5, HTTP proxy, CONNECT),
@@ -107,9 +108,8 @@ import Testing
         let good = temporaryFile("config")
         try #"{"listen": ["127.0.0.1:0"], "allow": ["127.0.0.1/32"], "users": {"carol": "pw"}, "idleTimeout": "30s"}"#
             .write(toFile: good, atomically: true, encoding: .utf8)
-        let gateway = try LiveProcess("gateway", ["gateway", "socks", "--config", good])
-        let line = try await gateway.waitForLine(containing: "listening on")
-        let port = try #require(line.split(separator: ":").dropFirst().first?.split(separator: " ").first.flatMap { Int($0) })
+        let gateway = try liveProcess("gateway", ["gateway", "socks", "--config", good])
+        let port = try #require(try await gateway.waitForReady().port("listen"))
         let curl = try await runCommand("/usr/bin/curl", ["-sS", "--socks5", "carol:pw@127.0.0.1:\(port)", "-o", "/dev/null", "-w", "%{http_code}",
                                                          "http://127.0.0.1:\(origin.port)/bytes/10"])
         #expect(curl.output.last == "200")
@@ -298,7 +298,7 @@ import Testing
 
         // A slow download is in flight when SIGTERM comes: it completes, then the gateway exits 0.
         let file = temporaryFile("drain")
-        let curl = try LiveProcess("curl", ["-sS", "--socks5", "127.0.0.1:\(gateway.port)", "-o", file, "http://127.0.0.1:\(origin.port)/slow/200000"],
+        let curl = try liveProcess("curl", ["-sS", "--socks5", "127.0.0.1:\(gateway.port)", "-o", file, "http://127.0.0.1:\(origin.port)/slow/200000"],
                                    executable: "/usr/bin/curl")
         try await Task.sleep(for: .milliseconds(500))
         stuck.removeAll()   // closed with unread data: the kernel resets them

@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct GatewayPreconnectTests {
     @Test func heldConnectionsCarryAServerFirstGreetingAndAreUsed() async throws {
         // A backend that greets on accept, then echoes.
-        let backend = try LiveProcess("greeter", ["-c", """
+        let backend = try liveProcess("greeter", ["-c", """
         import socket, threading
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 0)); s.listen(64)
         print("greeter listening on 127.0.0.1:%d" % s.getsockname()[1], flush=True)
@@ -59,17 +59,17 @@ import Testing
     func aDistantBackendAnswersOneRoundTripSooner() async throws {
         let name = try await LinkEmulatorTests.up("p\(getpid() % 100_000)", "delay=10ms")
         defer { TestbedLiveTests.forceDown(name) }
-        let origin = try LiveProcess("origin", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", Origin.script, "0.0.0.0", "8000"])
+        let origin = try liveProcess("origin", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", Origin.script, "0.0.0.0", "8000"])
         try await origin.waitForLine(containing: "origin listening on")
         // Connect through a reverse gateway on host a, send a request, read the first byte of
         // the answer: median of 20, in milliseconds.
         func firstByte(preconnect: Int) async throws -> Double {
             let port = 7100 + preconnect
-            let gateway = try LiveProcess("gateway", ["testbed", "exec", name, "a", "--", edgepoolBinary, "gateway", "reverse",
+            let gateway = try liveProcess("gateway", ["testbed", "exec", name, "a", "--", edgepoolBinary, "gateway", "reverse",
                                                       "--listen", "127.0.0.1:\(port)", "--backend", "10.96.0.2:8000", "--threads", "1",
                                                       "--preconnect", "\(preconnect)", "--telemetry-interval", "0"])
             defer { gateway.signal(SIGTERM) }
-            _ = try await gateway.waitForLine(containing: "listening on")
+            _ = try await gateway.waitForReady()
             try await Task.sleep(for: .milliseconds(300))   // the held connections' handshakes
             let probe = """
             import socket, statistics, time

@@ -27,7 +27,7 @@ import Testing
     func delayAndRateAreWithinTenPercentAndTheCPUCostIsReported() async throws {
         let name = try await Self.up("e\(getpid() % 100_000)", "rate=100mbit delay=10ms")
         defer { TestbedLiveTests.forceDown(name) }
-        let server = try LiveProcess("origin", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", Origin.script, "0.0.0.0", "8000"])
+        let server = try liveProcess("origin", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", Origin.script, "0.0.0.0", "8000"])
         try await server.waitForLine(containing: "origin listening on")
         // Round trip: TCP connect time (SYN → SYN/ACK), median of 30.
         let probe = """
@@ -40,7 +40,7 @@ import Testing
         let rtt = try #require(Double(try await runEdgepool(["testbed", "exec", name, "a", "--", "/usr/bin/python3", "-c", probe]).output.last ?? ""))
         // Rate: a UDP flood of full frames (1472 payload + 42 header bytes = 1514 on the wire)
         // at more than the rate; the receiver counts what the bottleneck let through.
-        let receiver = try LiveProcess("receiver", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", "-c", """
+        let receiver = try liveProcess("receiver", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", "-c", """
         import socket, time
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 9000)); s.settimeout(2)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
@@ -81,7 +81,7 @@ import Testing
     func lossIsWithinTenPercentOfTheConfiguration() async throws {
         let name = try await Self.up("l\(getpid() % 100_000)", "loss=10%/0%")
         defer { TestbedLiveTests.forceDown(name) }
-        let receiver = try LiveProcess("receiver", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", "-c", """
+        let receiver = try liveProcess("receiver", ["testbed", "exec", name, "b", "--", "/usr/bin/python3", "-c", """
         import socket
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 9000)); s.settimeout(3)
         print("ready", flush=True)

@@ -61,7 +61,8 @@ import Testing
             return nstat.lines.compactMap { line in line.hasPrefix("MPTcpExtMPJoinSynAckRx") ? line.split(separator: " ").dropFirst().first.flatMap { Int($0) } : nil }.first ?? -1
         }
         let paths = try client.edgepool("paths", ["paths", "run", "--path", "c2=10.78.2.1,noprobe", "--log-level", "info"])
-        _ = try await paths.waitForLine(containing: "edgepool paths managing c2 10.78.2.1 id 1 active")
+        let ready = try await paths.waitForReady()
+        #expect(ready["managing"] == "c2 10.78.2.1 id 1 active", "\(ready)")
         let size = 120_000_000   // two 40 Mbit/s links: about 12 s
         let file = temporaryFile("paths")
         defer { try? FileManager.default.removeItem(atPath: file) }

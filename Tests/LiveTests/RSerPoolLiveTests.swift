@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 /// Real `edgepool` processes on loopback: a registrar, PEs and PUs talking ASAP over
@@ -7,7 +8,7 @@ import Testing
 struct RSerPoolLiveTests {
     @Test func threePoolElementsAndAPoolUser() async throws {
         let registrar = try await LiveRegistrar.start()
-        var elements: [(LiveProcess, String)] = []
+        var elements: [(ChildProcess, String)] = []
         for _ in 0..<3 { elements.append(try await startPoolElement(registrar: registrar.endpoint, pool: "EchoPool", extra: ["--policy", "rr"])) }
         let resolution = try await resolve(registrar.endpoint, pool: "EchoPool")
         #expect(resolution.status == 0)
@@ -29,9 +30,9 @@ struct RSerPoolLiveTests {
 
     @Test func killedPoolElementDisappearsAndThePoolUserFailsOver() async throws {
         let registrar = try await LiveRegistrar.start(extra: ["--keep-alive-interval", "1s", "--keep-alive-timeout", "1s"])
-        var elements: [(process: LiveProcess, identifier: String)] = []
+        var elements: [(process: ChildProcess, identifier: String)] = []
         for _ in 0..<3 { elements.append(try await startPoolElement(registrar: registrar.endpoint, pool: "EchoPool", extra: ["--policy", "rr"])) }
-        let user = try LiveProcess("pu", ["pu", "--registrar", registrar.endpoint, "--pool", "EchoPool", "--requests", "40",
+        let user = try liveProcess("pu", ["pu", "--registrar", registrar.endpoint, "--pool", "EchoPool", "--requests", "40",
                                           "--interval", "50ms", "--cache-timeout", "5s"])
         try await user.waitForLine(containing: "request 5:")
         let victim = elements[0]
@@ -85,7 +86,7 @@ struct RSerPoolLiveTests {
     @Test func everyPolicyWorksBetweenRealProcesses() async throws {
         let registrar = try await LiveRegistrar.start()
         let policies = ["rr", "wrr", "rand", "wrand", "prio", "lu", "lud", "plu", "rlu", "rplu", "rlud", "plud", "rplud"]
-        var processes: [String: [(LiveProcess, String)]] = [:]
+        var processes: [String: [(ChildProcess, String)]] = [:]
         for policy in policies {
             for load in ["0.2", "0.6"] {
                 processes[policy, default: []].append(try await startPoolElement(
@@ -99,7 +100,7 @@ struct RSerPoolLiveTests {
             #expect(resolution.output.contains { $0.contains(policy.uppercased()) }, "\(policy) shown: \(resolution.output)")
         }
         // A PE with a different policy in an existing pool is refused with cause 5.
-        let intruder = try LiveProcess("pe", ["pe", "--registrar", registrar.endpoint, "--pool", "Pool-rr", "--policy", "lu"])
+        let intruder = try liveProcess("pe", ["pe", "--registrar", registrar.endpoint, "--pool", "Pool-rr", "--policy", "lu"])
         try await intruder.waitForLine(containing: "inconsistent pooling policy")
     }
 
@@ -112,7 +113,7 @@ struct RSerPoolLiveTests {
             #expect(Set(resolution.identifiers) == [tcp.identifier, mptcp.identifier], "resolving over \(transport)")
         }
         // The kernel's view: the MPTCP PE's association to the registrar is an MPTCP socket.
-        let ss = try LiveProcess("ss", ["-Mtn", "state", "established"], executable: "/usr/bin/ss")
+        let ss = try liveProcess("ss", ["-Mtn", "state", "established"], executable: "/usr/bin/ss")
         _ = try await ss.waitForExit()
         if ss.lines.contains(where: { $0.contains("Recv-Q") || $0.contains("State") }) {
             #expect(ss.lines.contains { $0.hasPrefix("mptcp") && $0.contains(":\(registrar.port)") },

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import NIOCore
 import RSerPoolWire
 import Testing
@@ -199,15 +200,13 @@ import Testing
     @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
     func atTheDescriptorLimitClientsAreClosedAtAcceptAndNothingSpins() async throws {
         // 320 descriptors: 256 kept free, two per relayed connection → 32 connections.
-        let gateway = try LiveProcess("gateway", ["--nofile=320:320", edgepoolBinary, "gateway", "socks", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32"],
+        let gateway = try liveProcess("gateway", ["--nofile=320:320", edgepoolBinary, "gateway", "socks", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32"],
                                       executable: "/usr/bin/prlimit")
-        let line = try await gateway.waitForLine(containing: "listening on")
-        let port = try #require(line.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }.flatMap { Int($0.split(separator: ":")[1]) })
+        let port = try #require(try await gateway.waitForReady().port("listen"))
         #expect(gateway.lines.contains { $0.contains("connection cap lowered") && $0.contains("max_connections=32") }, "\(gateway.lines)")
-        let registrar = try LiveProcess("registrar", ["--nofile=400:400", edgepoolBinary, "registrar", "--listen", "127.0.0.1:0", "--transport", "tcp"],
+        let registrar = try liveProcess("registrar", ["--nofile=400:400", edgepoolBinary, "registrar", "--listen", "127.0.0.1:0", "--transport", "tcp"],
                                         executable: "/usr/bin/prlimit")
-        let registrarLine = try await registrar.waitForLine(containing: "listening on")
-        let registrarPort = try #require(registrarLine.range(of: #":(\d+) \("#, options: .regularExpression).flatMap { Int(registrarLine[$0].dropFirst().dropLast(2)) })
+        let registrarPort = try #require(try await registrar.waitForReady().port("asap"))
         #expect(registrar.lines.contains { $0.contains("association cap lowered") && $0.contains("max_associations=144") }, "\(registrar.lines)")
 
         let (held, closed) = try await offCooperativePool { () -> ([RawConnection], [Int]) in

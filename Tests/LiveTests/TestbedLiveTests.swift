@@ -53,7 +53,7 @@ import Testing
         let file = temporaryFile("testbed")
         defer { try? FileManager.default.removeItem(atPath: file) }
         let curl = ["curl", "-sS", "-o", file, "-w", "%{speed_download}", "http://10.81.2.1:8000/bytes/\(size)"]
-        let process = try LiveProcess("curl", ["testbed", "exec", name, "client", "--"] + (mptcp ? ["mptcpize", "run"] : []) + curl)
+        let process = try liveProcess("curl", ["testbed", "exec", name, "client", "--"] + (mptcp ? ["mptcpize", "run"] : []) + curl)
         try await during?()
         let status = try await process.waitForExit(timeout: 90)
         #expect(status == 0, "\(process.lines.suffix(3))")
@@ -69,7 +69,7 @@ import Testing
         #expect(up.status == 0, "\(up.output)")
         #expect(try await Self.namespaces("ept-\(name)-").count == 4)
 
-        let origin = try LiveProcess("origin", ["testbed", "exec", name, "server", "--", "mptcpize", "run", "/usr/bin/python3", Origin.script, "0.0.0.0", "8000"])
+        let origin = try liveProcess("origin", ["testbed", "exec", name, "server", "--", "mptcpize", "run", "/usr/bin/python3", Origin.script, "0.0.0.0", "8000"])
         try await origin.waitForLine(containing: "origin listening on")
         let size = 20_000_000
         func sha(_ size: Int) async throws -> String? {

@@ -15,7 +15,7 @@ struct TsharkTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let capture = directory.appendingPathComponent("asap.pcapng").path
 
-        let capturer = try LiveProcess("tshark", ["-i", "lo", "-f", "tcp port \(port)", "-w", capture], executable: tshark)
+        let capturer = try liveProcess("tshark", ["-i", "lo", "-f", "tcp port \(port)", "-w", capture], executable: tshark)
         try await capturer.waitForLine(containing: "Capturing on")
         try await Task.sleep(nanoseconds: 500_000_000)  // dumpcap may still be opening the interface
 
@@ -25,7 +25,7 @@ struct TsharkTests {
         let second = try await startPoolElement(registrar: registrar.endpoint, pool: "CalcAppPool", extra: ["--policy", "plu", "--increment", "0.05"])
         _ = try await resolve(registrar.endpoint, pool: "CalcAppPool", count: 5)
         _ = try await resolve(registrar.endpoint, pool: "NoSuchPool")
-        let user = try LiveProcess("pu", ["pu", "--registrar", registrar.endpoint, "--pool", "CalcAppPool", "--requests", "12",
+        let user = try liveProcess("pu", ["pu", "--registrar", registrar.endpoint, "--pool", "CalcAppPool", "--requests", "12",
                                           "--interval", "100ms", "--cache-timeout", "10s"])
         try await user.waitForLine(containing: "request 3:")
         second.process.signal(SIGKILL)                      // PLU prefers it (lower increment): the PU's cached
@@ -80,7 +80,7 @@ extension TsharkTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let capture = directory.appendingPathComponent("enrp.pcapng").path
         let filter = ports.map { "tcp port \($0)" }.joined(separator: " or ")
-        let capturer = try LiveProcess("tshark", ["-i", "lo", "-f", filter, "-w", capture], executable: tshark)
+        let capturer = try liveProcess("tshark", ["-i", "lo", "-f", filter, "-w", capture], executable: tshark)
         try await capturer.waitForLine(containing: "Capturing on")
         try await Task.sleep(nanoseconds: 500_000_000)  // dumpcap may still be opening the interface
 
@@ -121,7 +121,7 @@ extension TsharkTests {
 
 /// Runs a tool to its end; returns its output lines.
 func runTool(_ path: String, _ arguments: [String], timeout: Double = 60) async throws -> [String] {
-    let process = try LiveProcess(URL(fileURLWithPath: path).lastPathComponent, arguments, executable: path)
+    let process = try liveProcess(URL(fileURLWithPath: path).lastPathComponent, arguments, executable: path)
     let status = try await process.waitForExit(timeout: timeout)
     guard status == 0 else { throw LiveTestError("\(path) \(arguments) exited \(status): \(process.lines.suffix(5))") }
     return process.lines

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ProcessSupport
 import NIOCore
 import NIOPosix
 import RSerPool
@@ -92,7 +93,7 @@ struct RegistrarBench: AsyncParsableCommand {
         print(header.map { String(repeating: " ", count: max(0, $0.1 - $0.0.count)) + $0.0 }.joined(separator: " "))
         var costs: [(Int, Double)] = []
         for size in sizes {
-            let registrar = try RegistrarChild(executable: executable)
+            let registrar = try RegistrarChild()
             defer { registrar.stop() }
             let port = try registrar.waitForPort()
             let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
@@ -168,46 +169,31 @@ extension Range where Bound == Int {
 }
 
 /// A registrar child process for the benchmark.
-final class RegistrarChild: @unchecked Sendable {
-    private let process = Process()
-    private let pipe = Pipe()
-
+struct RegistrarChild {
     /// The capacity benchmark's registrar: no per-association message rate (it measures the
     /// registrar, not the limit) and PEs at made-up addresses. `arguments` replace those two.
     static let capacityArguments = ["--message-rate", "0", "--accept-foreign-addresses", "--max-pool-elements-per-association", "1000000"]
 
-    init(executable: String, arguments: [String] = RegistrarChild.capacityArguments) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp", "--keep-alive-interval", "3600s",
-                             "--log-level", "error"] + arguments
-        process.standardOutput = pipe
-        try process.run()
+    let child: ChildProcess
+
+    init(arguments: [String] = RegistrarChild.capacityArguments) throws {
+        child = try ChildProcess.subcommand("registrar", ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp",
+                                                          "--keep-alive-interval", "3600s", "--log-level", "error"] + arguments,
+                                            standardError: .merged)
     }
 
+    /// The ASAP port from the registrar's ready line.
     func waitForPort() throws -> Int {
-        var text = ""
-        while !text.contains("\n") {
-            let data = pipe.fileHandleForReading.availableData
-            guard !data.isEmpty else { throw ValidationError("the registrar process ended: \(text)") }
-            text += String(decoding: data, as: UTF8.self)
-        }
-        guard let range = text.range(of: #":(\d+) \("#, options: .regularExpression), let port = Int(text[range].dropFirst().dropLast(2)) else {
-            throw ValidationError("cannot read the registrar's port from: \(text)")
-        }
+        guard let port = try child.waitForReadyBlocking().port("asap") else { throw ValidationError("the registrar's ready line names no ASAP address") }
         return port
     }
 
     /// VmRSS of the registrar process in bytes.
-    func residentBytes() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kib * 1024
-    }
+    func residentBytes() -> Int { child.residentBytes() ?? 0 }
 
     func stop() {
-        process.terminate()
-        for _ in 0..<100 where process.isRunning { usleep(20_000) }
+        child.signal(SIGTERM)
+        for _ in 0..<100 where child.isRunning { usleep(20_000) }
     }
 }
 

@@ -3,6 +3,7 @@ import CalcApp
 import CalcAppService
 import Foundation
 import Logging
+import ProcessSupport
 import NIOCore
 import NIOPosix
 import RSerPool
@@ -60,8 +61,10 @@ struct CalcAppPECommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(services: [.init(service: element)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         async let running: Void = group.run()
         let address = try await element.userAddress
-        print("edgepool calcapp-pe \(configuration.identifier) serving on \(address.endpointDescription) in pool \(pool), \(formatRate(capacity)), max \(maxJobs) jobs")
-        fflush(nil)
+        ReadyLine(daemon: "calcapp-pe", [
+            "id": "\(configuration.identifier)", "user": address.endpointDescription, "pool": pool,
+            "capacity": formatRate(capacity), "max-jobs": "\(maxJobs)",
+        ]).announce()
         try await running
         let statistics = try await element.statistics()
         if json {

@@ -1,5 +1,6 @@
 import CalcApp
 import Foundation
+import ProcessSupport
 import RSerPool
 
 /// One point of the offloading scenario with every component a process of its own: three
@@ -18,8 +19,8 @@ struct OffloadingProcessRun {
 
     /// Starts `edgepool ARGUMENTS` at a site (in its namespace when placed).
     private func start(_ name: String, site: OffloadingPlacement.Site, _ arguments: [String]) throws -> ChildProcess {
-        guard let placement else { return try ChildProcess(name, arguments) }
-        return try ChildProcess(name, ["netns", "exec", placement.namespace(site), placement.executable] + arguments, executable: placement.ipTool)
+        guard let placement else { return try ChildProcess.subcommand(name, arguments) }
+        return try ChildProcess(name, ["netns", "exec", placement.namespace(site), placement.executable] + arguments, executable: placement.ipTool, standardError: .discarded)
     }
 
     private func listenAddress(_ site: OffloadingPlacement.Site) -> String { placement.map { "\($0.address(site)):0" } ?? "127.0.0.1:0" }
@@ -40,11 +41,12 @@ struct OffloadingProcessRun {
             let process = try start("registrar-\(index + 1)", site: site, ["registrar", "--identifier", "\(index + 1)", "--listen", listenAddress(site),
                                                                           "--enrp-listen", listenAddress(site), "--transport", transport.rawValue,
                                                                       "--log-level", "error"] + enrp.flatMap { ["--peer", $0] })
-            let line = try await process.waitForLine(containing: "listening on")
-            guard let onRange = line.range(of: "listening on "), let paren = line.range(of: " (", range: onRange.upperBound..<line.endIndex),
-                  let peersRange = line.range(of: "peers on ") else { throw OffloadRunError("unexpected registrar line: \(line)") }
-            asap.append(String(line[onRange.upperBound..<paren.lowerBound]))
-            enrp.append(String(line[peersRange.upperBound...]))
+            let ready = try await process.waitForReady()
+            guard let asapAddress = ready.list("asap").first, let enrpAddress = ready.list("enrp").first else {
+                throw OffloadRunError("a registrar's ready line without ASAP or ENRP address: \(ready)")
+            }
+            asap.append(asapAddress)
+            enrp.append(enrpAddress)
             registrars.append(process)
         }
         func registrarArguments(nearest index: Int) -> [String] {
@@ -66,14 +68,14 @@ struct OffloadingProcessRun {
                     "--cookie-calculations", "\(scenario.cookieCalculations)", "--secret", "offloading-\(seed)",
                     "--transport", transport.rawValue, "--log-level", "error", "--json",
                 ] + registrarArguments(nearest: nearest))
-                let line = try await process.waitForLine(containing: "edgepool calcapp-pe ")
-                elements.append((group.name, process, String(line.split(separator: " ")[2])))
+                let ready = try await process.waitForReady()
+                elements.append((group.name, process, ready["id"] ?? "?"))
             }
         }
         // Until the device's registrar knows every PE.
         for _ in 0..<100 {
             let resolver = try start("resolve", site: .device, ["resolve", "--registrar", asap[0], "--pool", scenario.poolHandle, "--count", "\(elements.count)"])
-            try await resolver.waitForEnd()
+            try await resolver.waitForExit()
             if resolver.lines.filter({ $0.hasPrefix("  $") }).count == elements.count { break }
             try await Task.sleep(nanoseconds: 100_000_000)
         }
@@ -88,14 +90,14 @@ struct OffloadingProcessRun {
             "--transport", transport.rawValue, "--json", "--log-level", "error",
         ] + (kind == .constant ? ["--constant"] : []) + registrarArguments(nearest: 0))
         let started = Date()
-        try await user.waitForEnd(timeout: scenario.sweep.duration.seconds / timeScale + 60)
+        try await user.waitForExit(timeout: scenario.sweep.duration.seconds / timeScale + 60)
         let measured = Date().timeIntervalSince(started)
 
         // Stop the PEs (they print their statistics) and the registrars.
         for element in elements { element.process.signal(SIGTERM) }
         var busy: [Double] = []
         for element in elements {
-            try await element.process.waitForEnd(timeout: 30)
+            try await element.process.waitForExit(timeout: 30)
             guard let json = element.process.lines.last(where: { $0.hasPrefix("{") }),
                   let statistics = try? JSONDecoder().decode(CalcAppStatisticsLine.self, from: Data(json.utf8)) else {
                 throw OffloadRunError("\(element.process.name) printed no statistics")
@@ -103,7 +105,7 @@ struct OffloadingProcessRun {
             busy.append(statistics.busySeconds)
         }
         for registrar in registrars { registrar.signal(SIGTERM) }
-        for registrar in registrars { try? await registrar.waitForEnd(timeout: 10) }
+        for registrar in registrars { try? await registrar.waitForExit(timeout: 10) }
 
         // Results, in scenario time.
         struct Record: Decodable { var size: Double; var element: String; var queuing: Double; var startup: Double; var processing: Double }
@@ -137,4 +139,9 @@ struct OffloadingProcessRun {
 /// The part of `calcapp-pe --json` the runner needs.
 struct CalcAppStatisticsLine: Decodable {
     var busySeconds: Double
+}
+
+struct OffloadRunError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

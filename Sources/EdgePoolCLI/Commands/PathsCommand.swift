@@ -3,6 +3,7 @@ import PathManager
 import PathManagerService
 import Foundation
 import Logging
+import ProcessSupport
 import RSerPoolWire
 import Synchronization
 
@@ -165,8 +166,7 @@ struct PathsRunCommand: ParsableCommand {
         }
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
-        print("edgepool paths managing \(summary)")
-        fflush(nil)
+        ReadyLine(daemon: "paths", ["managing": summary]).announce()
         daemon.run { stopRequested.load(ordering: .relaxed) }
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import ProcessSupport
 import RSerPool
 import RSerPoolCore
 import RSerPoolWire
@@ -129,6 +130,7 @@ struct PoolElementCommand: AsyncParsableCommand {
         guard fixedIdentifier == nil || count == 1 else { throw ValidationError("--identifier and --count > 1 exclude each other") }
         var elements: [PoolElement] = []
         var servers: [DemoServer] = []
+        var users: [String] = [], identifiers: [String] = []
         for _ in 0..<count {
             let elementBox = NIOLockedValueBox<PoolElement?>(nil)
             let server = try await serviceKind.start(on: listenEndpoint.socketAddress(), transport: transportProtocol,
@@ -149,9 +151,14 @@ struct PoolElementCommand: AsyncParsableCommand {
             elementBox.withLockedValue { $0 = element }
             elements.append(element)
             servers.append(server)
-            print("edgepool pe \(registration.identifier) serving \(serviceKind.rawValue) on \(userTransport) in pool \(handle) with \(chosenPolicy)")
+            users.append(bound.endpointDescription)
+            identifiers.append("\(registration.identifier)")
         }
-        fflush(nil)
+        ReadyLine(daemon: "pe", [
+            "id": identifiers.joined(separator: ","),
+            "pool": "\(handle)", "service": serviceKind.rawValue, "user": users.joined(separator: ","),
+            "transport": "\(transportProtocol.rawValue)", "policy": "\(chosenPolicy)",
+        ]).announce()
 
         var services: [any Service] = elements
         if let statusEndpoint = status ?? file.status { services.append(StatusService(endpoint: statusEndpoint, registrar: nil, logger: logger)) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ProcessSupport
 import NIOCore
 import NIOPosix
 import RSerPool
@@ -186,11 +187,12 @@ struct RegistrarCommand: AsyncParsableCommand {
         do {
             let addresses = try await registrar.listeningAddresses
             let peerAddresses = try await registrar.peerListeningAddresses
-            // One line on stdout that scripts (and the live tests) can read.
-            print("edgepool registrar \(configuration.registrar.identifier) listening on " +
-                  addresses.map(\.endpointDescription).joined(separator: ", ") + " (\(configuration.transport.rawValue))" +
-                  (peerAddresses.isEmpty ? "" : "; peers on " + peerAddresses.map(\.endpointDescription).joined(separator: ", ")))
-            fflush(nil)
+            ReadyLine(daemon: "registrar", [
+                "id": "\(configuration.registrar.identifier)",
+                "asap": addresses.map(\.endpointDescription).joined(separator: ","),
+                "transport": configuration.transport.rawValue,
+                "enrp": peerAddresses.isEmpty ? nil : peerAddresses.map(\.endpointDescription).joined(separator: ","),
+            ]).announce()
         } catch {
             throw ValidationError("cannot listen on \(configuration.listenAddresses.map(\.endpointDescription).joined(separator: ", ")): \(error)")
         }

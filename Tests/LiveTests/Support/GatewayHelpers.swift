@@ -1,9 +1,10 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 /// The HTTP origin for gateway tests (Support/origin.py), on loopback or in a namespace.
 struct Origin {
-    let process: LiveProcess
+    let process: ChildProcess
     let port: Int
     var authority: String { "127.0.0.1:\(port)" }
 
@@ -11,9 +12,9 @@ struct Origin {
 
     static func start(in namespace: TestNamespace? = nil, host: String = "127.0.0.1") async throws -> Origin {
         let process = if let namespace {
-            try LiveProcess("origin", ["netns", "exec", namespace.name, "/usr/bin/python3", script, host, "0"], executable: TestNamespace.ipTool!)
+            try liveProcess("origin", ["netns", "exec", namespace.name, "/usr/bin/python3", script, host, "0"], executable: TestNamespace.ipTool!)
         } else {
-            try LiveProcess("origin", [script, host, "0"], executable: "/usr/bin/python3")
+            try liveProcess("origin", [script, host, "0"], executable: "/usr/bin/python3")
         }
         let line = try await process.waitForLine(containing: "origin listening on")
         guard let port = line.split(separator: ":").last.flatMap({ Int($0) }) else { throw LiveTestError("origin: no port in '\(line)'") }
@@ -23,7 +24,7 @@ struct Origin {
 
 /// A gateway process; its port comes from its first stdout line.
 struct LiveGateway {
-    let process: LiveProcess
+    let process: ChildProcess
     let port: Int
     let log: String
 
@@ -31,12 +32,9 @@ struct LiveGateway {
     static func start(_ mode: String, _ arguments: [String], in namespace: TestNamespace? = nil, host: String = "127.0.0.1") async throws -> LiveGateway {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-gw-\(UUID().uuidString).jsonl").path
         let full = ["gateway", mode, "--listen", "\(host):0", "--connection-log", log, "--log-level", "debug"] + arguments
-        let process = try namespace.map { try $0.edgepool("gateway-\(mode)", full) } ?? LiveProcess("gateway-\(mode)", full)
-        let line = try await process.waitForLine(containing: "listening on")
-        guard let portText = line.split(separator: " ").first(where: { $0.contains(":") && $0.first?.isNumber == true })?.split(separator: ":").last?
-            .trimmingCharacters(in: .punctuationCharacters), let port = Int(portText) else {
-            throw LiveTestError("gateway: no port in '\(line)'")
-        }
+        let process = try namespace.map { try $0.edgepool("gateway-\(mode)", full) } ?? liveProcess("gateway-\(mode)", full)
+        let ready = try await process.waitForReady()
+        guard let port = ready.port("listen") else { throw LiveTestError("gateway: no listening address in '\(ready)'") }
         return LiveGateway(process: process, port: port, log: log)
     }
 
@@ -54,7 +52,7 @@ struct LiveGateway {
 
 /// Runs a command to its end: (exit status, output lines).
 func runCommand(_ executable: String, _ arguments: [String], timeout: Double = 60) async throws -> (status: Int32, output: [String]) {
-    let process = try LiveProcess(URL(fileURLWithPath: executable).lastPathComponent, arguments, executable: executable)
+    let process = try liveProcess(URL(fileURLWithPath: executable).lastPathComponent, arguments, executable: executable)
     let status = try await process.waitForExit(timeout: timeout)
     return (status, process.lines)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 
 /// A network namespace made for one test and removed when the test ends (also on failure).
 /// Only loopback inside it is used: multicast is switched on there, nothing leaves the host.
@@ -53,8 +54,8 @@ final class TestNamespace: @unchecked Sendable {
     }
 
     /// Starts `edgepool ARGS` inside the namespace.
-    func edgepool(_ name: String, _ arguments: [String]) throws -> LiveProcess {
-        try LiveProcess(name, ["netns", "exec", self.name, edgepoolBinary] + arguments, executable: Self.ipTool!)
+    func edgepool(_ name: String, _ arguments: [String]) throws -> ChildProcess {
+        try liveProcess(name, ["netns", "exec", self.name, edgepoolBinary] + arguments, executable: Self.ipTool!)
     }
 
     static func ip(_ arguments: [String]) throws {
@@ -109,7 +110,7 @@ extension TestNamespace {
     }
 
     /// Starts a tool inside the namespace.
-    func run(_ name: String, _ executable: String, _ arguments: [String]) throws -> LiveProcess {
-        try LiveProcess(name, ["netns", "exec", self.name, executable] + arguments, executable: Self.ipTool!)
+    func run(_ name: String, _ executable: String, _ arguments: [String]) throws -> ChildProcess {
+        try liveProcess(name, ["netns", "exec", self.name, executable] + arguments, executable: Self.ipTool!)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ProcessSupport
 import NIOCore
 import NIOPosix
 import RSerPool
@@ -53,7 +54,7 @@ struct AbuseBench: AsyncParsableCommand {
     }
 
     private func registrarFloods(_ executable: String) async throws {
-        let registrar = try RegistrarChild(executable: executable, arguments: registrarFlags.split(separator: " ").map(String.init))
+        let registrar = try RegistrarChild(arguments: registrarFlags.split(separator: " ").map(String.init))
         defer { registrar.stop() }
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: try registrar.waitForPort())
         let owner = try await BenchClient.connect(to: address)
@@ -103,11 +104,12 @@ struct AbuseBench: AsyncParsableCommand {
         let seconds = self.seconds
         return try await withCheckedThrowingContinuation { continuation in
             Thread {
-                guard let fd = connectedSocket(port: port) else {
+                guard let connection = try? RawConnection(port: port) else {
                     continuation.resume(throwing: ValidationError("cannot connect to the registrar"))
                     return
                 }
-                defer { close(fd) }
+                let fd = connection.fd
+                defer { withExtendedLifetime(connection) {} }
                 var request = ByteBuffer()
                 request.writeASAPMessage(.handleResolution(ASAPHandleResolution(poolHandle: "AbusePool")))
                 let bytes = Array(buffer: request)
@@ -144,7 +146,7 @@ struct AbuseBench: AsyncParsableCommand {
     }
 
     private func neverReadingClients(_ executable: String) async throws {
-        let registrar = try RegistrarChild(executable: executable, arguments: [])
+        let registrar = try RegistrarChild(arguments: [])
         defer { registrar.stop() }
         let port = try registrar.waitForPort()
         let owner = try await BenchClient.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: port))
@@ -153,8 +155,9 @@ struct AbuseBench: AsyncParsableCommand {
         for _ in 0..<1024 { request.writeASAPMessage(.handleResolution(ASAPHandleResolution(poolHandle: "AbusePool", option: .all))) }
         let flood = Array(buffer: request)
         let before = registrar.residentBytes()
-        let sockets = (0..<neverReaders).compactMap { _ in connectedSocket(port: port, receiveBuffer: 4096) }
-        defer { sockets.forEach { close($0) } }
+        let readers = (0..<neverReaders).compactMap { _ in try? RawConnection(port: port, receiveBuffer: 4096) }
+        defer { withExtendedLifetime(readers) {} }
+        let sockets = readers.map(\.fd)
         var sent = 0
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
@@ -175,30 +178,30 @@ struct AbuseBench: AsyncParsableCommand {
     private func gatewayHeldConnections(_ executable: String) async throws {
         let echo = try EchoServer()
         defer { echo.stop() }
-        let gateway = try ChildProcess("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(echo.port)", "--log-level", "error"])
+        let gateway = try ChildProcess.subcommand("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(echo.port)", "--log-level", "error"])
         defer { gateway.signal(SIGTERM) }
-        let line = try await gateway.waitForLine(containing: "listening on")
-        guard let port = line.split(separator: " ").first(where: { $0.hasPrefix("127.0.0.1:") }).flatMap({ Int($0.split(separator: ":")[1]) }) else {
-            throw ValidationError("no port in \(line)")
-        }
+        let ready = try await gateway.waitForReady()
+        guard let port = ready.port("listen") else { throw ValidationError("no listening address in \(ready)") }
         func medianRoundTrip() -> Double {
             var times: [Double] = []
             for _ in 0..<200 {
                 let start = NIODeadline.now()
-                guard let fd = connectedSocket(port: port) else { continue }
+                guard let connection = try? RawConnection(port: port) else { continue }
+                defer { withExtendedLifetime(connection) {} }
+                let fd = connection.fd
                 var byte: UInt8 = 0x2A
                 _ = send(fd, &byte, 1, Int32(MSG_NOSIGNAL))
                 var timeout = timeval(tv_sec: 2, tv_usec: 0)
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 if recv(fd, &byte, 1, 0) == 1 { times.append(Double((NIODeadline.now() - start).nanoseconds) / 1e3) }
-                close(fd)
             }
             times.sort()
             return times.isEmpty ? .nan : times[times.count / 2]
         }
         let alone = medianRoundTrip()
-        let held = (0..<1_100).compactMap { _ in connectedSocket(port: port, source: "127.0.0.2") }
-        defer { held.forEach { close($0) } }
+        let connections = (0..<1_100).compactMap { _ in try? RawConnection(port: port, source: "127.0.0.2") }
+        defer { withExtendedLifetime(connections) {} }
+        let held = connections.map(\.fd)
         usleep(500_000)
         var refused = 0
         for fd in held {
@@ -209,31 +212,6 @@ struct AbuseBench: AsyncParsableCommand {
         print("gateway (reverse proxy, default limits: 1,000 connections per client) while 127.0.0.2 holds \(held.count) idle connections (\(refused) closed at accept)")
         print(String(format: "  another client's connect + 1-byte echo: median %.0f µs alone, %.0f µs meanwhile = %.2f×", alone, during, during / alone))
     }
-}
-
-/// A blocking TCP socket connected to 127.0.0.1:`port`, or nil.
-private func connectedSocket(port: Int, receiveBuffer: Int? = nil, source: String? = nil) -> Int32? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    if var size = receiveBuffer.map(Int32.init) { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
-    var one: Int32 = 1
-    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    if let source {
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = inet_addr(source)
-        _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard connected == 0 else {
-        close(fd)
-        return nil
-    }
-    return fd
 }
 
 /// A TCP echo server on loopback (SwiftNIO), for the gateway's backend.

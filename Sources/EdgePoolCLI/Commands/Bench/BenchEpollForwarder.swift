@@ -1,5 +1,6 @@
 import CLinuxRelay
 import Foundation
+import ProcessSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -81,7 +82,7 @@ enum BenchEpollForwarder {
         var listeners = [first]
         for _ in 1..<threads { listeners.append(try listener(port: port)) }
         for fd in listeners { Thread { loop(listener: fd, origin: origin) }.start() }
-        print("listening on 127.0.0.1:\(port) (epoll + splice forwarder)")
+        ReadyLine(daemon: "bench-forwarder", ["listen": "127.0.0.1:\(port)", "kind": "epoll+splice"]).announce()
         fflush(nil)
         while true { sleep(3600) }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import NIOCore
 import NIOPosix
 
@@ -62,7 +63,7 @@ enum BenchNIOForwarder {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
-        print("listening on 127.0.0.1:\(channel.localAddress?.port ?? 0) (minimal NIO forwarder)")
+        ReadyLine(daemon: "bench-forwarder", ["listen": "127.0.0.1:\(channel.localAddress?.port ?? 0)", "kind": "nio"]).announce()
         fflush(nil)
         while true { sleep(3600) }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 
 /// A proxy the gateway benchmark measures: EdgePool in one of its modes, or a peer.
 struct BenchProxy {
@@ -46,8 +47,8 @@ struct BenchProxy {
         func stop() {
             for process in processes {
                 process.signal(SIGTERM)
-                for _ in 0..<50 where process.process.isRunning { usleep(20_000) }
-                if process.process.isRunning { process.signal(SIGKILL) }
+                for _ in 0..<50 where process.isRunning { usleep(20_000) }
+                if process.isRunning { process.signal(SIGKILL) }
             }
             for file in files { try? FileManager.default.removeItem(atPath: file) }
         }
@@ -58,31 +59,31 @@ struct BenchProxy {
         let anyMPTCP = mode.clientMPTCP || mode.serverMPTCP || kind == .pair
         /// A peer under mptcpize when MPTCP is wanted on any of its sockets.
         func peer(_ executable: String, _ arguments: [String]) throws -> ChildProcess {
-            anyMPTCP ? try ChildProcess(name, ["run", executable] + arguments, executable: Self.mptcpize, captureErrors: true)
-                     : try ChildProcess(name, arguments, executable: executable, captureErrors: true)
+            anyMPTCP ? try ChildProcess(name, ["run", executable] + arguments, executable: Self.mptcpize, standardError: .merged)
+                     : try ChildProcess(name, arguments, executable: executable, standardError: .merged)
         }
         let upstream = mode.serverMPTCP ? "mptcp" : "tcp"
         let quiet = ["--telemetry-interval", "0", "--log-level", "error"] + gatewayFlags
         switch (tool, kind) {
         case ("edgepool", .forward):
-            let child = try ChildProcess(name, ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(originPort)",
-                                                "--upstream-transport", upstream] + quiet)
+            let child = try ChildProcess.subcommand(name, ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(originPort)",
+                                            "--upstream-transport", upstream] + quiet)
             return Running(port: try Self.edgepoolPort(child), processes: [child], files: [])
         case ("edgepool", .socks):
-            let child = try ChildProcess(name, ["gateway", "socks", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32",
-                                                "--upstream-transport", upstream] + quiet)
+            let child = try ChildProcess.subcommand(name, ["gateway", "socks", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32",
+                                            "--upstream-transport", upstream] + quiet)
             return Running(port: try Self.edgepoolPort(child), processes: [child], files: [])
         case ("edgepool", .pair):
             let secret = "benchmark pair secret, 32 bytes"
-            let exit = try ChildProcess("edgepool exit", ["gateway", "exit", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32",
-                                                          "--secret", secret, "--upstream-transport", upstream] + quiet)
+            let exit = try ChildProcess.subcommand("edgepool exit", ["gateway", "exit", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32",
+                                                      "--secret", secret, "--upstream-transport", upstream] + quiet)
             let exitPort = try Self.edgepoolPort(exit)
-            let entry = try ChildProcess("edgepool entry", ["gateway", "entry", "--listen", "127.0.0.1:0", "--exit", "127.0.0.1:\(exitPort)",
-                                                            "--secret", secret] + quiet)
+            let entry = try ChildProcess.subcommand("edgepool entry", ["gateway", "entry", "--listen", "127.0.0.1:0", "--exit", "127.0.0.1:\(exitPort)",
+                                                        "--secret", secret] + quiet)
             return Running(port: try Self.edgepoolPort(entry), processes: [entry, exit], files: [])
         case ("nio", _), ("epoll", _):
             // TCP only (baselines for EdgePool's own cost, not peers).
-            let child = try ChildProcess(name, ["bench", "gateway", "--serve-\(tool)-forwarder", "\(originPort)"])
+            let child = try ChildProcess.subcommand(name, ["bench", "gateway", "--serve-\(tool)-forwarder", "\(originPort)"])
             return Running(port: try Self.edgepoolPort(child), processes: [child], files: [])
         case ("socat", _):
             let port = try BenchSocket.freePort()
@@ -151,17 +152,11 @@ struct BenchProxy {
         }
     }
 
-    /// The port from an `edgepool gateway` line "… listening on 127.0.0.1:PORT (…)".
+    /// The port from an EdgePool process's ready line (`listen=127.0.0.1:PORT`).
     static func edgepoolPort(_ child: ChildProcess) throws -> Int {
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if let line = child.lines.first(where: { $0.contains("listening on") }),
-               let range = line.range(of: #":(\d+) \("#, options: .regularExpression),
-               let port = Int(line[range].dropFirst().dropLast(2)) {
-                return port
-            }
-            usleep(20_000)
+        guard let port = try child.waitForReadyBlocking().port("listen") else {
+            throw BenchSocket.Failure("\(child.name)'s ready line names no listening address")
         }
-        throw BenchSocket.Failure("\(child.name) did not say where it listens")
+        return port
     }
 }

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import ProcessSupport
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -35,12 +36,11 @@ final class BenchStreamTarget: Sendable {
         }
     }
 
-    /// Serves until killed: prints "… listening on 127.0.0.1:PORT (…)", then "accepted N" as
+    /// Serves until killed: prints a ready line (`listen=127.0.0.1:PORT`), then "accepted N" as
     /// connections arrive; SIGUSR1 starts streaming, SIGUSR2 stops it.
     static func serveUntilKilled() throws -> Never {
         let target = try BenchStreamTarget(group: MultiThreadedEventLoopGroup.singleton)
-        print("stream target listening on 127.0.0.1:\(target.port) (tcp)")
-        fflush(nil)
+        ReadyLine(daemon: "bench-stream-target", ["listen": "127.0.0.1:\(target.port)", "transport": "tcp"]).announce()
         signal(SIGUSR1, SIG_IGN)
         signal(SIGUSR2, SIG_IGN)
         let start = DispatchSource.makeSignalSource(signal: SIGUSR1)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLinuxRelay
 import Foundation
+import ProcessSupport
 import NIOCore
 import NIOPosix
 
@@ -296,30 +297,30 @@ struct GatewayBench: ParsableCommand {
     // MARK: memory
 
     func measureMemory(origin: BenchOrigin, gatewayFlags: [String]) throws {
-        let target = try ChildProcess("stream target", ["bench", "gateway", "--serve-stream-target", "--connections", "\(connections)"])
+        let target = try ChildProcess.subcommand("stream target", ["bench", "gateway", "--serve-stream-target", "--connections", "\(connections)"])
         defer { target.signal(SIGKILL) }
         let targetPort = try BenchProxy.edgepoolPort(target)
         func accepted() -> Int {
             target.lines.last(where: { $0.hasPrefix("accepted ") }).flatMap { Int($0.dropFirst(9)) } ?? 0
         }
-        let gateway = try ChildProcess("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(targetPort)",
-                                                   "--max-connections", "\(connections * 2)", "--telemetry-interval", "0", "--log-level", "error"] + gatewayFlags)
+        let gateway = try ChildProcess.subcommand("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(targetPort)",
+                                                              "--max-connections", "\(connections * 2)", "--telemetry-interval", "0", "--log-level", "error"] + gatewayFlags)
         let port = try BenchProxy.edgepoolPort(gateway)
         usleep(300_000)
-        let baseline = gateway.residentBytes()
+        let baseline = gateway.residentBytes() ?? 0
         let clients = try BenchStreamClients(port: port, count: connections, group: MultiThreadedEventLoopGroup.singleton)
         defer { clients.close() }
         let deadline = Date().addingTimeInterval(60)
         while accepted() < connections && Date() < deadline { usleep(50_000) }
         usleep(500_000)
-        let idle = gateway.residentBytes()
+        let idle = gateway.residentBytes() ?? 0
         let relayed = accepted()
         target.signal(SIGUSR1)   // start streaming
         var peak = idle
         let streamStart = Date()
         while Date().timeIntervalSince(streamStart) < seconds {
             usleep(200_000)
-            peak = max(peak, gateway.residentBytes())
+            peak = max(peak, gateway.residentBytes() ?? 0)
         }
         let streamed = clients.bytesReceived
         print("memory, edgepool gateway reverse (TCP→TCP), \(relayed) relayed connections (RSS of the gateway process):")

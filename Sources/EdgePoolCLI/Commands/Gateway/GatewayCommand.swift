@@ -3,6 +3,7 @@ import Foundation
 import Gateway
 import GatewayService
 import Logging
+import ProcessSupport
 import NIOCore
 import RSerPool
 import RSerPoolWire
@@ -256,9 +257,12 @@ struct GatewayOptions: ParsableArguments {
         async let running: Void = group.run()
         do {
             let addresses = try await gateway.listeningAddresses
-            print("edgepool gateway \(configuration.mode.name) listening on " + addresses.map(\.endpointDescription).joined(separator: ", ") +
-                  " (\(configuration.listenTransport.rawValue) → \(configuration.upstreamTransport.rawValue))")
-            fflush(nil)
+            ReadyLine(daemon: "gateway", [
+                "mode": configuration.mode.name,
+                "listen": addresses.map(\.endpointDescription).joined(separator: ","),
+                "transport": configuration.listenTransport.rawValue,
+                "upstream": configuration.upstreamTransport.rawValue,
+            ]).announce()
         } catch {
             throw ValidationError("cannot listen on \(configuration.listen.map(\.endpointDescription).joined(separator: ", ")): \(error)")
         }

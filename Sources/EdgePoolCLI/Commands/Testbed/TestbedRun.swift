@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ProcessSupport
 import Testbed
 
 /// `edgepool testbed run SCENARIO`: brings the scenario's topology up, starts its traffic,
@@ -96,9 +97,9 @@ struct TestbedRun: ParsableCommand {
             }
             arguments += ["--port", "\(port)", "--listen", any] + (traffic.mptcp ? ["--mptcp"] : [])
             let sender = try ChildProcess("sender \(index)", ["netns", "exec", plan.namespace(traffic.sender), me, "testbed", "traffic"] + arguments,
-                                          executable: Shell.ipTool, captureErrors: true)
+                                          executable: Shell.ipTool ?? "/usr/sbin/ip", standardError: .merged)
             helpers.append(sender)
-            _ = try sender.waitForLineBlocking(containing: "serving on port")
+            _ = try sender.waitForReadyBlocking(timeout: 10)
             var connect = TestbedTraffic.joinHostPort(traffic.address, port)
             if traffic.throughGateway {
                 // receiver →TCP→ entry (receiver's host) →MPTCP→ exit (sender's host) →TCP→ sender.
@@ -108,15 +109,15 @@ struct TestbedRun: ParsableCommand {
                 let exitPort = 7000 + index, entryPort = 6200 + index
                 let exit = try ChildProcess("exit \(index)", ["netns", "exec", plan.namespace(traffic.sender), me, "gateway", "exit",
                                                               "--listen", TestbedTraffic.joinHostPort(any, exitPort), "--allow", "127.0.0.1/32",
-                                                              "--secret", secret, "--log-level", "warning"], executable: Shell.ipTool, captureErrors: true)
+                                                              "--secret", secret, "--log-level", "warning"], executable: Shell.ipTool ?? "/usr/sbin/ip", standardError: .merged)
                 helpers.append(exit)
-                _ = try exit.waitForLineBlocking(containing: "listening on")
+                _ = try exit.waitForReadyBlocking(timeout: 10)
                 let entry = try ChildProcess("entry \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "gateway", "entry",
                                                                 "--listen", "127.0.0.1:\(entryPort)", "--exit", TestbedTraffic.joinHostPort(traffic.address, exitPort),
                                                                 "--forward", "127.0.0.1:\(port)", "--secret", secret, "--log-level", "warning"],
-                                             executable: Shell.ipTool, captureErrors: true)
+                                             executable: Shell.ipTool ?? "/usr/sbin/ip", standardError: .merged)
                 helpers.append(entry)
-                _ = try entry.waitForLineBlocking(containing: "listening on")
+                _ = try entry.waitForReadyBlocking(timeout: 10)
                 connect = "127.0.0.1:\(entryPort)"
             }
             connects.append(connect)
@@ -136,7 +137,7 @@ struct TestbedRun: ParsableCommand {
                 arguments = ["watch", "--buffer", "\(buffer)", "--preroll", "\(preroll)"] + arguments
             }
             let receiver = try ChildProcess("receiver \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "testbed", "traffic"] + arguments
-                                            + (traffic.mptcp ? ["--mptcp"] : []), executable: Shell.ipTool, captureErrors: true)
+                                            + (traffic.mptcp ? ["--mptcp"] : []), executable: Shell.ipTool ?? "/usr/sbin/ip", standardError: .merged)
             helpers.append(receiver)
             receivers.append(receiver)
         }
@@ -203,7 +204,7 @@ struct TestbedRun: ParsableCommand {
             // A receiver gives up by itself 30 s after the run; one that hangs beyond that is
             // killed and its flow reported as it stands.
             var hung = false
-            do { try receiver.waitForEndBlocking(timeout: TestbedTraffic.Fetch.grace + 10) } catch {
+            do { try receiver.waitForExitBlocking(timeout: TestbedTraffic.Fetch.grace + 10) } catch {
                 receiver.signal(SIGKILL)
                 hung = true
             }
@@ -271,25 +272,5 @@ struct TestbedRun: ParsableCommand {
             }
         }
         return counters
-    }
-}
-
-extension ChildProcess {
-    func waitForLineBlocking(containing text: String, timeout: Double = 10) throws -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let line = lines.first(where: { $0.contains(text) }) { return line }
-            usleep(20_000)
-        }
-        throw ValidationError("\(name) did not say '\(text)': \(lines.suffix(3))")
-    }
-
-    func waitForEndBlocking(timeout: Double) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            guard Date() < deadline else { throw ValidationError("\(name) did not finish") }
-            usleep(20_000)
-        }
-        usleep(100_000)
     }
 }

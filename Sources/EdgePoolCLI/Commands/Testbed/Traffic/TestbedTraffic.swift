@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ProcessSupport
 import RSerPoolCore
 
 #if canImport(Glibc)
@@ -37,7 +38,7 @@ struct TestbedTraffic: ParsableCommand {
         /// The listener stays open: MPTCP's MP_JOINs for further subflows need it.
         func acceptOne() throws -> Int32 {
             let listener = try TestbedTraffic.listen(on: listen, port: port, mptcp: mptcp)
-            print("serving on port \(port)")
+            ReadyLine(daemon: "traffic", ["port": "\(port)"]).announce()
             fflush(nil)
             let fd = accept(listener, nil, nil)
             guard fd >= 0 else { throw ValidationError("accept: errno \(errno)") }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ProcessSupport
 import Testbed
 
 #if canImport(Glibc)
@@ -60,7 +61,7 @@ extension TestbedTraffic {
             let pipe = Pipe()
             process.standardOutput = pipe
             try process.run()
-            print("serving on port \(port)")
+            ReadyLine(daemon: "traffic", ["port": "\(port)"]).announce()
             fflush(nil)
             // -progress writes key=value blocks; the last one holds the totals.
             let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

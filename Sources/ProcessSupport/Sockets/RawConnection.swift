@@ -5,18 +5,22 @@ import Glibc
 import NIOCore
 import RSerPoolWire
 
-/// A plain blocking TCP socket to 127.0.0.1 for tests that misbehave on purpose: partial
-/// messages, floods, never reading. Every call has a time bound.
-final class RawConnection: @unchecked Sendable {
-    let fd: Int32
+/// A plain blocking TCP socket to 127.0.0.1 for clients that misbehave on purpose — partial
+/// messages, floods, never reading — in the live tests and `edgepool bench abuse`. Every
+/// receive has a time bound; the socket is closed when the object goes away.
+public final class RawConnection: @unchecked Sendable {
+    public let fd: Int32
 
-    /// Connects; `receiveBuffer` shrinks SO_RCVBUF first (a client that reads little).
-    init(port: Int, receiveBuffer: Int? = nil, source: String? = nil) throws {
+    /// Connects; `receiveBuffer` shrinks SO_RCVBUF first (a client that reads little);
+    /// `source` binds a local address first (127.0.0.2: another client).
+    public init(port: Int, receiveBuffer: Int? = nil, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw LiveTestError("socket() failed") }
+        guard fd >= 0 else { throw ProcessSupportError("socket() failed: errno \(errno)") }
         if var size = receiveBuffer.map(Int32.init) {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         if let source {
             var local = sockaddr_in()
             local.sin_family = sa_family_t(AF_INET)
@@ -32,14 +36,14 @@ final class RawConnection: @unchecked Sendable {
         }
         guard connected == 0 else {
             close(fd)
-            throw LiveTestError("connect to \(port) failed: errno \(errno)")
+            throw ProcessSupportError("connect to \(port) failed: errno \(errno)")
         }
     }
 
     deinit { close(fd) }
 
     /// The local port (the one the peer sees).
-    var localPort: Int {
+    public var localPort: Int {
         var local = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
@@ -48,28 +52,28 @@ final class RawConnection: @unchecked Sendable {
 
     /// Sends what the socket takes without blocking; returns the bytes sent.
     @discardableResult
-    func sendSome(_ bytes: [UInt8]) -> Int {
+    public func sendSome(_ bytes: [UInt8]) -> Int {
         bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
     }
 
     /// Sends all of `bytes` (blocking).
-    func sendAll(_ bytes: [UInt8]) throws {
+    public func sendAll(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw LiveTestError("send failed: errno \(errno)") }
+            guard n > 0 else { throw ProcessSupportError("send failed: errno \(errno)") }
             offset += n
         }
     }
 
-    func send(_ message: ASAPMessage, times: Int = 1) throws {
+    public func send(_ message: ASAPMessage, times: Int = 1) throws {
         var buffer = ByteBuffer()
         for _ in 0..<times { buffer.writeASAPMessage(message) }
         try sendAll(Array(buffer: buffer))
     }
 
     /// Reads for up to `seconds`; returns the bytes and whether the peer closed.
-    func receive(for seconds: Double, until enough: ([UInt8]) -> Bool = { _ in false }) -> (bytes: [UInt8], closed: Bool) {
+    public func receive(for seconds: Double, until enough: ([UInt8]) -> Bool = { _ in false }) -> (bytes: [UInt8], closed: Bool) {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         let deadline = Date().addingTimeInterval(seconds)
@@ -88,7 +92,7 @@ final class RawConnection: @unchecked Sendable {
     }
 
     /// Reads ASAP messages until `count` are in or `seconds` pass.
-    func receiveMessages(_ count: Int, within seconds: Double) -> [ASAPMessage] {
+    public func receiveMessages(_ count: Int, within seconds: Double) -> [ASAPMessage] {
         var messages: [ASAPMessage] = []
         var buffer = ByteBuffer()
         _ = receive(for: seconds) { bytes in
@@ -103,12 +107,4 @@ final class RawConnection: @unchecked Sendable {
         }
         return messages
     }
-}
-
-/// The resident memory of a process in KiB (VmRSS).
-func residentKiB(of pid: Int32) throws -> Int {
-    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let value = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { throw LiveTestError("no VmRSS for \(pid)") }
-    return value
 }
