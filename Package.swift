@@ -7,10 +7,12 @@ import PackageDescription
 //   RSerPool      – NIO transports (TCP/MPTCP, UDP announces) and the Registrar / PoolElement / PoolUser services
 //   Gateway       – SOCKS5 / HTTP proxy / gateway-pair protocol logic, destination policy, MPTCP telemetry (pure)
 //   GatewayService – the NIO gateway: listeners, relays, upstream connections, telemetry readers
-//   Testbed       – testbed topologies: the file format, validation, the plan of ip/tc commands (pure)
+//   Testbed       – testbed topologies and scenarios: the file formats, validation, the plan of ip/tc commands, results (pure)
+//   TestbedRunner – running testbeds: bring-up and teardown, the scenario player, link emulator, traffic, experiments
 //   PathManager   – MPTCP path health decisions and the netlink / mptcp_pm codec (pure)
 //   PathManagerService – the kernel side: netlink sockets, the in-kernel PM's endpoints
 //   ProcessSupport – what runners, benchmarks and live tests share: child processes, the daemons' ready line, free ports, resident memory
+//   Benchmarks    – `edgepool bench`: registrar, simulator, gateway (against peer proxies) and abuse benchmarks
 //   EdgePoolCLI   – the `edgepool` executable: a thin layer that turns options into configuration values
 let package = Package(
     name: "EdgePool",
@@ -24,6 +26,7 @@ let package = Package(
         .library(name: "Gateway", targets: ["Gateway"]),
         .library(name: "GatewayService", targets: ["GatewayService"]),
         .library(name: "Testbed", targets: ["Testbed"]),
+        .library(name: "TestbedRunner", targets: ["TestbedRunner"]),
         .library(name: "PathManager", targets: ["PathManager"]),
         .library(name: "PathManagerService", targets: ["PathManagerService"]),
         .library(name: "ProcessSupport", targets: ["ProcessSupport"]),
@@ -67,7 +70,7 @@ let package = Package(
         .target(
             name: "CalcAppService",
             dependencies: [
-                "CalcApp", "RSerPool", "RSerPoolCore", "RSerPoolWire",
+                "CalcApp", "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -102,6 +105,13 @@ let package = Package(
             dependencies: ["RSerPoolWire", "RSerPoolCore"]
         ),
         .target(
+            name: "TestbedRunner",
+            dependencies: [
+                "Testbed", "ProcessSupport", "RSerPool", "RSerPoolCore", "CalcApp", "CalcAppService",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "PathManager",
             dependencies: ["RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
@@ -118,10 +128,19 @@ let package = Package(
             ]
         ),
         .target(name: "CLinuxRelay"),
+        .target(
+            name: "Benchmarks",
+            dependencies: [
+                "RSerPool", "RSerPoolWire", "CalcApp", "ProcessSupport", "CLinuxRelay",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "EdgePoolCLI",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService", "Gateway", "GatewayService", "Testbed", "PathManager", "PathManagerService", "ProcessSupport", "CLinuxRelay",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "CalcApp", "CalcAppService", "Gateway", "GatewayService", "Testbed", "TestbedRunner", "PathManager", "PathManagerService", "ProcessSupport", "Benchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -188,7 +207,7 @@ let package = Package(
         .testTarget(
             name: "LiveTests",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport", "TestbedRunner",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -1,4 +1,5 @@
 import Foundation
+import TestbedRunner
 import Testing
 
 /// `edgepool testbed` with real namespaces: the shipped two-ISP topology comes up, MPTCP
@@ -124,31 +125,10 @@ import Testing
         #expect(refused.output.contains { $0.contains("line 3: rate 'fast' is not a rate") })
     }
 
-    /// Removes a test's namespaces whatever happened (also when the test failed early).
+    /// Removes a test's namespaces whatever happened (also when the test failed early), with
+    /// the runner's own teardown (processes first).
     static func forceDown(_ name: String) {
-        guard let ip = TestNamespace.ipTool else { return }
-        let list = Process()
-        list.executableURL = URL(fileURLWithPath: ip)
-        list.arguments = ["netns", "list"]
-        let pipe = Pipe()
-        list.standardOutput = pipe
-        try? list.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        list.waitUntilExit()
-        for namespace in text.split(separator: "\n").compactMap({ $0.split(separator: " ").first }) where namespace.hasPrefix("ept-\(name)-") {
-            // Processes first (the link emulator runs detached): a namespace outlives `netns del` while they live.
-            let pids = Process()
-            pids.executableURL = URL(fileURLWithPath: ip)
-            pids.arguments = ["netns", "pids", String(namespace)]
-            let pidPipe = Pipe()
-            pids.standardOutput = pidPipe
-            try? pids.run()
-            let pidText = String(decoding: pidPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            pids.waitUntilExit()
-            for pid in pidText.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
-            try? TestNamespace.ip(["netns", "del", String(namespace)])
-            try? FileManager.default.removeItem(atPath: "/tmp/\(namespace).log")
-        }
+        Teardown.remove(topology: name)
     }
 }
 

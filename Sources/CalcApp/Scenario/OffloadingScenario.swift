@@ -31,7 +31,8 @@ public struct ScenarioDuration: Codable, Hashable, Sendable, CustomStringConvert
     public var description: String { seconds >= 1 || seconds == 0 ? "\(formatNumber(seconds))s" : "\(formatNumber(seconds * 1000))ms" }
 }
 
-func formatNumber(_ value: Double) -> String {
+/// A number as a scenario file writes it: integers without a fraction.
+public func formatNumber(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
 }
 

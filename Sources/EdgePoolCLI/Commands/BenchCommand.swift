@@ -1,11 +1,5 @@
 import ArgumentParser
-import Foundation
-import ProcessSupport
-import NIOCore
-import NIOPosix
-import RSerPool
-import RSerPoolWire
-import CalcApp
+import Benchmarks
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,33 +23,13 @@ struct SimulatorBench: AsyncParsableCommand {
 
     @Option(help: "PEs in the scaled run.")
     var elements: Int = 10_000
-
     @Option(help: "Pool users in the scaled run.")
     var users: Int = 100_000
-
     @Option(help: "Simulated seconds of the scaled run.")
     var seconds: Double = 30
 
     func run() async throws {
-        let sweepStart = NIODeadline.now()
-        let points = await OffloadingSweep.run(.deviceEdgeCloud)
-        let sweepWall = Double((NIODeadline.now() - sweepStart).nanoseconds) / 1e9
-        let sweepEvents = points.flatMap(\.runs).map(\.events).reduce(0, +)
-        let perCore = Double(sweepEvents) / sweepWall / 2
-        print(String(format: "default sweep: %d runs, %d events, %.2f s wall on 2 cores (%.0f events/s per core)",
-                     points.flatMap(\.runs).count, sweepEvents, sweepWall, perCore))
-
-        var scaled = OffloadingScenario.deviceEdgeCloud
-        let base = scaled.elements.map(\.count).reduce(0, +)
-        for index in scaled.elements.indices { scaled.elements[index].count = max(1, scaled.elements[index].count * elements / base) }
-        scaled.sweep.duration = ScenarioDuration(seconds: seconds)
-        let total = scaled.elements.map(\.count).reduce(0, +)
-        let start = NIODeadline.now()
-        var simulation = OffloadingSimulation(scenario: scaled, users: users, seed: 1)
-        let result = simulation.run()
-        let wall = Double((NIODeadline.now() - start).nanoseconds) / 1e9
-        print(String(format: "scaled run: %d PEs, %d users, %.0f s simulated: %d events, %d requests completed, %.2f s wall, %.0f events/s (%.2f× the sweep's per-core rate)",
-                     total, users, seconds, result.events, result.completed, wall, Double(result.events) / wall, Double(result.events) / wall / perCore))
+        try await SimulatorBenchmark(elements: elements, users: users, seconds: seconds).run()
     }
 }
 
@@ -76,225 +50,115 @@ struct RegistrarBench: AsyncParsableCommand {
 
     @Option(parsing: .upToNextOption, help: "Pool sizes to measure.")
     var sizes: [Int] = [1_000, 10_000, 100_000]
-
     @Option(help: "Associations used by the benchmark client.")
     var connections: Int = 4
-
     @Option(help: "Requests outstanding per association.")
     var window: Int = 32
-
     @Option(help: "Seconds of handle resolutions per measurement.")
     var seconds: Double = 3
 
     func run() async throws {
-        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        print("registrar benchmark: registrar in its own process, TCP on loopback, \(connections) associations × \(window) outstanding, \(seconds) s per resolution run")
-        let header = [("PEs", 9), ("registrations/s", 16), ("resolutions/s", 16), ("baseline res./s", 16), ("cost vs base", 14), ("bytes/PE", 12)]
-        print(header.map { String(repeating: " ", count: max(0, $0.1 - $0.0.count)) + $0.0 }.joined(separator: " "))
-        var costs: [(Int, Double)] = []
-        for size in sizes {
-            let registrar = try RegistrarChild()
-            defer { registrar.stop() }
-            let port = try registrar.waitForPort()
-            let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
-            let clients = try await (0..<connections).asyncMap { _ in try await BenchClient.connect(to: address) }
-            defer { for client in clients { client.channel.close(promise: nil) } }
-
-            let rssBefore = registrar.residentBytes()
-            let handle = PoolHandle("bench-\(size)")
-            var generator = SystemRandomNumberGenerator()
-            var messages: [[ASAPMessage]] = Array(repeating: [], count: connections)
-            for index in 0..<size {
-                let element = PoolElementParameter(
-                    identifier: PoolElementIdentifier(UInt32(index + 1)), registrationLife: 3_600_000,
-                    userTransport: .tcp(.v4(0x0A00_0000 | UInt32(index)), port: UInt16(1024 + index % 60_000)),
-                    policy: .leastUsed(load: UInt32.random(in: 0...UInt32.max / 2, using: &generator)))
-                messages[index % connections].append(.registration(ASAPRegistration(poolHandle: handle, poolElement: element)))
-            }
-            let batches = messages
-            let window = self.window
-            let registrationTime = try await timed {
-                try await clients.indices.concurrentForEach { try await clients[$0].send(batches[$0], window: window) }
-            }
-            let rssAfter = registrar.residentBytes()
-
-            let resolution = ASAPMessage.handleResolution(ASAPHandleResolution(poolHandle: handle))
-            let baseline = ASAPMessage.handleResolution(ASAPHandleResolution(poolHandle: "no-such-pool"))
-            let baseRate = try await rate(clients, message: baseline)
-            let resolutionRate = try await rate(clients, message: resolution)
-            let cost = baseRate / resolutionRate
-            costs.append((size, 1 / resolutionRate))
-            let perElement = rssBefore > 0 && rssAfter > rssBefore ? Double(rssAfter - rssBefore) / Double(size) : .nan
-            print(String(format: "%9d %16.0f %16.0f %16.0f %13.2fx %12.0f", size, Double(size) / registrationTime,
-                         resolutionRate, baseRate, cost, perElement))
-        }
-        if let first = costs.first, let last = costs.last, first.0 != last.0 {
-            print(String(format: "time per resolution at %d PEs / at %d PEs: %.2f", last.0, first.0, last.1 / first.1))
-        }
-    }
-
-    /// Resolutions per second over `seconds`, all associations pipelining.
-    private func rate(_ clients: [BenchClient], message: ASAPMessage) async throws -> Double {
-        let deadline = NIODeadline.now() + .nanoseconds(Int64(seconds * 1e9))
-        let counts = try await clients.asyncMap { client in client.repeatUntil(deadline, message: message, window: window) }
-        let started = NIODeadline.now()
-        var total = 0
-        for count in counts { total += try await count.get() }
-        _ = started
-        return Double(total) / seconds
+        try await RegistrarBenchmark(sizes: sizes, connections: connections, window: window, seconds: seconds).run()
     }
 }
 
-private func timed(_ body: () async throws -> Void) async throws -> Double {
-    let start = NIODeadline.now()
-    try await body()
-    return Double((NIODeadline.now() - start).nanoseconds) / 1e9
-}
+struct GatewayBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Benchmark the gateway against a direct connection and peer proxies (socat, HAProxy, dante, shadowsocks-libev).",
+        discussion: """
+        Everything runs on loopback in this run, on this machine: an origin (one
+        thread per connection: bulk stream or echo), the proxies as processes, and
+        blocking clients. For each mode (TCP→TCP, MPTCP→TCP, TCP→MPTCP) and proxy it
+        measures
+          throughput   median of three downloads of --seconds each
+          connect      connect (+ SOCKS5 handshake) + 1-byte echo, median of --connects
+          round trip   64-byte echo on an open connection, median of --rounds
+        and reports them beside the direct connection's (ratio, and latency added in
+        µs). All proxies of a mode run at once and are measured in turns: three
+        rounds, each with one download and a third of the connects and round trips
+        per proxy (the direct connection included), the order rotating, so a slow
+        spell of a shared machine does not fall on one of them only. MPTCP for the peers comes from `mptcpize run` (shadowsocks also gets
+        --mptcp). Peers that are not installed are listed as missing (Debian: socat
+        haproxy dante-server shadowsocks-libev mptcpize).
 
-extension Sequence {
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async throws -> [T] {
-        var result: [T] = []
-        for element in self { result.append(try await transform(element)) }
-        return result
-    }
-}
+        UDP: datagrams through a SOCKS5 UDP association of `edgepool gateway socks`
+        against datagrams straight to a UDP echo origin (round trip; rate with 32
+        datagrams of 1,400 bytes in flight).
 
-extension Range where Bound == Int {
-    func concurrentForEach(_ body: @escaping @Sendable (Int) async throws -> Void) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for index in self { group.addTask { try await body(index) } }
-            try await group.waitForAll()
+        Memory (--connections, default 10000): RSS of `edgepool gateway reverse`
+        with that many idle relayed connections, then with all of them streaming,
+        per connection.
+
+          edgepool bench gateway --only edgepool,haproxy --modes mptcp-tcp
+          edgepool bench gateway --gateway-flags='--read-size 65536 --threads 1'
+        """
+    )
+
+    @Option(help: "Seconds per download; throughput is the median of three.")
+    var seconds = 2.0
+    @Option(help: "Connections timed for the connect latency.")
+    var connects = 200
+    @Option(help: "Round trips timed on one connection.")
+    var rounds = 2000
+    @Option(help: "Connections for the memory measurement (0 skips it).")
+    var connections = 10_000
+    @Option(help: "Only these proxies (comma-separated: edgepool, nio, epoll, socat, haproxy, dante, shadowsocks).")
+    var only: String?
+    @Option(help: "Only these modes (comma-separated: tcp-tcp, mptcp-tcp, tcp-mptcp, udp).")
+    var modes: String?
+    @Flag(help: "Run everything on CPU 0 (the benchmark, origin, peers, gateways): latency then measures each proxy's own work without cross-core wake-ups, which dominate and vary on a shared machine; throughput is single-core.")
+    var oneCore = false
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Extra flags for every EdgePool gateway process, e.g. --gateway-flags='--read-size 65536 --threads 1'.",
+                               valueName: "flags"))
+    var gatewayFlags: String?
+    @Flag(help: .hidden)
+    var serveStreamTarget = false
+    @Option(help: .hidden)
+    var serveNioForwarder: Int?
+    @Option(help: .hidden)
+    var serveEpollForwarder: Int?
+
+    func run() throws {
+        try asValidation {
+            try GatewayBenchmark(seconds: seconds, connects: connects, rounds: rounds, connections: connections, only: only, modes: modes,
+                                 oneCore: oneCore, gatewayFlags: gatewayFlags, serveStreamTarget: serveStreamTarget,
+                                 serveNioForwarder: serveNioForwarder, serveEpollForwarder: serveEpollForwarder).run()
         }
     }
 }
 
-/// A registrar child process for the benchmark.
-struct RegistrarChild {
-    /// The capacity benchmark's registrar: no per-association message rate (it measures the
-    /// registrar, not the limit) and PEs at made-up addresses. `arguments` replace those two.
-    static let capacityArguments = ["--message-rate", "0", "--accept-foreign-addresses", "--max-pool-elements-per-association", "1000000"]
+struct AbuseBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abuse",
+        abstract: "A well-behaved client's service while others flood, never read, or hold every connection they may.",
+        discussion: """
+        Method (every daemon with its default limits, in its own process, on loopback):
+        (1) registrar: a pool of --pool-size PEs; a well-behaved PU sends one handle
+        resolution at a time, 200 a second (under its association's limit), for --seconds
+        (baseline), then again while --flooders associations each keep 32 registrations,
+        then 32 resolutions of the whole pool, outstanding (measured from 1.5 s into the
+        flood, once the bursts are spent); the figures are the PU's answered rate as a share
+        of its baseline (target ≥ 0.5) and its latency.
+        (2) registrar: --never-readers clients with a 4 KiB receive buffer send resolutions of
+        the whole pool for --seconds and read nothing; the figure is the registrar's resident
+        memory growth per such client (bounded by the association limits: 256 KiB of write
+        buffer plus the pinned socket buffers).
+        (3) gateway (reverse proxy to an echo server): the median time for a client to connect,
+        send a byte and get it back, before and while another address holds 1,100 idle
+        connections (its maximum is 1,000).
+        """
+    )
 
-    let child: ChildProcess
+    @Option(help: "Flooding associations.") var flooders = 20
+    @Option(help: "PEs in the pool.") var poolSize = 512
+    @Option(help: "Clients that never read.") var neverReaders = 10
+    @Option(help: "Seconds per measurement.") var seconds: Double = 3
+    @Option(help: ArgumentHelp("Extra registrar flags, e.g. '--message-rate 0' to see the floods without the rate limit.", valueName: "flags"))
+    var registrarFlags: String = ""
 
-    init(arguments: [String] = RegistrarChild.capacityArguments) throws {
-        child = try ChildProcess.subcommand("registrar", ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp",
-                                                          "--keep-alive-interval", "3600s", "--log-level", "error"] + arguments,
-                                            standardError: .merged)
-    }
-
-    /// The ASAP port from the registrar's ready line.
-    func waitForPort() throws -> Int {
-        guard let port = try child.waitForReadyBlocking().port("asap") else { throw ValidationError("the registrar's ready line names no ASAP address") }
-        return port
-    }
-
-    /// VmRSS of the registrar process in bytes.
-    func residentBytes() -> Int { child.residentBytes() ?? 0 }
-
-    func stop() {
-        child.signal(SIGTERM)
-        for _ in 0..<100 where child.isRunning { usleep(20_000) }
-    }
-}
-
-/// One benchmark association: sends ASAP requests keeping `window` outstanding.
-final class BenchClient: Sendable {
-    let channel: Channel
-    private let handler: NIOLoopBound<PipelineHandler>
-
-    private init(channel: Channel, handler: NIOLoopBound<PipelineHandler>) {
-        self.channel = channel
-        self.handler = handler
-    }
-
-    static func connect(to address: SocketAddress) async throws -> BenchClient {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addASAPCodec()
-                    try channel.pipeline.syncOperations.addHandler(PipelineHandler())
-                }
-            }.connect(to: address).get()
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try! channel.pipeline.syncOperations.handler(type: PipelineHandler.self), eventLoop: channel.eventLoop)
-        }.get()
-        return BenchClient(channel: channel, handler: handler)
-    }
-
-    /// Sends all `messages`, `window` at a time; returns when every answer arrived.
-    func send(_ messages: [ASAPMessage], window: Int) async throws {
-        let promise = channel.eventLoop.makePromise(of: Int.self)
-        channel.eventLoop.execute { [handler] in handler.value.start(messages: messages, repeating: nil, until: nil, window: window, promise: promise) }
-        _ = try await promise.futureResult.get()
-    }
-
-    /// Sends `message` over and over until `deadline`; the future gives the answers counted.
-    func repeatUntil(_ deadline: NIODeadline, message: ASAPMessage, window: Int) -> EventLoopFuture<Int> {
-        let promise = channel.eventLoop.makePromise(of: Int.self)
-        channel.eventLoop.execute { [handler] in handler.value.start(messages: [], repeating: message, until: deadline, window: window, promise: promise) }
-        return promise.futureResult
-    }
-}
-
-final class PipelineHandler: ChannelInboundHandler {
-    typealias InboundIn = ASAPInbound
-    typealias OutboundOut = ASAPMessage
-    private var context: ChannelHandlerContext?
-    private var queue: [ASAPMessage] = []
-    private var next = 0
-    private var repeating: ASAPMessage?
-    private var deadline: NIODeadline?
-    private var outstanding = 0
-    private var answered = 0
-    private var promise: EventLoopPromise<Int>?
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-
-    func start(messages: [ASAPMessage], repeating: ASAPMessage?, until deadline: NIODeadline?, window: Int, promise: EventLoopPromise<Int>) {
-        queue = messages
-        next = 0
-        self.repeating = repeating
-        self.deadline = deadline
-        answered = 0
-        outstanding = 0
-        self.promise = promise
-        for _ in 0..<window where sendNext() {}
-        context?.flush()
-        if outstanding == 0 { finish() }
-    }
-
-    private func sendNext() -> Bool {
-        guard let context else { return false }
-        let message: ASAPMessage
-        if let repeating {
-            guard let deadline, NIODeadline.now() < deadline else { return false }
-            message = repeating
-        } else {
-            guard next < queue.count else { return false }
-            message = queue[next]
-            next += 1
-        }
-        outstanding += 1
-        context.write(wrapOutboundOut(message), promise: nil)
-        return true
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        outstanding -= 1
-        answered += 1
-        if sendNext() { } else if outstanding == 0 { finish() }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
-
-    private func finish() {
-        promise?.succeed(answered)
-        promise = nil
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        promise?.fail(ChannelError.eof)
-        promise = nil
+    func run() async throws {
+        try await AbuseBenchmark(flooders: flooders, poolSize: poolSize, neverReaders: neverReaders, seconds: seconds, registrarFlags: registrarFlags).run()
     }
 }

@@ -58,7 +58,7 @@ struct OffloadCommand: AsyncParsableCommand {
         let wall = chosen.sweep.duration.seconds / timeScale * Double(chosen.sweep.users.count * chosen.sweep.repetitions)
         print(String(format: "live sweep: %d point(s) × %d repetition(s) × %@ at %gx: about %.0f s", chosen.sweep.users.count,
                      chosen.sweep.repetitions, chosen.sweep.duration.description as NSString, timeScale, wall))
-        let points = try await Self.sweep(chosen) { count, seed in
+        let points = try await OffloadingLiveSweep.run(chosen) { count, seed in
             if inProcess {
                 var run = OffloadingLiveRun(scenario: chosen, users: count, timeScale: timeScale, seed: seed)
                 run.transport = transport
@@ -72,25 +72,5 @@ struct OffloadCommand: AsyncParsableCommand {
         try report.write(to: directory)
         print(report.markdown())
         print("Wrote \(directory.path)/{runs.csv,summary.csv,summary.md,utilization.svg,times.svg,speed.svg,scenario.json}")
-    }
-
-    /// Every point and repetition of the scenario's sweep, each run by `run(users, seed)`, with
-    /// a progress line per run.
-    static func sweep(_ scenario: OffloadingScenario,
-                      run: (_ users: Int, _ seed: UInt64) async throws -> OffloadingRunResult) async throws -> [SweepPoint] {
-        var points: [SweepPoint] = []
-        for count in scenario.sweep.users {
-            var runs: [OffloadingRunResult] = []
-            for repetition in 0..<scenario.sweep.repetitions {
-                let seed = scenario.seed &* 1_000_003 &+ UInt64(count) &* 101 &+ UInt64(repetition)
-                let result = try await run(count, seed)
-                print(String(format: "  %3d users, repetition %d: %d completed, handling speed %.0f calc/s", count, repetition + 1,
-                             result.completed, result.handlingSpeed))
-                fflush(nil)
-                runs.append(result)
-            }
-            points.append(SweepPoint(users: count, runs: runs))
-        }
-        return points
     }
 }

@@ -86,7 +86,3 @@ struct OffloadingDemoCommand: AsyncParsableCommand {
 func formatRate(_ value: Double) -> String {
     value >= 1_000_000 ? String(format: "%.2fM/s", value / 1_000_000) : String(format: "%.0fk/s", value / 1000)
 }
-
-func formatNumber(_ value: Double) -> String {
-    value == value.rounded() ? String(Int64(value)) : String(value)
-}

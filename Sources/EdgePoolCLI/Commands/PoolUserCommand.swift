@@ -55,7 +55,7 @@ struct PoolUserCommand: AsyncParsableCommand {
             number += 1
             let started = NIODeadline.now()
             do {
-                let (element, reply) = try await echoRequest(user: user, handle: handle, payload: message, attempts: attempts)
+                let (element, reply) = try await EchoExchange.request(user: user, handle: handle, payload: message, attempts: attempts)
                 let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e6
                 guard reply == message else {
                     failures += 1
@@ -73,75 +73,5 @@ struct PoolUserCommand: AsyncParsableCommand {
         await user.shutdown()
         print("\(number - failures) answered, \(failures) failed")
         if failures > 0 { throw ExitCode(1) }
-    }
-}
-
-/// One echo exchange with failover: a PE that cannot be reached or breaks the session is
-/// reported unreachable and the request goes to the next one.
-func echoRequest(user: PoolUser, handle: PoolHandle, payload: String, attempts: Int,
-                 timeout: TimeAmount = .seconds(2)) async throws -> (PoolElementParameter, String) {
-    var lastError: Error = PoolUserError(.allPoolElementsFailed, "\(handle)")
-    for _ in 0..<max(1, attempts) {
-        let connection = try await user.connect(to: handle, attempts: attempts)
-        do {
-            let reply = try await exchange(connection.channel, payload: payload, timeout: timeout)
-            return (connection.element, reply)
-        } catch {
-            lastError = error
-            await user.reportUnreachable(handle, connection.element.identifier)
-        }
-    }
-    throw lastError
-}
-
-/// Writes `payload` and collects the same number of bytes back.
-func exchange(_ channel: Channel, payload: String, timeout: TimeAmount) async throws -> String {
-    let expected = payload.utf8.count
-    let promise = channel.eventLoop.makePromise(of: String.self)
-    try await channel.eventLoop.submit { try channel.pipeline.syncOperations.addHandler(ReplyCollector(expected: expected, promise: promise)) }.get()
-    let timer = channel.eventLoop.scheduleTask(in: timeout) { promise.fail(ChannelError.connectTimeout(timeout)) }
-    channel.writeAndFlush(ByteBuffer(string: payload), promise: nil)
-    defer {
-        timer.cancel()
-        channel.close(promise: nil)
-    }
-    return try await promise.futureResult.get()
-}
-
-final class ReplyCollector: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    private var buffer = ByteBuffer()
-    private let expected: Int
-    private let promise: EventLoopPromise<String>
-    private var done = false
-
-    init(expected: Int, promise: EventLoopPromise<String>) {
-        self.expected = expected
-        self.promise = promise
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var chunk = unwrapInboundIn(data)
-        buffer.writeBuffer(&chunk)
-        if !done, buffer.readableBytes >= expected {
-            done = true
-            promise.succeed(buffer.readString(length: expected) ?? "")
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if !done {
-            done = true
-            promise.fail(ChannelError.eof)
-        }
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if !done {
-            done = true
-            promise.fail(error)
-        }
-        context.close(promise: nil)
     }
 }

@@ -8,26 +8,58 @@ import RSerPool
 /// `edgepool calcapp-pe` per PE (registered with its nearest registrar; its network delay from
 /// its delaying relay) and one `edgepool calcapp-pu` process with the users. Time-scaled like
 /// `OffloadingLiveRun`; results in scenario time.
-struct OffloadingProcessRun {
-    var scenario: OffloadingScenario
-    var users: Int
-    var timeScale: Double
-    var seed: UInt64
-    var transport: TransportProtocol
+public struct OffloadingProcessRun: Sendable {
+    public var scenario: OffloadingScenario
+    public var users: Int
+    public var timeScale: Double
+    public var seed: UInt64
+    public var transport: TransportProtocol
     /// Where the processes run; nil: all on loopback, delays from each PE's relay.
-    var placement: OffloadingPlacement?
+    public var placement: Placement?
 
-    /// Starts `edgepool ARGUMENTS` at a site (in its namespace when placed).
-    private func start(_ name: String, site: OffloadingPlacement.Site, _ arguments: [String]) throws -> ChildProcess {
-        guard let placement else { return try ChildProcess.subcommand(name, arguments) }
-        return try ChildProcess(name, ["netns", "exec", placement.namespace(site), placement.executable] + arguments, executable: placement.ipTool, standardError: .discarded)
+    /// Where the processes of a run live when they are spread over network namespaces (a
+    /// testbed): the namespace and address of each site, and the executables to start there.
+    public struct Placement: Sendable {
+        public enum Site: Hashable, Sendable {
+            case device, edge, remote
+            case group(String)
+        }
+
+        /// `edgepool` itself, started in a site's namespace by `ip netns exec`.
+        public var executable: String
+        public var ipTool: String
+        public var namespace: @Sendable (Site) -> String
+        public var address: @Sendable (Site) -> String
+
+        public init(executable: String, ipTool: String, namespace: @escaping @Sendable (Site) -> String, address: @escaping @Sendable (Site) -> String) {
+            self.executable = executable
+            self.ipTool = ipTool
+            self.namespace = namespace
+            self.address = address
+        }
     }
 
-    private func listenAddress(_ site: OffloadingPlacement.Site) -> String { placement.map { "\($0.address(site)):0" } ?? "127.0.0.1:0" }
+    public init(scenario: OffloadingScenario, users: Int, timeScale: Double, seed: UInt64, transport: TransportProtocol, placement: Placement? = nil) {
+        self.scenario = scenario
+        self.users = users
+        self.timeScale = timeScale
+        self.seed = seed
+        self.transport = transport
+        self.placement = placement
+    }
+
+    /// Starts `edgepool ARGUMENTS` at a site (in its namespace when placed).
+    private func start(_ name: String, site: Placement.Site, _ arguments: [String]) throws -> ChildProcess {
+        guard let placement else { return try ChildProcess.subcommand(name, arguments) }
+        return try ChildProcess(name, ["netns", "exec", placement.namespace(site), placement.executable] + arguments,
+                                executable: placement.ipTool, standardError: .discarded)
+    }
+
+    private func listenAddress(_ site: Placement.Site) -> String { placement.map { "\($0.address(site)):0" } ?? "127.0.0.1:0" }
 
     private func scaled(_ seconds: Double) -> String { "\(Int64((seconds / timeScale * 1e9).rounded()) / 1_000_000)ms" }
 
-    func run() async throws -> OffloadingRunResult {
+    public func run() async throws -> OffloadingRunResult {
         guard scenario.users.requestSize.kind == scenario.users.interArrival.kind, scenario.users.requestSize.kind != .uniform else {
             throw OffloadRunError("process mode supports exponential or constant sizes and intervals (the same for both); use --in-process")
         }
@@ -35,7 +67,7 @@ struct OffloadingProcessRun {
         var registrars: [ChildProcess] = []
         var asap: [String] = []
         var enrp: [String] = []
-        let registrarSites: [OffloadingPlacement.Site] = [.device, .edge, .remote]
+        let registrarSites: [Placement.Site] = [.device, .edge, .remote]
         for index in 0..<3 {
             let site = registrarSites[index]
             let process = try start("registrar-\(index + 1)", site: site, ["registrar", "--identifier", "\(index + 1)", "--listen", listenAddress(site),
@@ -57,7 +89,7 @@ struct OffloadingProcessRun {
         var elements: [(group: String, process: ChildProcess, identifier: String)] = []
         for group in scenario.elements {
             let nearest = group.delay.seconds == 0 ? 0 : group.delay.seconds < 0.010 ? 1 : 2
-            let site = OffloadingPlacement.Site.group(group.name)
+            let site = Placement.Site.group(group.name)
             for index in 0..<group.count {
                 let process = try start("\(group.name)-\(index + 1)", site: site, [
                     "calcapp-pe", "--pool", scenario.poolHandle, "--policy", scenario.policy,
@@ -141,7 +173,8 @@ struct CalcAppStatisticsLine: Decodable {
     var busySeconds: Double
 }
 
-struct OffloadRunError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// Why a multi-process offloading run failed.
+public struct OffloadRunError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

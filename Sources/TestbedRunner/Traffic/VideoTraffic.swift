@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import ProcessSupport
 import Testbed
@@ -21,7 +20,7 @@ extension TestbedTraffic {
             let candidate = "\(directory)/\(name)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw ValidationError("video traffic needs \(name) (Debian: apt install \(name == "mptcpize" ? "mptcpize" : "ffmpeg"))")
+        throw TestbedError("video traffic needs \(name) (Debian: apt install \(name == "mptcpize" ? "mptcpize" : "ffmpeg"))")
     }
 
     /// ffmpeg, or ffmpeg under mptcpize (its sockets become MPTCP).
@@ -38,13 +37,20 @@ extension TestbedTraffic {
         return process
     }
 
-    struct Stream: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "stream", abstract: "Encode a test pattern live and serve it over RTMP to one viewer.")
-        @OptionGroup var listening: ListenOptions
-        @Option(help: "Seconds of video.") var seconds: Double = 10
-        @Option(help: "Total bit rate (video + 64 kbit/s audio), bits per second.") var bitrate: UInt64 = 2_000_000
+    public struct Stream {
+        public var listening: Listener
+        /// Seconds of video.
+        public var seconds: Double = 10
+        /// Total bit rate (video + 64 kbit/s audio), bits per second.
+        public var bitrate: UInt64 = 2_000_000
 
-        func run() throws {
+        public init(listening: Listener, seconds: Double = 10, bitrate: UInt64 = 2_000_000) {
+            self.listening = listening
+            self.seconds = seconds
+            self.bitrate = bitrate
+        }
+
+        public func run() throws {
             let (listen, port, mptcp) = (listening.listen, listening.port, listening.mptcp)
             let video = max(bitrate, 200_000) - 64_000
             let host = listen.contains(":") ? "[\(listen)]" : listen
@@ -78,17 +84,22 @@ extension TestbedTraffic {
         }
     }
 
-    struct Watch: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "watch", abstract: "Play an RTMP stream into a viewer model; report frames, stalls and the buffer.",
-            discussion: "ffmpeg connects (retried while the server is not yet listening) and copies the stream to FLV on a pipe; every audio and video frame goes into the viewer model.")
-        @OptionGroup var target: ConnectOptions
-        @Option(help: "Playback buffer in bytes.") var buffer: Int = 64 << 20
-        @Option(help: "Seconds of media buffered before playback starts.") var preroll: Double = 2
+    public struct Watch {
+        public var target: Target
+        /// Playback buffer in bytes.
+        public var buffer: Int = 64 << 20
+        /// Seconds of media buffered before playback starts.
+        public var preroll: Double = 2
         /// How long the viewer keeps trying to reach a server that is starting.
         static let connectAttemptsSeconds = 10.0
         /// How long ffmpeg gets to exit after SIGTERM before SIGKILL.
         static let stopSeconds = 3.0
+
+        public init(target: Target, buffer: Int = 64 << 20, preroll: Double = 2) {
+            self.target = target
+            self.buffer = buffer
+            self.preroll = preroll
+        }
 
         static func stop(_ process: Process) {
             let deadline = Date().addingTimeInterval(stopSeconds)
@@ -97,7 +108,7 @@ extension TestbedTraffic {
             process.waitUntilExit()
         }
 
-        func run() throws {
+        public func run() throws {
             let (seconds, mptcp) = (target.seconds, target.mptcp)
             let (host, port) = try TestbedTraffic.splitHostPort(target.connect)
             let url = "rtmp://\(host.contains(":") ? "[\(host)]" : host):\(port)/\(TestbedTraffic.rtmpPath)"

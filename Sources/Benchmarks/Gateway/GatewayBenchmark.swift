@@ -1,4 +1,3 @@
-import ArgumentParser
 import CLinuxRelay
 import Foundation
 import ProcessSupport
@@ -9,87 +8,66 @@ import NIOPosix
 import Glibc
 #endif
 
+
 /// `edgepool bench gateway`: throughput and added latency through the gateway against a
 /// direct connection and against peer proxies run side by side, and memory per connection.
-struct GatewayBench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "gateway",
-        abstract: "Benchmark the gateway against a direct connection and peer proxies (socat, HAProxy, dante, shadowsocks-libev).",
-        discussion: """
-        Everything runs on loopback in this run, on this machine: an origin (one
-        thread per connection: bulk stream or echo), the proxies as processes, and
-        blocking clients. For each mode (TCP→TCP, MPTCP→TCP, TCP→MPTCP) and proxy it
-        measures
-          throughput   median of three downloads of --seconds each
-          connect      connect (+ SOCKS5 handshake) + 1-byte echo, median of --connects
-          round trip   64-byte echo on an open connection, median of --rounds
-        and reports them beside the direct connection's (ratio, and latency added in
-        µs). All proxies of a mode run at once and are measured in turns: three
-        rounds, each with one download and a third of the connects and round trips
-        per proxy (the direct connection included), the order rotating, so a slow
-        spell of a shared machine does not fall on one of them only. MPTCP for the peers comes from `mptcpize run` (shadowsocks also gets
-        --mptcp). Peers that are not installed are listed as missing (Debian: socat
-        haproxy dante-server shadowsocks-libev mptcpize).
+public struct GatewayBenchmark: Sendable {
 
-        UDP: datagrams through a SOCKS5 UDP association of `edgepool gateway socks`
-        against datagrams straight to a UDP echo origin (round trip; rate with 32
-        datagrams of 1,400 bytes in flight).
+    /// Seconds per download; throughput is the median of three.
+    public var seconds: Double = 2.0
 
-        Memory (--connections, default 10000): RSS of `edgepool gateway reverse`
-        with that many idle relayed connections, then with all of them streaming,
-        per connection.
+    /// Connections timed for the connect latency.
+    public var connects: Int = 200
 
-          edgepool bench gateway --only edgepool,haproxy --modes mptcp-tcp
-          edgepool bench gateway --gateway-flags='--read-size 65536 --threads 1'
-        """
-    )
+    /// Round trips timed on one connection.
+    public var rounds: Int = 2000
 
-    @Option(help: "Seconds per download; throughput is the median of three.")
-    var seconds = 2.0
+    /// Connections for the memory measurement (0 skips it).
+    public var connections: Int = 10_000
 
-    @Option(help: "Connections timed for the connect latency.")
-    var connects = 200
+    /// Only these proxies (comma-separated: edgepool, nio, epoll, socat, haproxy, dante, shadowsocks).
+    public var only: String?
 
-    @Option(help: "Round trips timed on one connection.")
-    var rounds = 2000
+    /// Only these modes (comma-separated: tcp-tcp, mptcp-tcp, tcp-mptcp, udp).
+    public var modes: String?
 
-    @Option(help: "Connections for the memory measurement (0 skips it).")
-    var connections = 10_000
+    /// Run everything on CPU 0 (the benchmark, origin, peers, gateways): latency then measures each proxy's own work without cross-core wake-ups, which dominate and vary on a shared machine; throughput is single-core.
+    public var oneCore: Bool = false
 
-    @Option(help: "Only these proxies (comma-separated: edgepool, nio, epoll, socat, haproxy, dante, shadowsocks).")
-    var only: String?
-
-    @Option(help: "Only these modes (comma-separated: tcp-tcp, mptcp-tcp, tcp-mptcp, udp).")
-    var modes: String?
-
-    @Flag(help: "Run everything on CPU 0 (the benchmark, origin, peers, gateways): latency then measures each proxy's own work without cross-core wake-ups, which dominate and vary on a shared machine; throughput is single-core.")
-    var oneCore = false
-
-    @Option(parsing: .unconditional,
-            help: ArgumentHelp("Extra flags for every EdgePool gateway process, e.g. --gateway-flags='--read-size 65536 --threads 1'.",
-                               valueName: "flags"))
-    var gatewayFlags: String?
+    /// Extra flags for every EdgePool gateway process, e.g. --gateway-flags='--read-size 65536 --threads 1'.
+    public var gatewayFlags: String?
 
     /// Internal: run the memory measurement's origin in this process (file descriptors are
     /// limited per process; 10,000 connections need three processes' worth).
-    @Flag(help: .hidden)
-    var serveStreamTarget = false
+    public var serveStreamTarget: Bool = false
 
     /// Internal: run the minimal SwiftNIO forwarder (a baseline) to this origin port.
-    @Option(help: .hidden)
-    var serveNioForwarder: Int?
+    public var serveNioForwarder: Int?
 
     /// Internal: run the epoll + splice forwarder (a baseline) to this origin port.
-    @Option(help: .hidden)
-    var serveEpollForwarder: Int?
+    public var serveEpollForwarder: Int?
 
-    func run() throws {
+    public init(seconds: Double = 2.0, connects: Int = 200, rounds: Int = 2000, connections: Int = 10_000, only: String? = nil, modes: String? = nil, oneCore: Bool = false, gatewayFlags: String? = nil, serveStreamTarget: Bool = false, serveNioForwarder: Int? = nil, serveEpollForwarder: Int? = nil) {
+        self.seconds = seconds
+        self.connects = connects
+        self.rounds = rounds
+        self.connections = connections
+        self.only = only
+        self.modes = modes
+        self.oneCore = oneCore
+        self.gatewayFlags = gatewayFlags
+        self.serveStreamTarget = serveStreamTarget
+        self.serveNioForwarder = serveNioForwarder
+        self.serveEpollForwarder = serveEpollForwarder
+    }
+
+    public func run() throws {
         raiseFileLimit()
         if serveStreamTarget { try BenchStreamTarget.serveUntilKilled() }
         if let origin = serveNioForwarder { try BenchNIOForwarder.serveUntilKilled(origin: origin) }
         if let origin = serveEpollForwarder { try BenchEpollForwarder.serveUntilKilled(origin: origin) }
         if oneCore {
-            guard c_linux_relay_pin_to_cpu(0) == 0 else { throw ValidationError("cannot pin to CPU 0: errno \(errno)") }
+            guard c_linux_relay_pin_to_cpu(0) == 0 else { throw BenchmarkError("cannot pin to CPU 0: errno \(errno)") }
         }
         let tcpOrigin = try BenchOrigin(mptcp: false)
         let mptcpOrigin = try BenchOrigin(mptcp: true)
@@ -104,7 +82,7 @@ struct GatewayBench: ParsableCommand {
         let selectedModes = try modes.map { list in
             try list.split(separator: ",").filter { $0 != "udp" }.map { name in
                 guard let mode = BenchMode.allCases.first(where: { $0.flagName == name }) else {
-                    throw ValidationError("unknown mode \(name); modes: " + BenchMode.allCases.map(\.flagName).joined(separator: ", ") + ", udp")
+                    throw BenchmarkError("unknown mode \(name); modes: " + BenchMode.allCases.map(\.flagName).joined(separator: ", ") + ", udp")
                 }
                 return mode
             }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import Testbed
 
@@ -6,29 +5,40 @@ import Testbed
 import Glibc
 #endif
 
-/// `edgepool testbed emulate`: the userspace link emulator `testbed up` starts in a link's
-/// emulator namespace when the kernel has no netem. Frames read from one interface (AF_PACKET)
-/// go through a delay line and a loss process (``LinkModel``) and out of the other; the rate
-/// limit is the tbf on the egress interface. SIGUSR1 blackholes the link (both directions
-/// drop every frame, the interfaces stay up), SIGUSR2 restores it.
-struct TestbedEmulate: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "emulate",
-        abstract: "Userspace link emulator between two interfaces (delay, jitter, loss); started by `testbed up`.",
-        shouldDisplay: false)
+/// The userspace link emulator (`edgepool testbed emulate`) that `testbed up` starts in a
+/// link's emulator namespace when the kernel has no netem. Frames read from one interface
+/// (AF_PACKET) go through a delay line and a loss process (``LinkModel``) and out of the
+/// other; the rate limit is the tbf on the egress interface. SIGUSR1 blackholes the link
+/// (both directions drop every frame, the interfaces stay up), SIGUSR2 restores it.
+public struct LinkEmulator {
+    /// Interface toward side A.
+    public var a: String
+    /// Interface toward side B.
+    public var b: String
+    /// Delay A→B/B→A, e.g. 20ms/20ms.
+    public var delay = "0ms/0ms"
+    /// Jitter A→B/B→A.
+    public var jitter = "0ms/0ms"
+    /// Loss A→B/B→A in percent, e.g. 1%/0%.
+    public var loss = "0%/0%"
+    /// Seed of the loss and jitter processes.
+    public var seed: UInt64 = 0x5EED
 
-    @Option(help: "Interface toward side A.") var a: String
-    @Option(help: "Interface toward side B.") var b: String
-    @Option(help: "Delay A→B/B→A, e.g. 20ms/20ms.") var delay = "0ms/0ms"
-    @Option(help: "Jitter A→B/B→A.") var jitter = "0ms/0ms"
-    @Option(help: "Loss A→B/B→A in percent, e.g. 1%/0%.") var loss = "0%/0%"
-    @Option(help: "Seed of the loss and jitter processes.") var seed: UInt64 = 0x5EED
+    public init(a: String, b: String, delay: String = "0ms/0ms", jitter: String = "0ms/0ms", loss: String = "0%/0%", seed: UInt64 = 0x5EED) {
+        self.a = a
+        self.b = b
+        self.delay = delay
+        self.jitter = jitter
+        self.loss = loss
+        self.seed = seed
+    }
 
-    func run() throws {
+    /// Emulates until SIGTERM or SIGINT, then prints each direction's statistics.
+    public func run() throws {
         func pair(_ text: String, _ parse: (String) -> Double?) throws -> (Double, Double) {
             let parts = text.split(separator: "/").map(String.init)
             guard let first = parts.first.flatMap(parse), let second = (parts.count > 1 ? parts[1] : parts[0]).description as String?,
-                  let last = parse(second) else { throw ValidationError("cannot read '\(text)'") }
+                  let last = parse(second) else { throw TestbedError("cannot read '\(text)'") }
             return (first, last)
         }
         let delays = try pair(delay, TopologyParser.parseMilliseconds)
@@ -80,16 +90,16 @@ final class PacketSocket: @unchecked Sendable {
     init(interface: String) throws {
         self.interface = interface
         let index = if_nametoindex(interface)
-        guard index > 0 else { throw ValidationError("no interface '\(interface)'") }
+        guard index > 0 else { throw TestbedError("no interface '\(interface)'") }
         fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), Int32(Self.ethPAll.bigEndian))
-        guard fd >= 0 else { throw ValidationError("AF_PACKET socket: errno \(errno) (root needed)") }
+        guard fd >= 0 else { throw TestbedError("AF_PACKET socket: errno \(errno) (root needed)") }
         // struct sockaddr_ll: family, protocol (be), ifindex, hatype, pkttype, halen, addr[8]
         var address = [UInt8](repeating: 0, count: 20)
         withUnsafeBytes(of: UInt16(AF_PACKET)) { address.replaceSubrange(0..<2, with: $0) }
         withUnsafeBytes(of: Self.ethPAll.bigEndian) { address.replaceSubrange(2..<4, with: $0) }
         withUnsafeBytes(of: Int32(index)) { address.replaceSubrange(4..<8, with: $0) }
         let bound = address.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
-        guard bound == 0 else { throw ValidationError("bind to \(interface): errno \(errno)") }
+        guard bound == 0 else { throw TestbedError("bind to \(interface): errno \(errno)") }
         var one: Int32 = 1
         setsockopt(fd, 263 /* SOL_PACKET */, 23 /* PACKET_IGNORE_OUTGOING */, &one, socklen_t(MemoryLayout<Int32>.size))
         var buffer: Int32 = 8 << 20

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import ProcessSupport
 import NIOCore
@@ -10,38 +9,31 @@ import RSerPoolWire
 import Glibc
 #endif
 
+
 /// What misbehaving clients cost a well-behaved one: the registrar under floods and
 /// never-reading clients, and the gateway while one client holds its per-client maximum.
-struct AbuseBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "abuse",
-        abstract: "A well-behaved client's service while others flood, never read, or hold every connection they may.",
-        discussion: """
-        Method (every daemon with its default limits, in its own process, on loopback):
-        (1) registrar: a pool of --pool-size PEs; a well-behaved PU sends one handle
-        resolution at a time, 200 a second (under its association's limit), for --seconds
-        (baseline), then again while --flooders associations each keep 32 registrations,
-        then 32 resolutions of the whole pool, outstanding (measured from 1.5 s into the
-        flood, once the bursts are spent); the figures are the PU's answered rate as a share
-        of its baseline (target ≥ 0.5) and its latency.
-        (2) registrar: --never-readers clients with a 4 KiB receive buffer send resolutions of
-        the whole pool for --seconds and read nothing; the figure is the registrar's resident
-        memory growth per such client (bounded by the association limits: 256 KiB of write
-        buffer plus the pinned socket buffers).
-        (3) gateway (reverse proxy to an echo server): the median time for a client to connect,
-        send a byte and get it back, before and while another address holds 1,100 idle
-        connections (its maximum is 1,000).
-        """
-    )
+public struct AbuseBenchmark: Sendable {
 
-    @Option(help: "Flooding associations.") var flooders = 20
-    @Option(help: "PEs in the pool.") var poolSize = 512
-    @Option(help: "Clients that never read.") var neverReaders = 10
-    @Option(help: "Seconds per measurement.") var seconds: Double = 3
-    @Option(help: ArgumentHelp("Extra registrar flags, e.g. '--message-rate 0' to see the floods without the rate limit.", valueName: "flags"))
-    var registrarFlags: String = ""
+    /// Flooding associations.
+    public var flooders: Int = 20
+    /// PEs in the pool.
+    public var poolSize: Int = 512
+    /// Clients that never read.
+    public var neverReaders: Int = 10
+    /// Seconds per measurement.
+    public var seconds: Double = 3
+    /// Extra registrar flags, e.g. '--message-rate 0' to see the floods without the rate limit.
+    public var registrarFlags: String = ""
 
-    func run() async throws {
+    public init(flooders: Int = 20, poolSize: Int = 512, neverReaders: Int = 10, seconds: Double = 3, registrarFlags: String = "") {
+        self.flooders = flooders
+        self.poolSize = poolSize
+        self.neverReaders = neverReaders
+        self.seconds = seconds
+        self.registrarFlags = registrarFlags
+    }
+
+    public func run() async throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         try await registrarFloods(executable)
         try await neverReadingClients(executable)
@@ -105,7 +97,7 @@ struct AbuseBench: AsyncParsableCommand {
         return try await withCheckedThrowingContinuation { continuation in
             Thread {
                 guard let connection = try? RawConnection(port: port) else {
-                    continuation.resume(throwing: ValidationError("cannot connect to the registrar"))
+                    continuation.resume(throwing: BenchmarkError("cannot connect to the registrar"))
                     return
                 }
                 let fd = connection.fd
@@ -181,7 +173,7 @@ struct AbuseBench: AsyncParsableCommand {
         let gateway = try ChildProcess.subcommand("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(echo.port)", "--log-level", "error"])
         defer { gateway.signal(SIGTERM) }
         let ready = try await gateway.waitForReady()
-        guard let port = ready.port("listen") else { throw ValidationError("no listening address in \(ready)") }
+        guard let port = ready.port("listen") else { throw BenchmarkError("no listening address in \(ready)") }
         func medianRoundTrip() -> Double {
             var times: [Double] = []
             for _ in 0..<200 {

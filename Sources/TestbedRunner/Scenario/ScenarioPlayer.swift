@@ -1,56 +1,40 @@
-import ArgumentParser
 import Foundation
 import ProcessSupport
 import Testbed
 
-/// `edgepool testbed run SCENARIO`: brings the scenario's topology up, starts its traffic,
-/// plays its timeline of link events while recording every listed interface, takes the
-/// topology down again (also on failure or Ctrl-C), and writes the report.
-struct TestbedRun: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run a scenario: traffic, link events, per-interface recording, report with plots.",
-        discussion: """
-          edgepool testbed run Scenarios/isp-failover.scenario --out results/
-        A scenario file names its topology, duration, the interfaces to record, traffic,
-        user commands and link events, one per line:
-          traffic bulk|requests|video SENDER -> RECEIVER:SENDER-ADDRESS [mptcp|tcp|gateway] [key=value…]
-            requests: size=1000 every=100ms   video: bitrate=2mbit buffer=64MiB preroll=2s
-          command HOST [at 10s] -- PROGRAM ARGUMENTS…
-          at 25s down|up|blackhole|restore|rate=5mbit HOST:IF
-        Writes interfaces.csv (in/out bit/s per recorded interface, bwm-ng style),
-        flows.csv (bytes received over time per flow), requests.csv (latency per
-        request), command-N.log, summary.md (per phase rates; per flow bytes
-        sent/received/lost, stalls and recovery after each event, request latencies,
-        video frames lost and the viewer's interruptions) and rates.svg / rates.png
-        (gnuplot, with the phase boundaries marked). --phase-seconds scales the timeline.
-        """)
-
-    @Argument(help: "Scenario file.") var file: String
-    @Option(help: "Directory for the report.") var out = "testbed-results"
-    @Option(help: "Stretch or shrink the timeline so that each phase (the time between events) takes this long.") var phaseSeconds: Double?
-
-    func run() throws {
-        try requireRoot()
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read '\(file)'") }
+/// Plays scenarios on testbeds (`edgepool testbed run SCENARIO`): brings the scenario's
+/// topology up, starts its traffic, plays its timeline of link events and user commands while
+/// recording every listed interface, collects what each flow saw, takes the topology down
+/// again (also on failure or Ctrl-C), and writes the report.
+public enum ScenarioPlayer {
+    /// Reads a scenario file and its topology, runs it, prints the report's summary and
+    /// returns the result. `phaseSeconds` stretches the timeline (see ``rescaled(_:phaseSeconds:)``).
+    /// - Throws: ``TestbedError`` for a bad file, a failed bring-up, or a run that did not
+    ///   finish (the partial report is kept and named).
+    @discardableResult
+    public static func run(file: String, out: String, phaseSeconds: Double? = nil) throws -> ScenarioResult {
+        try TestbedHost.requireRoot()
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw TestbedError("cannot read '\(file)'") }
         var scenario: Scenario
-        do { scenario = try ScenarioParser.parse(text) } catch { throw ValidationError("\(file): \(error)") }
-        if let phaseSeconds { scenario = Self.rescaled(scenario, phaseSeconds: phaseSeconds) }
+        do { scenario = try ScenarioParser.parse(text) } catch { throw TestbedError("\(file): \(error)") }
+        if let phaseSeconds { scenario = rescaled(scenario, phaseSeconds: phaseSeconds) }
         let topologyPath = URL(fileURLWithPath: scenario.topologyPath, relativeTo: URL(fileURLWithPath: file).deletingLastPathComponent()).path
-        let topology = try loadTopology(topologyPath)
-        do { try ScenarioParser.check(scenario, against: topology) } catch { throw ValidationError("\(file): \(error)") }
+        let topology = try TestbedHost.loadTopology(topologyPath)
+        do { try ScenarioParser.check(scenario, against: topology) } catch { throw TestbedError("\(file): \(error)") }
         let directory = URL(fileURLWithPath: out).appendingPathComponent("\(scenario.name)-\(Int(Date().timeIntervalSince1970))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 
-        let result = try Self.execute(scenario, on: topology, file: topologyPath, directory: directory)
+        let result = try execute(scenario, on: topology, file: topologyPath, directory: directory)
         print("report: \(directory.path)")
         print(result.summary)
-        if let reason = result.incomplete { throw ValidationError("the scenario did not finish (\(reason)); partial results kept in \(directory.path)") }
+        if let reason = result.incomplete { throw TestbedError("the scenario did not finish (\(reason)); partial results kept in \(directory.path)") }
+        return result
     }
 
     /// Brings the topology up, plays the scenario on it, takes it down again whatever happened,
     /// and writes the report (marked incomplete when the play failed).
-    static func execute(_ scenario: Scenario, on topology: Topology, file: String, directory: URL) throws -> ScenarioResult {
-        let plan = try bringUp(topology, file: file)
+    public static func execute(_ scenario: Scenario, on topology: Topology, file: String, directory: URL) throws -> ScenarioResult {
+        let plan = try TestbedHost.bringUp(topology, file: file)
         var result = ScenarioResult(scenario: scenario)
         do {
             try play(scenario, plan: plan, directory: directory, into: &result)
@@ -58,11 +42,13 @@ struct TestbedRun: ParsableCommand {
             result.incomplete = "\(error)"
         }
         Teardown.remove(topology: topology.name)
-        try result.write(to: directory)
+        try ScenarioReport.write(&result, to: directory)
         return result
     }
 
-    static func rescaled(_ scenario: Scenario, phaseSeconds: Double) -> Scenario {
+    /// The scenario with its timeline stretched or shrunk so that each phase (the time between
+    /// events) takes `phaseSeconds`.
+    public static func rescaled(_ scenario: Scenario, phaseSeconds: Double) -> Scenario {
         let boundaries = scenario.phaseBoundaries
         let phases = max(boundaries.count - 1, 1)
         let factor = phaseSeconds * Double(phases) / scenario.durationSeconds
@@ -76,15 +62,34 @@ struct TestbedRun: ParsableCommand {
 
     /// Plays a scenario on a testbed that is up: traffic, commands, events, recording. Command
     /// output goes to `directory` (command-N.log).
-    static func play(_ scenario: Scenario, plan: TopologyPlan, directory: URL, into result: inout ScenarioResult) throws {
-        let me = Netem.emulatorCommand[0]
+    public static func play(_ scenario: Scenario, plan: TopologyPlan, directory: URL, into result: inout ScenarioResult) throws {
+        let session = PlaySession()
+        defer { session.stopAll() }
+        let connects = try startSenders(scenario, plan: plan, session: session)
+        // Time zero: the receivers report against the runner's clock (--epoch), so flow
+        // progress and link events share one time axis.
+        let start = Date()
+        try startReceivers(scenario, plan: plan, connects: connects, start: start, session: session)
+        try playTimeline(scenario, plan: plan, directory: directory, start: start, session: session, into: &result)
+        collectFlows(scenario, session: session, into: &result)
+    }
+
+    /// The processes of one play: traffic senders, gateways and receivers, user commands.
+    final class PlaySession {
         var helpers: [ChildProcess] = []
+        var receivers: [ChildProcess] = []
         var commands: [(command: Scenario.Command, process: Process, log: String)] = []
-        defer {
+
+        func stopAll() {
             for helper in helpers { helper.signal(SIGTERM) }
             for (_, process, _) in commands where process.isRunning { process.terminate() }
         }
-        // Senders (and gateways) first; they listen.
+    }
+
+    /// Starts every flow's sender (and, for flows through the gateway, the exit and entry
+    /// gateways) and waits until each listens; returns where each flow's receiver connects.
+    private static func startSenders(_ scenario: Scenario, plan: TopologyPlan, session: PlaySession) throws -> [String] {
+        let me = ChildProcess.currentExecutable
         var connects: [String] = []
         for (index, traffic) in scenario.traffic.enumerated() {
             let port = 5201 + index
@@ -98,7 +103,7 @@ struct TestbedRun: ParsableCommand {
             arguments += ["--port", "\(port)", "--listen", any] + (traffic.mptcp ? ["--mptcp"] : [])
             let sender = try ChildProcess("sender \(index)", ["netns", "exec", plan.namespace(traffic.sender), me, "testbed", "traffic"] + arguments,
                                           executable: Shell.ipTool ?? "/usr/sbin/ip", standardError: .merged)
-            helpers.append(sender)
+            session.helpers.append(sender)
             _ = try sender.waitForReadyBlocking(timeout: 10)
             var connect = TestbedTraffic.joinHostPort(traffic.address, port)
             if traffic.throughGateway {
@@ -110,22 +115,24 @@ struct TestbedRun: ParsableCommand {
                 let exit = try ChildProcess("exit \(index)", ["netns", "exec", plan.namespace(traffic.sender), me, "gateway", "exit",
                                                               "--listen", TestbedTraffic.joinHostPort(any, exitPort), "--allow", "127.0.0.1/32",
                                                               "--secret", secret, "--log-level", "warning"], executable: Shell.ipTool ?? "/usr/sbin/ip", standardError: .merged)
-                helpers.append(exit)
+                session.helpers.append(exit)
                 _ = try exit.waitForReadyBlocking(timeout: 10)
                 let entry = try ChildProcess("entry \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "gateway", "entry",
                                                                 "--listen", "127.0.0.1:\(entryPort)", "--exit", TestbedTraffic.joinHostPort(traffic.address, exitPort),
                                                                 "--forward", "127.0.0.1:\(port)", "--secret", secret, "--log-level", "warning"],
                                              executable: Shell.ipTool ?? "/usr/sbin/ip", standardError: .merged)
-                helpers.append(entry)
+                session.helpers.append(entry)
                 _ = try entry.waitForReadyBlocking(timeout: 10)
                 connect = "127.0.0.1:\(entryPort)"
             }
             connects.append(connect)
         }
-        // Time zero: the receivers report against the runner's clock (--epoch), so flow
-        // progress and link events share one time axis.
-        let start = Date()
-        var receivers: [ChildProcess] = []
+        return connects
+    }
+
+    /// Starts every flow's receiver; they connect at once and report on the runner's clock.
+    private static func startReceivers(_ scenario: Scenario, plan: TopologyPlan, connects: [String], start: Date, session: PlaySession) throws {
+        let me = ChildProcess.currentExecutable
         for (index, traffic) in scenario.traffic.enumerated() {
             var arguments = ["--connect", connects[index], "--seconds", "\(scenario.durationSeconds)", "--epoch", "\(start.timeIntervalSince1970)"]
             switch traffic.kind {
@@ -138,10 +145,15 @@ struct TestbedRun: ParsableCommand {
             }
             let receiver = try ChildProcess("receiver \(index)", ["netns", "exec", plan.namespace(traffic.receiver), me, "testbed", "traffic"] + arguments
                                             + (traffic.mptcp ? ["--mptcp"] : []), executable: Shell.ipTool ?? "/usr/sbin/ip", standardError: .merged)
-            helpers.append(receiver)
-            receivers.append(receiver)
+            session.helpers.append(receiver)
+            session.receivers.append(receiver)
         }
-        // Timeline and recording.
+    }
+
+    /// Applies the events and starts the user commands at their times while sampling the
+    /// recorded interfaces, until the scenario's end; then stops commands still running.
+    private static func playTimeline(_ scenario: Scenario, plan: TopologyPlan, directory: URL, start: Date, session: PlaySession,
+                                     into result: inout ScenarioResult) throws {
         var recording = InterfaceRecording(interfaces: scenario.recorded.map(\.description))
         var pending = scenario.events
         var pendingCommands = scenario.commands.sorted { $0.atSeconds < $1.atSeconds }
@@ -155,7 +167,7 @@ struct TestbedRun: ParsableCommand {
             }
             while let command = pendingCommands.first, command.atSeconds <= now {
                 pendingCommands.removeFirst()
-                let log = "command-\(commands.count + 1).log"
+                let log = "command-\(session.commands.count + 1).log"
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: Shell.ipTool ?? "/usr/sbin/ip")
                 process.arguments = ["netns", "exec", plan.namespace(command.host)] + command.arguments
@@ -168,7 +180,7 @@ struct TestbedRun: ParsableCommand {
                 do {
                     try process.run()
                     result.commands.append(ScenarioResult.CommandRun(command: command, startedAt: now, log: log))
-                    commands.append((command, process, log))
+                    session.commands.append((command, process, log))
                 } catch {
                     result.commands.append(ScenarioResult.CommandRun(command: command, startedAt: now, log: log, outcome: "could not start: \(error)"))
                 }
@@ -183,10 +195,10 @@ struct TestbedRun: ParsableCommand {
             let sleep = wake - Date().timeIntervalSince(start)
             if sleep > 0 { usleep(useconds_t(min(sleep, scenario.intervalSeconds) * 1e6)) }
         }
-        if Interrupts.received { throw ValidationError("interrupted") }
+        if Interrupts.received { throw TestbedError("interrupted") }
         result.recording = recording
         // Commands still running at the end are stopped.
-        for (index, entry) in commands.enumerated() {
+        for (index, entry) in session.commands.enumerated() {
             let position = result.commands.firstIndex { $0.log == entry.log } ?? index
             var stopped = false
             if entry.process.isRunning {
@@ -199,8 +211,13 @@ struct TestbedRun: ParsableCommand {
             entry.process.waitUntilExit()
             result.commands[position].outcome = stopped ? "still running at the end: terminated" : "exit status \(entry.process.terminationStatus)"
         }
+    }
+
+    /// Waits for each receiver's end and reads each flow's outcome from its receiver's and
+    /// sender's lines.
+    private static func collectFlows(_ scenario: Scenario, session: PlaySession, into result: inout ScenarioResult) {
         for (index, traffic) in scenario.traffic.enumerated() {
-            let receiver = receivers[index], sender = helpers.first { $0.name == "sender \(index)" }
+            let receiver = session.receivers[index], sender = session.helpers.first { $0.name == "sender \(index)" }
             // A receiver gives up by itself 30 s after the run; one that hangs beyond that is
             // killed and its flow reported as it stands.
             var hung = false
@@ -232,10 +249,10 @@ struct TestbedRun: ParsableCommand {
             guard let index = plan.topology.links.firstIndex(where: {
                 ($0.a.host == event.endpoint.host && $0.a.name == event.endpoint.interface) || ($0.b.host == event.endpoint.host && $0.b.name == event.endpoint.interface)
             }), plan.namespaces.contains(plan.emulatorNamespace(index)) else {
-                throw ValidationError("line \(event.line): blackhole needs an emulated link (give \(event.endpoint)'s link a delay, jitter or loss)")
+                throw TestbedError("line \(event.line): blackhole needs an emulated link (give \(event.endpoint)'s link a delay, jitter or loss)")
             }
             let pids = Shell.run(["ip", "netns", "pids", plan.emulatorNamespace(index)]).output.split(separator: "\n").compactMap { Int32($0) }
-            guard !pids.isEmpty else { throw ValidationError("the emulator of \(event.endpoint)'s link is not running") }
+            guard !pids.isEmpty else { throw TestbedError("the emulator of \(event.endpoint)'s link is not running") }
             for pid in pids { kill(pid, event.action == .blackhole ? SIGUSR1 : SIGUSR2) }
             return
         case .down: arguments = ["ip", "-n", ns, "link", "set", "dev", event.endpoint.interface, "down"]
@@ -246,7 +263,7 @@ struct TestbedRun: ParsableCommand {
                          "burst", "\(burst)", "limit", "\(max(10, Int(Double(rate) * 0.1 / 8)))"]
         }
         let result = Shell.run(arguments)
-        guard result.status == 0 else { throw ValidationError("event at \(event.atSeconds) s failed: \(arguments.joined(separator: " ")): \(result.errors)") }
+        guard result.status == 0 else { throw TestbedError("event at \(event.atSeconds) s failed: \(arguments.joined(separator: " ")): \(result.errors)") }
         if case .up = event.action {
             // A link going down takes its routes with it; put the host's routes back.
             for step in plan.up {

@@ -1,39 +1,38 @@
 import Foundation
-import Testbed
 
 /// What a scenario run measured, and its report files.
-struct ScenarioResult {
+public struct ScenarioResult {
     /// One flow's outcome, read from its receiver's and sender's report lines.
-    struct Flow {
-        var name: String
-        var kind: Scenario.Traffic.Kind
+    public struct Flow {
+        public var name: String
+        public var kind: Scenario.Traffic.Kind
         /// (seconds on the run's clock, bytes received so far).
-        var progress: [(Double, UInt64)] = []
-        var received: UInt64 = 0
-        var mismatched: UInt64 = 0
-        var sent: UInt64?
+        public var progress: [(Double, UInt64)] = []
+        public var received: UInt64 = 0
+        public var mismatched: UInt64 = 0
+        public var sent: UInt64?
         /// The receiver gave up waiting for the end of the stream: bytes still in buffers on
         /// the way are not "lost".
-        var stoppedEarly = false
+        public var stoppedEarly = false
         /// What the receiver said went wrong, if anything.
-        var error: String?
+        public var error: String?
         /// Requests: (sent at, latency in milliseconds) per answered request.
-        var latencies: [(Double, Double)] = []
-        var requestsIssued = 0
+        public var latencies: [(Double, Double)] = []
+        public var requestsIssued = 0
         /// Video: frames the encoder produced and the viewer got, and the viewer's stalls.
-        var framesSent: Int?
-        var framesReceived = 0
-        var viewerStalls: [(at: Double, seconds: Double)] = []
-        var viewerStartedAt: Double?
-        var peakBufferBytes = 0
-        var overflowBytes = 0
+        public var framesSent: Int?
+        public var framesReceived = 0
+        public var viewerStalls: [(at: Double, seconds: Double)] = []
+        public var viewerStartedAt: Double?
+        public var peakBufferBytes = 0
+        public var overflowBytes = 0
         /// Media seconds the encoder produced per second (ffmpeg's speed); below 1 it lagged.
-        var encoderSpeed: Double?
+        public var encoderSpeed: Double?
 
-        var lost: UInt64? { stoppedEarly ? nil : sent.map { $0 >= received ? $0 - received : 0 } }
-        var undelivered: UInt64? { stoppedEarly ? sent.map { $0 >= received ? $0 - received : 0 } : nil }
+        public var lost: UInt64? { stoppedEarly ? nil : sent.map { $0 >= received ? $0 - received : 0 } }
+        public var undelivered: UInt64? { stoppedEarly ? sent.map { $0 >= received ? $0 - received : 0 } : nil }
 
-        init(name: String, kind: Scenario.Traffic.Kind, progress: [(Double, UInt64)] = [], received: UInt64 = 0, mismatched: UInt64 = 0, sent: UInt64? = nil) {
+        public init(name: String, kind: Scenario.Traffic.Kind, progress: [(Double, UInt64)] = [], received: UInt64 = 0, mismatched: UInt64 = 0, sent: UInt64? = nil) {
             self.name = name
             self.kind = kind
             self.progress = progress
@@ -42,7 +41,7 @@ struct ScenarioResult {
             self.sent = sent
         }
 
-        init(name: String, kind: Scenario.Traffic.Kind, receiverLines: [String], senderLines: [String]) {
+        public init(name: String, kind: Scenario.Traffic.Kind, receiverLines: [String], senderLines: [String]) {
             self.init(name: name, kind: kind)
             for line in receiverLines {
                 let words = line.split(separator: " ").map(String.init)
@@ -96,27 +95,36 @@ struct ScenarioResult {
     }
 
     /// Below this encoder speed a video flow's interruptions are partly the sender's.
-    static let realTimeSpeed = 0.99
+    public static let realTimeSpeed = 0.99
 
     /// A user command of the scenario and how it ended.
-    struct CommandRun {
-        var command: Scenario.Command
-        var startedAt: Double
-        var log: String
-        var outcome = "running"
+    public struct CommandRun {
+        public var command: Scenario.Command
+        public var startedAt: Double
+        public var log: String
+        public var outcome = "running"
+
+        public init(command: Scenario.Command, startedAt: Double, log: String, outcome: String = "running") {
+            self.command = command
+            self.startedAt = startedAt
+            self.log = log
+            self.outcome = outcome
+        }
     }
 
-    let scenario: Scenario
-    var recording: InterfaceRecording?
-    var applied: [(seconds: Double, event: Scenario.Event)] = []
-    var flows: [Flow] = []
-    var commands: [CommandRun] = []
+    public let scenario: Scenario
+    public var recording: InterfaceRecording?
+    public var applied: [(seconds: Double, event: Scenario.Event)] = []
+    public var flows: [Flow] = []
+    public var commands: [CommandRun] = []
     /// Why the run stopped early; nil when it finished.
-    var incomplete: String?
+    public var incomplete: String?
+    /// What the report could not do (a plotting tool missing), said in the summary too.
+    public var notes: [String] = []
 
-    init(scenario: Scenario) { self.scenario = scenario }
+    public init(scenario: Scenario) { self.scenario = scenario }
 
-    static func describe(_ event: Scenario.Event) -> String {
+    public static func describe(_ event: Scenario.Event) -> String {
         switch event.action {
         case .down: "\(event.endpoint) down"
         case .up: "\(event.endpoint) up"
@@ -126,9 +134,11 @@ struct ScenarioResult {
         }
     }
 
-    var summary: String {
+    /// The report's summary.md: per phase rates, per flow outcomes, events, commands.
+    public var summary: String {
         var lines = ["# \(scenario.name)", ""]
         if let incomplete { lines += ["**INCOMPLETE**: \(incomplete). The figures below cover what was recorded.", ""] }
+        for note in notes { lines += ["Note: \(note)", ""] }
         let boundaries = scenario.phaseBoundaries
         lines.append(String(format: "Duration %.1f s, %d phase(s); interfaces sampled every %.0f ms.", scenario.durationSeconds, max(boundaries.count - 1, 1),
                             scenario.intervalSeconds * 1000))
@@ -220,59 +230,5 @@ struct ScenarioResult {
             lines.append(line)
         }
         return lines
-    }
-
-    func write(to directory: URL) throws {
-        if let recording { try recording.csv.write(to: directory.appendingPathComponent("interfaces.csv"), atomically: true, encoding: .utf8) }
-        var flowsCSV = "flow,seconds,bytes\n"
-        for (index, flow) in flows.enumerated() { for (t, b) in flow.progress { flowsCSV += "\(index),\(t),\(b)\n" } }
-        try flowsCSV.write(to: directory.appendingPathComponent("flows.csv"), atomically: true, encoding: .utf8)
-        if flows.contains(where: { !$0.latencies.isEmpty }) {
-            var csv = "flow,sent_seconds,latency_ms\n"
-            for (index, flow) in flows.enumerated() { for (t, ms) in flow.latencies { csv += "\(index),\(t),\(ms)\n" } }
-            try csv.write(to: directory.appendingPathComponent("requests.csv"), atomically: true, encoding: .utf8)
-        }
-        try summary.write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
-        if incomplete != nil { try "incomplete\n".write(to: directory.appendingPathComponent("INCOMPLETE"), atomically: true, encoding: .utf8) }
-        guard let recording, !recording.rates.isEmpty else { return }
-        // gnuplot: received rate per interface over time, events as vertical lines.
-        var script = """
-        set datafile separator ","
-        set key outside right
-        set xlabel "time (s)"
-        set ylabel "Mbit/s"
-        set grid
-        set title "\(scenario.name): rate per interface"
-
-        """
-        script += "set xrange [0:\(Int(scenario.durationSeconds.rounded(.up)) + 1)]\n"
-        // One marker per moment; events applied together share a label.
-        var moments: [(time: Double, text: String)] = []
-        for (time, event) in applied {
-            if let last = moments.last, time - last.time < 0.2 {
-                moments[moments.count - 1].text += ", " + Self.describe(event)
-            } else {
-                moments.append((time, Self.describe(event)))
-            }
-        }
-        for (index, moment) in moments.enumerated() {
-            script += "set arrow \(index + 1) from \(moment.time), graph 0 to \(moment.time), graph 1 nohead dashtype 2 lc rgb \"gray40\"\n"
-            script += "set label \(index + 1) \"\(moment.text)\" at \(moment.time), graph 0.97 rotate by 90 right font \",8\"\n"
-        }
-        let columns = recording.interfaces.enumerated().map { index, interface in
-            "\"interfaces.csv\" using 1:($\(2 + index * 2)/1e6) with lines lw 2 title \"\(interface) in\""
-        }
-        for (terminal, name) in [("svg size 1000,500 dynamic", "rates.svg"), ("pngcairo size 1000,500", "rates.png")] {
-            let full = script + "set terminal \(terminal)\nset output \"\(name)\"\nplot " + columns.joined(separator: ", \\\n     ") + "\n"
-            try full.write(to: directory.appendingPathComponent(name.replacingOccurrences(of: ".", with: "-") + ".gp"), atomically: true, encoding: .utf8)
-            guard let gnuplot = ["/usr/bin/gnuplot"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { continue }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: gnuplot)
-            process.arguments = [name.replacingOccurrences(of: ".", with: "-") + ".gp"]
-            process.currentDirectoryURL = directory
-            process.standardError = FileHandle.nullDevice
-            try? process.run()
-            process.waitUntilExit()
-        }
     }
 }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import RSerPoolCore
 
@@ -10,14 +9,15 @@ import Glibc
 /// receiver that checks every byte against it, so a run can say exactly how many bytes were
 /// lost or corrupted, and reports its progress for stall detection.
 extension TestbedTraffic {
-    struct Serve: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "serve", abstract: "Accept one receiver and stream the pattern for as long as it asks.")
-        @OptionGroup var listening: ListenOptions
+    public struct Serve {
+        public var listening: Listener
 
-        func run() throws {
+        public init(listening: Listener) { self.listening = listening }
+
+        public func run() throws {
             let fd = try listening.acceptOne()
             var request = [UInt8](repeating: 0, count: 8)
-            guard recv(fd, &request, 8, Int32(MSG_WAITALL)) == 8 else { throw ValidationError("no duration from the receiver") }
+            guard recv(fd, &request, 8, Int32(MSG_WAITALL)) == 8 else { throw TestbedError("no duration from the receiver") }
             let milliseconds = request.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
             let end = Date().addingTimeInterval(Double(milliseconds) / 1000)
             var generator = SplitMix64(seed: TestbedTraffic.seed)
@@ -44,14 +44,19 @@ extension TestbedTraffic {
         }
     }
 
-    struct Fetch: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "fetch", abstract: "Receive the pattern for --seconds, check every byte, report progress.")
-        @OptionGroup var target: ConnectOptions
-        @Option(help: "Progress line interval in seconds.") var every: Double = 0.1
+    public struct Fetch {
+        public var target: Target
+        /// Progress line interval in seconds.
+        public var every: Double = 0.1
         /// How long after the planned end the receiver waits for the sender's end of stream.
         static let grace = 30.0
 
-        func run() throws {
+        public init(target: Target, every: Double = 0.1) {
+            self.target = target
+            self.every = every
+        }
+
+        public func run() throws {
             let seconds = target.seconds
             let fd = try TestbedTraffic.connect(to: target.connect, mptcp: target.mptcp)
             let request = withUnsafeBytes(of: UInt64(seconds * 1000).littleEndian, Array.init)

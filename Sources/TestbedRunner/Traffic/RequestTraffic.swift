@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import RSerPoolCore
 import Testbed
@@ -18,11 +17,12 @@ extension TestbedTraffic {
         return Array(bytes.prefix(size))
     }
 
-    struct Respond: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "respond", abstract: "Accept one client and answer its requests until it closes.")
-        @OptionGroup var listening: ListenOptions
+    public struct Respond {
+        public var listening: Listener
 
-        func run() throws {
+        public init(listening: Listener) { self.listening = listening }
+
+        public func run() throws {
             let fd = try listening.acceptOne()
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -44,14 +44,21 @@ extension TestbedTraffic {
         }
     }
 
-    struct Request: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "request", abstract: "Send a request every --every seconds for --seconds; check each response; print latencies.")
-        @OptionGroup var target: ConnectOptions
-        @Option(help: "Response size in bytes.") var size: Int = 1000
-        @Option(help: "Seconds between requests (a late response delays the next request).") var every: Double = 0.1
+    public struct Request {
+        public var target: Target
+        /// Response size in bytes.
+        public var size: Int = 1000
+        /// Seconds between requests (a late response delays the next request).
+        public var every: Double = 0.1
 
-        func run() throws {
-            guard (1...ScenarioParser.maximumResponseBytes).contains(size) else { throw ValidationError("--size must be 1…\(ScenarioParser.maximumResponseBytes)") }
+        public init(target: Target, size: Int = 1000, every: Double = 0.1) {
+            self.target = target
+            self.size = size
+            self.every = every
+        }
+
+        public func run() throws {
+            guard (1...ScenarioParser.maximumResponseBytes).contains(size) else { throw TestbedError("--size must be 1…\(ScenarioParser.maximumResponseBytes)") }
             let seconds = target.seconds
             let fd = try TestbedTraffic.connect(to: target.connect, mptcp: target.mptcp)
             var timeout = timeval(tv_sec: 0, tv_usec: 50_000)
