@@ -167,6 +167,14 @@ let package = Package(
             dependencies: ["PathManager", "PathManagerService", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
+            name: "GatewayServiceTests",
+            dependencies: [
+                "GatewayService", "Gateway", "RSerPool",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "ProcessSupportTests",
             dependencies: ["ProcessSupport"]
         ),

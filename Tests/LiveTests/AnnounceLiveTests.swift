@@ -3,7 +3,7 @@ import ProcessSupport
 import Testing
 
 /// Server Announces by UDP multicast, inside a namespace of the test's own.
-@Suite("Live: registrar discovery by Server Announces", .serialized)
+@Suite("Live: registrar discovery by Server Announces", .serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10)))
 struct AnnounceLiveTests {
     static let group = "239.0.0.50:3863"
 

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("Live: CalcApp offloading", .serialized)
+@Suite("Live: CalcApp offloading", .serialized, .tags(.live), .timeLimit(.minutes(3)))
 struct CalcAppLiveTests {
     @Test func aKilledPEsJobCompletesOnAnotherPEFromItsCookie() async throws {
         let registrar = try await LiveRegistrar.start()

@@ -47,7 +47,7 @@ private func owners(_ snapshot: [String: Any], pool: String = "EchoPool") -> [St
 
 private func checksums(_ snapshot: [String: Any]) -> [String: Int] { snapshot["checksums"] as? [String: Int] ?? [:] }
 
-@Suite("Live: registrar redundancy (ENRP)", .serialized)
+@Suite("Live: registrar redundancy (ENRP)", .serialized, .tags(.live), .timeLimit(.minutes(3)))
 struct ENRPLiveTests {
     @Test func threeRegistrarsHundredPoolElementsAndAKill() async throws {
         let enrp = try (0..<3).map { _ in try freePort() }, status = try (0..<3).map { _ in try freePort() }

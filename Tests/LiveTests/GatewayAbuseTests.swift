@@ -4,7 +4,7 @@ import Testing
 
 /// The gateway against clients that break the rules on purpose: request smuggling, framing
 /// errors, oversized heads, one client taking every slot, flags a mode would ignore.
-@Suite(.serialized) struct GatewayAbuseTests {
+@Suite(.serialized, .tags(.live), .timeLimit(.minutes(3))) struct GatewayAbuseTests {
     struct RecordingOrigin {
         let process: ChildProcess
         let port: Int

@@ -4,7 +4,7 @@ import Testing
 /// The gateway's safe defaults, against real processes and real clients: no open proxy
 /// beyond loopback unless asked for, client access lists, password guessers blocked, HTTP
 /// CONNECT held to port 443, private destinations refused.
-@Suite(.serialized) struct GatewayAccessTests {
+@Suite(.serialized, .tags(.live), .timeLimit(.minutes(3))) struct GatewayAccessTests {
     @Test func anOpenProxyBeyondLoopbackRefusesToStartUnlessAskedFor() async throws {
         for mode in ["socks", "http"] {
             let refused = try await runEdgepool(["gateway", mode, "--listen", "0.0.0.0:0"])

@@ -4,7 +4,7 @@ import Testing
 
 /// The gateway as a real process with real clients: curl (SOCKS5, HTTP proxy, CONNECT),
 /// PySocks, the entry/exit pair, the reverse proxy over an RSerPool pool, bad input, drain.
-@Suite(.serialized) struct GatewayLiveTests {
+@Suite(.serialized, .tags(.live), .timeLimit(.minutes(3))) struct GatewayLiveTests {
     @Test func socks5WithCurlByNameAndAddressWithAndWithoutAuthentication() async throws {
         let origin = try await Origin.start()
         let size = 3_000_000
@@ -122,7 +122,7 @@ import Testing
         #expect(badRule.status != 0)
         #expect(badRule.output.contains { $0.contains("destination rule '10.0.0.0/33'") })
         let badReads = try await runEdgepool(["gateway", "socks", "--reads-per-event", "0"])
-        #expect(badReads.status != 0 && badReads.output.contains { $0.contains("--reads-per-event must be 1…16") }, "\(badReads.output)")
+        #expect(badReads.status != 0 && badReads.output.contains { $0.contains("--reads-per-event (readsPerEvent) must be 1…16") }, "\(badReads.output)")
     }
 
     @Test(.enabled(if: pySocksUnavailable == nil, "\(pySocksUnavailable ?? "")"))

@@ -4,7 +4,7 @@ import Testing
 /// MPTCP through the gateway between two network namespaces joined by two shaped veth links:
 /// a real MPTCP client (`mptcpize run curl`) uses both paths, the gateway's telemetry and the
 /// kernel's own monitor agree, and a transfer survives the loss of a link byte-exact.
-@Suite(.serialized) struct GatewayMultipathTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct GatewayMultipathTests {
     static var unavailableReason: String? {
         TestNamespace.unavailableReason ?? missingTool("/usr/bin/mptcpize", package: "mptcpize") ?? missingTool("/usr/bin/curl", package: "curl")
     }

@@ -4,7 +4,7 @@ import Testing
 /// `edgepool gateway reverse --preconnect`: connections held open to the backends ahead of
 /// the clients — what a server says first still reaches the client, and a backend one
 /// emulated round trip away answers a client one round trip sooner.
-@Suite(.serialized) struct GatewayPreconnectTests {
+@Suite(.serialized, .tags(.live), .timeLimit(.minutes(3))) struct GatewayPreconnectTests {
     @Test func heldConnectionsCarryAServerFirstGreetingAndAreUsed() async throws {
         // A backend that greets on accept, then echoes.
         let backend = try liveProcess("greeter", ["-c", """

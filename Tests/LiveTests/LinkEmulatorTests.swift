@@ -3,7 +3,7 @@ import Testing
 
 /// The userspace link emulator (this kernel has no netem): what it really does to a 100 Mbit/s
 /// link with 10 ms delay each way and with 10 % loss, measured from the hosts.
-@Suite(.serialized) struct LinkEmulatorTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct LinkEmulatorTests {
     static func up(_ name: String, _ link: String) async throws -> String {
         let file = temporaryFile("emulated") + ".topo"
         try "topology \(name)\nhost a\nhost b\nlink a:x=10.96.0.1/24 b:y=10.96.0.2/24 \(link)\n".write(toFile: file, atomically: true, encoding: .utf8)

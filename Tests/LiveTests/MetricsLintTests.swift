@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Every daemon's /metrics passes Prometheus's own linter (promtool, Debian package prometheus).
-@Suite(.serialized) struct MetricsLintTests {
+@Suite(.serialized, .tags(.live), .timeLimit(.minutes(3))) struct MetricsLintTests {
     static var unavailableReason: String? { missingTool("/usr/bin/promtool", package: "prometheus") }
 
     func lint(_ statusPort: Int) async throws -> (status: Int32, output: [String], text: String) {

@@ -3,7 +3,7 @@ import Testing
 
 /// EdgePool's netlink layer against the running kernel's mptcp_pm family, in a namespace the
 /// test creates (and removes): `ip mptcp endpoint show` is the independent witness.
-@Suite(.serialized) struct PathManagerKernelTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct PathManagerKernelTests {
     @Test(.enabled(if: TestNamespace.unavailableReason == nil, "\(TestNamespace.unavailableReason ?? "")"))
     func endpointsAreAddedChangedAndDeletedThroughNetlink() async throws {
         let (a, b) = try await TestNamespace.pair()   // a: 10.77.0.1 on va (b holds the veth's other end)
@@ -40,7 +40,7 @@ import Testing
 }
 
 /// The path manager with a real MPTCP transfer between two namespaces joined by two links.
-@Suite(.serialized) struct PathManagerDaemonTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct PathManagerDaemonTests {
     static var unavailableReason: String? {
         TestNamespace.unavailableReason ?? missingTool("/usr/bin/mptcpize", package: "mptcpize") ?? missingTool("/usr/bin/curl", package: "curl")
     }

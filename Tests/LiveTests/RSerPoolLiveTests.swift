@@ -4,7 +4,7 @@ import Testing
 
 /// Real `edgepool` processes on loopback: a registrar, PEs and PUs talking ASAP over
 /// MPTCP/TCP. Serialized: they share the machine's two cores.
-@Suite("Live: registrar, pool elements, pool users", .serialized)
+@Suite("Live: registrar, pool elements, pool users", .serialized, .tags(.live), .timeLimit(.minutes(3)))
 struct RSerPoolLiveTests {
     @Test func threePoolElementsAndAPoolUser() async throws {
         let registrar = try await LiveRegistrar.start()
@@ -125,7 +125,7 @@ struct RSerPoolLiveTests {
     }
 }
 
-@Suite("Live: bad input to a registrar process", .serialized)
+@Suite("Live: bad input to a registrar process", .serialized, .tags(.live), .timeLimit(.minutes(3)))
 struct BadInputLiveTests {
     @Test func malformedMessagesGetAsapErrorsAndTheRegistrarSurvives() async throws {
         let registrar = try await LiveRegistrar.start()

@@ -7,7 +7,7 @@ import Testing
 /// A registrar process under attack from raw sockets on loopback: clients that never read,
 /// half-sent messages, too many connections, PE hijacking and removal, foreign addresses.
 /// Each time a legitimate client must still be served.
-@Suite(.serialized) struct RegistrarAbuseTests {
+@Suite(.serialized, .tags(.live), .timeLimit(.minutes(3))) struct RegistrarAbuseTests {
     static func element(_ id: UInt32, port: UInt16, address: String = "127.0.0.1") -> PoolElementParameter {
         PoolElementParameter(identifier: PoolElementIdentifier(id), registrationLife: 300_000,
                              userTransport: .tcp(IPAddress(address)!, port: port), policy: .roundRobin)
@@ -187,7 +187,7 @@ import Testing
 
 /// Both daemons at a low open-file limit: the caps are lowered to what the limit holds, the
 /// clients past them are closed at accept, and nothing spins.
-@Suite(.serialized) struct DescriptorLimitTests {
+@Suite(.serialized, .tags(.live), .timeLimit(.minutes(3))) struct DescriptorLimitTests {
     static var unavailableReason: String? { missingTool("/usr/bin/prlimit", package: "util-linux") }
 
     /// CPU seconds a process has used (user + system), from /proc.

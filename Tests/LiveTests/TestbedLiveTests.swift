@@ -5,7 +5,7 @@ import Testing
 /// `edgepool testbed` with real namespaces: the shipped two-ISP topology comes up, MPTCP
 /// aggregates both ISPs, survives losing one, and `down` leaves nothing behind; a topology
 /// that fails half-way is removed again.
-@Suite(.serialized) struct TestbedLiveTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct TestbedLiveTests {
     static var unavailableReason: String? {
         TestNamespace.unavailableReason ?? missingTool("/usr/bin/mptcpize", package: "mptcpize") ?? missingTool("/usr/bin/curl", package: "curl")
     }
@@ -133,7 +133,7 @@ import Testing
 }
 
 /// The ISP-failover experiment, shortened (phases of 3 s instead of 25 s), as CI runs it.
-@Suite(.serialized) struct ISPFailoverScenarioTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct ISPFailoverScenarioTests {
     /// End-to-end MPTCP, and plain TCP carried by EdgePool's entry/exit gateways over MPTCP.
     /// And the same over IPv6 only (bulk end to end, a video stream through the gateways).
     /// (The IPv6 scenario's video needs ffmpeg: the whole set is enabled only with it.)
@@ -155,7 +155,7 @@ import Testing
 }
 
 /// An ISP that silently drops everything (the emulator's blackhole switch) while its line stays up.
-@Suite(.serialized) struct BlackholeScenarioTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct BlackholeScenarioTests {
     @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
     func trafficMovesToTheOtherISPWhileOneIsBlackholed() async throws {
         let (_, summary) = try await TestbedLiveTests.runShippedScenario("isp-blackhole", topology: "two-isp-delay", as: "b\(getpid() % 100_000)",
@@ -170,7 +170,7 @@ import Testing
 }
 
 /// The access-aggregation experiment, one short run per path with BBR.
-@Suite(.serialized) struct AccessAggregationTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct AccessAggregationTests {
     @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
     func everyPathCarriesDataWithNoByteLostAndTheReportIsWritten() async throws {
         if try await TestbedLiveTests.namespaces("ept-agg-").count > 0 {
@@ -207,7 +207,7 @@ import Testing
 
 /// The ISP-failover experiment with a live RTMP stream (over MPTCP and through the gateway
 /// pair), request/response traffic and a user command, shortened to phases of 5 s.
-@Suite(.serialized) struct LiveVideoScenarioTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct LiveVideoScenarioTests {
     @Test(.enabled(if: (TestNamespace.unavailableReason ?? missingTool("/usr/bin/ffmpeg", package: "ffmpeg") ?? missingTool("/usr/bin/mptcpize", package: "mptcpize")) == nil, "\((TestNamespace.unavailableReason ?? missingTool("/usr/bin/ffmpeg", package: "ffmpeg") ?? missingTool("/usr/bin/mptcpize", package: "mptcpize")) ?? "")"))
     func noFrameOrByteIsLostAndTheViewerModelMatchesTheGaps() async throws {
         let (directory, summary) = try await TestbedLiveTests.runShippedScenario("isp-failover-video", as: "v\(getpid() % 100_000)",
@@ -250,7 +250,7 @@ import Testing
 }
 
 /// The offloading scenario with a namespace per site and the delays on emulated links.
-@Suite(.serialized) struct OffloadingTestbedTests {
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct OffloadingTestbedTests {
     @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
     func everyRequestCompletesAndTheEdgeServesAtLowLoad() async throws {
         if try await TestbedLiveTests.namespaces("ept-offload-").count > 0 {

@@ -5,7 +5,7 @@ private let tshark = "/usr/bin/tshark"
 
 /// Wireshark as the independent decoder: capture a registrar, PEs and PUs on loopback, and
 /// let Wireshark's own ASAP dissector judge every message our processes sent.
-@Suite("Live: Wireshark decodes our ASAP", .serialized)
+@Suite("Live: Wireshark decodes our ASAP", .serialized, .tags(.live), .timeLimit(.minutes(3)))
 struct TsharkTests {
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: tshark), "\(tshark) is not installed (Debian package tshark; scripts/test installs it as root)"))
     func wiresharkDecodesEveryMessageWeSend() async throws {

@@ -53,7 +53,7 @@ struct CalcAppPECommand: AsyncParsableCommand {
         var configuration = CalcAppPoolElementConfiguration(
             server: server, poolHandle: PoolHandle(pool), policy: OffloadingSimulation.policy(type, load: 0, increment: increment),
             listenAddress: try listen.socketAddress(),
-            registrars: try makeRegistrarList(registrar, transport: transport, announce: nil, announceInterface: nil))
+            registrars: try asValidation { try RegistrarList.fromSettings(registrar, transport: transport, announce: nil, announceInterface: nil) })
         configuration.transport = transport
         configuration.delay = delay.amount
         let logger = Logger(label: "edgepool.calcapp.pe")
@@ -115,7 +115,7 @@ struct CalcAppPUCommand: AsyncParsableCommand {
         let kind: Distribution.Kind = constant ? .constant : .exponential
         var configuration = CalcAppPoolUsers.Configuration(
             users: users, poolHandle: PoolHandle(pool),
-            registrars: try makeRegistrarList(registrar, transport: transport, announce: nil, announceInterface: nil),
+            registrars: try asValidation { try RegistrarList.fromSettings(registrar, transport: transport, announce: nil, announceInterface: nil) },
             requestSize: Distribution(kind, mean: requestSize),
             interArrival: Distribution(kind, mean: Double(interArrival.amount.nanoseconds) / 1e9))
         configuration.seed = seed

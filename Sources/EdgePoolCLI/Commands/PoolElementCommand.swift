@@ -10,27 +10,6 @@ import RSerPoolCore
 import RSerPoolWire
 import ServiceLifecycle
 
-struct PoolElementFile: Codable {
-    var registrar: [Endpoint]?
-    var pool: String?
-    var service: DemoService?
-    var listen: Endpoint?
-    var transport: TransportProtocol?
-    var identifier: String?
-    var policy: String?
-    var load: Double?
-    var increment: Double?
-    var degradation: Double?
-    var weight: UInt32?
-    var priority: UInt32?
-    var maxSessions: Int?
-    var reregistrationInterval: Duration?
-    var status: Endpoint?
-    var announce: Endpoint?
-    var announceInterface: String?
-    var logLevel: String?
-}
-
 struct PoolElementCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pe",
@@ -107,33 +86,21 @@ struct PoolElementCommand: AsyncParsableCommand {
     var announceInterface: String?
 
     func run() async throws {
-        try checkConfigurationKeys(common.config, allowed: PoolElementFile.keys)
-        let file = try loadConfigurationFile(common.config, as: PoolElementFile.self) ?? PoolElementFile()
-        Bootstrap.run(logLevel: common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info)
+        let settings = try flagSettings.merged(over: loadSettings(common.config, as: PoolElementSettings.self))
+        Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
         let logger = Logger(label: "edgepool.pe")
-
-        let handle = PoolHandle(pool ?? file.pool ?? "EchoPool")
-        guard handle.bytes.count <= 32, !handle.bytes.isEmpty else { throw ValidationError("--pool must be 1…32 bytes") }
-        let chosenPolicy = try parsePolicy(name: policy ?? file.policy ?? "rr", load: load ?? file.load ?? 0,
-                                           increment: increment ?? file.increment ?? 0, degradation: degradation ?? file.degradation ?? 0,
-                                           weight: weight ?? file.weight ?? 1, priority: priority ?? file.priority ?? 1)
-        let transportProtocol = transport ?? file.transport ?? .mptcp
-        let registrars = try makeRegistrarList(registrar.isEmpty ? (file.registrar ?? []) : registrar, transport: transportProtocol,
-                                               announce: announce ?? file.announce, announceInterface: announceInterface ?? file.announceInterface)
-        let sessionsForFullLoad = max(1, maxSessions ?? file.maxSessions ?? 10)
-        let listenEndpoint = listen ?? file.listen ?? Endpoint(host: "127.0.0.1", port: 0)
+        let configuration = try asValidation { try settings.configuration() }
+        guard configuration.identifier == nil || count == 1 else { throw ValidationError("--identifier and --count > 1 exclude each other") }
+        let chosenPolicy = configuration.policy, sessionsForFullLoad = configuration.sessionsForFullLoad
 
         // Each PE's object is created after its service is bound (it needs the port), so load
         // updates go through a box the session counter can reach.
-        let serviceKind = service ?? file.service ?? .echo
-        let fixedIdentifier = try (identifier ?? file.identifier).map { PoolElementIdentifier(try parseIdentifier($0)) }
-        guard fixedIdentifier == nil || count == 1 else { throw ValidationError("--identifier and --count > 1 exclude each other") }
         var elements: [PoolElement] = []
         var servers: [DemoServer] = []
         var users: [String] = [], identifiers: [String] = []
         for _ in 0..<count {
             let elementBox = NIOLockedValueBox<PoolElement?>(nil)
-            let server = try await serviceKind.start(on: listenEndpoint.socketAddress(), transport: transportProtocol,
+            let server = try await configuration.service.start(on: configuration.listen, transport: configuration.transport,
                                                      group: MultiThreadedEventLoopGroup.singleton) { sessions in
                 guard chosenPolicy.type.isAdaptive, let element = elementBox.withLockedValue({ $0 }) else { return }
                 element.updatePolicy(chosenPolicy.withLoad(PoolPolicy.load(fraction: Double(sessions) / Double(sessionsForFullLoad))))
@@ -141,13 +108,8 @@ struct PoolElementCommand: AsyncParsableCommand {
             guard let bound = server.localAddress, let userTransport = TransportAddress(tcp: bound) else {
                 throw ValidationError("the service did not bind")
             }
-            var registration = PoolElementRegistration(poolHandle: handle, identifier: fixedIdentifier ?? .random(),
-                                                       userTransport: userTransport, policy: chosenPolicy)
-            if let interval = reregistrationInterval ?? file.reregistrationInterval {
-                registration.reregistrationInterval = interval.amount
-                registration.registrationLife = interval.amount * 3
-            }
-            let element = PoolElement(registration: registration, registrars: registrars, acceptsTakeover: !noTakeover, logger: logger)
+            let registration = configuration.registration(userTransport: userTransport)
+            let element = PoolElement(registration: registration, registrars: configuration.registrars, acceptsTakeover: !noTakeover, logger: logger)
             elementBox.withLockedValue { $0 = element }
             elements.append(element)
             servers.append(server)
@@ -156,23 +118,38 @@ struct PoolElementCommand: AsyncParsableCommand {
         }
         ReadyLine(daemon: "pe", [
             "id": identifiers.joined(separator: ","),
-            "pool": "\(handle)", "service": serviceKind.rawValue, "user": users.joined(separator: ","),
-            "transport": "\(transportProtocol.rawValue)", "policy": "\(chosenPolicy)",
+            "pool": "\(configuration.poolHandle)", "service": configuration.service.rawValue, "user": users.joined(separator: ","),
+            "transport": configuration.transport.rawValue, "policy": "\(chosenPolicy)",
         ]).announce()
 
         var services: [any Service] = elements
-        if let statusEndpoint = status ?? file.status { services.append(StatusService(endpoint: statusEndpoint, registrar: nil, logger: logger)) }
+        if let statusEndpoint = settings.status { services.append(StatusService(endpoint: statusEndpoint, registrar: nil, logger: logger)) }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         for server in servers { await server.close() }
     }
-}
 
-extension PoolElementFile {
-    static var keys: Set<String> {
-        ["registrar", "pool", "service", "listen", "transport", "identifier", "policy", "load", "increment", "degradation",
-         "weight", "priority", "maxSessions", "reregistrationInterval", "status", "announce", "announceInterface", "logLevel"]
+    /// The settings the flags give (nil where a flag is absent).
+    var flagSettings: PoolElementSettings {
+        var settings = PoolElementSettings()
+        settings.registrar = registrar.nonEmpty
+        settings.pool = pool
+        settings.service = service
+        settings.listen = listen
+        settings.transport = transport
+        settings.identifier = identifier
+        settings.policy = policy
+        settings.load = load
+        settings.increment = increment
+        settings.degradation = degradation
+        settings.weight = weight
+        settings.priority = priority
+        settings.maxSessions = maxSessions
+        settings.reregistrationInterval = reregistrationInterval
+        settings.status = status
+        settings.announce = announce
+        settings.announceInterface = announceInterface
+        return settings
     }
 }
-

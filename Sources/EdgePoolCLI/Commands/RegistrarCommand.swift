@@ -9,38 +9,6 @@ import RSerPoolCore
 import RSerPoolWire
 import ServiceLifecycle
 
-/// The registrar's settings as a configuration file holds them (every key optional).
-struct RegistrarFile: Codable {
-    var identifier: String?
-    var listen: [Endpoint]?
-    var transport: TransportProtocol?
-    var status: Endpoint?
-    var keepAliveInterval: Duration?
-    var keepAliveTimeout: Duration?
-    var maxUnreachableReports: Int?
-    var maxHandleLength: Int?
-    var maxPoolElements: Int?
-    var maxPoolElementsPerAssociation: Int?
-    var maxAssociations: Int?
-    var maxAssociationsPerAddress: Int?
-    var messageRate: Double?
-    var idleTimeout: Duration?
-    var partialMessageTimeout: Duration?
-    var notReadingTimeout: Duration?
-    var acceptForeignAddresses: Bool?
-    var announce: Endpoint?
-    var announceInterface: String?
-    var enrpListen: [Endpoint]?
-    var peer: [Endpoint]?
-    var enrpAnnounce: Endpoint?
-    var allowedPeer: [String]?
-    var peerHeartbeatInterval: Duration?
-    var peerMaxTimeLastHeard: Duration?
-    var peerMaxTimeNoResponse: Duration?
-    var takeoverExpiry: Duration?
-    var logLevel: String?
-}
-
 struct RegistrarCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registrar",
@@ -154,14 +122,9 @@ struct RegistrarCommand: AsyncParsableCommand {
     var takeoverExpiry: Duration?
 
     func run() async throws {
-        try checkConfigurationKeys(common.config, allowed: ["identifier", "listen", "transport", "status", "keepAliveInterval",
-            "keepAliveTimeout", "maxUnreachableReports", "maxHandleLength", "maxPoolElements", "maxPoolElementsPerAssociation",
-            "maxAssociations", "maxAssociationsPerAddress", "messageRate", "idleTimeout", "partialMessageTimeout", "notReadingTimeout", "acceptForeignAddresses", "announce", "announceInterface", "enrpListen", "peer", "enrpAnnounce", "allowedPeer", "peerHeartbeatInterval", "peerMaxTimeLastHeard",
-            "peerMaxTimeNoResponse", "takeoverExpiry", "logLevel"])
-        let file = try loadConfigurationFile(common.config, as: RegistrarFile.self) ?? RegistrarFile()
-        let level = common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
-        Bootstrap.run(logLevel: level)
-        var configuration = try makeConfiguration(file: file)
+        let settings = try flagSettings.merged(over: loadSettings(common.config, as: RegistrarSettings.self))
+        Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
+        var configuration = try asValidation { try settings.configuration() }
         let logger = Logger(label: "edgepool.registrar")
         // The caps, not the descriptor table, decide how many associations are held.
         let descriptors = DescriptorLimit.raise()
@@ -177,7 +140,7 @@ struct RegistrarCommand: AsyncParsableCommand {
 
         let registrar = Registrar(configuration: configuration, logger: logger)
         var services: [any Service] = [registrar]
-        let statusEndpoint = status ?? file.status
+        let statusEndpoint = settings.status
         let statusService = statusEndpoint.map { StatusService(endpoint: $0, registrar: registrar, logger: logger) }
         if let statusService { services.append(statusService) }
 
@@ -199,70 +162,37 @@ struct RegistrarCommand: AsyncParsableCommand {
         try await running
     }
 
-    func makeConfiguration(file: RegistrarFile) throws -> RegistrarServiceConfiguration {
-        let id = try (identifier ?? file.identifier).map { RegistrarIdentifier(try parseIdentifier($0)) } ?? .random()
-        var protocolConfiguration = RegistrarConfiguration(identifier: id)
-        if let v = keepAliveInterval ?? file.keepAliveInterval { protocolConfiguration.keepAliveInterval = v.amount }
-        if let v = keepAliveTimeout ?? file.keepAliveTimeout { protocolConfiguration.keepAliveTimeout = v.amount }
-        if let v = maxUnreachableReports ?? file.maxUnreachableReports {
-            guard v >= 1 else { throw ValidationError("--max-unreachable-reports must be at least 1") }
-            protocolConfiguration.maximumUnreachableReports = v
-        }
-        if let v = maxHandleLength ?? file.maxHandleLength {
-            guard (1...1024).contains(v) else { throw ValidationError("--max-handle-length must be 1…1024") }
-            protocolConfiguration.maximumPoolHandleLength = v
-        }
-        if let v = maxPoolElements ?? file.maxPoolElements { protocolConfiguration.maximumPoolElements = v }
-        if let v = maxPoolElementsPerAssociation ?? file.maxPoolElementsPerAssociation { protocolConfiguration.maximumPoolElementsPerAssociation = v }
-        if let v = peerHeartbeatInterval ?? file.peerHeartbeatInterval { protocolConfiguration.peerHeartbeatInterval = v.amount }
-        if let v = peerMaxTimeLastHeard ?? file.peerMaxTimeLastHeard { protocolConfiguration.peerMaxTimeLastHeard = v.amount }
-        if let v = peerMaxTimeNoResponse ?? file.peerMaxTimeNoResponse { protocolConfiguration.peerMaxTimeNoResponse = v.amount }
-        if let v = takeoverExpiry ?? file.takeoverExpiry { protocolConfiguration.takeoverExpiry = v.amount }
-        protocolConfiguration.acceptsForeignAddresses = acceptForeignAddresses || file.acceptForeignAddresses == true
-        var associationLimits = AssociationLimits()
-        if let v = maxAssociations ?? file.maxAssociations { associationLimits.maximumAssociations = v }
-        if let v = maxAssociationsPerAddress ?? file.maxAssociationsPerAddress { associationLimits.maximumAssociationsPerAddress = v }
-        if let v = messageRate ?? file.messageRate { associationLimits.messageRate = v }
-        if let v = idleTimeout ?? file.idleTimeout { associationLimits.idleTimeout = v.amount }
-        if let v = partialMessageTimeout ?? file.partialMessageTimeout { associationLimits.partialMessageTimeout = v.amount }
-        if let v = notReadingTimeout ?? file.notReadingTimeout { associationLimits.notReadingTimeout = v.amount }
-        do {
-            try associationLimits.validate()
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        let allowed = allowedPeer.isEmpty ? (file.allowedPeer ?? []) : allowedPeer
-        if !allowed.isEmpty {
-            protocolConfiguration.allowedPeers = Set(try allowed.map { RegistrarIdentifier(try parseIdentifier($0)) })
-        }
-        let endpoints = !listen.isEmpty ? listen : (file.listen ?? [Endpoint(host: "0.0.0.0", port: 3863)])
-        var configuration = RegistrarServiceConfiguration(registrar: protocolConfiguration,
-                                                          listenAddresses: try endpoints.map { try $0.socketAddress() })
-        configuration.transport = transport ?? file.transport ?? .mptcp
-        configuration.associationLimits = associationLimits
-        configuration.enrpListenAddresses = try (enrpListen.isEmpty ? (file.enrpListen ?? []) : enrpListen).map { try $0.socketAddress() }
-        configuration.peers = try (peer.isEmpty ? (file.peer ?? []) : peer).map { try $0.socketAddress() }
-        if let group = enrpAnnounce ?? file.enrpAnnounce {
-            var presence = ServerAnnounceConfiguration(group: try group.socketAddress())
-            presence.interval = protocolConfiguration.peerHeartbeatInterval
-            if let interface = announceInterface ?? file.announceInterface {
-                guard let address = IPAddress(interface) else { throw ValidationError("--announce-interface: '\(interface)' is not an address") }
-                presence.interface = address
-            }
-            configuration.enrpAnnounce = presence
-        }
-        if (!configuration.peers.isEmpty || configuration.enrpAnnounce != nil), configuration.enrpListenAddresses.isEmpty {
-            throw ValidationError("--peer and --enrp-announce need --enrp-listen: peers must be able to reach this registrar too")
-        }
-        if let group = announce ?? file.announce {
-            var announceConfiguration = ServerAnnounceConfiguration(group: try group.socketAddress())
-            if let interface = announceInterface ?? file.announceInterface {
-                guard let address = IPAddress(interface) else { throw ValidationError("--announce-interface: '\(interface)' is not an address") }
-                announceConfiguration.interface = address
-            }
-            configuration.announce = announceConfiguration
-        }
-        return configuration
+    /// The settings the flags give (nil where a flag is absent).
+    var flagSettings: RegistrarSettings {
+        var settings = RegistrarSettings()
+        settings.identifier = identifier
+        settings.listen = listen.nonEmpty
+        settings.transport = transport
+        settings.status = status
+        settings.keepAliveInterval = keepAliveInterval
+        settings.keepAliveTimeout = keepAliveTimeout
+        settings.maxUnreachableReports = maxUnreachableReports
+        settings.maxHandleLength = maxHandleLength
+        settings.maxPoolElements = maxPoolElements
+        settings.maxPoolElementsPerAssociation = maxPoolElementsPerAssociation
+        settings.maxAssociations = maxAssociations
+        settings.maxAssociationsPerAddress = maxAssociationsPerAddress
+        settings.messageRate = messageRate
+        settings.idleTimeout = idleTimeout
+        settings.partialMessageTimeout = partialMessageTimeout
+        settings.notReadingTimeout = notReadingTimeout
+        settings.acceptForeignAddresses = acceptForeignAddresses ? true : nil
+        settings.announce = announce
+        settings.announceInterface = announceInterface
+        settings.enrpListen = enrpListen.nonEmpty
+        settings.peer = peer.nonEmpty
+        settings.enrpAnnounce = enrpAnnounce
+        settings.allowedPeer = allowedPeer.nonEmpty
+        settings.peerHeartbeatInterval = peerHeartbeatInterval
+        settings.peerMaxTimeLastHeard = peerMaxTimeLastHeard
+        settings.peerMaxTimeNoResponse = peerMaxTimeNoResponse
+        settings.takeoverExpiry = takeoverExpiry
+        return settings
     }
 }
 

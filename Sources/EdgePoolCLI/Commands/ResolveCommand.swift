@@ -19,24 +19,10 @@ struct RegistrarOptions: ParsableArguments {
     var announceInterface: String?
 
     func list() throws -> RegistrarList {
-        try makeRegistrarList(registrar, transport: transport, announce: announce, announceInterface: announceInterface)
+        try asValidation { try RegistrarList.fromSettings(registrar, transport: transport, announce: announce, announceInterface: announceInterface) }
     }
 }
 
-/// Static registrars (default 127.0.0.1:3863 unless announces are used) plus announce listening.
-func makeRegistrarList(_ registrars: [Endpoint], transport: TransportProtocol, announce: Endpoint?, announceInterface: String?) throws -> RegistrarList {
-    let defaults = announce == nil ? [Endpoint(host: "127.0.0.1", port: 3863)] : []
-    var list = RegistrarList(try (registrars.isEmpty ? defaults : registrars).map { try $0.socketAddress() }, transport: transport)
-    if let announce {
-        var listening = AnnounceListening(group: try announce.socketAddress())
-        if let announceInterface {
-            guard let address = IPAddress(announceInterface) else { throw ValidationError("--announce-interface: '\(announceInterface)' is not an address") }
-            listening.interface = address
-        }
-        list.announce = listening
-    }
-    return list
-}
 
 struct ResolveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Benchmarks
+import RSerPool
 import TestbedRunner
 
 /// Runs library code whose errors are the user's to fix: they print as ArgumentParser's
@@ -12,6 +13,8 @@ func asValidation<T>(_ body: () throws -> T) throws -> T {
     } catch let error as TestbedError {
         throw ValidationError(error.description)
     } catch let error as BenchmarkError {
+        throw ValidationError(error.description)
+    } catch let error as ConfigurationError {
         throw ValidationError(error.description)
     }
 }

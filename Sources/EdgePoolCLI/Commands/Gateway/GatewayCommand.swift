@@ -45,54 +45,6 @@ struct GatewayCommand: AsyncParsableCommand {
     )
 }
 
-/// Every gateway key a configuration file may hold (each optional; flags win).
-struct GatewayFile: Codable {
-    var listen: [Endpoint]?
-    var listenTransport: TransportProtocol?
-    var upstreamTransport: TransportProtocol?
-    var allow: [String]?
-    var deny: [String]?
-    var defaultDeny: Bool?
-    var allowClient: [String]?
-    var openProxy: Bool?
-    var users: [String: String]?
-    var maxConnections: Int?
-    var maxConnectionsPerClient: Int?
-    var handshakeTimeout: Duration?
-    var connectTimeout: Duration?
-    var idleTimeout: Duration?
-    var drainTimeout: Duration?
-    var bufferLimit: Int?
-    var readSize: Int?
-    var readsPerEvent: Int?
-    var connectionLog: String?
-    var telemetryInterval: Duration?
-    var status: Endpoint?
-    var threads: Int?
-    var logLevel: String?
-    // reverse
-    var backends: [Endpoint]?
-    var pool: String?
-    var registrars: [Endpoint]?
-    var preconnect: Int?
-    // http
-    var connectPorts: [String]?
-    // socks
-    var udp: Bool?
-    var maxUdpAssociations: Int?
-    // pair
-    var exit: Endpoint?
-    var forward: String?
-    var secret: String?
-    var secretFile: String?
-
-    static let commonKeys: Set<String> = [
-        "listen", "listenTransport", "upstreamTransport", "allow", "deny", "defaultDeny", "allowClient", "openProxy", "users", "maxConnections", "maxConnectionsPerClient",
-        "handshakeTimeout", "connectTimeout", "idleTimeout", "drainTimeout", "bufferLimit", "readSize", "readsPerEvent", "connectionLog",
-        "telemetryInterval", "status", "threads", "logLevel",
-    ]
-}
-
 /// Options all gateway modes share.
 struct GatewayOptions: ParsableArguments {
     @OptionGroup var common: CommonOptions
@@ -163,76 +115,46 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Event-loop threads. [default: one per core]")
     var threads: Int?
 
-    func load(extraKeys: Set<String>) throws -> GatewayFile {
-        try checkConfigurationKeys(common.config, allowed: GatewayFile.commonKeys.union(extraKeys))
-        return try loadConfigurationFile(common.config, as: GatewayFile.self) ?? GatewayFile()
+    /// The flags' settings laid over the configuration file's (keys of other modes refused).
+    func settings(_ kind: GatewaySettings.Kind, _ modeFlags: (inout GatewaySettings) -> Void = { _ in }) throws -> GatewaySettings {
+        let file = try common.config.map { path in try asValidation { try GatewaySettings.load(file: path, allowing: GatewaySettings.keys(for: kind)) } }
+        var flags = GatewaySettings()
+        flags.listen = listen.nonEmpty
+        flags.listenTransport = listenTransport
+        flags.upstreamTransport = upstreamTransport
+        flags.allow = allow.nonEmpty
+        flags.deny = deny.nonEmpty
+        flags.defaultDeny = defaultDeny ? true : nil
+        flags.allowClient = allowClient.nonEmpty
+        flags.openProxy = openProxy ? true : nil
+        flags.user = user.nonEmpty
+        flags.maxConnections = maxConnections
+        flags.maxConnectionsPerClient = maxConnectionsPerClient
+        flags.handshakeTimeout = handshakeTimeout
+        flags.connectTimeout = connectTimeout
+        flags.idleTimeout = idleTimeout
+        flags.drainTimeout = drainTimeout
+        flags.bufferLimit = bufferLimit
+        flags.readSize = readSize
+        flags.readsPerEvent = readsPerEvent
+        flags.connectionLog = connectionLog
+        flags.telemetryInterval = telemetryInterval
+        flags.status = status
+        flags.threads = threads
+        modeFlags(&flags)
+        return flags.merged(over: file ?? GatewaySettings())
     }
 
-    func apply(to configuration: inout GatewayConfiguration, file: GatewayFile) throws {
-        if let v = listenTransport ?? file.listenTransport { configuration.listenTransport = v }
-        if let v = upstreamTransport ?? file.upstreamTransport { configuration.upstreamTransport = v }
-        do {
-            let allowRules = try (allow.isEmpty ? file.allow ?? [] : allow).map { try DestinationRule(parsing: $0) }
-            let denyRules = try (deny.isEmpty ? file.deny ?? [] : deny).map { try DestinationRule(parsing: $0) }
-            configuration.destinations = DestinationPolicy(allow: allowRules, deny: denyRules, defaultAllow: !(defaultDeny || file.defaultDeny == true))
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        do {
-            configuration.clients = try ClientAccessList(parsing: allowClient.isEmpty ? file.allowClient ?? [] : allowClient)
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        configuration.openProxy = openProxy || file.openProxy == true
-        var users = file.users ?? [:]
-        for entry in user {
-            guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex else {
-                throw ValidationError("--user wants NAME:PASSWORD, got '\(entry)'")
-            }
-            users[String(entry[..<colon])] = String(entry[entry.index(after: colon)...])
-        }
-        for (name, password) in users where name.utf8.count > ProxyLimits.maximumCredentialLength || password.utf8.count > ProxyLimits.maximumCredentialLength || password.isEmpty {
-            throw ValidationError("user '\(name)': name and password must be 1–255 bytes")
-        }
-        configuration.credentials = users.isEmpty ? nil : ProxyCredentials(users)
-        var limits = configuration.limits
-        if let v = maxConnections ?? file.maxConnections {
-            guard v > 0 else { throw ValidationError("--max-connections must be positive") }
-            limits.maximumConnections = v
-        }
-        if let v = maxConnectionsPerClient ?? file.maxConnectionsPerClient {
-            guard v > 0 else { throw ValidationError("--max-connections-per-client must be positive") }
-            limits.maximumConnectionsPerClient = v
-        }
-        if let v = handshakeTimeout ?? file.handshakeTimeout { limits.handshakeTimeout = v.amount }
-        if let v = connectTimeout ?? file.connectTimeout { limits.connectTimeout = v.amount }
-        if let v = idleTimeout ?? file.idleTimeout { limits.idleTimeout = v.amount }
-        if let v = drainTimeout ?? file.drainTimeout { limits.drainTimeout = v.amount }
-        if let v = bufferLimit ?? file.bufferLimit {
-            guard (4096...(16 << 20)).contains(v) else { throw ValidationError("--buffer-limit must be 4096…16777216 bytes") }
-            limits.bufferLimit = v
-        }
-        if let v = readSize ?? file.readSize {
-            guard (4096...(16 << 20)).contains(v) else { throw ValidationError("--read-size must be 4096…16777216 bytes") }
-            limits.plainReadSize = v
-            limits.readSize = min(limits.readSize, v)
-        }
-        if let v = readsPerEvent ?? file.readsPerEvent {
-            guard (1...16).contains(v) else { throw ValidationError("--reads-per-event must be 1…16") }
-            limits.readsPerEvent = v
-        }
-        configuration.limits = limits
-        configuration.connectionLogPath = connectionLog ?? file.connectionLog
-        if let v = telemetryInterval ?? file.telemetryInterval { configuration.telemetryInterval = v.amount }
+    /// Runs a gateway of mode `kind` with `settings` until SIGTERM/SIGINT; prints the ready line.
+    func run(_ kind: GatewaySettings.Kind, _ settings: GatewaySettings) async throws {
+        let configuration = try asValidation { try settings.configuration(kind) }
+        try await run(configuration, settings: settings)
     }
 
     /// Runs the gateway until SIGTERM/SIGINT; prints one line with the listening addresses.
-    func run(_ configuration: GatewayConfiguration, file: GatewayFile) async throws {
-        let level = common.logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
-        if let threads = threads ?? file.threads {
-            guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1…256") }
-            NIOSingletons.groupLoopCountSuggestion = threads
-        }
+    private func run(_ configuration: GatewayConfiguration, settings: GatewaySettings) async throws {
+        let level = try logLevel(common.logLevel, file: settings.logLevel)
+        if let threads = settings.threads { NIOSingletons.groupLoopCountSuggestion = threads }
         Bootstrap.run(logLevel: level)
         let logger = Logger(label: "edgepool.gateway")
         // Two descriptors per relayed connection (client and upstream): the caps, not the
@@ -251,7 +173,7 @@ struct GatewayOptions: ParsableArguments {
             throw ValidationError("\(error)")
         }
         var services: [any Service] = [gateway]
-        if let endpoint = status ?? file.status { services.append(StatusService(endpoint: endpoint, registrar: nil, logger: logger)) }
+        if let endpoint = settings.status { services.append(StatusService(endpoint: endpoint, registrar: nil, logger: logger)) }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         async let running: Void = group.run()
@@ -267,11 +189,6 @@ struct GatewayOptions: ParsableArguments {
             throw ValidationError("cannot listen on \(configuration.listen.map(\.endpointDescription).joined(separator: ", ")): \(error)")
         }
         try await running
-    }
-
-    /// The listening addresses: flags, else the file, else `host:port`.
-    func listenAddresses(_ file: GatewayFile, default port: Int, host: String = "0.0.0.0") throws -> [SocketAddress] {
-        try (listen.isEmpty ? (file.listen ?? [Endpoint(host: host, port: port)]) : listen).map { try $0.socketAddress() }
     }
 }
 
@@ -301,15 +218,10 @@ struct SOCKSGatewayCommand: AsyncParsableCommand {
     var maxUDPAssociations: Int?
 
     func run() async throws {
-        let file = try options.load(extraKeys: ["udp", "maxUdpAssociations"])
-        var configuration = GatewayConfiguration(mode: .socks5, listen: try options.listenAddresses(file, default: 1080, host: "127.0.0.1"))
-        try options.apply(to: &configuration, file: file)
-        configuration.udpRelay = !noUDP && (file.udp ?? true)
-        if let v = maxUDPAssociations ?? file.maxUdpAssociations {
-            guard v >= 1 else { throw ValidationError("--max-udp-associations must be at least 1") }
-            configuration.limits.maximumUDPAssociations = v
-        }
-        try await options.run(configuration, file: file)
+        try await options.run(.socks, try options.settings(.socks) { settings in
+            if noUDP { settings.udp = false }
+            settings.maxUdpAssociations = maxUDPAssociations
+        })
     }
 }
 
@@ -336,20 +248,7 @@ struct HTTPGatewayCommand: AsyncParsableCommand {
     var connectPort: [String] = []
 
     func run() async throws {
-        let file = try options.load(extraKeys: ["connectPorts"])
-        var configuration = GatewayConfiguration(mode: .httpProxy, listen: try options.listenAddresses(file, default: 3128, host: "127.0.0.1"))
-        try options.apply(to: &configuration, file: file)
-        let ports = connectPort.isEmpty ? file.connectPorts ?? [] : connectPort
-        if !ports.isEmpty {
-            configuration.tunnelPorts = try ports.map { text in
-                let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
-                guard (1...2).contains(bounds.count), let low = UInt16(bounds[0]), let high = UInt16(bounds.last!), low <= high else {
-                    throw ValidationError("--connect-port wants PORT or LOW-HIGH, got '\(text)'")
-                }
-                return low...high
-            }
-        }
-        try await options.run(configuration, file: file)
+        try await options.run(.http, try options.settings(.http) { $0.connectPorts = connectPort.nonEmpty })
     }
 }
 
@@ -388,25 +287,12 @@ struct ReverseGatewayCommand: AsyncParsableCommand {
     var preconnect: Int?
 
     func run() async throws {
-        let file = try options.load(extraKeys: ["backends", "pool", "registrars", "preconnect"])
-        let backends = backend.isEmpty ? file.backends ?? [] : backend
-        let mode: GatewayConfiguration.Mode
-        if let handle = pool ?? file.pool {
-            guard backends.isEmpty else { throw ValidationError("give --pool or --backend, not both") }
-            let registrars = registrar.isEmpty ? file.registrars ?? [Endpoint(host: "127.0.0.1", port: 3863)] : registrar
-            mode = .reverse(.pool(PoolHandle(handle), RegistrarList(try registrars.map { try $0.socketAddress() })))
-        } else {
-            guard !backends.isEmpty else { throw ValidationError("give --backend host:port (repeatable) or --pool HANDLE") }
-            mode = .reverse(.addresses(try backends.map { try $0.socketAddress() }))
-        }
-        var configuration = GatewayConfiguration(mode: mode, listen: try options.listenAddresses(file, default: 8080))
-        try options.apply(to: &configuration, file: file)
-        if let v = preconnect ?? file.preconnect {
-            guard (0...64).contains(v) else { throw ValidationError("--preconnect must be 0…64") }
-            guard v == 0 || pool == nil && file.pool == nil else { throw ValidationError("--preconnect needs --backend: a pool's PE is chosen per client by its policy") }
-            configuration.preconnect = v
-        }
-        try await options.run(configuration, file: file)
+        try await options.run(.reverse, try options.settings(.reverse) { settings in
+            settings.backends = backend.nonEmpty
+            settings.pool = pool
+            settings.registrars = registrar.nonEmpty
+            settings.preconnect = preconnect
+        })
     }
 }
 
@@ -418,18 +304,9 @@ struct PairSecretOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A file holding the pair's shared secret (trailing newline ignored).", valueName: "file"))
     var secretFile: String?
 
-    func load(_ file: GatewayFile) throws -> PairSecret {
-        var text = secret ?? file.secret
-        if text == nil, let path = secretFile ?? file.secretFile {
-            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the secret file '\(path)'") }
-            text = contents.trimmingCharacters(in: .newlines)
-        }
-        guard let text else { throw ValidationError("the gateway pair needs --secret or --secret-file") }
-        do {
-            return try PairSecret(text)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+    func apply(to settings: inout GatewaySettings) {
+        settings.secret = secret
+        settings.secretFile = secretFile
     }
 }
 
@@ -457,20 +334,11 @@ struct EntryGatewayCommand: AsyncParsableCommand {
     var forward: String?
 
     func run() async throws {
-        let file = try options.load(extraKeys: ["exit", "forward", "secret", "secretFile"])
-        guard let exitEndpoint = exit ?? file.exit else { throw ValidationError("the entry gateway needs --exit host:port") }
-        var destination: ProxyDestination?
-        if let text = forward ?? file.forward {
-            guard let parsed = HTTPProxyRequestInterpreter.parseAuthority(Substring(text), defaultPort: nil) else {
-                throw ValidationError("--forward wants host:port, got '\(text)'")
-            }
-            destination = parsed
-        }
-        var configuration = GatewayConfiguration(mode: .entry(exit: try exitEndpoint.socketAddress(), forward: destination),
-                                                 listen: try options.listenAddresses(file, default: 1080, host: "127.0.0.1"))
-        configuration.pairSecret = try pair.load(file)
-        try options.apply(to: &configuration, file: file)
-        try await options.run(configuration, file: file)
+        try await options.run(.entry, try options.settings(.entry) { settings in
+            pair.apply(to: &settings)
+            settings.exit = exit
+            settings.forward = forward
+        })
     }
 }
 
@@ -489,11 +357,7 @@ struct ExitGatewayCommand: AsyncParsableCommand {
     @OptionGroup var pair: PairSecretOptions
 
     func run() async throws {
-        let file = try options.load(extraKeys: ["secret", "secretFile"])
-        var configuration = GatewayConfiguration(mode: .exit, listen: try options.listenAddresses(file, default: 7000))
-        configuration.pairSecret = try pair.load(file)
-        try options.apply(to: &configuration, file: file)
-        try await options.run(configuration, file: file)
+        try await options.run(.exit, try options.settings(.exit) { pair.apply(to: &$0) })
     }
 }
 

@@ -1,0 +1,81 @@
+import NIOCore
+import RSerPoolCore
+import RSerPoolWire
+
+/// The PE daemon's settings (`edgepool pe`, its flags and configuration file keys); every
+/// one optional, ``configuration()`` checks them and applies the defaults.
+///
+///     {"pool": "EchoPool", "policy": "plu", "increment": 0.1, "registrar": ["127.0.0.1:3863"]}
+public struct PoolElementSettings: DaemonSettings, Equatable {
+    public var registrar: [Endpoint]?
+    public var pool: String?
+    public var service: DemoService?
+    public var listen: Endpoint?
+    public var transport: TransportProtocol?
+    public var identifier: String?
+    public var policy: String?
+    public var load: Double?
+    public var increment: Double?
+    public var degradation: Double?
+    public var weight: UInt32?
+    public var priority: UInt32?
+    public var maxSessions: Int?
+    public var reregistrationInterval: SettingDuration?
+    public var status: Endpoint?
+    public var announce: Endpoint?
+    public var announceInterface: String?
+    public var logLevel: String?
+
+    public init() {}
+
+    /// What a PE daemon runs: the service, where it listens, and its registration.
+    public struct Configuration: Sendable {
+        public var poolHandle: PoolHandle
+        public var policy: PoolPolicy
+        public var transport: TransportProtocol
+        public var registrars: RegistrarList
+        public var service: DemoService
+        public var listen: SocketAddress
+        /// Open sessions that make 100 % load (Least-Used policies).
+        public var sessionsForFullLoad: Int
+        /// A fixed identifier; nil: random (one per PE when a process runs several).
+        public var identifier: PoolElementIdentifier?
+        public var reregistrationInterval: TimeAmount?
+
+        /// The registration of one PE whose service listens at `userTransport`.
+        public func registration(userTransport: TransportAddress) -> PoolElementRegistration {
+            var registration = PoolElementRegistration(poolHandle: poolHandle, identifier: identifier ?? .random(),
+                                                       userTransport: userTransport, policy: policy)
+            if let reregistrationInterval {
+                registration.reregistrationInterval = reregistrationInterval
+                registration.registrationLife = reregistrationInterval * 3
+            }
+            return registration
+        }
+    }
+
+    /// Pool handles a PE may name (RFC 5351 leaves the length open; registrars accept 32 by default).
+    public static let poolHandleBytes = 1...32
+
+    /// - Throws: ``ConfigurationError`` naming the setting.
+    public func configuration() throws -> Configuration {
+        let handle = PoolHandle(pool ?? "EchoPool")
+        guard Self.poolHandleBytes.contains(handle.bytes.count) else {
+            throw ConfigurationError(setting: "pool", "must be \(Self.poolHandleBytes.lowerBound)…\(Self.poolHandleBytes.upperBound) bytes")
+        }
+        let policy = try PoolPolicy.fromSettings(name: self.policy ?? "rr", load: load ?? 0, increment: increment ?? 0,
+                                                 degradation: degradation ?? 0, weight: weight ?? 1, priority: priority ?? 1)
+        try ConfigurationError.check(maxSessions, atLeast: 1, "maxSessions")
+        if let interval = reregistrationInterval, interval.amount <= .zero {
+            throw ConfigurationError(setting: "reregistrationInterval", "must be positive")
+        }
+        let transport = self.transport ?? .mptcp
+        return Configuration(
+            poolHandle: handle, policy: policy, transport: transport,
+            registrars: try RegistrarList.fromSettings(registrar, transport: transport, announce: announce, announceInterface: announceInterface),
+            service: service ?? .echo, listen: try (listen ?? Endpoint(host: "127.0.0.1", port: 0)).socketAddress(),
+            sessionsForFullLoad: maxSessions ?? 10,
+            identifier: try identifier.map { PoolElementIdentifier(try SettingText.identifier($0, "identifier")) },
+            reregistrationInterval: reregistrationInterval?.amount)
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Gateway
+import GatewayService
+import NIOCore
+import RSerPool
+import Testing
+
+/// The gateway's settings per mode: defaults, checks, the keys each mode accepts.
+@Suite struct GatewaySettingsTests {
+    static func settings(_ json: String, for kind: GatewaySettings.Kind) throws -> GatewaySettings {
+        try GatewaySettings.decode(Data(json.utf8), source: "gateway.json", allowing: GatewaySettings.keys(for: kind))
+    }
+
+    @Test func eachModeListensWhereItsDefaultSays() throws {
+        for kind in GatewaySettings.Kind.allCases {
+            var settings = GatewaySettings()
+            switch kind {
+            case .reverse: settings.backends = [Endpoint(host: "127.0.0.1", port: 80)]
+            case .entry: settings.exit = Endpoint(host: "127.0.0.1", port: 7000); settings.secret = String(repeating: "s", count: 32)
+            case .exit: settings.secret = String(repeating: "s", count: 32)
+            default: break
+            }
+            let configuration = try settings.configuration(kind)
+            #expect(configuration.listen.map(\.port) == [kind.defaultListen.port], "\(kind)")
+            let loopbackOnly = [GatewaySettings.Kind.socks, .http, .entry].contains(kind)
+            #expect(configuration.listen.allSatisfy { $0.ipAddress == "127.0.0.1" } == loopbackOnly, "\(kind)")
+        }
+    }
+
+    @Test func aSOCKSFileWithUsersRulesAndLimits() throws {
+        let settings = try Self.settings("""
+        {"listen": ["127.0.0.1:0"], "allow": ["10.0.0.0/8"], "users": {"carol": "pw"}, "idleTimeout": "30s",
+         "maxConnections": 50, "udp": false, "maxUdpAssociations": 7}
+        """, for: .socks)
+        var flags = GatewaySettings()
+        flags.user = ["dave:secret"]
+        let configuration = try flags.merged(over: settings).configuration(.socks)
+        #expect(configuration.limits.idleTimeout == .seconds(30))
+        #expect(configuration.limits.maximumConnections == 50)
+        #expect(configuration.limits.maximumUDPAssociations == 7)
+        #expect(!configuration.udpRelay)
+        #expect(configuration.credentials != nil)
+        #expect(configuration.destinations.allow.count == 1)
+    }
+
+    @Test func anotherModesKeysAreRefused() {
+        #expect(throws: ConfigurationError.self) { try Self.settings(#"{"udp": true}"#, for: .http) }
+        #expect(throws: ConfigurationError.self) { try Self.settings(#"{"backends": ["127.0.0.1:80"]}"#, for: .socks) }
+        #expect((try? Self.settings(#"{"connectPorts": ["22"]}"#, for: .http)) != nil)
+    }
+
+    @Test func rangesAndCombinationsAreChecked() {
+        var settings = GatewaySettings()
+        settings.readsPerEvent = 99
+        #expect(throws: ConfigurationError("--reads-per-event (readsPerEvent) must be 1…16, not 99")) { try settings.configuration(.socks) }
+        settings = GatewaySettings()
+        settings.bufferLimit = 100
+        #expect(throws: ConfigurationError.self) { try settings.configuration(.socks) }
+        settings = GatewaySettings()
+        settings.threads = 0
+        #expect(throws: ConfigurationError.self) { try settings.configuration(.socks) }
+        settings = GatewaySettings()
+        #expect(throws: ConfigurationError.self, "reverse needs backends or a pool") { try settings.configuration(.reverse) }
+        settings.pool = "WebPool"
+        settings.backends = [Endpoint(host: "127.0.0.1", port: 80)]
+        #expect(throws: ConfigurationError.self, "not both") { try settings.configuration(.reverse) }
+        settings.backends = nil
+        settings.preconnect = 4
+        #expect(throws: ConfigurationError.self, "preconnect needs a list") { try settings.configuration(.reverse) }
+        settings = GatewaySettings()
+        #expect(throws: ConfigurationError.self, "the pair needs a secret") { try settings.configuration(.exit) }
+        settings.user = ["nocolon"]
+        #expect(throws: ConfigurationError.self) { try settings.configuration(.socks) }
+        settings = GatewaySettings()
+        settings.connectPorts = ["22-21"]
+        #expect(throws: ConfigurationError.self) { try settings.configuration(.http) }
+    }
+
+    @Test func connectPortsAndTheEntrysForwardDestination() throws {
+        var settings = GatewaySettings()
+        settings.connectPorts = ["22", "8000-8100"]
+        #expect(try settings.configuration(.http).tunnelPorts == [22...22, 8000...8100])
+        settings = GatewaySettings()
+        settings.exit = Endpoint(host: "127.0.0.1", port: 7000)
+        settings.secret = String(repeating: "k", count: 32)
+        settings.forward = "origin.example:80"
+        guard case .entry(_, let forward?) = try settings.configuration(.entry).mode else {
+            Issue.record("no forward destination")
+            return
+        }
+        #expect("\(forward)".contains("origin.example"))
+        settings.forward = "no port"
+        #expect(throws: ConfigurationError.self) { try settings.configuration(.entry) }
+    }
+}
