@@ -13,14 +13,14 @@ private let element = PoolElementParameter(identifier: PoolElementIdentifier(42)
 /// codec, virtual time.
 private struct Harness {
     let loop = EmbeddedEventLoop()
-    let core: RegistrarCore
+    let core: RegistrarDriver
     let channel: EmbeddedChannel
 
     init(keepAliveInterval: TimeAmount = .seconds(5), keepAliveTimeout: TimeAmount = .seconds(5)) throws {
         var configuration = RegistrarConfiguration(identifier: RegistrarIdentifier(0xBEEF))
         configuration.keepAliveInterval = keepAliveInterval
         configuration.keepAliveTimeout = keepAliveTimeout
-        core = RegistrarCore(loop: loop, configuration: configuration, logger: Logger(label: "test"))
+        core = RegistrarDriver(loop: loop, configuration: configuration, logger: Logger(label: "test"))
         channel = EmbeddedChannel(loop: loop)
         try channel.pipeline.syncOperations.addASAPCodec()
         let id = core.associationOpened(channel)

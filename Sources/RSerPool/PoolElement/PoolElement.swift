@@ -5,35 +5,6 @@ import RSerPoolCore
 import RSerPoolWire
 import ServiceLifecycle
 
-/// Where a pool element or pool user finds registrars: a static list, Server Announces, or
-/// both (RFC 5352 §3.6). Static ones are tried first, in order, then announced ones.
-public struct RegistrarList: Sendable {
-    /// Registrars to try, in order.
-    public var addresses: [SocketAddress]
-    public var transport: TransportProtocol
-    /// Listen for Server Announces too (nil: static list only).
-    public var announce: AnnounceListening?
-    /// How long an announced registrar is used after its last announce (reference: 5 s).
-    public var announceTimeout: TimeAmount = .seconds(5)
-
-    public init(_ addresses: [SocketAddress], transport: TransportProtocol = .mptcp, announce: AnnounceListening? = nil) {
-        self.addresses = addresses
-        self.transport = transport
-        self.announce = announce
-    }
-
-    func makeTable() -> RegistrarTable {
-        RegistrarTable(static: addresses.compactMap { TransportAddress(tcp: $0) }, announceTimeout: announceTimeout)
-    }
-}
-
-extension RegistrarTable {
-    /// The socket addresses to try now.
-    func socketAddresses(now: NIODeadline) -> [SocketAddress] {
-        candidates(now: now).compactMap { try? $0.socketAddress() }
-    }
-}
-
 /// A pool element (RFC 5351 §2.2) as a `Service`: it registers `registration` with a
 /// registrar from `registrars`, answers keep-alives, re-registers periodically and whenever
 /// `updatePolicy` changes its load, moves to the next registrar when its association breaks,
@@ -147,10 +118,12 @@ final class PoolElementDriver {
     private let registered: EventLoopPromise<Void>
     private var aborted = false
     private var everRegistered = false
+    private let connector: RegistrarConnector
 
     init(loop: EventLoop, registration: PoolElementRegistration, registrars: RegistrarList, logger: Logger,
-         stopped: EventLoopPromise<Void>, registered: EventLoopPromise<Void>) {
+         stopped: EventLoopPromise<Void>, registered: EventLoopPromise<Void>, connector: @escaping RegistrarConnector = RegistrarConnections.sockets) {
         self.loop = loop
+        self.connector = connector
         self.machine = PoolElementStateMachine(registration: registration)
         self.registrars = registrars
         self.table = registrars.makeTable()
@@ -225,7 +198,7 @@ final class PoolElementDriver {
         connectionGeneration += 1
         let generation = connectionGeneration
         let box = NIOLoopBound(self, eventLoop: loop)
-        StreamTransport.connect(to: address, transport: registrars.transport, group: loop) { channel in
+        connector(address, registrars.transport, loop) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addASAPCodec()
                 try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<ASAPInbound>(

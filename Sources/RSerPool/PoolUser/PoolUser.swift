@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import RSerPoolCore
 import RSerPoolWire
+import ServiceLifecycle
 
 /// Why a pool user operation failed.
 public struct PoolUserError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -34,26 +35,33 @@ public struct PoolUserError: Error, Hashable, Sendable, CustomStringConvertible 
 /// let connection = try await user.connect(to: "EchoPool")   // tries PEs until one answers
 /// print("connected to", connection.element.userTransport)
 /// ```
-public final class PoolUser: Sendable {
+public final class PoolUser: Service, Sendable {
     public let registrars: RegistrarList
     private let group: EventLoopGroup
     private let loop: EventLoop
-    private let state: NIOLoopBoundBox<PoolUserCore>
+    private let state: NIOLoopBoundBox<PoolUserDriver>
     private let logger: Logger
 
     /// - Parameters:
     ///   - staleCacheTimeout: how long a handle resolution is reused before asking again.
     ///   - requestTimeout: how long to wait for a registrar's answer before trying the next one.
-    public init(registrars: RegistrarList, staleCacheTimeout: TimeAmount = .seconds(1), requestTimeout: TimeAmount = .seconds(2),
-                eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "edgepool.pu"),
-                seed: UInt64? = nil) {
+    public convenience init(registrars: RegistrarList, staleCacheTimeout: TimeAmount = .seconds(1), requestTimeout: TimeAmount = .seconds(2),
+                            eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "edgepool.pu"),
+                            seed: UInt64? = nil) {
+        self.init(registrars: registrars, staleCacheTimeout: staleCacheTimeout, requestTimeout: requestTimeout, eventLoopGroup: eventLoopGroup,
+                  logger: logger, seed: seed, connector: RegistrarConnections.sockets)
+    }
+
+    /// With `connector` opening the registrar associations (tests pass EmbeddedChannels).
+    init(registrars: RegistrarList, staleCacheTimeout: TimeAmount, requestTimeout: TimeAmount, eventLoopGroup: EventLoopGroup,
+         logger: Logger, seed: UInt64?, connector: @escaping RegistrarConnector) {
         self.registrars = registrars
         self.group = eventLoopGroup
         self.loop = eventLoopGroup.next()
         self.logger = logger
         let state = NIOLoopBoundBox.makeBoxSendingValue(
-            PoolUserCore(loop: loop, registrars: registrars, cache: HandleResolutionCache(staleTimeout: staleCacheTimeout, seed: seed),
-                         requestTimeout: requestTimeout, logger: logger),
+            PoolUserDriver(loop: loop, registrars: registrars, cache: HandleResolutionCache(staleTimeout: staleCacheTimeout, seed: seed),
+                           requestTimeout: requestTimeout, logger: logger, connector: connector),
             eventLoop: loop)
         self.state = state
         if let announce = registrars.announce {
@@ -141,6 +149,13 @@ public final class PoolUser: Sendable {
         throw PoolUserError(.allPoolElementsFailed, "\(handle): " + failures.joined(separator: "; "))
     }
 
+    /// As a `Service`: runs until graceful shutdown, then closes the registrar association
+    /// (requests still outstanding fail with ``PoolUserError/Code/shutDown``).
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
     /// Closes the registrar association.
     public func shutdown() async {
         try? await loop.submit { self.state.value.shutdown() }.get()
@@ -156,89 +171,51 @@ public struct PoolUserConnection: Sendable {
     public var poolHandle: PoolHandle
 }
 
-/// The pool user's state on its event loop: the registrar association, the requests waiting
-/// for an answer (the registrar answers in order), and the cache.
-final class PoolUserCore {
+/// The pool user's driver on its event loop: carries out ``PoolUserStateMachine``'s actions
+/// (connects, writes, promises) and feeds it the association's events, with the loop's
+/// clock (`loop.now`) for every input, so NIOEmbedded time drives it in tests.
+final class PoolUserDriver {
     private let loop: EventLoop
     private let registrars: RegistrarList
-    private var table: RegistrarTable
+    private var machine: PoolUserStateMachine
+    private let connector: RegistrarConnector
     private var listener: MulticastListener?
-    private var waitingForRegistrar: [EventLoopPromise<Void>] = []
-    private var registrarIndex = 0
-    private var cache: HandleResolutionCache
-    private let requestTimeout: TimeAmount
     private let logger: Logger
-    private var channel: EventLoopFuture<Channel>?
-    private var pending: [(handle: PoolHandle, promise: EventLoopPromise<ASAPHandleResolutionResponse>, timeout: Scheduled<Void>)] = []
-    private var isShutDown = false
+    private var channels: [PoolUserStateMachine.AssociationID: Channel] = [:]
+    private var promises: [PoolUserStateMachine.RequestID: EventLoopPromise<ASAPHandleResolutionResponse>] = [:]
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
 
-    init(loop: EventLoop, registrars: RegistrarList, cache: HandleResolutionCache, requestTimeout: TimeAmount, logger: Logger) {
+    init(loop: EventLoop, registrars: RegistrarList, cache: HandleResolutionCache, requestTimeout: TimeAmount, logger: Logger,
+         connector: @escaping RegistrarConnector) {
         self.loop = loop
         self.registrars = registrars
-        self.table = registrars.makeTable()
-        self.cache = cache
-        self.requestTimeout = requestTimeout
+        self.machine = PoolUserStateMachine(configuration: .init(requestTimeout: requestTimeout, listensForAnnounces: registrars.announce != nil),
+                                            table: registrars.makeTable(), cache: cache)
+        self.connector = connector
         self.logger = logger
     }
 
     func resolve(_ handle: PoolHandle, maximumCount: Int?) -> EventLoopFuture<ASAPHandleResolutionResponse> {
-        resolve(handle, maximumCount: maximumCount, attemptsLeft: max(table.candidates(now: loop.now).count, 1))
+        let promise = loop.makePromise(of: ASAPHandleResolutionResponse.self)
+        let (id, actions) = machine.resolve(handle, maximumCount: maximumCount, now: loop.now)
+        promises[id] = promise
+        perform(actions)
+        return promise.futureResult
     }
 
     func heard(_ announce: ASAPServerAnnounce, from source: SocketAddress) {
         guard let address = IPAddress(source) else { return }
-        table.heard(announce, from: address, now: loop.now)
-        let waiting = waitingForRegistrar
-        waitingForRegistrar = []
-        for waiter in waiting { waiter.succeed(()) }
-    }
-
-    /// With announces and no registrar known yet, waits (up to the announce timeout) for one.
-    private func registrarKnown() -> EventLoopFuture<Void> {
-        guard table.candidates(now: loop.now).isEmpty, registrars.announce != nil, !isShutDown else { return loop.makeSucceededVoidFuture() }
-        let promise = loop.makePromise(of: Void.self)
-        waitingForRegistrar.append(promise)
-        loop.scheduleTask(in: registrars.announceTimeout) { promise.succeed(()) }
-        return promise.futureResult
+        perform(machine.heard(announce, from: address, now: loop.now))
     }
 
     func adopt(_ listener: MulticastListener) {
-        if isShutDown { listener.stop() } else { self.listener = listener }
-    }
-
-    private func resolve(_ handle: PoolHandle, maximumCount: Int?, attemptsLeft: Int) -> EventLoopFuture<ASAPHandleResolutionResponse> {
-        guard !isShutDown else { return loop.makeFailedFuture(PoolUserError(.shutDown, "\(handle)")) }
-        let request = ASAPMessage.handleResolution(ASAPHandleResolution(
-            poolHandle: handle, option: maximumCount.map { HandleResolutionOption(items: UInt32(clamping: $0)) }))
-        let box = NIOLoopBound(self, eventLoop: loop)
-        return association().flatMap { channel in
-            let core = box.value
-            let promise = core.loop.makePromise(of: ASAPHandleResolutionResponse.self)
-            let timeout = core.loop.scheduleTask(in: core.requestTimeout) {
-                let core = box.value
-                core.logger.notice("registrar did not answer; trying the next", metadata: ["pool": "\(handle)"])
-                core.dropAssociation(PoolUserError(.registrarTimeout, "no answer within \(core.requestTimeout)"))
-            }
-            core.pending.append((handle, promise, timeout))
-            channel.writeAndFlush(request, promise: nil)
-            return promise.futureResult
-        }.map { response in
-            box.value.cache.store(response, now: .now())
-            return response
-        }.flatMapError { error in
-            let core = box.value
-            if let poolError = error as? PoolUserError, poolError.code == .shutDown { return core.loop.makeFailedFuture(error) }
-            guard attemptsLeft > 1 else {
-                return core.loop.makeFailedFuture(
-                    (error as? PoolUserError) ?? PoolUserError(.noRegistrarReachable, "\(error)"))
-            }
-            return core.resolve(handle, maximumCount: maximumCount, attemptsLeft: attemptsLeft - 1)
-        }
+        if machine.isShutDown { listener.stop() } else { self.listener = listener }
     }
 
     func select(_ handle: PoolHandle) -> EventLoopFuture<PoolElementParameter> {
         let box = NIOLoopBound(self, eventLoop: loop)
-        let fresh: EventLoopFuture<Void> = cache.isFresh(handle, now: .now())
+        let fresh: EventLoopFuture<Void> = machine.isFresh(handle, now: loop.now)
             ? loop.makeSucceededVoidFuture()
             : resolve(handle, maximumCount: nil).flatMapThrowing { response in
                 if let error = response.error {
@@ -246,75 +223,98 @@ final class PoolUserCore {
                 }
             }
         return fresh.flatMapThrowing {
-            guard let element = box.value.cache.select(handle).first else {
-                throw PoolUserError(.poolEmpty, "\(handle)")
-            }
+            guard let element = box.value.machine.select(handle) else { throw PoolUserError(.poolEmpty, "\(handle)") }
             return element
         }
     }
 
     func reportUnreachable(_ handle: PoolHandle, _ identifier: PoolElementIdentifier) {
-        cache.remove(handle, identifier)
-        let report = ASAPMessage.endpointUnreachable(ASAPEndpointUnreachable(poolHandle: handle, identifier: identifier))
-        association().whenSuccess { $0.writeAndFlush(report, promise: nil) }
+        perform(machine.reportUnreachable(handle, identifier, now: loop.now))
     }
 
     func shutdown() {
-        isShutDown = true
         listener?.stop()
         listener = nil
-        dropAssociation(PoolUserError(.shutDown, "shut down"))
+        perform(machine.shutdown())
     }
 
-    // MARK: - Association
+    // MARK: - Actions
 
-    private func association() -> EventLoopFuture<Channel> {
-        if let channel { return channel }
-        guard !table.candidates(now: loop.now).isEmpty || registrars.announce == nil else {
-            let box = NIOLoopBound(self, eventLoop: loop)
-            return registrarKnown().flatMap { box.value.connectToRegistrar() }
+    private func perform(_ actions: [PoolUserStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .connect(let id, let address):
+                connect(id, to: address)
+            case .send(let id, let message):
+                channels[id]?.writeAndFlush(message, promise: nil)
+            case .close(let id):
+                channels.removeValue(forKey: id)?.close(promise: nil)
+            case .succeed(let id, let response):
+                promises.removeValue(forKey: id)?.succeed(response)
+            case .fail(let id, let failure):
+                promises.removeValue(forKey: id)?.fail(Self.error(failure))
+            }
         }
-        return connectToRegistrar()
+        armTimer()
     }
 
-    private func connectToRegistrar() -> EventLoopFuture<Channel> {
-        if let channel { return channel }
-        let candidates = table.socketAddresses(now: loop.now)
-        guard !candidates.isEmpty else {
-            return loop.makeFailedFuture(PoolUserError(.noRegistrarReachable,
-                registrars.announce == nil ? "no registrar configured" : "no registrar configured or announced yet"))
-        }
-        let address = candidates[registrarIndex % candidates.count]
+    private func armTimer() {
+        let deadline = machine.nextDeadline
+        guard deadline != timerDeadline else { return }
+        timer?.cancel()
+        timer = nil
+        timerDeadline = deadline
+        guard let deadline else { return }
         let box = NIOLoopBound(self, eventLoop: loop)
-        let future = StreamTransport.connect(to: address, transport: registrars.transport, group: loop) { channel in
+        timer = loop.scheduleTask(deadline: deadline) {
+            let core = box.value
+            core.timerDeadline = nil
+            core.timer = nil
+            let actions = core.machine.timerFired(now: core.loop.now)
+            if actions.contains(where: { if case .close = $0 { true } else { false } }) {
+                core.logger.notice("registrar did not answer in time; trying the next")
+            }
+            core.perform(actions)
+        }
+    }
+
+    private func connect(_ id: PoolUserStateMachine.AssociationID, to registrar: TransportAddress) {
+        let address: SocketAddress
+        do {
+            address = try registrar.socketAddress()
+        } catch {
+            perform(machine.associationFailed(id, reason: "\(error)", now: loop.now))
+            return
+        }
+        let box = NIOLoopBound(self, eventLoop: loop)
+        connector(address, registrars.transport, loop) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addASAPCodec()
                 try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<ASAPInbound>(
-                    onMessage: { box.value.received($0, from: channel) },
-                    onClose: { box.value.associationClosed(channel) }))
+                    onMessage: { box.value.received($0, on: id) },
+                    onClose: { box.value.closed(id) }))
             }
-        }.hop(to: loop).flatMapErrorThrowing { error in
+        }.hop(to: loop).whenComplete { result in
             let core = box.value
-            core.logger.notice("registrar unreachable", metadata: ["registrar": "\(address)", "error": "\(error)"])
-            core.channel = nil
-            core.registrarIndex += 1
-            throw PoolUserError(.noRegistrarReachable, "\(address): \(error)")
+            switch result {
+            case .success(let channel):
+                core.channels[id] = channel
+                core.perform(core.machine.associationEstablished(id, now: core.loop.now))
+            case .failure(let error):
+                core.logger.notice("registrar unreachable", metadata: ["registrar": "\(address)", "error": "\(error)"])
+                core.perform(core.machine.associationFailed(id, reason: "\(error)", now: core.loop.now))
+            }
         }
-        channel = future
-        return future
     }
 
-    private func received(_ inbound: ASAPInbound, from channel: Channel) {
+    private func received(_ inbound: ASAPInbound, on id: PoolUserStateMachine.AssociationID) {
         guard case .message(let decoded) = inbound else {
             if case .malformed(let error) = inbound { logger.notice("malformed message from registrar", metadata: ["error": "\(error)"]) }
             return
         }
         switch decoded.message {
-        case .handleResolutionResponse(let response):
-            guard !pending.isEmpty else { return }
-            let request = pending.removeFirst()
-            request.timeout.cancel()
-            request.promise.succeed(response)
+        case .handleResolutionResponse:
+            perform(machine.received(decoded.message, on: id, now: loop.now))
         case .error(let error):
             logger.notice("registrar reported an error", metadata: ["error": "\(error.error)"])
         default:
@@ -322,21 +322,16 @@ final class PoolUserCore {
         }
     }
 
-    private func associationClosed(_ closed: Channel) {
-        dropAssociation(PoolUserError(.noRegistrarReachable, "association to the registrar closed"))
+    private func closed(_ id: PoolUserStateMachine.AssociationID) {
+        guard channels.removeValue(forKey: id) != nil else { return }
+        perform(machine.associationClosed(id, now: loop.now))
     }
 
-    private func dropAssociation(_ error: PoolUserError) {
-        let waiting = pending
-        pending = []
-        if let channel {
-            registrarIndex += 1
-            channel.whenSuccess { $0.close(promise: nil) }
-        }
-        channel = nil
-        for request in waiting {
-            request.timeout.cancel()
-            request.promise.fail(error)
+    static func error(_ failure: PoolUserStateMachine.Failure) -> PoolUserError {
+        switch failure {
+        case .noRegistrarReachable(let detail): PoolUserError(.noRegistrarReachable, detail)
+        case .registrarTimeout(let timeout): PoolUserError(.registrarTimeout, "no answer within \(timeout)")
+        case .shutDown: PoolUserError(.shutDown, "shut down")
         }
     }
 }

@@ -48,7 +48,7 @@ public final class Registrar: Service, Sendable {
     public let configuration: RegistrarServiceConfiguration
     private let group: EventLoopGroup
     private let loop: EventLoop
-    private let core: NIOLoopBoundBox<RegistrarCore>
+    private let core: NIOLoopBoundBox<RegistrarDriver>
     private let logger: Logger
     private let bound: EventLoopPromise<[SocketAddress]>
     private let enrpBound: EventLoopPromise<[SocketAddress]>
@@ -62,7 +62,7 @@ public final class Registrar: Service, Sendable {
         logger[metadataKey: "registrar"] = "\(configuration.registrar.identifier)"
         self.logger = logger
         let loop = self.loop
-        self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarCore(loop: loop, configuration: configuration.registrar, limits: configuration.associationLimits, logger: logger), eventLoop: loop)
+        self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarDriver(loop: loop, configuration: configuration.registrar, limits: configuration.associationLimits, logger: logger), eventLoop: loop)
         self.bound = loop.makePromise()
         self.enrpBound = loop.makePromise()
     }
@@ -171,7 +171,7 @@ public final class Registrar: Service, Sendable {
     }
 
     private func bindListener(
-        _ address: SocketAddress, configure: @escaping @Sendable (Channel, RegistrarCore, AssociationLimits, WireLimits) throws -> Void
+        _ address: SocketAddress, configure: @escaping @Sendable (Channel, RegistrarDriver, AssociationLimits, WireLimits) throws -> Void
     ) async throws -> (Channel, TransportProtocol) {
         let core = self.core
         let wireLimits = configuration.registrar.wireLimits
@@ -191,11 +191,11 @@ public final class Registrar: Service, Sendable {
 /// Hands one association's decoded messages to the registrar core.
 final class RegistrarAssociationHandler: ChannelInboundHandler {
     typealias InboundIn = ASAPInbound
-    private let core: RegistrarCore
+    private let core: RegistrarDriver
     private let association: AssociationID
     private var peer: SocketAddress?
 
-    init(core: RegistrarCore, association: AssociationID) {
+    init(core: RegistrarDriver, association: AssociationID) {
         self.core = core
         self.association = association
     }

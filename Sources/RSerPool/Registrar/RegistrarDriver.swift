@@ -5,7 +5,7 @@ import RSerPoolWire
 
 /// The registrar's state on its event loop: the state machine, the open associations and the
 /// one timer. Every method runs on `loop`; it is never shared across threads.
-final class RegistrarCore {
+final class RegistrarDriver {
     let loop: EventLoop
     private(set) var machine: RegistrarStateMachine
     private var associations: [AssociationID: Channel] = [:]
@@ -426,10 +426,10 @@ public struct HandlespaceSnapshot: Sendable, Codable {
 /// Hands one ENRP association's messages to the registrar core.
 final class RegistrarPeerHandler: ChannelInboundHandler {
     typealias InboundIn = ENRPInbound
-    private let core: RegistrarCore
+    private let core: RegistrarDriver
     private let association: AssociationID
 
-    init(core: RegistrarCore, association: AssociationID) {
+    init(core: RegistrarDriver, association: AssociationID) {
         self.core = core
         self.association = association
     }
