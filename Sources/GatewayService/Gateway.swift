@@ -146,7 +146,7 @@ public final class Gateway: Service, Sendable {
     }
 
     /// Sets up an accepted client channel (on its loop).
-    private static func accept(_ channel: Channel, context: GatewayContext) throws {
+    static func accept(_ channel: Channel, context: GatewayContext) throws {
         let configuration = context.configuration
         // The client's address, parsed once for the access list, the login blocks and the caps.
         let clientIP = channel.remoteAddress?.ipAddress.flatMap { IPAddress($0)?.unmappedIPv4 }

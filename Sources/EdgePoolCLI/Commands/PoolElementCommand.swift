@@ -123,7 +123,7 @@ struct PoolElementCommand: AsyncParsableCommand {
         ]).announce()
 
         var services: [any Service] = elements
-        if let statusEndpoint = settings.status { services.append(StatusService(endpoint: statusEndpoint, registrar: nil, logger: logger)) }
+        if let statusEndpoint = settings.status { services.append(StatusService(endpoint: statusEndpoint, registrar: nil, metrics: Bootstrap.metricsText, logger: logger)) }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -141,7 +141,7 @@ struct RegistrarCommand: AsyncParsableCommand {
         let registrar = Registrar(configuration: configuration, logger: logger)
         var services: [any Service] = [registrar]
         let statusEndpoint = settings.status
-        let statusService = statusEndpoint.map { StatusService(endpoint: $0, registrar: registrar, logger: logger) }
+        let statusService = statusEndpoint.map { StatusService(endpoint: $0, registrar: registrar, metrics: Bootstrap.metricsText, logger: logger) }
         if let statusService { services.append(statusService) }
 
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
@@ -193,28 +193,5 @@ struct RegistrarCommand: AsyncParsableCommand {
         settings.peerMaxTimeNoResponse = peerMaxTimeNoResponse
         settings.takeoverExpiry = takeoverExpiry
         return settings
-    }
-}
-
-/// Serves /metrics and /handlespace next to a registrar, stopping with it.
-struct StatusService: Service {
-    let endpoint: Endpoint
-    let registrar: Registrar?
-    let logger: Logger
-
-    func run() async throws {
-        var routes: [String: StatusServer.Route] = ["/metrics": { ("text/plain; version=0.0.4", Bootstrap.metricsText()) }]
-        if let registrar {
-            routes["/handlespace"] = {
-                guard let snapshot = try? await registrar.snapshot() else { return ("application/json", "{}") }
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                return ("application/json", String(decoding: (try? encoder.encode(snapshot)) ?? Data(), as: UTF8.self))
-            }
-        }
-        let server = try await StatusServer.start(on: endpoint.socketAddress(), routes: routes)
-        logger.info("status endpoint", metadata: ["address": "\(server.localAddress?.endpointDescription ?? "?")", "paths": "\(routes.keys.sorted())"])
-        try? await gracefulShutdown()
-        try? await server.stop()
     }
 }

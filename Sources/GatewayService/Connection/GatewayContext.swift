@@ -11,13 +11,31 @@ import RSerPoolWire
 /// registry of open connections, telemetry sinks, and the mode's upstream state (pair
 /// secret and replay table, backend rotation, pool user).
 final class GatewayContext: Sendable {
+    /// Where a connection's upstream goes, decided once from the mode.
+    enum UpstreamRoute: Sendable {
+        /// To the destination the client names (SOCKS5, HTTP proxy, the exit), checked
+        /// against the destination rules.
+        case direct
+        /// Over MPTCP to the exit gateway with the pair header (the entry); `forward`: every
+        /// client to that destination, else the one each SOCKS5 client names.
+        case exit(SocketAddress, PairSecret, forward: ProxyDestination?)
+        /// To a backend of the static list, round robin, next on failure.
+        case backends([SocketAddress])
+        /// To a PE of the pool chosen by its policy (the gateway is a pool user).
+        case pool(PoolHandle, PoolUser)
+
+        /// The client's own destination travels to the exit, which answers with a status
+        /// byte that SOCKS5 must wait for to report the real outcome.
+        var carriesToExit: Bool { if case .exit = self { true } else { false } }
+    }
+
     let configuration: GatewayConfiguration
+    let route: UpstreamRoute
     let logger: Logger
     let metrics: GatewayMetrics
     let registry = ConnectionRegistry()
     let connector: UpstreamConnector
     let connectionLog: ConnectionLog?
-    let poolUser: PoolUser?
     /// Held backend connections (reverse mode with static backends and `preconnect` > 0).
     let preconnector: UpstreamPreconnector?
     /// SOCKS5 UDP associations open now (bounded by `limits.maximumUDPAssociations`).
@@ -39,26 +57,32 @@ final class GatewayContext: Sendable {
             maximumFailures: limits.authenticationFailuresPerSource, window: limits.authenticationFailureWindow,
             blockDuration: limits.authenticationBlockDuration, maximumKeys: limits.authenticationTrackedSources)))
         refusalLogs = NIOLockedValueBox(LogThrottle(interval: limits.refusalLogInterval))
-        let policy: DestinationPolicy? = switch configuration.mode {
-        case .socks5, .httpProxy, .exit: configuration.destinations
+        switch configuration.mode {
+        case .socks5, .httpProxy, .exit:
+            route = .direct
+        case .entry(let exit, let forward):
+            guard let secret = configuration.pairSecret else { throw GatewayConfigurationError("an entry gateway needs the pair secret") }
+            route = .exit(exit, secret, forward: forward)
+        case .reverse(.addresses(let backends)):
+            route = .backends(backends)
+        case .reverse(.pool(let handle, let registrars)):
+            route = .pool(handle, PoolUser(registrars: registrars, logger: logger))
+        }
         // A static backend list and the exit are the operator's own configuration; a pool's PEs
         // come from registrations and are checked per PE (`openBackend`).
-        case .reverse, .entry: nil
-        }
+        let policy: DestinationPolicy? = if case .direct = route { configuration.destinations } else { nil }
         connector = UpstreamConnector(transport: configuration.upstreamTransport, policy: policy,
                                       connectTimeout: configuration.limits.connectTimeout, limits: configuration.limits)
         connectionLog = try configuration.connectionLogPath.map(ConnectionLog.init(path:))
-        if case .reverse(.pool(_, let registrars)) = configuration.mode {
-            poolUser = PoolUser(registrars: registrars, logger: logger)
-        } else {
-            poolUser = nil
-        }
-        if case .reverse(.addresses(let backends)) = configuration.mode, configuration.preconnect > 0 {
+        if case .backends(let backends) = route, configuration.preconnect > 0 {
             preconnector = UpstreamPreconnector(loops: loops, perLoop: configuration.preconnect, backends: backends, connector: connector, logger: logger)
         } else {
             preconnector = nil
         }
     }
+
+    /// The pool user of a reverse proxy on a pool.
+    var poolUser: PoolUser? { if case .pool(_, let user) = route { user } else { nil } }
 
     /// Why a newly accepted client (its address, IPv4-mapped unwrapped) is closed at once, if it
     /// is: outside the client list, or blocked after failed authentications. (The metric label,
@@ -146,7 +170,7 @@ final class GatewayContext: Sendable {
         let bound = NIOLoopBound(connection, eventLoop: loop)
         connection.destination = destination.description
         let opened: EventLoopFuture<Channel>
-        if case .entry(let exit, _) = configuration.mode, let secret = configuration.pairSecret {
+        if case .exit(let exit, let secret, _) = route {
             let header = PairHeader(destination: destination, timeMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000),
                                     nonce: (0..<PairHeader.nonceLength).map { _ in UInt8.random(in: 0...255) })
             opened = connector.connect(to: [exit], target: "exit gateway \(exit.endpointText)", on: loop).flatMap { channel in
@@ -178,17 +202,23 @@ final class GatewayContext: Sendable {
         return channel
     }
 
+    /// The upstream of a mode whose destination the client does not name: the entry's fixed
+    /// forward destination, or a reverse proxy's backend.
+    func openFixedUpstream(for connection: GatewayConnection) -> EventLoopFuture<Channel> {
+        if case .exit(_, _, let forward?) = route { return openUpstream(to: forward, for: connection, awaitExitStatus: false) }
+        return openBackend(for: connection)
+    }
+
     /// Reverse mode: a backend from the static list (round robin, next on failure) or from
     /// the pool (its policy; a PE that does not accept is reported unreachable, the next tried).
-    func openBackend(for connection: GatewayConnection) -> EventLoopFuture<Channel> {
+    private func openBackend(for connection: GatewayConnection) -> EventLoopFuture<Channel> {
         let loop = connection.client.eventLoop
         let bound = NIOLoopBound(connection, eventLoop: loop)
-        guard case .reverse(let backends) = configuration.mode else {
-            return loop.makeFailedFuture(UpstreamError(kind: .other, detail: "not a reverse proxy"))
-        }
         let opened: EventLoopFuture<(Channel, String)>
-        switch backends {
-        case .addresses(let addresses):
+        switch route {
+        case .direct, .exit:
+            return loop.makeFailedFuture(UpstreamError(kind: .other, detail: "no fixed upstream in this mode"))
+        case .backends(let addresses):
             if let held = preconnector?.take(on: loop) {
                 metrics.preconnectedUsed.increment()
                 let backend = held.remoteAddress?.endpointText ?? "-"
@@ -202,13 +232,12 @@ final class GatewayContext: Sendable {
                 connection.destination = backend
                 opened = connector.connect(to: rotated, target: "backend", on: loop).map { ($0, backend) }
             }
-        case .pool(let handle, _):
+        case .pool(let handle, let poolUser):
             connection.destination = "pool \(handle)"
             let promise = loop.makePromise(of: (Channel, String).self)
             let limits = configuration.limits, transport = configuration.upstreamTransport
             let destinations = configuration.destinations
-            promise.completeWithTask { [poolUser] in
-                guard let poolUser else { throw UpstreamError(kind: .other, detail: "no pool user") }
+            promise.completeWithTask {
                 // The pool user picks by policy, reports a PE that does not accept, tries the next.
                 // Every PE's address passes the destination rules first: a registration must
                 // not send the gateway into the operator's networks.

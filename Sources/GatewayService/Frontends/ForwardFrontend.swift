@@ -21,14 +21,7 @@ final class ForwardFrontend: ChannelDuplexHandler, RemovableChannelHandler {
     func channelActive(context: ChannelHandlerContext) {
         connection.inspectClient()
         context.fireChannelActive()
-        let opened: EventLoopFuture<Channel>
-        switch gateway.configuration.mode {
-        case .entry(_, let forward?):
-            opened = gateway.openUpstream(to: forward, for: connection, awaitExitStatus: false)
-        default:
-            opened = gateway.openBackend(for: connection)
-        }
-        opened.assumeIsolated().whenComplete { result in
+        gateway.openFixedUpstream(for: connection).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let upstream):
                 let inputClosed = self.clientClosedInput

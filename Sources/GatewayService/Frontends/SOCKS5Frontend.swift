@@ -15,18 +15,28 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes buffered during the handshake: no SOCKS5 message is longer than 1 + 1 + 255 + 1 + 255.
     static let maximumBufferedHandshakeBytes = 4096
 
+    private enum State {
+        /// Reading the client's greeting, authentication and request.
+        case handshaking
+        /// The request is being carried out (upstream connect or UDP relay); nothing more is read.
+        case connecting
+        /// A UDP association stands; this channel is only its control connection now.
+        case associated
+        /// Refused; closing.
+        case refused
+    }
+
     private var handshake: SOCKS5ServerHandshake
     private var buffered = ByteBuffer()
-    private var connecting = false
-    /// A UDP association stands; this channel is only its control connection now.
-    private var associated = false
+    private var state = State.handshaking
     private let connection: GatewayConnection
     private let gateway: GatewayContext
 
     init(connection: GatewayConnection, gateway: GatewayContext) {
         self.connection = connection
         self.gateway = gateway
-        let udp = if case .socks5 = gateway.configuration.mode { gateway.configuration.udpRelay } else { false }
+        // UDP relaying is the SOCKS5 server's; an entry gateway carries TCP only.
+        let udp = if case .direct = gateway.route { gateway.configuration.udpRelay } else { false }
         handshake = SOCKS5ServerHandshake(credentials: gateway.configuration.credentials, allowsUDP: udp)
     }
 
@@ -36,10 +46,10 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !associated else { return }   // nothing is relayed over the control connection
+        guard state != .associated else { return }   // nothing is relayed over the control connection
         var incoming = unwrapInboundIn(data)
         buffered.writeBuffer(&incoming)
-        guard !connecting else { return }
+        guard state == .handshaking else { return }
         guard buffered.readableBytes <= Self.maximumBufferedHandshakeBytes else {
             reject(context: context, reply: nil, reason: "handshake longer than \(Self.maximumBufferedHandshakeBytes) bytes", metric: "oversize")
             return
@@ -55,12 +65,12 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
                 reject(context: context, reply: reply, reason: "\(failure)", metric: "socks5")
                 return
             case .connect(let destination, let user):
-                connecting = true
+                state = .connecting
                 connection.user = user
                 connect(context: context, destination: destination)
                 return
             case .associate(let requested, let user):
-                connecting = true
+                state = .connecting
                 connection.user = user
                 associate(context: context, requested: requested)
                 return
@@ -69,25 +79,31 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if !connecting || associated { context.read() }
+        switch state {
+        case .handshaking, .associated: context.read()
+        case .connecting, .refused: break
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed, associated {
-            context.close(promise: nil)   // the client ended the association
-            return
-        }
-        if let event = event as? ChannelEvent, event == .inputClosed, !connecting {
-            connection.fail("failed", "client closed during the SOCKS5 handshake")
-            context.close(promise: nil)
-            return
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            switch state {
+            case .associated:
+                context.close(promise: nil)   // the client ended the association
+                return
+            case .handshaking:
+                connection.fail("failed", "client closed during the SOCKS5 handshake")
+                context.close(promise: nil)
+                return
+            case .connecting, .refused:
+                break
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     private func connect(context: ChannelHandlerContext, destination: ProxyDestination) {
-        let awaitExit = if case .entry = gateway.configuration.mode { true } else { false }
-        gateway.openUpstream(to: destination, for: connection, awaitExitStatus: awaitExit).assumeIsolated().whenComplete { result in
+        gateway.openUpstream(to: destination, for: connection, awaitExitStatus: gateway.route.carriesToExit).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let upstream):
                 let bound = upstream.localAddress.flatMap { address -> ProxyDestination? in
@@ -113,7 +129,7 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
         SOCKS5UDPRelay.open(for: connection, requested: requested, gateway: gateway).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let relay):
-                self.associated = true
+                self.state = .associated
                 self.connection.markRelaying()
                 self.gateway.logger.debug("UDP association", metadata: ["id": "\(self.connection.id)", "relay": "\(relay)", "client": "\(context.remoteAddress?.endpointText ?? "?")"])
                 context.writeAndFlush(self.wrapOutboundOut(self.handshake.connected(boundTo: relay)), promise: nil)
@@ -134,7 +150,7 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
         gateway.metrics.handshakeFailure(metric)
         gateway.logger.info("SOCKS5 handshake refused", metadata: ["id": "\(connection.id)", "client": "\(context.remoteAddress?.endpointText ?? "?")",
                                                                   "reason": "\(reason)"])
-        connecting = true   // read no more
+        state = .refused   // read no more
         if let reply {
             context.writeAndFlush(wrapOutboundOut(reply)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {

@@ -20,28 +20,6 @@ struct Peer: Sendable {
     var pendingPages: [[HandleTableEntry]] = []
 }
 
-/// A Handle Table download: resynchronising a peer's own PEs (W set) or the whole handlespace
-/// from a mentor (W clear).
-struct HandleTableDownload: Sendable {
-    var ownChildrenOnly: Bool
-    var seen: Set<ElementKey> = []
-    var pages = 0
-}
-
-/// A PE's key in the handlespace.
-struct ElementKey: Hashable, Sendable {
-    var handle: PoolHandle
-    var identifier: PoolElementIdentifier
-}
-
-/// A takeover this registrar runs (RFC 5353 §3.11).
-struct Takeover: Sendable {
-    var target: RegistrarIdentifier
-    var expected: Set<RegistrarIdentifier>
-    var acknowledged: Set<RegistrarIdentifier> = []
-    var generation: UInt64
-}
-
 /// The peers by identifier, and ENRP associations not yet identified.
 struct PeerTable: Sendable {
     private(set) var peers: [RegistrarIdentifier: Peer] = [:]

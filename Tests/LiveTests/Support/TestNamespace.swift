@@ -1,11 +1,13 @@
 import Foundation
 import ProcessSupport
+import TestbedRunner
 
 /// A network namespace made for one test and removed when the test ends (also on failure).
 /// Only loopback inside it is used: multicast is switched on there, nothing leaves the host.
 final class TestNamespace: @unchecked Sendable {
     let name: String
-    static let ipTool = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    /// The testbed runner's own lookup of iproute2's ip.
+    static var ipTool: String? { Shell.ipTool }
     nonisolated(unsafe) private static var counter = 0
 
     /// Why namespaces cannot be used here, or nil if they can.

@@ -173,7 +173,7 @@ struct GatewayOptions: ParsableArguments {
             throw ValidationError("\(error)")
         }
         var services: [any Service] = [gateway]
-        if let endpoint = settings.status { services.append(StatusService(endpoint: endpoint, registrar: nil, logger: logger)) }
+        if let endpoint = settings.status { services.append(StatusService(endpoint: endpoint, registrar: nil, metrics: Bootstrap.metricsText, logger: logger)) }
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         async let running: Void = group.run()

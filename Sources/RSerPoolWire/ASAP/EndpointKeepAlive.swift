@@ -26,27 +26,6 @@ public struct ASAPEndpointKeepAliveAck: Hashable, Sendable {
     }
 }
 
-/// ASAP Endpoint Unreachable (RFC 5352 §2.2.9): a PU reports a PE it could not reach.
-public struct ASAPEndpointUnreachable: Hashable, Sendable {
-    public var poolHandle: PoolHandle
-    public var identifier: PoolElementIdentifier
-    public init(poolHandle: PoolHandle, identifier: PoolElementIdentifier) {
-        self.poolHandle = poolHandle
-        self.identifier = identifier
-    }
-}
-
-/// ASAP Server Announce (RFC 5352 §2.2.10): a PR announces itself by UDP multicast with the
-/// transports where PEs and PUs reach it.
-public struct ASAPServerAnnounce: Hashable, Sendable {
-    public var registrar: RegistrarIdentifier
-    public var transports: [TransportAddress]
-    public init(registrar: RegistrarIdentifier, transports: [TransportAddress]) {
-        self.registrar = registrar
-        self.transports = transports
-    }
-}
-
 extension ASAPEndpointKeepAlive {
     var flags: UInt8 { isHome ? Self.homeFlag : 0 }
     func write(into buffer: inout ByteBuffer) {
@@ -64,23 +43,5 @@ extension ASAPEndpointKeepAliveAck {
     init(reader: inout ParameterReader, limits: WireLimits) throws(RSerPoolWireError) {
         poolHandle = try PoolHandle.decode(reader.expect(.poolHandle, in: "Endpoint Keep-Alive Ack"), limits: limits)
         identifier = try PoolElementIdentifier.decode(reader.expect(.poolElementIdentifier, in: "Endpoint Keep-Alive Ack"))
-    }
-}
-
-extension ASAPEndpointUnreachable {
-    func write(into buffer: inout ByteBuffer) {
-        buffer.writePoolHandleParameter(poolHandle)
-        buffer.writePoolElementIdentifierParameter(identifier)
-    }
-    init(reader: inout ParameterReader, limits: WireLimits) throws(RSerPoolWireError) {
-        poolHandle = try PoolHandle.decode(reader.expect(.poolHandle, in: "Endpoint Unreachable"), limits: limits)
-        identifier = try PoolElementIdentifier.decode(reader.expect(.poolElementIdentifier, in: "Endpoint Unreachable"))
-    }
-}
-
-extension ASAPServerAnnounce {
-    func write(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(registrar.rawValue)
-        for transport in transports { buffer.writeTransportParameter(transport) }
     }
 }

@@ -1,17 +1,5 @@
 import NIOCore
 
-/// ASAP Cookie (RFC 5352 §2.2.11): a PE hands its PU a state snapshot to resume from on another PE.
-public struct ASAPCookie: Hashable, Sendable {
-    public var cookie: ByteBuffer
-    public init(_ cookie: ByteBuffer) { self.cookie = cookie }
-}
-
-/// ASAP Cookie Echo (RFC 5352 §2.2.12): after a failover, the PU gives the last cookie to the new PE.
-public struct ASAPCookieEcho: Hashable, Sendable {
-    public var cookie: ByteBuffer
-    public init(_ cookie: ByteBuffer) { self.cookie = cookie }
-}
-
 /// ASAP Error (RFC 5352 §2.2.13): reports an error in a received message.
 public struct ASAPErrorMessage: Hashable, Sendable {
     public var error: OperationError
@@ -23,10 +11,6 @@ public struct ASAPErrorMessage: Hashable, Sendable {
         guard failure.shouldReport else { return nil }
         self.error = OperationError(failure.cause, information: failure.causeInformation)
     }
-}
-
-func readCookie(_ reader: inout ParameterReader, context: String) throws(RSerPoolWireError) -> ByteBuffer {
-    try reader.expect(.cookie, in: context).value
 }
 
 func readOperationError(_ reader: inout ParameterReader, context: String) throws(RSerPoolWireError) -> OperationError {
