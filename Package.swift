@@ -167,6 +167,15 @@ let package = Package(
             dependencies: ["PathManager", "PathManagerService", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
+            name: "CalcAppServiceTests",
+            dependencies: [
+                "CalcAppService", "CalcApp", "RSerPoolWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "GatewayServiceTests",
             dependencies: [
                 "GatewayService", "Gateway", "RSerPool",

@@ -91,13 +91,7 @@ public final class CalcAppPoolElement: Service, Sendable {
     public func run() async throws {
         let driver = self.driver
         let listener = try await StreamTransport.bind(configuration.listenAddress, transport: configuration.transport, group: loop) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addSessionCodec()
-                let session = driver.value.opened(channel)
-                try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<SessionInbound>(
-                    onMessage: { driver.value.received($0, on: session) },
-                    onClose: { driver.value.closed(session) }))
-            }
+            channel.eventLoop.makeCompletedFuture { try CalcAppServerDriver.installSession(on: channel, driver: driver) }
         }.channel
         var relay: DelayRelay?
         var address = listener.localAddress!
@@ -148,6 +142,15 @@ final class CalcAppServerDriver {
         self.loop = loop
         self.server = server
         self.logger = logger
+    }
+
+    /// Sets up an accepted PU session: the session codec, then the driver's callbacks.
+    static func installSession(on channel: Channel, driver: NIOLoopBoundBox<CalcAppServerDriver>) throws {
+        try channel.pipeline.syncOperations.addSessionCodec()
+        let session = driver.value.opened(channel)
+        try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<SessionInbound>(
+            onMessage: { driver.value.received($0, on: session) },
+            onClose: { driver.value.closed(session) }))
     }
 
     func opened(_ channel: Channel) -> SessionID {
