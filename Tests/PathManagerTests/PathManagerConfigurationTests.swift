@@ -26,3 +26,16 @@ import Testing
         }
     }
 }
+
+@Suite struct EndpointFlagNameTests {
+    @Test func flagsParseFromAndPrintAsIpMptcpsNames() throws {
+        let flags = try MPTCPPathManager.EndpointFlags(parsing: "subflow, backup")
+        #expect(flags == [.subflow, .backup])
+        #expect(flags.nameList == ["subflow", "backup"])
+        #expect(throws: EndpointFlagError(name: "sideways")) { try MPTCPPathManager.EndpointFlags(parsing: "signal,sideways") }
+        #expect(throws: EndpointFlagError.self, "implicit is the kernel's, not the user's") { try MPTCPPathManager.EndpointFlags(parsing: "implicit") }
+        let endpoint = MPTCPPathManager.Endpoint(id: 2, address: .v4(0xC000_0202), port: 7000, flags: [.subflow, .backup])
+        #expect(endpoint.description == "id 2 192.0.2.2 port 7000 subflow,backup")
+        #expect(MPTCPPathManager.Endpoint(id: 1, address: .v4(0x0A00_0001), flags: []).description == "id 1 10.0.0.1 -")
+    }
+}

@@ -48,16 +48,8 @@ struct PathsEndpointCommand: ParsableCommand {
 
         func run() throws {
             guard let ip = IPAddress(address) else { throw ValidationError("'\(address)' is not an IP address") }
-            var endpointFlags = MPTCPPathManager.EndpointFlags()
-            for name in flags.split(separator: ",") {
-                switch name.trimmingCharacters(in: .whitespaces) {
-                case "signal": endpointFlags.insert(.signal)
-                case "subflow": endpointFlags.insert(.subflow)
-                case "backup": endpointFlags.insert(.backup)
-                case "fullmesh": endpointFlags.insert(.fullmesh)
-                case let other: throw ValidationError("unknown endpoint flag '\(other)' (signal, subflow, backup, fullmesh)")
-                }
-            }
+            let endpointFlags: MPTCPPathManager.EndpointFlags
+            do { endpointFlags = try .init(parsing: flags) } catch { throw ValidationError("\(error)") }
             var index: Int32 = 0
             if let dev {
                 index = Int32(if_nametoindex(dev))
@@ -91,12 +83,7 @@ private func kernelPathManager() throws -> KernelPathManager {
 }
 
 private func describe(_ endpoint: MPTCPPathManager.Endpoint) -> String {
-    var flags: [String] = []
-    for (flag, name) in [(MPTCPPathManager.EndpointFlags.signal, "signal"), (.subflow, "subflow"), (.backup, "backup"), (.fullmesh, "fullmesh"), (.implicit, "implicit")]
-        where endpoint.flags.contains(flag) { flags.append(name) }
-    var text = "id \(endpoint.id) \(endpoint.address)"
-    if endpoint.port != 0 { text += " port \(endpoint.port)" }
-    text += " " + (flags.isEmpty ? "-" : flags.joined(separator: ","))
+    var text = endpoint.description
     if endpoint.interfaceIndex != 0 {
         var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
         text += " dev " + (if_indextoname(UInt32(endpoint.interfaceIndex), &name) != nil ? String(cString: name) : "#\(endpoint.interfaceIndex)")
