@@ -64,13 +64,17 @@ public struct PathManagerConfiguration: Sendable {
                 case "backup": policy.role = .backup
                 case "noprobe": policy.probed = false
                 case "signal": extraFlags.insert(.signal)
+                // Subflows from this path to every address the peer has (announced ones too),
+                // not only to the one the connection began with: what a peer behind several
+                // ISPs that each route only their own addresses needs.
+                case "fullmesh": extraFlags.insert(.fullmesh)
                 case let text where text.hasPrefix("id="):
                     guard let id = UInt8(text.dropFirst(3)), id > 0 else { throw PathManagerError("id= wants 1–255 in '\(text)'") }
                     self.endpointID = id
                 case let text where text.hasPrefix("port="):
                     guard let port = UInt16(text.dropFirst(5)) else { throw PathManagerError("port= wants 0–65535 in '\(text)'") }
                     endpointPort = port
-                default: throw PathManagerError("unknown path option '\(option)' (backup, noprobe, id=N, port=P, signal)")
+                default: throw PathManagerError("unknown path option '\(option)' (backup, noprobe, fullmesh, id=N, port=P, signal)")
                 }
             }
         }

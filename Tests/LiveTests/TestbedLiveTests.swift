@@ -154,6 +154,25 @@ import Testing
     }
 }
 
+/// The ISP failover experiment with EdgePool's path manager on the client (`pm=edgepool`).
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct PathManagerScenarioTests {
+    @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
+    func theReturningISPGetsAFreshSubflowAtOnce() async throws {
+        let name = "p\(getpid() % 100_000)"
+        let (directory, summary) = try await TestbedLiveTests.runShippedScenario("isp-failover-pm", topology: "two-isp-pm", as: name, phaseSeconds: 3)
+        #expect(summary.contains("lost 0, corrupted 0"), "every byte arrived")
+        // The daemon ran in the client and brought wan1 back after its link returned.
+        let log = try String(contentsOfFile: directory + "/paths-client.log", encoding: .utf8)
+        #expect(log.contains("edgepool paths ready"), "\(log)")
+        let retired = try #require(log.range(of: "path=wan1 reason=link down"), "\(log)")
+        #expect(log[retired.upperBound...].contains("path=wan1 role=active [PathManagerService] path restored"), "\(log)")
+        // ISP 1 back and ISP 2 down (phase 3): the traffic is on wan1 again.
+        let phase3 = try #require(summary.split(separator: "\n").first { $0.hasPrefix("| 6.0–9.0 s") })
+        let wan1In = try #require(Double(phase3.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[1]))
+        #expect(wan1In > 20, "client:wan1 carried \(wan1In) Mbit/s after ISP 1 returned")
+    }
+}
+
 /// An ISP that silently drops everything (the emulator's blackhole switch) while its line stays up.
 @Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct BlackholeScenarioTests {
     @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))

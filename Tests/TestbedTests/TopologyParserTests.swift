@@ -111,6 +111,25 @@ import Testing
         #expect(throws: TopologyError.self) { try TopologyParser.parse("host a\nendpoint a 10.0.0.1 dev x port=http signal") }
     }
 
+    @Test func aHostWithEdgePoolsPathManagerRunsItWithAPathPerAddress() throws {
+        let text = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Topologies/two-isp-pm.topo").standardized, encoding: .utf8)
+        let topology = try TopologyParser.parse(text)
+        #expect(topology.hosts.first { $0.name == "client" }?.pathManager == .edgepool)
+        #expect(topology.hosts.first { $0.name == "server" }?.pathManager == .kernel)
+        let plan = try TopologyPlan(topology, capabilities: .init(netem: true, pathManager: ["/usr/bin/edgepool", "paths", "run"]))
+        let step = try #require(plan.up.last)
+        #expect(step.background)
+        #expect(step.arguments == ["ip", "netns", "exec", "ept-two-isp-pm-client", "/usr/bin/edgepool", "paths", "run",
+                                   "--path", "wan1=10.81.1.1,noprobe,id=1", "--path", "wan2=10.82.1.1,noprobe,id=2", "--log-level", "info"])
+        #expect(throws: TopologyError.self, "no path manager command") { try TopologyPlan(topology, capabilities: .init(netem: true)) }
+        let managedTwice = "host a pm=edgepool\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24\nendpoint a 10.0.0.1 dev x subflow"
+        #expect(throws: TopologyError.self, "endpoint lines for a managed host") {
+            try TopologyPlan(try TopologyParser.parse(managedTwice), capabilities: .init(netem: true, pathManager: ["edgepool", "paths", "run"]))
+        }
+        #expect(throws: TopologyError.self) { try TopologyParser.parse("host a pm=mptcpd") }
+    }
+
     @Test func delayWithoutNetemIsRefusedNamingTheLine() throws {
         let topology = try TopologyParser.parse("host a\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24 delay=20ms")
         #expect(throws: TopologyError.self) { try TopologyPlan(topology, capabilities: .init(netem: false)) }

@@ -1,7 +1,5 @@
 import ArgumentParser
 import Foundation
-import NIOCore
-import NIOPosix
 import RSerPool
 
 struct HandlespaceCommand: AsyncParsableCommand {
@@ -23,7 +21,7 @@ struct HandlespaceCommand: AsyncParsableCommand {
     func run() async throws {
         let body: String
         do {
-            body = try await httpGet(status, path: "/handlespace")
+            body = try await StatusClient.get(status, path: "/handlespace")
         } catch {
             printError("edgepool handlespace: cannot read \(status)/handlespace: \(error)")
             throw ExitCode(1)
@@ -43,38 +41,5 @@ struct HandlespaceCommand: AsyncParsableCommand {
                 print("    \(e.identifier)  \(e.transport)  \(e.policy)  home \(e.home)  age \(String(format: "%.0f", e.ageSeconds)) s  selected \(e.selections)×")
             }
         }
-    }
-}
-
-/// A minimal HTTP/1.0 GET on loopback-style endpoints (for the status server).
-func httpGet(_ endpoint: Endpoint, path: String) async throws -> String {
-    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .connectTimeout(.seconds(3))
-        .connect(to: endpoint.socketAddress()).get()
-    let promise = channel.eventLoop.makePromise(of: String.self)
-    try await channel.eventLoop.submit { try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise)) }.get()
-    try await channel.writeAndFlush(ByteBuffer(string: "GET \(path) HTTP/1.0\r\nHost: \(endpoint)\r\n\r\n")).get()
-    let response = try await promise.futureResult.get()
-    guard let split = response.range(of: "\r\n\r\n") else { throw ChannelError.eof }
-    let statusLine = response.prefix { $0 != "\r" }
-    guard statusLine.contains(" 200 ") else { throw ValidationError("HTTP \(statusLine)") }
-    return String(response[split.upperBound...])
-}
-
-final class ResponseCollector: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    private var buffer = ByteBuffer()
-    private let promise: EventLoopPromise<String>
-    init(promise: EventLoopPromise<String>) { self.promise = promise }
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var chunk = unwrapInboundIn(data)
-        buffer.writeBuffer(&chunk)
-    }
-    func channelInactive(context: ChannelHandlerContext) {
-        promise.succeed(buffer.readString(length: buffer.readableBytes) ?? "")
-    }
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        promise.fail(error)
-        context.close(promise: nil)
     }
 }

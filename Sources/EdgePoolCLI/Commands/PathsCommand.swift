@@ -101,7 +101,8 @@ struct PathsRunCommand: ParsableCommand {
         discussion: """
         Each --path is IF=ADDR with options after commas: backup (its subflows are used
         only while no active path works), noprobe (the link state alone decides), id=N
-        (the endpoint id, default its position), port=P, signal. A path whose link goes
+        (the endpoint id, default its position), port=P, signal, fullmesh (subflows to
+        every address the peer announced, not only the connection's). A path whose link goes
         down, whose probes go unanswered (3 in a row), is retired at once: its endpoint is
         deleted, its subflows close on every connection. When it is good again (2 answered
         probes and a 100 ms hold that doubles while it flaps) its endpoint is added back:

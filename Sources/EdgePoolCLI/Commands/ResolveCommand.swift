@@ -23,7 +23,6 @@ struct RegistrarOptions: ParsableArguments {
     }
 }
 
-
 struct ResolveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resolve",

@@ -13,7 +13,11 @@ public struct TopologyPlan: Sendable {
         /// The command that starts the userspace link emulator (`edgepool testbed emulate`);
         /// used for delay, jitter and loss when there is no netem.
         public var emulator: [String]?
-        public init(netem: Bool, emulator: [String]? = nil) {
+        /// The command that runs EdgePool's path manager (`edgepool paths run`), for hosts
+        /// with `pm=edgepool`.
+        public var pathManager: [String]?
+        public init(netem: Bool, emulator: [String]? = nil, pathManager: [String]? = nil) {
+            self.pathManager = pathManager
             self.netem = netem
             self.emulator = emulator
         }
@@ -112,6 +116,32 @@ public struct TopologyPlan: Sendable {
             add(["ip", "-n", namespace(endpoint.host), "mptcp", "endpoint", "add", "\(endpoint.address)", "dev", endpoint.device]
                 + (endpoint.port.map { ["port", "\($0)"] } ?? []) + endpoint.flags)
         }
+        for host in topology.hosts where host.pathManager == .edgepool {
+            try addPathManager(host)
+        }
+    }
+
+    /// `edgepool paths run` in the host, last (the routes it snapshots are in place): one path
+    /// per interface address, ids in link order, the link state deciding (no probes). (Not
+    /// `fullmesh`: with it the in-kernel PM, on a path's return, tried only the peer's other
+    /// addresses and never the connection's own — measured in docs/path-manager.)
+    private mutating func addPathManager(_ host: Topology.Host) throws(TopologyError) {
+        guard let command = capabilities.pathManager else {
+            throw TopologyError(line: host.line, "pm=edgepool needs the edgepool executable's path manager")
+        }
+        if topology.mptcpEndpoints.contains(where: { $0.host == host.name }) {
+            throw TopologyError(line: host.line, "pm=edgepool manages \(host.name)'s endpoints itself: remove its endpoint lines")
+        }
+        var paths: [String] = []
+        for link in topology.links {
+            for end in [link.a, link.b] where end.host == host.name {
+                for address in end.addresses {
+                    paths += ["--path", "\(end.name)=\(address.address),noprobe,id=\(paths.count / 2 + 1)"]
+                }
+            }
+        }
+        guard !paths.isEmpty else { throw TopologyError(line: host.line, "pm=edgepool: \(host.name) has no addresses") }
+        up.append(Step(arguments: ["ip", "netns", "exec", namespace(host.name)] + command + paths + ["--log-level", "info"], mayFail: false, background: true))
     }
 
     static func isIPv6(_ address: IPAddress) -> Bool {

@@ -29,7 +29,17 @@ public struct Topology: Hashable, Sendable {
         /// MPTCP limits: subflows per connection and ADD_ADDRs accepted.
         public var mptcpSubflows: Int?
         public var mptcpAddAddrAccepted: Int?
+        /// Which path manager runs the host's MPTCP paths.
+        public var pathManager = PathManager.kernel
         public var line: Int
+
+        public enum PathManager: String, Hashable, Sendable {
+            /// The kernel's in-kernel PM with the topology's `endpoint` lines alone.
+            case kernel
+            /// `edgepool paths run` in the host: an endpoint per interface address, retired
+            /// when its link goes down and restored with fresh subflows when it returns.
+            case edgepool
+        }
 
         public init(name: String, line: Int) {
             self.name = name

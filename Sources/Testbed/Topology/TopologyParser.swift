@@ -7,6 +7,7 @@ import RSerPoolWire
 /// topology two-isp
 /// host client cc=bbr mptcp-subflows=2 mptcp-add-addr=2
 /// host isp1 forward
+/// host client pm=edgepool          (EdgePool's path manager runs the host's MPTCP paths)
 /// link client:wan1=10.1.1.1/24 isp1:c=10.1.1.2/24 rate=20mbit/10mbit queue=100
 /// route client default via 10.1.1.2 dev wan1
 /// route client 0.0.0.0/0 via 10.1.1.2 dev wan1 from 10.1.1.1 table 101
@@ -126,8 +127,13 @@ public enum TopologyParser {
             case ("mptcp-add-addr", let value?):
                 guard let count = Int(value), (0...8).contains(count) else { throw TopologyError(line: line, "mptcp-add-addr must be 0…8") }
                 host.mptcpAddAddrAccepted = count
+            case ("pm", let value?):
+                guard let manager = Topology.Host.PathManager(rawValue: value) else {
+                    throw TopologyError(line: line, "pm must be kernel or edgepool, not '\(value)'")
+                }
+                host.pathManager = manager
             default:
-                throw TopologyError(line: line, "unknown host option '\(option)' (cc=, forward, mptcp-subflows=, mptcp-add-addr=)")
+                throw TopologyError(line: line, "unknown host option '\(option)' (cc=, forward, mptcp-subflows=, mptcp-add-addr=, pm=)")
             }
         }
         return host

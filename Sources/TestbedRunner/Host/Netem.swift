@@ -12,6 +12,11 @@ public enum Netem {
         [(try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0], "testbed", "emulate"]
     }
 
+    /// This very executable's `paths run` (EdgePool's path manager, for `pm=edgepool` hosts).
+    public static var pathManagerCommand: [String] {
+        [(try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0], "paths", "run"]
+    }
+
     public static func available() -> Bool {
         guard getuid() == 0 else { return false }
         let scratch = "\(TopologyPlan.namespacePrefix)probe-\(getpid())"

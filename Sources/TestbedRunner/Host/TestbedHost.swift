@@ -28,7 +28,7 @@ public enum TestbedHost {
     public static func bringUp(_ topology: Topology, file: String) throws -> TopologyPlan {
         let plan: TopologyPlan
         do {
-            plan = try TopologyPlan(topology, capabilities: .init(netem: Netem.available(), emulator: Netem.emulatorCommand))
+            plan = try TopologyPlan(topology, capabilities: .init(netem: Netem.available(), emulator: Netem.emulatorCommand, pathManager: Netem.pathManagerCommand))
         } catch {
             throw TestbedError("\(file): \(error)")
         }

@@ -41,6 +41,11 @@ public enum ScenarioPlayer {
         } catch {
             result.incomplete = "\(error)"
         }
+        // The path managers' logs (path states, endpoints restored) go into the report.
+        for host in topology.hosts where host.pathManager == .edgepool {
+            let log = "/tmp/\(plan.namespace(host.name)).log"
+            try? FileManager.default.copyItem(atPath: log, toPath: directory.appendingPathComponent("paths-\(host.name).log").path)
+        }
         Teardown.remove(topology: topology.name)
         try ScenarioReport.write(&result, to: directory)
         return result

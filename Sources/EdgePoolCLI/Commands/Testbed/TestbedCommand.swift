@@ -40,7 +40,7 @@ struct TestbedPlan: ParsableCommand {
     func run() throws {
         let topology = try asValidation { try TestbedHost.loadTopology(file) }
         do {
-            let plan = try TopologyPlan(topology, capabilities: .init(netem: netem || Netem.available(), emulator: Netem.emulatorCommand))
+            let plan = try TopologyPlan(topology, capabilities: .init(netem: netem || Netem.available(), emulator: Netem.emulatorCommand, pathManager: Netem.pathManagerCommand))
             for step in plan.up { print(step.description + (step.mayFail ? "    # may fail" : "")) }
         } catch {
             throw ValidationError("\(file): \(error)")
