@@ -94,6 +94,17 @@ public struct PathManagerConfiguration: Sendable {
     /// Longer than the slowest path's round trip.
     public var probeTimeout: TimeAmount = .milliseconds(300)
     public var health = PathHealthConfiguration()
+    /// Which of the kernel's path managers carries the decisions out.
+    public var kernelManager = KernelManager.inKernel
+
+    public enum KernelManager: String, Sendable {
+        /// Endpoints: a lost path's is deleted, a returned one's added back (the kernel opens
+        /// a subflow to each connection's first address).
+        case inKernel = "in-kernel"
+        /// `net.mptcp.pm_type=1`: per connection, SUBFLOW_CREATE from every path in use to
+        /// every address the peer has (announced ones too), SUBFLOW_DESTROY for a lost path's.
+        case userspace
+    }
 
     public init(paths: [Path], probeTarget: ProbeTarget?) {
         self.paths = paths
@@ -135,6 +146,17 @@ public final class PathManagerDaemon {
     /// Retirements and restorations carried out, per path.
     public private(set) var retired: [PathIdentifier: Int] = [:]
     public private(set) var restored: [PathIdentifier: Int] = [:]
+    /// Userspace PM: the connections' subflows, and the socket their events come on.
+    private var planner: UserspaceSubflowPlanner
+    private var events: NetlinkSocket?
+    public private(set) var subflowsCreated = 0
+    public private(set) var subflowsDestroyed = 0
+    /// Subflows to create once the stuck ones they replace are gone (a join sent right after
+    /// the reset of the subflow it replaces was, in the testbed, often not used by the peer).
+    private var deferredCreates: [(due: NIODeadline, action: UserspaceSubflowPlanner.Action)] = []
+    /// How long after destroying a path's stuck subflows its fresh ones are created.
+    static let replacementDelay = TimeAmount.milliseconds(100)
+    static let pmTypePath = "/proc/sys/net/mptcp/pm_type"
 
     public init(configuration: PathManagerConfiguration, logger: Logger) throws {
         try configuration.validate()
@@ -143,6 +165,9 @@ public final class PathManagerDaemon {
         kernel = try KernelPathManager()
         links = try NetlinkSocket(protocol: RouteNetlink.netlinkProtocol, groups: RouteNetlink.linkGroup, timeout: .milliseconds(5))
         monitor = PathHealthMonitor(configuration: configuration.health)
+        planner = UserspaceSubflowPlanner(paths: configuration.paths.map {
+            UserspaceSubflowPlanner.Path(identifier: $0.identifier, address: $0.address, localID: $0.endpointID)
+        })
     }
 
     private func path(_ identifier: PathIdentifier) -> PathManagerConfiguration.Path? {
@@ -158,8 +183,13 @@ public final class PathManagerDaemon {
             let index = Int32(if_nametoindex(path.interface))
             routes[path.identifier] = saved.filter { $0.outputInterface == index }
         }
-        for existing in try kernel.endpoints() where configuration.paths.contains(where: { $0.endpointID == existing.id || $0.address == existing.address }) {
-            try? kernel.delete(id: existing.id)
+        switch configuration.kernelManager {
+        case .inKernel:
+            for existing in try kernel.endpoints() where configuration.paths.contains(where: { $0.endpointID == existing.id || $0.address == existing.address }) {
+                try? kernel.delete(id: existing.id)
+            }
+        case .userspace:
+            try startUserspace()
         }
         let now = NIODeadline.now()
         for path in configuration.paths {
@@ -168,7 +198,23 @@ public final class PathManagerDaemon {
             apply(monitor.add(path.identifier, policy: path.policy, linkUp: up, now: now))
         }
         return configuration.paths.map { "\($0.interface) \($0.address) id \($0.endpointID) \($0.policy.role.rawValue)\(linkUp[$0.identifier] == true ? "" : " (down)")" }
-            .joined(separator: ", ")
+            .joined(separator: ", ") + (configuration.kernelManager == .userspace ? " (userspace PM)" : "")
+    }
+
+    /// Switches the namespace to the userspace PM and listens to its connections' events.
+    private func startUserspace() throws {
+        do {
+            try "1".write(toFile: Self.pmTypePath, atomically: false, encoding: .utf8)
+        } catch {
+            throw PathManagerError("cannot switch to the userspace PM (\(Self.pmTypePath) = 1; CAP_NET_ADMIN, kernel 5.19 or later): \(error)")
+        }
+        guard let group = kernel.family.multicastGroups[MPTCPPathManager.eventsGroup] else {
+            throw PathManagerError("the mptcp_pm family has no '\(MPTCPPathManager.eventsGroup)' group")
+        }
+        let socket = try NetlinkSocket(protocol: GenericNetlink.netlinkProtocol, timeout: .milliseconds(5))
+        try socket.join(group: group)
+        events = socket
+        logger.notice("userspace PM: subflows are created and destroyed per connection by this daemon")
     }
 
     private func currentLinks() throws -> [String: Bool] {
@@ -208,10 +254,16 @@ public final class PathManagerDaemon {
         while !shouldStop() {
             step()
         }
-        for path in configuration.paths where monitor.health(of: path.identifier) != .up {
-            try? kernel.add(path.endpoint)
+        switch configuration.kernelManager {
+        case .inKernel:
+            for path in configuration.paths where monitor.health(of: path.identifier) != .up {
+                try? kernel.add(path.endpoint)
+            }
+            logger.info("stopped; every endpoint is back for the kernel's path manager")
+        case .userspace:
+            try? "0".write(toFile: Self.pmTypePath, atomically: false, encoding: .utf8)
+            logger.info("stopped; the namespace is back on the in-kernel PM", metadata: ["subflows_created": "\(subflowsCreated)", "subflows_destroyed": "\(subflowsDestroyed)"])
         }
-        logger.info("stopped; every endpoint is back for the kernel's path manager")
     }
 
     /// One turn: link events, probes, timers.
@@ -235,8 +287,56 @@ public final class PathManagerDaemon {
                 }
             }
         }
+        if let events { readEvents(events) }
+        if !deferredCreates.isEmpty {
+            let now = NIODeadline.now()
+            let due = deferredCreates.filter { $0.due <= now }.map(\.action)
+            deferredCreates.removeAll { $0.due <= now }
+            perform(due)
+        }
         if let target = configuration.probeTarget { runProbes(target) }
         apply(monitor.timerFired(now: .now()))
+    }
+
+    /// Userspace PM: the connections' events, and the subflows they call for.
+    private func readEvents(_ socket: NetlinkSocket) {
+        var entry = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, 0) > 0, let messages = try? socket.receive() else { return }
+        for message in messages {
+            guard let event = try? MPTCPEvent(message) else { continue }
+            perform(planner.received(event))
+        }
+    }
+
+    private func perform(_ actions: [UserspaceSubflowPlanner.Action]) {
+        let replacing = actions.contains { if case .destroy = $0 { true } else { false } }
+        for action in actions {
+            if replacing, case .create = action {
+                deferredCreates.append((.now() + Self.replacementDelay, action))
+                continue
+            }
+            switch action {
+            case .create(let token, let local, let localID, let remote):
+                do {
+                    _ = try kernel.socket.request(MPTCPPathManager.createSubflow(token: token, local: local, localID: localID, remote: remote.address,
+                                                                                remotePort: remote.port, family: kernel.family.identifier,
+                                                                                sequence: kernel.socket.makeSequence()))
+                    subflowsCreated += 1
+                    logger.debug("subflow requested", metadata: ["token": "\(token)", "local": "\(local)", "remote": "\(remote.address):\(remote.port)"])
+                } catch {
+                    logger.notice("subflow not created", metadata: ["token": "\(token)", "local": "\(local)", "remote": "\(remote.address)", "error": "\(error)"])
+                }
+            case .destroy(let token, let subflow):
+                do {
+                    _ = try kernel.socket.request(MPTCPPathManager.destroySubflow(token: token, local: subflow.local, localPort: subflow.localPort,
+                                                                                 remote: subflow.remote, remotePort: subflow.remotePort,
+                                                                                 family: kernel.family.identifier, sequence: kernel.socket.makeSequence()))
+                    subflowsDestroyed += 1
+                } catch {
+                    logger.notice("subflow not destroyed", metadata: ["token": "\(token)", "local": "\(subflow.local)", "error": "\(error)"])
+                }
+            }
+        }
     }
 
     private func runProbes(_ target: PathManagerConfiguration.ProbeTarget) {
@@ -270,15 +370,25 @@ public final class PathManagerDaemon {
             switch action {
             case .retire(let id, let reason):
                 guard let path = path(id) else { continue }
-                do {
-                    try kernel.delete(id: path.endpointID)
-                } catch {
-                    logger.debug("endpoint already gone", metadata: ["path": "\(path.interface)", "error": "\(error)"])
+                if configuration.kernelManager == .userspace {
+                    perform(planner.setInUse(id, false))
+                } else {
+                    do {
+                        try kernel.delete(id: path.endpointID)
+                    } catch {
+                        logger.debug("endpoint already gone", metadata: ["path": "\(path.interface)", "error": "\(error)"])
+                    }
                 }
                 retired[id, default: 0] += 1
                 logger.notice("path retired: its subflows are closed on every connection", metadata: ["path": "\(path.interface)", "reason": "\(reason)"])
             case .restore(let id, _):
                 guard let path = path(id) else { continue }
+                if configuration.kernelManager == .userspace {
+                    perform(planner.setInUse(id, true))
+                    restored[id, default: 0] += 1
+                    logger.notice("path restored: fresh subflows on every connection", metadata: ["path": "\(path.interface)", "role": "\(path.policy.role.rawValue)"])
+                    continue
+                }
                 do {
                     try kernel.add(path.endpoint)
                 } catch where error.errno == EEXIST || error.errno == EBUSY {

@@ -170,6 +170,12 @@ import Testing
         let phase3 = try #require(summary.split(separator: "\n").first { $0.hasPrefix("| 6.0–9.0 s") })
         let wan1In = try #require(Double(phase3.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[1]))
         #expect(wan1In > 20, "client:wan1 carried \(wan1In) Mbit/s after ISP 1 returned")
+        // Both back (phase 4): wan2 carries again — its fresh subflow goes to the server's
+        // announced address, which the in-kernel PM would not re-open.
+        let phase4 = try #require(summary.split(separator: "\n").first { $0.hasPrefix("| 9.0–12.0 s") })
+        let wan2In = try #require(Double(phase4.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[3]))
+        #expect(wan2In > 20, "client:wan2 carried \(wan2In) Mbit/s after ISP 2 returned")
+        #expect(log.contains("userspace PM"), "\(log)")
     }
 }
 

@@ -121,7 +121,7 @@ import Testing
         let step = try #require(plan.up.last)
         #expect(step.background)
         #expect(step.arguments == ["ip", "netns", "exec", "ept-two-isp-pm-client", "/usr/bin/edgepool", "paths", "run",
-                                   "--path", "wan1=10.81.1.1,noprobe,id=1", "--path", "wan2=10.82.1.1,noprobe,id=2", "--log-level", "info"])
+                                   "--path", "wan1=10.81.1.1,noprobe,id=1", "--path", "wan2=10.82.1.1,noprobe,id=2", "--userspace", "--log-level", "info"])
         #expect(throws: TopologyError.self, "no path manager command") { try TopologyPlan(topology, capabilities: .init(netem: true)) }
         let managedTwice = "host a pm=edgepool\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24\nendpoint a 10.0.0.1 dev x subflow"
         #expect(throws: TopologyError.self, "endpoint lines for a managed host") {

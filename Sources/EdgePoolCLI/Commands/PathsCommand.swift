@@ -97,7 +97,7 @@ private let stopRequested = Atomic<Bool>(false)
 struct PathsRunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Manage this namespace's MPTCP paths (in-kernel PM) until SIGTERM.",
+        abstract: "Manage this namespace's MPTCP paths (in-kernel PM, or --userspace) until SIGTERM.",
         discussion: """
         Each --path is IF=ADDR with options after commas: backup (its subflows are used
         only while no active path works), noprobe (the link state alone decides), id=N
@@ -123,6 +123,8 @@ struct PathsRunCommand: ParsableCommand {
     @Option(help: "Time between probes of a path. [default: 100ms]") var probeInterval: Duration?
     @Option(help: "A probe unanswered this long failed; longer than the slowest path's round trip. [default: 300ms]") var probeTimeout: Duration?
     @Option(help: "How long a returning path must stay good before it is used (doubled while it flaps). [default: 100ms]") var returnHold: Duration?
+    @Flag(help: "Use the kernel's userspace PM (net.mptcp.pm_type=1): subflows per connection from every path to every address the peer announced, not endpoints.")
+    var userspace = false
     @Option(help: "Log level (logs go to stderr).") var logLevel: Logger.Level = .info
 
     func run() throws {
@@ -138,6 +140,7 @@ struct PathsRunCommand: ParsableCommand {
         if let v = probeInterval { configuration.probeInterval = v.amount }
         if let v = probeTimeout { configuration.probeTimeout = v.amount }
         if let v = returnHold { configuration.health.returnHoldTime = v.amount }
+        if userspace { configuration.kernelManager = .userspace }
         do {
             try configuration.validate()
         } catch {

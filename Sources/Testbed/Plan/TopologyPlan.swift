@@ -121,10 +121,11 @@ public struct TopologyPlan: Sendable {
         }
     }
 
-    /// `edgepool paths run` in the host, last (the routes it snapshots are in place): one path
-    /// per interface address, ids in link order, the link state deciding (no probes). (Not
-    /// `fullmesh`: with it the in-kernel PM, on a path's return, tried only the peer's other
-    /// addresses and never the connection's own — measured in docs/path-manager.)
+    /// `edgepool paths run --userspace` in the host, last (the routes it snapshots are in
+    /// place): one path per interface address, ids in link order, the link state deciding (no
+    /// probes). The userspace PM, because a testbed's ISPs route only their own addresses: a
+    /// returning path needs its subflow to the peer's address on the same ISP, often an
+    /// announced one, which the in-kernel PM does not re-open (docs/path-manager).
     private mutating func addPathManager(_ host: Topology.Host) throws(TopologyError) {
         guard let command = capabilities.pathManager else {
             throw TopologyError(line: host.line, "pm=edgepool needs the edgepool executable's path manager")
@@ -141,7 +142,8 @@ public struct TopologyPlan: Sendable {
             }
         }
         guard !paths.isEmpty else { throw TopologyError(line: host.line, "pm=edgepool: \(host.name) has no addresses") }
-        up.append(Step(arguments: ["ip", "netns", "exec", namespace(host.name)] + command + paths + ["--log-level", "info"], mayFail: false, background: true))
+        up.append(Step(arguments: ["ip", "netns", "exec", namespace(host.name)] + command + paths + ["--userspace", "--log-level", "info"],
+                       mayFail: false, background: true))
     }
 
     static func isIPv6(_ address: IPAddress) -> Bool {

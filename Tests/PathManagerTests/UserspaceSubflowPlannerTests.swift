@@ -1,0 +1,72 @@
+import PathManager
+import RSerPoolWire
+import Testing
+
+/// The userspace PM's subflow decisions from literal events (addresses as the testbed's
+/// two-ISP topology has them).
+@Suite struct UserspaceSubflowPlannerTests {
+    static let wan1 = PathIdentifier("wan1"), wan2 = PathIdentifier("wan2")
+    static let client1 = IPAddress.v4(0x0A51_0101), client2 = IPAddress.v4(0x0A52_0101)   // 10.81.1.1, 10.82.1.1
+    static let server1 = IPAddress.v4(0x0A51_0201), server2 = IPAddress.v4(0x0A52_0201)   // 10.81.2.1, 10.82.2.1
+    static let token: UInt32 = 0x4BC5_4D74
+
+    static func planner() -> UserspaceSubflowPlanner {
+        var planner = UserspaceSubflowPlanner(paths: [.init(identifier: wan1, address: client1, localID: 1), .init(identifier: wan2, address: client2, localID: 2)])
+        _ = planner.setInUse(wan1, true)
+        _ = planner.setInUse(wan2, true)
+        return planner
+    }
+
+    static func event(_ kind: MPTCPEvent.Kind, from source: IPAddress? = nil, _ sourcePort: UInt16? = nil, to destination: IPAddress, _ destinationPort: UInt16) -> MPTCPEvent {
+        var event = MPTCPEvent(kind: kind, token: token)
+        event.source = source
+        event.sourcePort = sourcePort
+        event.destination = destination
+        event.destinationPort = destinationPort
+        return event
+    }
+
+    @Test func anEstablishedConnectionGetsASubflowFromEveryOtherPathAndAnAnnouncedAddressFromEveryPath() {
+        var planner = Self.planner()
+        #expect(planner.received(Self.event(.created, from: Self.client1, 60688, to: Self.server1, 5201)).isEmpty)
+        #expect(planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201)) == [
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201)),
+        ], "wan1 already has the first subflow; wan2 gets one to the first address")
+        let announced = planner.received(Self.event(.announced, to: Self.server2, 5999))
+        #expect(announced == [
+            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server2, port: 5999)),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999)),
+        ], "the first subflow's address keeps id 0")
+        #expect(planner.received(Self.event(.announced, to: Self.server2, 5999)).isEmpty, "announced once is enough")
+    }
+
+    @Test func aReturnedPathsStuckSubflowsAreDestroyedAndFreshOnesCreated() {
+        var planner = Self.planner()
+        _ = planner.received(Self.event(.created, from: Self.client1, 60688, to: Self.server1, 5201))
+        _ = planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201))
+        _ = planner.received(Self.event(.announced, to: Self.server2, 5999))
+        _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 40777, to: Self.server2, 5999))
+        #expect(planner.subflows(of: Self.token).count == 2)
+        #expect(planner.setInUse(Self.wan2, false).isEmpty, "a reset sent into a dead path is lost: nothing yet")
+        #expect(planner.setInUse(Self.wan2, true) == [
+            .destroy(token: Self.token, .init(local: Self.client2, localPort: 40777, remote: Self.server2, remotePort: 5999)),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201)),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999)),
+        ], "the stuck subflow goes (its reset now arrives), fresh ones to every address of the peer")
+        // A path in use that has a subflow to an address gets no second one from an announce.
+        _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 42219, to: Self.server2, 5999))
+        #expect(planner.received(Self.event(.announced, to: Self.server2, 5999)).isEmpty)
+        #expect(planner.subflows(of: Self.token).count == 2)
+    }
+
+    @Test func pathsOutOfUseAndClosedConnectionsGetNothing() {
+        var planner = UserspaceSubflowPlanner(paths: [.init(identifier: Self.wan1, address: Self.client1, localID: 1),
+                                                      .init(identifier: Self.wan2, address: Self.client2, localID: 2)])
+        _ = planner.setInUse(Self.wan1, true)
+        _ = planner.received(Self.event(.created, from: Self.client1, 1, to: Self.server1, 5201))
+        #expect(planner.received(Self.event(.established, from: Self.client1, 1, to: Self.server1, 5201)).isEmpty, "wan2 is not in use")
+        _ = planner.received(MPTCPEvent(kind: .closed, token: Self.token))
+        #expect(planner.connectionCount == 0)
+        #expect(planner.setInUse(Self.wan2, true).isEmpty)
+    }
+}
