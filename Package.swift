@@ -117,7 +117,12 @@ let package = Package(
         ),
         .target(
             name: "PathManagerService",
-            dependencies: ["PathManager", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "PathManager", "RSerPoolWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         .target(
             name: "ProcessSupport",

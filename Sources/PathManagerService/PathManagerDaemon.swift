@@ -146,6 +146,7 @@ public final class PathManagerDaemon {
     /// Retirements and restorations carried out, per path.
     public private(set) var retired: [PathIdentifier: Int] = [:]
     public private(set) var restored: [PathIdentifier: Int] = [:]
+    private let metrics: PathManagerMetrics
     /// Userspace PM: the connections' subflows, and the socket their events come on.
     private var planner: UserspaceSubflowPlanner
     private var events: NetlinkSocket?
@@ -165,6 +166,7 @@ public final class PathManagerDaemon {
         kernel = try KernelPathManager()
         links = try NetlinkSocket(protocol: RouteNetlink.netlinkProtocol, groups: RouteNetlink.linkGroup, timeout: .milliseconds(5))
         monitor = PathHealthMonitor(configuration: configuration.health)
+        metrics = PathManagerMetrics(paths: configuration.paths.map(\.identifier))
         planner = UserspaceSubflowPlanner(paths: configuration.paths.map {
             UserspaceSubflowPlanner.Path(identifier: $0.identifier, address: $0.address, localID: $0.endpointID)
         })
@@ -322,8 +324,10 @@ public final class PathManagerDaemon {
                                                                                 remotePort: remote.port, family: kernel.family.identifier,
                                                                                 sequence: kernel.socket.makeSequence()))
                     subflowsCreated += 1
+                    metrics.subflowsCreated.increment()
                     logger.debug("subflow requested", metadata: ["token": "\(token)", "local": "\(local)", "remote": "\(remote.address):\(remote.port)"])
                 } catch {
+                    metrics.refused.increment()
                     logger.notice("subflow not created", metadata: ["token": "\(token)", "local": "\(local)", "remote": "\(remote.address)", "error": "\(error)"])
                 }
             case .destroy(let token, let subflow):
@@ -332,7 +336,9 @@ public final class PathManagerDaemon {
                                                                                  remote: subflow.remote, remotePort: subflow.remotePort,
                                                                                  family: kernel.family.identifier, sequence: kernel.socket.makeSequence()))
                     subflowsDestroyed += 1
+                    metrics.subflowsDestroyed.increment()
                 } catch {
+                    metrics.refused.increment()
                     logger.notice("subflow not destroyed", metadata: ["token": "\(token)", "local": "\(subflow.local)", "error": "\(error)"])
                 }
             }
@@ -380,12 +386,14 @@ public final class PathManagerDaemon {
                     }
                 }
                 retired[id, default: 0] += 1
+                metrics.retired(id)
                 logger.notice("path retired: its subflows are closed on every connection", metadata: ["path": "\(path.interface)", "reason": "\(reason)"])
             case .restore(let id, _):
                 guard let path = path(id) else { continue }
                 if configuration.kernelManager == .userspace {
                     perform(planner.setInUse(id, true))
                     restored[id, default: 0] += 1
+                    metrics.restored(id)
                     logger.notice("path restored: fresh subflows on every connection", metadata: ["path": "\(path.interface)", "role": "\(path.policy.role.rawValue)"])
                     continue
                 }
@@ -399,6 +407,7 @@ public final class PathManagerDaemon {
                     continue
                 }
                 restored[id, default: 0] += 1
+                metrics.restored(id)
                 logger.notice("path restored: fresh subflows on every connection", metadata: ["path": "\(path.interface)", "role": "\(path.policy.role.rawValue)"])
             }
         }

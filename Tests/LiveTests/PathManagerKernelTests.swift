@@ -43,6 +43,7 @@ import Testing
 @Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct PathManagerDaemonTests {
     static var unavailableReason: String? {
         TestNamespace.unavailableReason ?? missingTool("/usr/bin/mptcpize", package: "mptcpize") ?? missingTool("/usr/bin/curl", package: "curl")
+            ?? missingTool("/usr/bin/promtool", package: "prometheus")
     }
 
     @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
@@ -60,7 +61,8 @@ import Testing
             _ = try await nstat.waitForExit()
             return nstat.lines.compactMap { line in line.hasPrefix("MPTcpExtMPJoinSynAckRx") ? line.split(separator: " ").dropFirst().first.flatMap { Int($0) } : nil }.first ?? -1
         }
-        let paths = try client.edgepool("paths", ["paths", "run", "--path", "c2=10.78.2.1,noprobe", "--log-level", "info"])
+        let statusPort = try freePort()
+        let paths = try client.edgepool("paths", ["paths", "run", "--path", "c2=10.78.2.1,noprobe", "--log-level", "info", "--status", "127.0.0.1:\(statusPort)"])
         let ready = try await paths.waitForReady()
         #expect(ready["managing"] == "c2 10.78.2.1 id 1 active", "\(ready)")
         let size = 120_000_000   // two 40 Mbit/s links: about 12 s
@@ -92,6 +94,18 @@ import Testing
         print("path manager: a fresh subflow on the returned path \(String(format: "%.2f", subflowAfter)) s after the link came back")
         #expect(subflowAfter < 1.5, "the path carries a subflow again within 1.5 s of its return (kernel PM alone: never re-created)")
         #expect(try await curl.waitForExit(timeout: 90) == 0, "\(curl.lines.suffix(3))")
+        // Its metrics say the same, and pass Prometheus's linter.
+        let scrape = try client.run("scrape", "/usr/bin/curl", ["-sS", "http://127.0.0.1:\(statusPort)/metrics"])
+        _ = try await scrape.waitForExit()
+        let metrics = scrape.lines.joined(separator: "\n") + "\n"
+        #expect(metrics.contains(#"edgepool_paths_retirements_total{path="c2"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"edgepool_paths_restorations_total{path="c2"} 2"#), "at the start and after the return: \(metrics)")
+        #expect(metrics.contains(#"edgepool_paths_in_use{path="c2"} 1"#), "\(metrics)")
+        let metricsFile = temporaryFile("paths-metrics")
+        try metrics.write(toFile: metricsFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: metricsFile) }
+        let lint = try await runCommand("/bin/sh", ["-c", "/usr/bin/promtool check metrics < \(metricsFile)"])
+        #expect(lint.status == 0 && lint.output.isEmpty, "\(lint.output)")
         let expected = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", server.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(originPort)/sha/\(size)"]).output.last
         #expect(try await sha256(ofFile: file) == expected, "byte-exact")
         paths.signal(SIGTERM)

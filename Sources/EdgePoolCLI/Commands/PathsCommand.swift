@@ -1,6 +1,7 @@
 import ArgumentParser
 import PathManager
 import PathManagerService
+import RSerPool
 import Foundation
 import Logging
 import ProcessSupport
@@ -123,6 +124,8 @@ struct PathsRunCommand: ParsableCommand {
     @Option(help: "Time between probes of a path. [default: 100ms]") var probeInterval: Duration?
     @Option(help: "A probe unanswered this long failed; longer than the slowest path's round trip. [default: 300ms]") var probeTimeout: Duration?
     @Option(help: "How long a returning path must stay good before it is used (doubled while it flaps). [default: 100ms]") var returnHold: Duration?
+    @Option(help: ArgumentHelp("HTTP address for /metrics (off unless given).", valueName: "host:port"))
+    var status: Endpoint?
     @Flag(help: "Use the kernel's userspace PM (net.mptcp.pm_type=1): subflows per connection from every path to every address the peer announced, not endpoints.")
     var userspace = false
     @Option(help: "Log level (logs go to stderr).") var logLevel: Logger.Level = .info
@@ -154,6 +157,21 @@ struct PathsRunCommand: ParsableCommand {
             summary = try daemon.start()
         } catch {
             throw ValidationError("\(error)")
+        }
+        if let status {
+            // The daemon's loop holds this thread; the status server runs on NIO's.
+            let started = DispatchSemaphore(value: 0)
+            let failure = Mutex<String?>(nil)
+            Task {
+                do {
+                    _ = try await StatusServer.start(on: status.socketAddress(), routes: ["/metrics": { ("text/plain; version=0.0.4", Bootstrap.metricsText()) }])
+                } catch {
+                    failure.withLock { $0 = "\(error)" }
+                }
+                started.signal()
+            }
+            started.wait()
+            if let reason = failure.withLock({ $0 }) { throw ValidationError("cannot serve /metrics on \(status): \(reason)") }
         }
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }

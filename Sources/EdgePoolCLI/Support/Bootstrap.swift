@@ -2,6 +2,7 @@ import Logging
 import Metrics
 import NIOConcurrencyHelpers
 import GatewayService
+import PathManagerService
 import Prometheus
 import RSerPool
 
@@ -26,6 +27,6 @@ enum Bootstrap {
 
     /// The exposition text, with a HELP line for every metric the daemons make.
     static func metricsText() -> String {
-        MetricHelp.annotate(registry.emitToString(), help: MetricHelp.registrar.merging(gatewayMetricHelp) { first, _ in first })
+        MetricHelp.annotate(registry.emitToString(), help: MetricHelp.registrar.merging(gatewayMetricHelp) { first, _ in first }.merging(pathManagerMetricHelp) { first, _ in first })
     }
 }

@@ -1,0 +1,42 @@
+import Metrics
+import PathManager
+
+/// HELP lines for the path manager's metrics (see `MetricHelp` for why they are a table).
+public let pathManagerMetricHelp: [String: String] = [
+    "edgepool_paths_in_use": "1 while the path is in use, 0 while it is retired (link down or probes failing).",
+    "edgepool_paths_retirements_total": "Times the path was taken out of use.",
+    "edgepool_paths_restorations_total": "Times the path was brought back with fresh subflows.",
+    "edgepool_paths_subflows_created_total": "Subflows the userspace PM asked the kernel to create.",
+    "edgepool_paths_subflows_destroyed_total": "Stuck subflows the userspace PM asked the kernel to destroy.",
+    "edgepool_paths_subflow_requests_refused_total": "Subflow create or destroy requests the kernel refused.",
+]
+
+/// The path manager's metrics (swift-metrics; Prometheus names).
+struct PathManagerMetrics {
+    private var inUse: [PathIdentifier: Gauge] = [:]
+    private var retirements: [PathIdentifier: Counter] = [:]
+    private var restorations: [PathIdentifier: Counter] = [:]
+    let subflowsCreated = Counter(label: "edgepool_paths_subflows_created_total")
+    let subflowsDestroyed = Counter(label: "edgepool_paths_subflows_destroyed_total")
+    let refused = Counter(label: "edgepool_paths_subflow_requests_refused_total")
+
+    init(paths: [PathIdentifier]) {
+        for path in paths {
+            let dimensions = [("path", path.name)]
+            inUse[path] = Gauge(label: "edgepool_paths_in_use", dimensions: dimensions)
+            retirements[path] = Counter(label: "edgepool_paths_retirements_total", dimensions: dimensions)
+            restorations[path] = Counter(label: "edgepool_paths_restorations_total", dimensions: dimensions)
+            inUse[path]?.record(0)
+        }
+    }
+
+    func retired(_ path: PathIdentifier) {
+        inUse[path]?.record(0)
+        retirements[path]?.increment()
+    }
+
+    func restored(_ path: PathIdentifier) {
+        inUse[path]?.record(1)
+        restorations[path]?.increment()
+    }
+}
