@@ -5,7 +5,7 @@ struct EdgePool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edgepool",
         abstract: "Server pools at the mobile edge: RSerPool registrars, pool elements, pool users, the offloading experiment, and an MPTCP gateway.",
-        discussion: """
+        discussion: HelpText.reflow("""
         A pool registrar keeps the handlespace: pools of servers (pool
         elements, PEs) under a pool handle. PEs register and are watched by
         keep-alives; pool users resolve the handle, pick a PE by the pool's
@@ -29,7 +29,7 @@ struct EdgePool: AsyncParsableCommand {
         MPTCP gateway:
           edgepool gateway socks --listen 127.0.0.1:1080 --connection-log conn.jsonl
           edgepool gateway stats conn.jsonl
-        """,
+        """),
         version: "0.1.0",
         subcommands: [DemoCommand.self, RegistrarCommand.self, PoolElementCommand.self, ResolveCommand.self,
                       PoolUserCommand.self, HandlespaceCommand.self, SimulateCommand.self, OffloadCommand.self, CalcAppPECommand.self, CalcAppPUCommand.self, GatewayCommand.self, PathsCommand.self, TestbedCommand.self, BenchCommand.self]

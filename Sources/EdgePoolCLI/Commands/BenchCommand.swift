@@ -13,12 +13,12 @@ struct SimulatorBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulator",
         abstract: "Simulator events/s and wall time: the default sweep, and the scenario scaled to 10,000 PEs and 100,000 users.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Method: (1) the built-in device/edge/cloud sweep (8 points × 5 repetitions × 300 s) on both
         cores; (2) one run of the same scenario with every PE group scaled so that the pool holds
         --elements PEs, and --users pool users, for --seconds simulated seconds, on one core. The
         baseline for the events/s ratio is (1)'s per-core rate in the same process.
-        """
+        """)
     )
 
     @Option(help: "PEs in the scaled run.")
@@ -37,7 +37,7 @@ struct RegistrarBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registrar",
         abstract: "Registrations/s, handle resolutions/s and memory per PE of a registrar process on loopback.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Method: for each pool size a fresh `edgepool registrar` process is started (TCP on
         127.0.0.1, keep-alives off for the run); this process registers the PEs over
         --connections associations with --window requests outstanding each (Least Used policy,
@@ -45,7 +45,7 @@ struct RegistrarBench: AsyncParsableCommand {
         Memory per PE = growth of the registrar's resident set (VmRSS) / PEs. The baseline, in
         the same run and registrar, is the resolution of an unknown pool: same transport and
         message path, no selection. Cost ratios compare time per resolution.
-        """
+        """)
     )
 
     @Option(parsing: .upToNextOption, help: "Pool sizes to measure.")
@@ -66,13 +66,13 @@ struct GatewayBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "Benchmark the gateway against a direct connection and peer proxies (socat, HAProxy, dante, shadowsocks-libev).",
-        discussion: """
+        discussion: HelpText.reflow("""
         Everything runs on loopback in this run, on this machine: an origin (one
         thread per connection: bulk stream or echo), the proxies as processes, and
         blocking clients. For each mode (TCP→TCP, MPTCP→TCP, TCP→MPTCP) and proxy it
         measures
           throughput   median of three downloads of --seconds each
-          connect      connect (+ SOCKS5 handshake) + 1-byte echo, median of --connects
+          connect      connect, SOCKS5 handshake, 1-byte echo: median of --connects
           round trip   64-byte echo on an open connection, median of --rounds
         and reports them beside the direct connection's (ratio, and latency added in
         µs). All proxies of a mode run at once and are measured in turns: three
@@ -92,7 +92,7 @@ struct GatewayBench: ParsableCommand {
 
           edgepool bench gateway --only edgepool,haproxy --modes mptcp-tcp
           edgepool bench gateway --gateway-flags='--read-size 65536 --threads 1'
-        """
+        """)
     )
 
     @Option(help: "Seconds per download; throughput is the median of three.")
@@ -133,7 +133,7 @@ struct AbuseBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "abuse",
         abstract: "A well-behaved client's service while others flood, never read, or hold every connection they may.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Method (every daemon with its default limits, in its own process, on loopback):
         (1) registrar: a pool of --pool-size PEs; a well-behaved PU sends one handle
         resolution at a time, 200 a second (under its association's limit), for --seconds
@@ -148,7 +148,7 @@ struct AbuseBench: AsyncParsableCommand {
         (3) gateway (reverse proxy to an echo server): the median time for a client to connect,
         send a byte and get it back, before and while another address holds 1,100 idle
         connections (its maximum is 1,000).
-        """
+        """)
     )
 
     @Option(help: "Flooding associations.") var flooders = 20

@@ -14,7 +14,7 @@ struct CalcAppPECommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "calcapp-pe",
         abstract: "Run a CalcApp pool element: a compute service with processor sharing, registered in a pool.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Jobs share --capacity calculations/s equally; at --max-jobs a further request is
         rejected. The load (jobs / max jobs) goes to the registrar on every change. Each job's
         state goes to its pool user as a cookie sealed with --secret every --cookie-interval or
@@ -22,7 +22,7 @@ struct CalcAppPECommand: AsyncParsableCommand {
         failure. SIGTERM/SIGINT: last cookies to every pool user, deregistration, exit.
 
         Example: edgepool calcapp-pe --pool CalcAppPool --capacity 1000000 --increment 0.1 --delay 3ms
-        """
+        """)
     )
 
     @Option(help: ArgumentHelp("Registrar; repeatable. [default: 127.0.0.1:3863]", valueName: "host:port"))
@@ -80,7 +80,7 @@ struct CalcAppPUCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "calcapp-pu",
         abstract: "Run CalcApp pool users: generate requests, have the pool handle them, print each one.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Each of --users users sends requests of --request-size calculations every
         --inter-arrival (exponentially distributed unless --constant), queues them and has them
         handled one at a time by the PE the registrar selects; a failing PE is reported and the
@@ -89,7 +89,7 @@ struct CalcAppPUCommand: AsyncParsableCommand {
         Exit status 0 when every request completed (requests still unfinished after --drain count as failed).
 
         Example: edgepool calcapp-pu --users 4 --duration 60s
-        """
+        """)
     )
 
     @Option(help: ArgumentHelp("Registrar; repeatable. [default: 127.0.0.1:3863]", valueName: "host:port"))

@@ -22,7 +22,7 @@ struct EchoDemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "echo",
         abstract: "Run a registrar, four pool elements and a crowd of pool users in one process, and watch the policy work.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Everything runs on loopback in this process, nothing to install or configure:
           • a registrar (ASAP over MPTCP, falling back to TCP),
           • four echo PEs under Priority Least Used, like the offloading scenario: two at the
@@ -33,7 +33,7 @@ struct EchoDemoCommand: AsyncParsableCommand {
         Edge PEs take the work first, the cloud joins as they fill up, the device only under
         overload. Part-way through, edge-1 crashes (no deregistration): the registrar drops it
         when its association closes and the users fail over.
-        """
+        """)
     )
 
     @Option(help: "How long to run.")

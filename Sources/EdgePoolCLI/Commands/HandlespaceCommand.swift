@@ -6,10 +6,10 @@ struct HandlespaceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "handlespace",
         abstract: "Print a registrar's pools and pool elements (from its --status endpoint).",
-        discussion: """
+        discussion: HelpText.reflow("""
         Start the registrar with --status HOST:PORT, then:
           edgepool handlespace --status 127.0.0.1:9090
-        """
+        """)
     )
 
     @Option(help: ArgumentHelp("The registrar's status endpoint.", valueName: "host:port"))

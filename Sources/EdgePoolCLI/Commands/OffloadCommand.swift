@@ -10,7 +10,7 @@ struct OffloadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "offload",
         abstract: "Run the offloading scenario's sweep live on loopback and write the report.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Every point of the sweep (numbers of pool users) and every repetition runs live, each
         component a process of its own: three registrars peering with ENRP (device, edge,
         remote), one calcapp-pe per PE (registered with its nearest registrar, its network
@@ -21,7 +21,7 @@ struct OffloadCommand: AsyncParsableCommand {
         so live and simulated runs of one scenario compare directly.
 
         Example (a few minutes): edgepool offload --users 1 8 32 --duration 120s --repetitions 1 --time-scale 20 --out /tmp/live
-        """
+        """)
     )
 
     @Option(help: ArgumentHelp("A scenario file (JSON); default: the built-in device/edge/cloud scenario.", valueName: "file"))

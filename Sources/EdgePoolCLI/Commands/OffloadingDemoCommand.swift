@@ -10,7 +10,7 @@ struct OffloadingDemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "offloading",
         abstract: "The offloading scenario live: a device's pool users, PEs on the device, at the edge and in clouds.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Three registrars (device, edge, remote site) peering with ENRP, the scenario's seven
         CalcApp PEs and --users pool users run in this process and talk ASAP, ENRP and CalcApp
         over real sockets on loopback (MPTCP, falling back to TCP); each PE group's network
@@ -21,7 +21,7 @@ struct OffloadingDemoCommand: AsyncParsableCommand {
         calculations; most jobs here are shorter and start afresh) — and the table shows each
         failover and where the job completed. Time runs --time-scale times faster (capacities × k, inter-arrival times
         and delays ÷ k); all figures are in scenario time.
-        """
+        """)
     )
 
     @Option(help: "Pool users (the device's concurrent request streams).")

@@ -12,7 +12,7 @@ struct PathsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paths",
         abstract: "EdgePool's MPTCP path manager: paths retired at once when they fail, restored with fresh subflows when they return.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Talks to the kernel's mptcp_pm generic netlink family of the current network
         namespace, like `ip mptcp endpoint`. Changing endpoints needs CAP_NET_ADMIN.
           edgepool paths run --path wan1=192.0.2.2 --path wan2=198.51.100.2,backup --probe 203.0.113.1:9
@@ -20,7 +20,7 @@ struct PathsCommand: ParsableCommand {
           edgepool paths endpoint add 192.0.2.2 --id 2 --flags subflow --dev wan2
           edgepool paths endpoint backup 2
           edgepool paths endpoint delete 2
-        """,
+        """),
         subcommands: [PathsRunCommand.self, PathsEndpointsCommand.self, PathsEndpointCommand.self]
     )
 }
@@ -99,7 +99,7 @@ struct PathsRunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Manage this namespace's MPTCP paths (in-kernel PM, or --userspace) until SIGTERM.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Each --path is IF=ADDR with options after commas: backup (its subflows are used
         only while no active path works), noprobe (the link state alone decides), id=N
         (the endpoint id, default its position), port=P, signal, fullmesh (subflows to
@@ -112,7 +112,7 @@ struct PathsRunCommand: ParsableCommand {
         On SIGTERM every endpoint is put back for the kernel's own PM.
           edgepool paths run --path wan1=10.0.1.2 --path wan2=10.0.2.2 --probe 10.0.9.1:9
           edgepool paths run --path c2=10.78.2.1,noprobe
-        """
+        """)
     )
 
     @Option(name: .customLong("path"), help: ArgumentHelp("A path: IF=ADDR[,backup][,noprobe][,id=N][,port=P][,signal]; repeatable.", valueName: "path"))

@@ -14,7 +14,7 @@ struct PoolElementCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pe",
         abstract: "Run a pool element (PE): a demo service (echo, discard, daytime) registered in a pool.",
-        discussion: """
+        discussion: HelpText.reflow("""
         The PE starts its service, registers it with the first reachable registrar, answers
         keep-alives, re-registers periodically, and deregisters on SIGTERM/SIGINT. With a
         Least-Used policy its load is the number of open sessions / --max-sessions, re-registered
@@ -23,7 +23,7 @@ struct PoolElementCommand: AsyncParsableCommand {
         Examples:
           edgepool pe --pool EchoPool --service echo --policy rr
           edgepool pe --pool CalcPool --policy plu --increment 0.1 --registrar 127.0.0.1:3863 --registrar 127.0.0.1:3864
-        """
+        """)
     )
 
     @OptionGroup var common: CommonOptions

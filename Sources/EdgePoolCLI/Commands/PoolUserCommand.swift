@@ -10,7 +10,7 @@ struct PoolUserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pu",
         abstract: "Run a pool user (PU) of an echo pool: send requests, fail over when a PE dies.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Each request selects a PE (cached handle resolution, the pool's policy), connects,
         sends --message and waits for the echo. A PE that refuses or breaks is reported
         unreachable to the registrar and the request goes to the next PE. One line per request:
@@ -18,7 +18,7 @@ struct PoolUserCommand: AsyncParsableCommand {
         Exit status 0 when every request was answered, 1 otherwise.
 
         Example: edgepool pu --pool EchoPool --requests 20 --interval 200ms
-        """,
+        """),
         aliases: ["connect"]
     )
 

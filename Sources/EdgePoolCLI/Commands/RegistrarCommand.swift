@@ -13,7 +13,7 @@ struct RegistrarCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registrar",
         abstract: "Run a pool registrar (PR): keeps the handlespace, monitors PEs, answers handle resolutions.",
-        discussion: """
+        discussion: HelpText.reflow("""
         PEs register over ASAP (MPTCP, falling back to TCP) and are probed with Endpoint
         Keep-Alives; one that does not answer, whose association closes, whose registration
         life runs out, or that PUs report unreachable too often, leaves the pool.
@@ -35,7 +35,7 @@ struct RegistrarCommand: AsyncParsableCommand {
         Example configuration file (JSON, every key optional, flags win):
           {"listen": ["0.0.0.0:3863", "[::]:3863"], "status": "127.0.0.1:9090",
            "keepAliveInterval": "5s", "keepAliveTimeout": "5s"}
-        """
+        """)
     )
 
     @OptionGroup var common: CommonOptions

@@ -27,13 +27,13 @@ struct ResolveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resolve",
         abstract: "Ask a registrar for the PEs of a pool (ASAP Handle Resolution) and print them.",
-        discussion: """
+        discussion: HelpText.reflow("""
         The registrar selects the PEs by the pool's policy, so repeated resolutions of a
         round-robin pool rotate. Exit status 0 with at least one PE, 2 for an unknown pool,
         1 when no registrar answered.
 
         Example: edgepool resolve --pool EchoPool --count 5
-        """
+        """)
     )
 
     @OptionGroup var registrars: RegistrarOptions

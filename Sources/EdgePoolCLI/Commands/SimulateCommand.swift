@@ -7,7 +7,7 @@ struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
         abstract: "Simulate the offloading scenario (CalcApp pool users on a device, PEs on the device, at the edge, in clouds).",
-        discussion: """
+        discussion: HelpText.reflow("""
         A discrete-event simulation that runs the same pool-policy and CalcApp PE/PU code as the
         live system, without sockets; deterministic per seed. Without --scenario it runs the
         device/edge/cloud experiment: 1 PE on the device (200,000 calc/s, PLU increment 100 %),
@@ -21,7 +21,7 @@ struct SimulateCommand: AsyncParsableCommand {
           edgepool simulate
           edgepool simulate --users 1 8 64 --duration 60s --repetitions 2 --out /tmp/sweep
           edgepool simulate --print-scenario > my.json      # edit, then: edgepool simulate --scenario my.json
-        """
+        """)
     )
 
     @Option(help: ArgumentHelp("A scenario file (JSON); default: the built-in device/edge/cloud scenario.", valueName: "file"))

@@ -13,7 +13,7 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "MPTCP↔TCP gateway: SOCKS5, HTTP proxy, reverse proxy, hybrid-access pair; per-connection MPTCP telemetry.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Listeners speak MPTCP and accept plain TCP clients too; upstream connections
         are plain TCP unless --upstream-transport mptcp (the entry→exit hop is MPTCP
         by default). Each connection is logged (--connection-log, JSON lines) with
@@ -39,7 +39,7 @@ struct GatewayCommand: AsyncParsableCommand {
           edgepool gateway exit --listen 0.0.0.0:7000 --secret-file pair.key
           edgepool gateway entry --exit 192.0.2.1:7000 --secret-file pair.key
           edgepool gateway stats conn.jsonl
-        """,
+        """),
         subcommands: [SOCKSGatewayCommand.self, HTTPGatewayCommand.self, ReverseGatewayCommand.self,
                       EntryGatewayCommand.self, ExitGatewayCommand.self, GatewayStatsCommand.self]
     )
@@ -196,7 +196,7 @@ struct SOCKSGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "socks",
         abstract: "SOCKS5 server (RFC 1928 CONNECT and UDP ASSOCIATE; no-auth or RFC 1929 username/password). Default listen 127.0.0.1:1080.",
-        discussion: """
+        discussion: HelpText.reflow("""
         IPv4, IPv6 and domain-name targets (resolved on the gateway), for CONNECT
         and for the datagrams of a UDP association. A UDP association takes
         datagrams only from the client's address (and one port), relays answers
@@ -206,7 +206,7 @@ struct SOCKSGatewayCommand: AsyncParsableCommand {
         answered "command not supported"; --no-udp answers UDP ASSOCIATE so too.
           edgepool gateway socks --listen 127.0.0.1:1080 --user alice:secret
           curl --socks5-hostname alice:secret@127.0.0.1:1080 http://example.org/
-        """
+        """)
     )
     @OptionGroup var options: GatewayOptions
 
@@ -229,7 +229,7 @@ struct HTTPGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "http",
         abstract: "HTTP proxy: CONNECT tunnels and absolute-form HTTP/1.1 requests. Default listen 127.0.0.1:3128.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Keep-alive and chunked bodies pass through; hop-by-hop fields are removed;
         requests with conflicting Content-Length/Transfer-Encoding are refused
         (400). Answers say what failed: 400 bad request, 403 destination refused,
@@ -240,7 +240,7 @@ struct HTTPGatewayCommand: AsyncParsableCommand {
         --allow rule names the port (--allow git.example.org:22).
           edgepool gateway http --listen 127.0.0.1:3128
           curl -x http://127.0.0.1:3128 http://example.org/
-        """
+        """)
     )
     @OptionGroup var options: GatewayOptions
 
@@ -256,7 +256,7 @@ struct ReverseGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reverse",
         abstract: "Reverse proxy: MPTCP clients in, backends from a list or an RSerPool pool.",
-        discussion: """
+        discussion: HelpText.reflow("""
         With --pool the gateway is a pool user: it resolves the handle through the
         registrars, picks a PE by the pool's policy, and reports a PE that does not
         accept (Endpoint Unreachable) before trying the next. The pool's view of
@@ -270,7 +270,7 @@ struct ReverseGatewayCommand: AsyncParsableCommand {
         backends see those connections before the clients come; a held one is
         replaced after 30 s. Not with --pool: a PE is chosen per client by the
         pool's policy.
-        """
+        """)
     )
     @OptionGroup var options: GatewayOptions
 
@@ -314,7 +314,7 @@ struct EntryGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "entry",
         abstract: "Hybrid access, home end: carry legacy TCP clients over MPTCP to an exit gateway.",
-        discussion: """
+        discussion: HelpText.reflow("""
         With --forward every client goes to that destination (the exit connects to
         it); without, the entry is a SOCKS5 server and each CONNECT target travels
         to the exit. Each carried connection starts with a header authenticated by
@@ -322,7 +322,7 @@ struct EntryGatewayCommand: AsyncParsableCommand {
         follow without waiting.
           edgepool gateway entry --exit 192.0.2.1:7000 --secret-file pair.key
           edgepool gateway entry --listen 127.0.0.1:8080 --forward origin.example:80 --exit 192.0.2.1:7000 --secret-file pair.key
-        """
+        """)
     )
     @OptionGroup var options: GatewayOptions
     @OptionGroup var pair: PairSecretOptions
@@ -346,12 +346,12 @@ struct ExitGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exit",
         abstract: "Hybrid access, network end: accept carried connections from entry gateways. Default listen 0.0.0.0:7000.",
-        discussion: """
+        discussion: HelpText.reflow("""
         A connection whose header does not verify under the shared secret, is more
         than 30 s off, or repeats a nonce is closed without an answer. Destinations
         are checked like the SOCKS5 server's (--allow / --deny).
           edgepool gateway exit --listen 0.0.0.0:7000 --secret-file pair.key --connection-log exit.jsonl
-        """
+        """)
     )
     @OptionGroup var options: GatewayOptions
     @OptionGroup var pair: PairSecretOptions
@@ -365,13 +365,13 @@ struct GatewayStatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
         abstract: "Summarise a gateway's per-connection log: MPTCP use, fallbacks, subflows, path-loss survival.",
-        discussion: """
+        discussion: HelpText.reflow("""
         Prints the share of connections by subflow count, the share that fell back
         to TCP, the share of bytes carried on additional subflows, and connections
         that survived the loss of a path.
           edgepool gateway stats conn.jsonl
           edgepool gateway stats --json conn.jsonl exit.jsonl
-        """
+        """)
     )
 
     @Argument(help: ArgumentHelp("Connection logs written with --connection-log.", valueName: "file"))

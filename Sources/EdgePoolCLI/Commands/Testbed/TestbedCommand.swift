@@ -7,7 +7,7 @@ struct TestbedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "testbed",
         abstract: "Multi-homing testbeds in network namespaces: bring a topology up and down, run commands in its hosts.",
-        discussion: """
+        discussion: HelpText.reflow("""
         A topology file declares hosts (one network namespace each), links (veth
         pairs with rate, delay, jitter, loss and queue per direction), routes (with
         per-source tables for multi-homed hosts) and MPTCP endpoints; see
@@ -27,7 +27,7 @@ struct TestbedCommand: ParsableCommand {
           edgepool testbed experiment access-aggregation
           edgepool testbed experiment recovery
           edgepool testbed experiment offloading --users 1 8 32 --duration 120s
-        """,
+        """),
         subcommands: [TestbedUp.self, TestbedDown.self, TestbedExec.self, TestbedPlan.self, TestbedList.self, TestbedRun.self, TestbedExperiment.self, TestbedTrafficCommand.self, TestbedEmulate.self]
     )
 }
@@ -51,7 +51,7 @@ struct TestbedPlan: ParsableCommand {
 struct TestbedUp: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up", abstract: "Create a topology's namespaces, links, shaping, routes and MPTCP settings.",
-        discussion: "On any failure, or Ctrl-C, whatever was created is removed again.")
+        discussion: HelpText.reflow("On any failure, or Ctrl-C, whatever was created is removed again."))
     @Argument(help: "Topology file.") var file: String
 
     func run() throws {
@@ -90,7 +90,7 @@ struct TestbedDown: ParsableCommand {
 struct TestbedExec: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec", abstract: "Run a command inside a testbed host.",
-        discussion: "  edgepool testbed exec two-isp server -- iperf3 -s")
+        discussion: HelpText.reflow("  edgepool testbed exec two-isp server -- iperf3 -s"))
     @Argument(help: "Topology name.") var topology: String
     @Argument(help: "Host.") var host: String
     @Argument(parsing: .postTerminator, help: "The command (after --).") var command: [String] = []

@@ -15,13 +15,13 @@ struct TestbedExperiment: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "access-aggregation",
             abstract: "Wi-Fi + cellular: TCP per path vs MPTCP (direct and through the gateway), per congestion control.",
-            discussion: """
+            discussion: HelpText.reflow("""
             Links (delays one way, as Mininet's): client–wifi 20 Mbit/s 20 ms, client–cell
             10 Mbit/s 100 ms 1 % loss, wifi–server and cell–server 50 Mbit/s. Delay and loss
             go through the userspace link emulator where the kernel lacks netem. Writes
             runs.csv, summary.md and goodput.svg/png (mean ± standard deviation). Each run
             also measures request/response latency on the same path under that load.
-            """)
+            """))
 
         @Option(help: "Seconds of bulk traffic per run.") var seconds = 10.0
         @Option(help: "Runs per congestion control and path.") var repetitions = 3
@@ -39,14 +39,14 @@ struct TestbedExperiment: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "recovery",
             abstract: "Recovery time after an interface goes down and up, repeated (mean, median, standard deviation).",
-            discussion: """
+            discussion: HelpText.reflow("""
             The topology of `access-aggregation` (Wi-Fi 20 Mbit/s 20 ms, cellular 10 Mbit/s
             100 ms 1 % loss). One flow for the whole run; each cycle takes client:wlan down for
             --down-seconds, then leaves it up for --up-seconds. Recovery times use the flow's
             received bytes: the time until its rate over 0.5 s first reaches 80 % of the rate it
             settles at in the second half of the phase, staying there. Writes recovery.csv,
             summary.md and the run's interfaces.csv, flows.csv and rates.svg/png.
-            """)
+            """))
 
         @Option(help: "Down/up cycles.") var cycles = 5
         @Option(help: "Seconds the interface stays down in each cycle.") var downSeconds = 8.0
@@ -68,7 +68,7 @@ struct TestbedExperiment: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "offloading",
             abstract: "The CalcApp offloading scenario over emulated links: a namespace per site, delays on the links.",
-            discussion: """
+            discussion: HelpText.reflow("""
             The device (UE) is a namespace with one link per remote site (edge, each cloud),
             each link with the site's one-way delay ÷ the time scale. Registrars: on the device,
             at the edge, at the first cloud site (ENRP between them over the links); every PE
@@ -77,7 +77,7 @@ struct TestbedExperiment: ParsableCommand {
             the three compare directly.
 
             Example: edgepool testbed experiment offloading --users 1 8 32 --duration 120s --repetitions 1 --out /tmp/offload-testbed
-            """)
+            """))
 
         @Option(help: ArgumentHelp("A scenario file (JSON); default: the built-in device/edge/cloud scenario.", valueName: "file"))
         var scenario: String?
@@ -100,7 +100,7 @@ struct TestbedExperiment: ParsableCommand {
 struct TestbedRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run a scenario: traffic, link events, per-interface recording, report with plots.",
-        discussion: """
+        discussion: HelpText.reflow("""
           edgepool testbed run Scenarios/isp-failover.scenario --out results/
         A scenario file names its topology, duration, the interfaces to record, traffic,
         user commands and link events, one per line:
@@ -114,7 +114,7 @@ struct TestbedRun: ParsableCommand {
         sent/received/lost, stalls and recovery after each event, request latencies,
         video frames lost and the viewer's interruptions) and rates.svg / rates.png
         (gnuplot, with the phase boundaries marked). --phase-seconds scales the timeline.
-        """)
+        """))
 
     @Argument(help: "Scenario file.") var file: String
     @Option(help: "Directory for the report.") var out = "testbed-results"

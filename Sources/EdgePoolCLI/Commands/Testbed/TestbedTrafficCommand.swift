@@ -66,7 +66,7 @@ struct TestbedTrafficCommand: ParsableCommand {
     struct Watch: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "watch", abstract: "Play an RTMP stream into a viewer model; report frames, stalls and the buffer.",
-            discussion: "ffmpeg connects (retried while the server is not yet listening) and copies the stream to FLV on a pipe; every audio and video frame goes into the viewer model.")
+            discussion: HelpText.reflow("ffmpeg connects (retried while the server is not yet listening) and copies the stream to FLV on a pipe; every audio and video frame goes into the viewer model."))
         @OptionGroup var target: ConnectOptions
         @Option(help: "Playback buffer in bytes.") var buffer: Int = 64 << 20
         @Option(help: "Seconds of media buffered before playback starts.") var preroll: Double = 2
