@@ -274,8 +274,12 @@ public final class PathManagerDaemon {
         let now = NIODeadline.now()
         if let deadline = monitor.nextDeadline { wait = min(wait, max(0, Int((deadline - now).nanoseconds / 1_000_000))) }
         if !configuration.paths.filter(\.policy.probed).isEmpty { wait = min(wait, 5) }
-        var entry = pollfd(fd: links.fd, events: Int16(POLLIN), revents: 0)
-        if poll(&entry, 1, Int32(wait)) > 0, let messages = try? links.receive() {
+        if let due = deferredCreates.map(\.due).min() { wait = min(wait, max(0, Int((due - now).nanoseconds / 1_000_000))) }
+        // One wait for link changes and (userspace mode) the connections' events.
+        var entries = [pollfd(fd: links.fd, events: Int16(POLLIN), revents: 0)]
+        if let events { entries.append(pollfd(fd: events.fd, events: Int16(POLLIN), revents: 0)) }
+        _ = poll(&entries, nfds_t(entries.count), Int32(wait))
+        if entries[0].revents & Int16(POLLIN) != 0, let messages = try? links.receive() {
             for message in messages {
                 do {
                     guard let link = try RouteNetlink.link(from: message), let name = link.name,
@@ -289,7 +293,12 @@ public final class PathManagerDaemon {
                 }
             }
         }
-        if let events { readEvents(events) }
+        if let events, entries.count > 1, entries[1].revents & Int16(POLLIN) != 0, let messages = try? events.receive() {
+            for message in messages {
+                guard let event = try? MPTCPEvent(message) else { continue }
+                perform(planner.received(event))
+            }
+        }
         if !deferredCreates.isEmpty {
             let now = NIODeadline.now()
             let due = deferredCreates.filter { $0.due <= now }.map(\.action)
@@ -298,16 +307,6 @@ public final class PathManagerDaemon {
         }
         if let target = configuration.probeTarget { runProbes(target) }
         apply(monitor.timerFired(now: .now()))
-    }
-
-    /// Userspace PM: the connections' events, and the subflows they call for.
-    private func readEvents(_ socket: NetlinkSocket) {
-        var entry = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&entry, 1, 0) > 0, let messages = try? socket.receive() else { return }
-        for message in messages {
-            guard let event = try? MPTCPEvent(message) else { continue }
-            perform(planner.received(event))
-        }
     }
 
     private func perform(_ actions: [UserspaceSubflowPlanner.Action]) {

@@ -34,10 +34,9 @@ public struct AbuseBenchmark: Sendable {
     }
 
     public func run() async throws {
-        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        try await registrarFloods(executable)
-        try await neverReadingClients(executable)
-        try await gatewayHeldConnections(executable)
+        try await registrarFloods()
+        try await neverReadingClients()
+        try await gatewayHeldConnections()
     }
 
     private func element(_ index: Int) -> PoolElementParameter {
@@ -45,7 +44,7 @@ public struct AbuseBenchmark: Sendable {
                              userTransport: .tcp(.ipv4Loopback, port: UInt16(10_000 + index % 50_000)), policy: .leastUsed(load: 0))
     }
 
-    private func registrarFloods(_ executable: String) async throws {
+    private func registrarFloods() async throws {
         let registrar = try RegistrarChild(arguments: registrarFlags.split(separator: " ").map(String.init))
         defer { registrar.stop() }
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: try registrar.waitForPort())
@@ -137,7 +136,7 @@ public struct AbuseBenchmark: Sendable {
         }
     }
 
-    private func neverReadingClients(_ executable: String) async throws {
+    private func neverReadingClients() async throws {
         let registrar = try RegistrarChild(arguments: [])
         defer { registrar.stop() }
         let port = try registrar.waitForPort()
@@ -167,7 +166,7 @@ public struct AbuseBenchmark: Sendable {
         try? await owner.channel.close()
     }
 
-    private func gatewayHeldConnections(_ executable: String) async throws {
+    private func gatewayHeldConnections() async throws {
         let echo = try EchoServer()
         defer { echo.stop() }
         let gateway = try ChildProcess.subcommand("gateway", ["gateway", "reverse", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(echo.port)", "--log-level", "error"])

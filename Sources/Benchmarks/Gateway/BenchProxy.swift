@@ -86,12 +86,12 @@ struct BenchProxy {
             let child = try ChildProcess.subcommand(name, ["bench", "gateway", "--serve-\(tool)-forwarder", "\(originPort)"])
             return Running(port: try Self.edgepoolPort(child), processes: [child], files: [])
         case ("socat", _):
-            let port = try BenchSocket.freePort()
+            let port = try freeLoopbackPort()
             let child = try peer("/usr/bin/socat", ["TCP4-LISTEN:\(port),bind=127.0.0.1,fork,reuseaddr,nodelay", "TCP4:127.0.0.1:\(originPort),nodelay"])
             try BenchSocket.waitUntilListening(port)
             return Running(port: port, processes: [child], files: [])
         case ("haproxy", _):
-            let port = try BenchSocket.freePort()
+            let port = try freeLoopbackPort()
             let config = NSTemporaryDirectory() + "edgepool-bench-haproxy-\(port).cfg"
             try """
             global
@@ -112,7 +112,7 @@ struct BenchProxy {
             try Self.waitUntilListening(port, child)
             return Running(port: port, processes: [child], files: [config])
         case ("dante", _):
-            let port = try BenchSocket.freePort()
+            let port = try freeLoopbackPort()
             let config = NSTemporaryDirectory() + "edgepool-bench-danted-\(port).conf"
             try """
             logoutput: /dev/null
@@ -130,8 +130,8 @@ struct BenchProxy {
             try Self.waitUntilListening(port, child)
             return Running(port: port, processes: [child], files: [config])
         case ("shadowsocks", _):
-            let serverPort = try BenchSocket.freePort()
-            let localPort = try BenchSocket.freePort()
+            let serverPort = try freeLoopbackPort()
+            let localPort = try freeLoopbackPort()
             let common = ["-k", "benchmark-secret", "-m", "chacha20-ietf-poly1305", "--mptcp", "--fast-open"].filter { $0 != "--fast-open" }
             let server = try peer("/usr/bin/ss-server", ["-s", "127.0.0.1", "-p", "\(serverPort)"] + common)
             try BenchSocket.waitUntilListening(serverPort)

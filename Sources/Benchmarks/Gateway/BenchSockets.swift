@@ -96,12 +96,6 @@ enum BenchSocket {
         }
         throw Failure("nothing listens on 127.0.0.1:\(port) after \(timeout) s")
     }
-
-    static func freePort() throws -> Int {
-        let (fd, port) = try listen(mptcp: false)
-        close(fd)
-        return port
-    }
 }
 
 /// The benchmark's origin: one thread per connection. The first byte chooses the service:

@@ -28,7 +28,6 @@ public struct RegistrarBenchmark: Sendable {
     }
 
     public func run() async throws {
-        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         print("registrar benchmark: registrar in its own process, TCP on loopback, \(connections) associations × \(window) outstanding, \(seconds) s per resolution run")
         let header = [("PEs", 9), ("registrations/s", 16), ("resolutions/s", 16), ("baseline res./s", 16), ("cost vs base", 14), ("bytes/PE", 12)]
         print(header.map { String(repeating: " ", count: max(0, $0.1 - $0.0.count)) + $0.0 }.joined(separator: " "))

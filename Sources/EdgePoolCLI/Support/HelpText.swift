@@ -27,7 +27,7 @@ enum HelpText {
                 if line.count <= width {
                     out.append(line)   // as written: examples and aligned columns keep their spacing
                 } else if isCommand(body) {
-                    out += wrapCommand(body, indent: indent)
+                    out += wrap(body, indent: indent, hanging: indent + "    ", continuation: " \\")
                 } else {
                     out += wrap(body, indent: indent, hanging: indent + "  ")
                 }
@@ -43,33 +43,17 @@ enum HelpText {
 
     private static func isCommand(_ body: String) -> Bool { commands.contains { body.hasPrefix($0) } }
 
-    /// Words onto lines of at most `width` columns (a word longer than a line stands alone).
-    private static func wrap(_ text: String, indent: String, hanging: String) -> [String] {
+    /// Words onto lines of at most `width` columns (a word longer than a line stands alone);
+    /// each broken line ends with `continuation` (a shell command's backslash).
+    private static func wrap(_ text: String, indent: String, hanging: String, continuation: String = "") -> [String] {
         var lines: [String] = []
         var current = indent
         for word in text.split(separator: " ") {
-            let candidate = current.trimmingCharacters(in: .whitespaces).isEmpty ? current + word : current + " " + word
-            if candidate.count > width, !current.trimmingCharacters(in: .whitespaces).isEmpty {
-                lines.append(current)
+            let empty = current.trimmingCharacters(in: .whitespaces).isEmpty
+            let candidate = empty ? current + word : current + " " + word
+            if candidate.count > width - continuation.count, !empty {
+                lines.append(current + continuation)
                 current = hanging + word
-            } else {
-                current = candidate
-            }
-        }
-        lines.append(current)
-        return lines
-    }
-
-    /// A command continued with " \" onto lines indented four more.
-    private static func wrapCommand(_ body: String, indent: String) -> [String] {
-        guard indent.count + body.count > width else { return [indent + body] }
-        var lines: [String] = []
-        var current = indent
-        for word in body.split(separator: " ") {
-            let candidate = current.trimmingCharacters(in: .whitespaces).isEmpty ? current + word : current + " " + word
-            if candidate.count > width - 2, !current.trimmingCharacters(in: .whitespaces).isEmpty {
-                lines.append(current + " \\")
-                current = indent + "    " + word
             } else {
                 current = candidate
             }

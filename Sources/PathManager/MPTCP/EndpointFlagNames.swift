@@ -7,7 +7,7 @@ extension MPTCPPathManager.EndpointFlags {
     public init(parsing text: String) throws(EndpointFlagError) {
         self = []
         for word in text.split(separator: ",") {
-            let name = word.trimmingCharacters(in: " ")
+            let name = String(word.filter { $0 != " " })
             guard let flag = Self.names.first(where: { $0.1 == name && $0.0 != .implicit })?.0 else {
                 throw EndpointFlagError(name: name)
             }
@@ -34,14 +34,5 @@ extension MPTCPPathManager.Endpoint: CustomStringConvertible {
         if port != 0 { text += " port \(port)" }
         let names = flags.nameList
         return text + " " + (names.isEmpty ? "-" : names.joined(separator: ","))
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in character: Character) -> String {
-        var view = self
-        while view.first == character { view.removeFirst() }
-        while view.last == character { view.removeLast() }
-        return String(view)
     }
 }

@@ -110,14 +110,10 @@ public struct UserspaceSubflowPlanner: Sendable {
         guard let token = event.token else { return [] }
         switch event.kind {
         case .created:
-            var connection = Connection()
-            if let destination = event.destination { connection.remotes = [Remote(address: destination, port: event.destinationPort ?? 0)] }
-            connection.initialLocal = event.source
-            if let subflow = Self.subflow(event) { connection.subflows = [subflow] }
-            connections[token] = connection
+            record(event, token: token)
             return []
         case .established:
-            if connections[token] == nil { _ = received(MPTCPEvent(kind: .created, token: token, copying: event)) }
+            if connections[token] == nil { record(event, token: token) }
             return paths.filter { inUse.contains($0.identifier) }.flatMap { subflowsFrom($0, on: token) }
         case .announced:
             guard connections[token] != nil, let address = event.destination else { return [] }
@@ -140,6 +136,15 @@ public struct UserspaceSubflowPlanner: Sendable {
         }
     }
 
+    /// A new connection, from its first subflow's addresses.
+    private mutating func record(_ event: MPTCPEvent, token: UInt32) {
+        var connection = Connection()
+        if let destination = event.destination { connection.remotes = [Remote(address: destination, port: event.destinationPort ?? 0)] }
+        connection.initialLocal = event.source
+        if let subflow = Self.subflow(event) { connection.subflows = [subflow] }
+        connections[token] = connection
+    }
+
     /// Subflows from `path` on connection `token` to each peer address it has none to yet.
     private func subflowsFrom(_ path: Path, on token: UInt32) -> [Action] {
         connections[token]?.remotes.compactMap { create(path, to: $0, on: token) } ?? []
@@ -159,13 +164,4 @@ public struct UserspaceSubflowPlanner: Sendable {
     }
 
     private static func order(_ a: Subflow, _ b: Subflow) -> Bool { (a.localPort, a.remotePort) < (b.localPort, b.remotePort) }
-}
-
-extension MPTCPEvent {
-    /// `event`'s addresses and ports under another kind.
-    init(kind: Kind, token: UInt32, copying event: MPTCPEvent) {
-        self = event
-        self.kind = kind
-        self.token = token
-    }
 }

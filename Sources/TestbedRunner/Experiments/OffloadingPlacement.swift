@@ -1,6 +1,7 @@
 import CalcApp
 import CalcAppService
 import Foundation
+import ProcessSupport
 import RSerPool
 import Testbed
 
@@ -29,7 +30,7 @@ struct OffloadingPlacement {
         sites = Array(Set(sites))
         let namespaces = Dictionary(uniqueKeysWithValues: sites.map { ($0, plan.namespace(host($0))) })
         let addresses = Dictionary(uniqueKeysWithValues: sites.map { ($0, topology.address(of: host($0))) })
-        return OffloadingProcessRun.Placement(executable: Netem.emulatorCommand[0], ipTool: Shell.ipTool ?? "/usr/sbin/ip",
+        return OffloadingProcessRun.Placement(executable: ChildProcess.currentExecutable, ipTool: Shell.ipTool ?? "/usr/sbin/ip",
                                               namespace: { namespaces[$0] ?? "" }, address: { addresses[$0] ?? "127.0.0.1" })
     }
 }

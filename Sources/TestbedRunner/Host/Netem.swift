@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testbed
 
 #if canImport(Glibc)
@@ -9,12 +10,12 @@ import Glibc
 public enum Netem {
     /// This very executable's `testbed emulate`.
     public static var emulatorCommand: [String] {
-        [(try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0], "testbed", "emulate"]
+        [ChildProcess.currentExecutable, "testbed", "emulate"]
     }
 
     /// This very executable's `paths run` (EdgePool's path manager, for `pm=edgepool` hosts).
     public static var pathManagerCommand: [String] {
-        [(try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0], "paths", "run"]
+        [ChildProcess.currentExecutable, "paths", "run"]
     }
 
     public static func available() -> Bool {
