@@ -3,15 +3,15 @@ import PackageDescription
 
 // Layers, bottom to top (each depends only on the ones above it in this list):
 //   RSerPoolWire  – ASAP/ENRP messages and parameters (NIOCore only: no sockets, no clocks)
+//   ProcessSupport – what runners, benchmarks and live tests share: child processes, the daemons' ready line, free ports, resident memory
 //   RSerPoolCore  – handlespace, pool policies, registrar / PE / PU state machines (no sockets, injected time)
-//   RSerPool      – NIO transports (TCP/MPTCP, UDP announces) and the Registrar / PoolElement / PoolUser services
+//   RSerPool      – NIO transports (TCP/MPTCP, UDP announces), the Registrar / PoolElement / PoolUser services and their daemons
 //   Gateway       – SOCKS5 / HTTP proxy / gateway-pair protocol logic, destination policy, MPTCP telemetry (pure)
-//   GatewayService – the NIO gateway: listeners, relays, upstream connections, telemetry readers
+//   GatewayService – the NIO gateway: listeners, relays, upstream connections, telemetry readers, the daemon
 //   Testbed       – testbed topologies and scenarios: the file formats, validation, the plan of ip/tc commands, results (pure)
 //   TestbedRunner – running testbeds: bring-up and teardown, the scenario player, link emulator, traffic, experiments
 //   PathManager   – MPTCP path health decisions and the netlink / mptcp_pm codec (pure)
-//   PathManagerService – the kernel side: netlink sockets, the in-kernel PM's endpoints
-//   ProcessSupport – what runners, benchmarks and live tests share: child processes, the daemons' ready line, free ports, resident memory
+//   PathManagerService – the kernel side: netlink sockets, endpoints and subflows, probes, the daemon
 //   Benchmarks    – `edgepool bench`: registrar, simulator, gateway (against peer proxies) and abuse benchmarks
 //   EdgePoolCLI   – the `edgepool` executable: a thin layer that turns options into configuration values
 let package = Package(
@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "RSerPool",
             dependencies: [
-                "RSerPoolWire", "RSerPoolCore",
+                "RSerPoolWire", "RSerPoolCore", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -90,7 +90,7 @@ let package = Package(
         .target(
             name: "GatewayService",
             dependencies: [
-                "Gateway", "RSerPool", "RSerPoolCore", "RSerPoolWire",
+                "Gateway", "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -118,7 +118,7 @@ let package = Package(
         .target(
             name: "PathManagerService",
             dependencies: [
-                "PathManager", "RSerPoolWire",
+                "PathManager", "RSerPoolWire", "RSerPool", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -169,12 +169,12 @@ let package = Package(
         ),
         .testTarget(
             name: "PathManagerTests",
-            dependencies: ["PathManager", "PathManagerService", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["PathManager", "PathManagerService", "RSerPool", "RSerPoolWire", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "CalcAppServiceTests",
             dependencies: [
-                "CalcAppService", "CalcApp", "RSerPoolWire",
+                "CalcAppService", "CalcApp", "RSerPool", "RSerPoolCore", "RSerPoolWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -47,10 +47,21 @@ public struct OffloadingLiveRun: Sendable {
         self.seed = seed
     }
 
+    /// Pool users and time scales a live run accepts (one machine runs them all).
+    public static let usersRange = 1...500
+    public static let timeScaleRange = 1.0...100.0
+
+    /// - Throws: ``ConfigurationError`` naming the setting.
+    public func validate() throws {
+        try ConfigurationError.check(users, in: Self.usersRange, "users")
+        try ConfigurationError.check(timeScale, in: Self.timeScaleRange, "timeScale")
+    }
+
     func scaled(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64((seconds / timeScale * 1e9).rounded())) }
 
     public func run(snapshotEvery interval: TimeAmount? = nil, snapshot: (@Sendable (OffloadingLiveSnapshot) -> Void)? = nil) async throws -> OffloadingRunResult {
-        try await withThrowingTaskGroup(of: Void.self) { registrarTasks in
+        try validate()
+        return try await withThrowingTaskGroup(of: Void.self) { registrarTasks in
             var registrarGroups: [ServiceGroup] = []
             return try await run(registrarTasks: &registrarTasks, registrarGroups: &registrarGroups, snapshotEvery: interval, snapshot: snapshot)
         }

@@ -8,122 +8,15 @@ import RSerPoolWire
 import Glibc
 #endif
 
-/// What the path manager manages: the local paths, how they are watched.
-public struct PathManagerConfiguration: Sendable {
-    /// Where a path's probes go: any address of the peer; a closed port answers with a reset
-    /// and costs the peer nothing.
-    public struct ProbeTarget: Hashable, Sendable {
-        public var address: IPAddress
-        public var port: UInt16
-        public init(address: IPAddress, port: UInt16) {
-            self.address = address
-            self.port = port
-        }
-
-        /// `ADDR:PORT` or `[V6]:PORT`.
-        public init(parsing text: String) throws(PathManagerError) {
-            guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]),
-                  let address = IPAddress(String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))) else {
-                throw PathManagerError("a probe target is ADDR:PORT, got '\(text)'")
-            }
-            self.init(address: address, port: port)
-        }
+extension PathManagerConfiguration.Path {
+    /// The in-kernel PM endpoint this path stands for (on its interface as it is now numbered).
+    var endpoint: MPTCPPathManager.Endpoint {
+        var flags: MPTCPPathManager.EndpointFlags = [.subflow]
+        flags.formUnion(extraFlags)
+        if policy.role == .backup { flags.insert(.backup) }
+        return MPTCPPathManager.Endpoint(id: endpointID, address: address, port: endpointPort, flags: flags,
+                                         interfaceIndex: Int32(if_nametoindex(interface)))
     }
-
-    public struct Path: Hashable, Sendable {
-        public var interface: String
-        public var address: IPAddress
-        /// The in-kernel PM endpoint id this path uses (1–255).
-        public var endpointID: UInt8
-        public var policy: PathPolicy
-        /// An endpoint port of its own (`port=P`: joins accepted there), 0 for none.
-        public var endpointPort: UInt16 = 0
-        /// Endpoint flags besides subflow/backup (e.g. signal on a server).
-        public var extraFlags: MPTCPPathManager.EndpointFlags = []
-
-        public init(interface: String, address: IPAddress, endpointID: UInt8, policy: PathPolicy = PathPolicy()) {
-            self.interface = interface
-            self.address = address
-            self.endpointID = endpointID
-            self.policy = policy
-        }
-
-        public var identifier: PathIdentifier { PathIdentifier(interface) }
-
-        /// `IF=ADDR[,backup][,noprobe][,id=N][,port=P][,signal]`, the `--path` form; `endpointID`
-        /// unless the text says `id=`.
-        public init(parsing text: String, endpointID: UInt8) throws(PathManagerError) {
-            let parts = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            guard let first = parts.first, let equals = first.firstIndex(of: "="), equals != first.startIndex,
-                  let address = IPAddress(String(first[first.index(after: equals)...])) else {
-                throw PathManagerError("a path is IF=ADDR[,options], got '\(text)'")
-            }
-            self.init(interface: String(first[..<equals]), address: address, endpointID: endpointID)
-            for option in parts.dropFirst() {
-                switch option {
-                case "backup": policy.role = .backup
-                case "noprobe": policy.probed = false
-                case "signal": extraFlags.insert(.signal)
-                // Subflows from this path to every address the peer has (announced ones too),
-                // not only to the one the connection began with: what a peer behind several
-                // ISPs that each route only their own addresses needs.
-                case "fullmesh": extraFlags.insert(.fullmesh)
-                case let text where text.hasPrefix("id="):
-                    guard let id = UInt8(text.dropFirst(3)), id > 0 else { throw PathManagerError("id= wants 1–255 in '\(text)'") }
-                    self.endpointID = id
-                case let text where text.hasPrefix("port="):
-                    guard let port = UInt16(text.dropFirst(5)) else { throw PathManagerError("port= wants 0–65535 in '\(text)'") }
-                    endpointPort = port
-                default: throw PathManagerError("unknown path option '\(option)' (backup, noprobe, fullmesh, id=N, port=P, signal)")
-                }
-            }
-        }
-
-        var endpoint: MPTCPPathManager.Endpoint {
-            var flags: MPTCPPathManager.EndpointFlags = [.subflow]
-            flags.formUnion(extraFlags)
-            if policy.role == .backup { flags.insert(.backup) }
-            return MPTCPPathManager.Endpoint(id: endpointID, address: address, port: endpointPort, flags: flags,
-                                             interfaceIndex: Int32(if_nametoindex(interface)))
-        }
-    }
-
-    public var paths: [Path]
-    public var probeTarget: ProbeTarget?
-    public var probeInterval: TimeAmount = .milliseconds(100)
-    /// Longer than the slowest path's round trip.
-    public var probeTimeout: TimeAmount = .milliseconds(300)
-    public var health = PathHealthConfiguration()
-    /// Which of the kernel's path managers carries the decisions out.
-    public var kernelManager = KernelManager.inKernel
-
-    public enum KernelManager: String, Sendable {
-        /// Endpoints: a lost path's is deleted, a returned one's added back (the kernel opens
-        /// a subflow to each connection's first address).
-        case inKernel = "in-kernel"
-        /// `net.mptcp.pm_type=1`: per connection, SUBFLOW_CREATE from every path in use to
-        /// every address the peer has (announced ones too), SUBFLOW_DESTROY for a lost path's.
-        case userspace
-    }
-
-    public init(paths: [Path], probeTarget: ProbeTarget?) {
-        self.paths = paths
-        self.probeTarget = probeTarget
-    }
-
-    public func validate() throws(PathManagerError) {
-        guard !paths.isEmpty else { throw PathManagerError("no paths to manage") }
-        if Set(paths.map(\.endpointID)).count != paths.count { throw PathManagerError("two paths share an endpoint id") }
-        if Set(paths.map(\.interface)).count != paths.count { throw PathManagerError("two paths share an interface") }
-        if paths.contains(where: { $0.endpointID == 0 }) { throw PathManagerError("endpoint ids are 1–255") }
-        if paths.contains(where: { $0.policy.probed }) && probeTarget == nil { throw PathManagerError("probed paths need a probe target") }
-        guard probeTimeout > .zero, probeInterval > .zero else { throw PathManagerError("the probe interval and timeout must be positive") }
-    }
-}
-
-public struct PathManagerError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
 }
 
 /// EdgePool's path manager for one network namespace, over the in-kernel PM: it watches each
@@ -168,7 +61,7 @@ public final class PathManagerDaemon {
         monitor = PathHealthMonitor(configuration: configuration.health)
         metrics = PathManagerMetrics(paths: configuration.paths.map(\.identifier))
         planner = UserspaceSubflowPlanner(paths: configuration.paths.map {
-            UserspaceSubflowPlanner.Path(identifier: $0.identifier, address: $0.address, localID: $0.endpointID)
+            UserspaceSubflowPlanner.Path(identifier: $0.identifier, address: $0.address, localID: $0.endpointID, backup: $0.policy.role == .backup)
         })
     }
 
@@ -317,10 +210,10 @@ public final class PathManagerDaemon {
                 continue
             }
             switch action {
-            case .create(let token, let local, let localID, let remote):
+            case .create(let token, let local, let localID, let remote, let backup):
                 do {
                     _ = try kernel.socket.request(MPTCPPathManager.createSubflow(token: token, local: local, localID: localID, remote: remote.address,
-                                                                                remotePort: remote.port, family: kernel.family.identifier,
+                                                                                remotePort: remote.port, backup: backup, family: kernel.family.identifier,
                                                                                 sequence: kernel.socket.makeSequence()))
                     subflowsCreated += 1
                     metrics.subflowsCreated.increment()
@@ -339,6 +232,17 @@ public final class PathManagerDaemon {
                 } catch {
                     metrics.refused.increment()
                     logger.notice("subflow not destroyed", metadata: ["token": "\(token)", "local": "\(subflow.local)", "error": "\(error)"])
+                }
+            case .setBackup(let token, let subflow, let backup):
+                do {
+                    _ = try kernel.socket.request(MPTCPPathManager.setSubflowBackup(token: token, local: subflow.local, localPort: subflow.localPort,
+                                                                                   remote: subflow.remote, remotePort: subflow.remotePort, backup,
+                                                                                   family: kernel.family.identifier, sequence: kernel.socket.makeSequence()))
+                    metrics.priorityChanges.increment()
+                    logger.debug("subflow priority set", metadata: ["token": "\(token)", "local": "\(subflow.local):\(subflow.localPort)", "backup": "\(backup)"])
+                } catch {
+                    metrics.refused.increment()
+                    logger.notice("subflow priority not set", metadata: ["token": "\(token)", "local": "\(subflow.local)", "error": "\(error)"])
                 }
             }
         }
@@ -386,7 +290,9 @@ public final class PathManagerDaemon {
                 }
                 retired[id, default: 0] += 1
                 metrics.retired(id)
-                logger.notice("path retired: its subflows are closed on every connection", metadata: ["path": "\(path.interface)", "reason": "\(reason)"])
+                logger.notice(configuration.kernelManager == .userspace ? "path retired: its subflows are marked backup on every connection"
+                                                                         : "path retired: its subflows are closed on every connection",
+                              metadata: ["path": "\(path.interface)", "reason": "\(reason)"])
             case .restore(let id, _):
                 guard let path = path(id) else { continue }
                 if configuration.kernelManager == .userspace {

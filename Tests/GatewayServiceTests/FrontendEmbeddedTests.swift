@@ -7,36 +7,6 @@ import Testing
 @testable import GatewayService
 import RSerPool
 
-/// The gateway's frontends on an `EmbeddedEventLoop`, set up by the gateway's own accept
-/// path: SOCKS5 and HTTP handshakes, refusals by the destination rules, authentication,
-/// the handshake timeout — no sockets.
-private struct FrontendHarness {
-    let loop = EmbeddedEventLoop()
-    let context: GatewayContext
-    let client: EmbeddedChannel
-
-    init(_ kind: GatewaySettings.Kind, _ settings: GatewaySettings = GatewaySettings()) throws {
-        var settings = settings
-        settings.listenTransport = .tcp
-        settings.telemetryInterval = SettingDuration(.zero)
-        context = try GatewayContext(configuration: try settings.configuration(kind), logger: Logger(label: "test"), loops: [loop])
-        client = EmbeddedChannel(loop: loop)
-        client.remoteAddress = try SocketAddress(ipAddress: "127.0.0.1", port: 40_000)
-        try Gateway.accept(client, context: context)
-        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1080)).wait()
-    }
-
-    func send(_ bytes: [UInt8]) throws { try client.writeInbound(ByteBuffer(bytes: bytes)) }
-    func send(_ text: String) throws { try client.writeInbound(ByteBuffer(string: text)) }
-
-    /// Every byte written to the client so far.
-    func replies() throws -> [UInt8] {
-        var bytes: [UInt8] = []
-        while let buffer = try client.readOutbound(as: ByteBuffer.self) { bytes += Array(buffer: buffer) }
-        return bytes
-    }
-}
-
 @Suite("Gateway frontends on NIOEmbedded")
 struct FrontendEmbeddedTests {
     @Test func aSOCKS5ConnectIntoAPrivateRangeIsAnsweredNotAllowedByRuleset() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 /// EdgePool's netlink layer against the running kernel's mptcp_pm family, in a namespace the
@@ -46,16 +47,22 @@ import Testing
             ?? missingTool("/usr/bin/promtool", package: "prometheus")
     }
 
+    /// An MPTCP origin in `server` (a plain-TCP server makes every connection fall back) and
+    /// the kernel's witness of every subflow there: `ip mptcp monitor`, line-buffered (or
+    /// nothing arrives before it exits).
+    static func originAndMonitor(on server: TestNamespace) async throws -> (origin: ChildProcess, port: Int, monitor: ChildProcess) {
+        let origin = try server.run("origin", "/usr/bin/mptcpize", ["run", "/usr/bin/python3", Origin.script, "0.0.0.0", "0"])
+        let line = try await origin.waitForLine(containing: "origin listening on")
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0) })
+        let monitor = try server.run("mptcp-monitor", "/usr/bin/stdbuf", ["-oL", TestNamespace.ipTool!, "mptcp", "monitor"])
+        return (origin, port, monitor)
+    }
+
     @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
     func aPathThatReturnsGetsAFreshSubflowAndNoByteIsLost() async throws {
         let (client, server) = try await TestNamespace.multipath()
-        // The origin must speak MPTCP (a plain-TCP server makes every connection fall back).
-        let originProcess = try server.run("origin", "/usr/bin/mptcpize", ["run", "/usr/bin/python3", Origin.script, "0.0.0.0", "0"])
-        let originLine = try await originProcess.waitForLine(containing: "origin listening on")
-        let originPort = try #require(originLine.split(separator: ":").last.flatMap { Int($0) })
-        // The kernel's witnesses of every subflow: its monitor on the server (line-buffered,
-        // or nothing arrives before it exits) and the client's MP_JOIN counters.
-        let monitor = try server.run("mptcp-monitor", "/usr/bin/stdbuf", ["-oL", TestNamespace.ipTool!, "mptcp", "monitor"])
+        let (originProcess, originPort, monitor) = try await Self.originAndMonitor(on: server)
+        // The client's MP_JOIN counters are the other witness.
         func joinsAnswered() async throws -> Int {
             let nstat = try client.run("nstat", "/usr/bin/nstat", ["-az", "MPTcpExtMPJoinSynAckRx"])
             _ = try await nstat.waitForExit()
@@ -113,6 +120,65 @@ import Testing
         let endpoints = try client.run("ip-mptcp", TestNamespace.ipTool!, ["mptcp", "endpoint", "show"])
         _ = try await endpoints.waitForExit()
         #expect(endpoints.lines.contains { $0.contains("10.78.2.1") }, "the endpoint is left for the kernel's PM: \(endpoints.lines)")
+        withExtendedLifetime(originProcess) {}
+    }
+
+    /// Userspace mode with link 2 as a backup path: its subflow is there from the start but
+    /// carries (almost) nothing while link 1 works, carries the download while link 1 is down,
+    /// and stands by again when link 1 is back. The server's kernel is the witness of every
+    /// priority change (its `ip mptcp monitor`: the MP_JOIN's backup bit, then MP_PRIO).
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func aBackupPathCarriesTheDownloadOnlyWhileTheActiveOneIsDown() async throws {
+        let (client, server) = try await TestNamespace.multipath()
+        let (originProcess, originPort, monitor) = try await Self.originAndMonitor(on: server)
+        func received(on device: String) async throws -> Int {
+            let read = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", client.name, "cat", "/sys/class/net/\(device)/statistics/rx_bytes"])
+            return read.output.first.flatMap { Int($0) } ?? -1
+        }
+        func link2Events(_ kind: String) -> [String] { monitor.lines.filter { $0.contains(kind) && $0.contains("10.78.2.1") } }
+
+        let paths = try client.edgepool("paths", ["paths", "run", "--userspace", "--path", "c1=10.78.1.1,noprobe",
+                                                  "--path", "c2=10.78.2.1,noprobe,backup", "--log-level", "debug"])
+        let ready = try await paths.waitForReady()
+        #expect(ready["managing"] == "c1 10.78.1.1 id 1 active, c2 10.78.2.1 id 2 backup (userspace PM)", "\(ready)")
+        let size = 90_000_000   // one 40 Mbit/s link: about 18 s
+        let file = temporaryFile("paths-backup")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let curl = try client.run("curl", "/usr/bin/mptcpize", ["run", "/usr/bin/curl", "-sS", "-o", file, "http://10.78.1.2:\(originPort)/bytes/\(size)"])
+        try await eventually(timeout: 3, "the backup path's subflow is established, as backup") {
+            link2Events("SF_ESTABLISHED").contains { $0.contains("backup=1") }
+        }
+        try await Task.sleep(for: .seconds(1))
+        let (standby1, active1) = (try await received(on: "c2"), try await received(on: "c1"))
+        try await Task.sleep(for: .seconds(2))
+        let (standby2, active2) = (try await received(on: "c2"), try await received(on: "c1"))
+        print("backup path: standing by, link 2 received \(standby2 - standby1) bytes in 2 s, link 1 \(active2 - active1)")
+        #expect(active2 - active1 > 5_000_000, "link 1 carries the download")
+        #expect(standby2 - standby1 < (active2 - active1) / 20, "the backup path carries almost nothing while link 1 works")
+
+        try await client.ip(["link", "set", "c1", "down"])
+        _ = try await paths.waitForLine(containing: "path retired", timeout: 2)
+        try await eventually(timeout: 2, "the backup's subflow is promoted (the server hears MP_PRIO without the backup bit)") {
+            link2Events("SF_PRIO").contains { $0.contains("backup=0") }
+        }
+        try await Task.sleep(for: .seconds(1))
+        let standingIn1 = try await received(on: "c2")
+        try await Task.sleep(for: .seconds(2))
+        let standingIn2 = try await received(on: "c2")
+        print("backup path: standing in, link 2 received \(standingIn2 - standingIn1) bytes in 2 s")
+        #expect(standingIn2 - standingIn1 > 5_000_000, "the backup path carries the download while link 1 is down")
+
+        let promotions = link2Events("SF_PRIO").count
+        try await client.ip(["link", "set", "c1", "up"])
+        _ = try await paths.waitForLine(containing: "path restored", timeout: 3)
+        try await eventually(timeout: 3, "the backup path stands by again (MP_PRIO with the backup bit)") {
+            link2Events("SF_PRIO").dropFirst(promotions).contains { $0.contains("backup=1") }
+        }
+        #expect(try await curl.waitForExit(timeout: 90) == 0, "\(curl.lines.suffix(3))")
+        let expected = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", server.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(originPort)/sha/\(size)"]).output.last
+        #expect(try await sha256(ofFile: file) == expected, "byte-exact")
+        paths.signal(SIGTERM)
+        #expect(try await paths.waitForExit() == 0)
         withExtendedLifetime(originProcess) {}
     }
 }

@@ -57,6 +57,23 @@ import Testing
         #expect(remote.first(1)?.u16 == 10 && remote.first(4)?.value.readableBytes == 16 && remote.first(5)?.u16 == 443)
     }
 
+    @Test func settingASubflowsBackupFlagNamesItsConnectionAndBothEnds() throws {
+        let message = MPTCPPathManager.setSubflowBackup(token: 0xDEAD_BEEF, local: IPAddress("10.0.1.2")!, localPort: 40777,
+                                                        remote: IPAddress("10.0.2.1")!, remotePort: 5201, true, family: Self.family, sequence: 4)
+        let (command, attributes) = try GenericNetlink.parse(message)
+        #expect(command == MPTCPPathManager.Command.setFlags.rawValue)
+        #expect(attributes.first(4)?.u32 == 0xDEAD_BEEF)
+        let local = try NetlinkAttribute.parse(try #require(attributes.first(1)).value)
+        #expect(local.first(1)?.u16 == 2 && local.first(3).map { Array(buffer: $0.value) } == [10, 0, 1, 2] && local.first(5)?.u16 == 40777)
+        #expect(local.first(6)?.u32 == MPTCPPathManager.EndpointFlags.backup.rawValue)
+        let remote = try NetlinkAttribute.parse(try #require(attributes.first(6)).value)
+        #expect(remote.first(3).map { Array(buffer: $0.value) } == [10, 0, 2, 1] && remote.first(5)?.u16 == 5201)
+        let cleared = MPTCPPathManager.setSubflowBackup(token: 1, local: IPAddress("10.0.1.2")!, localPort: 1, remote: IPAddress("10.0.2.1")!,
+                                                        remotePort: 2, false, family: Self.family, sequence: 5)
+        let clearedLocal = try NetlinkAttribute.parse(try #require(try GenericNetlink.parse(cleared).1.first(1)).value)
+        #expect(clearedLocal.first(6)?.u32 == 0, "the flags attribute is sent as 0: the kernel clears the bit")
+    }
+
     @Test func eventsDecodeWithNetworkOrderPortsAndSkipUnknownAttributes() throws {
         var payload = ByteBuffer(bytes: [11, 1, 0, 0])   // SUB_CLOSED
         for attribute: NetlinkAttribute in [

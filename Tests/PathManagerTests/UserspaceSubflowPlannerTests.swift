@@ -30,12 +30,12 @@ import Testing
         var planner = Self.planner()
         #expect(planner.received(Self.event(.created, from: Self.client1, 60688, to: Self.server1, 5201)).isEmpty)
         #expect(planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201)) == [
-            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201)),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
         ], "wan1 already has the first subflow; wan2 gets one to the first address")
         let announced = planner.received(Self.event(.announced, to: Self.server2, 5999))
         #expect(announced == [
-            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server2, port: 5999)),
-            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999)),
+            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server2, port: 5999), backup: false),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999), backup: false),
         ], "the first subflow's address keeps id 0")
         #expect(planner.received(Self.event(.announced, to: Self.server2, 5999)).isEmpty, "announced once is enough")
     }
@@ -47,11 +47,13 @@ import Testing
         _ = planner.received(Self.event(.announced, to: Self.server2, 5999))
         _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 40777, to: Self.server2, 5999))
         #expect(planner.subflows(of: Self.token).count == 2)
-        #expect(planner.setInUse(Self.wan2, false).isEmpty, "a reset sent into a dead path is lost: nothing yet")
+        let stuck = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40777, remote: Self.server2, remotePort: 5999)
+        #expect(planner.setInUse(Self.wan2, false) == [.setBackup(token: Self.token, stuck, true)],
+                "its subflow is marked backup at once (this host stops sending into it) but not destroyed: a reset sent into a dead path is lost")
         #expect(planner.setInUse(Self.wan2, true) == [
             .destroy(token: Self.token, .init(local: Self.client2, localPort: 40777, remote: Self.server2, remotePort: 5999)),
-            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201)),
-            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999)),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999), backup: false),
         ], "the stuck subflow goes (its reset now arrives), fresh ones to every address of the peer")
         // A path in use that has a subflow to an address gets no second one from an announce.
         _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 42219, to: Self.server2, 5999))
@@ -68,5 +70,56 @@ import Testing
         _ = planner.received(MPTCPEvent(kind: .closed, token: Self.token))
         #expect(planner.connectionCount == 0)
         #expect(planner.setInUse(Self.wan2, true).isEmpty)
+    }
+
+    static func withBackup() -> UserspaceSubflowPlanner {
+        var planner = UserspaceSubflowPlanner(paths: [.init(identifier: wan1, address: client1, localID: 1),
+                                                      .init(identifier: wan2, address: client2, localID: 2, backup: true)])
+        _ = planner.setInUse(wan1, true)
+        _ = planner.setInUse(wan2, true)
+        _ = planner.received(event(.created, from: client1, 60688, to: server1, 5201))
+        return planner
+    }
+
+    @Test func aBackupPathsSubflowsAreCreatedAsBackup() {
+        var planner = Self.withBackup()
+        #expect(planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201)) == [
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: true),
+        ])
+    }
+
+    @Test func backupsStandInWhileNoActivePathWorksAndStandByAgainWhenOneReturns() {
+        var planner = Self.withBackup()
+        _ = planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201))
+        _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 40777, to: Self.server1, 5201))
+        let first = UserspaceSubflowPlanner.Subflow(local: Self.client1, localPort: 60688, remote: Self.server1, remotePort: 5201)
+        let standby = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40777, remote: Self.server1, remotePort: 5201)
+
+        #expect(planner.setInUse(Self.wan1, false) == [
+            .setBackup(token: Self.token, first, true),
+            .setBackup(token: Self.token, standby, false),
+        ], "the only active path is gone: its subflow steps back, the backup's steps in (MP_PRIO tells the peer too)")
+        #expect(planner.received(Self.event(.announced, to: Self.server2, 5999)) == [
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999), backup: false),
+        ], "while it stands in, the backup's new subflows are not backup ones")
+        _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 40999, to: Self.server2, 5999))
+        let standby2 = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40999, remote: Self.server2, remotePort: 5999)
+
+        #expect(planner.setInUse(Self.wan1, true) == [
+            .destroy(token: Self.token, first),
+            .setBackup(token: Self.token, standby, true),
+            .setBackup(token: Self.token, standby2, true),
+            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server1, port: 5201), backup: false),
+            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server2, port: 5999), backup: false),
+        ], "the active path is back: fresh subflows, and the backup stands by again")
+    }
+
+    @Test func losingABackupPathWhileAnActiveOneWorksChangesNothingForTheActiveOne() {
+        var planner = Self.withBackup()
+        _ = planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201))
+        _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 40777, to: Self.server1, 5201))
+        let standby = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40777, remote: Self.server1, remotePort: 5201)
+        #expect(planner.setInUse(Self.wan2, false) == [.setBackup(token: Self.token, standby, true)])
+        #expect(planner.setInUse(Self.wan2, false).isEmpty, "a path already out of use: nothing")
     }
 }

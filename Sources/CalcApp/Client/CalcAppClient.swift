@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import RSerPoolWire
 
@@ -49,6 +50,20 @@ public struct CalcAppJobRecord: Hashable, Sendable {
     public var handlingSpeed: Double { handlingTime > 0 ? Double(job.size) / handlingTime : 0 }
 
     private func seconds(_ from: NIODeadline, _ to: NIODeadline) -> Double { Double((to - from).nanoseconds) / 1e9 }
+
+    /// The record as `edgepool calcapp-pu` prints it:
+    /// `job 3: 1000000 calculations by $5a1e… in 1.23 s (queuing 0.00, start-up 0.01, processing 1.22), failovers 0`.
+    public var line: String {
+        String(format: "job %d: %llu calculations by %@ in %.2f s (queuing %.2f, start-up %.2f, processing %.2f), failovers %d",
+               job.id, job.size, element.description as NSString, handlingTime, queuingTime, startupTime, processingTime, failovers)
+    }
+
+    /// The record as one JSON object (sorted keys): job, size, element, queuing, startup, processing, failovers.
+    public var jsonLine: String {
+        let object: [String: Any] = ["job": job.id, "size": job.size, "element": element.description, "queuing": queuingTime,
+                                     "startup": startupTime, "processing": processingTime, "failovers": failovers]
+        return String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+    }
 }
 
 /// A CalcApp pool user's logic: jobs wait in a FIFO queue and are handled one at a time; for

@@ -36,6 +36,11 @@ public func formatNumber(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
 }
 
+/// A calculation rate as the CalcApp tools print it: `1.00M/s`, `500k/s`.
+public func formatRate(_ value: Double) -> String {
+    value >= 1_000_000 ? String(format: "%.2fM/s", value / 1_000_000) : String(format: "%.0fk/s", value / 1000)
+}
+
 /// A random quantity: exponential (the default of the experiment), constant, or uniform.
 public struct Distribution: Codable, Hashable, Sendable {
     public enum Kind: String, Codable, Sendable { case exponential, constant, uniform }
@@ -147,6 +152,21 @@ public struct OffloadingScenario: Codable, Hashable, Sendable {
     }
 
     /// Reads a scenario file: unknown keys and bad values are errors that name them.
+    /// The built-in scenario, or the one in `file`, with the sweep overridden where a value
+    /// is given (the command line's --users, --duration, --repetitions), validated.
+    public static func chosen(file: String?, users: [Int] = [], duration: TimeAmount? = nil, repetitions: Int? = nil) throws -> OffloadingScenario {
+        var chosen = OffloadingScenario.deviceEdgeCloud
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ScenarioError("cannot read the scenario file '\(file)'") }
+            chosen = try load(data, source: file)
+        }
+        if !users.isEmpty { chosen.sweep.users = users }
+        if let duration { chosen.sweep.duration = ScenarioDuration(seconds: Double(duration.nanoseconds) / 1e9) }
+        if let repetitions { chosen.sweep.repetitions = repetitions }
+        try chosen.validate()
+        return chosen
+    }
+
     public static func load(_ data: Data, source: String) throws -> OffloadingScenario {
         if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
             let unknown = Set(object.keys).subtracting(keys)

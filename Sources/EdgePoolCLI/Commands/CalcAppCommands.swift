@@ -4,9 +4,8 @@ import CalcAppService
 import Foundation
 import Logging
 import ProcessSupport
-import NIOCore
-import NIOPosix
 import RSerPool
+import RSerPoolCore
 import RSerPoolWire
 import ServiceLifecycle
 
@@ -21,52 +20,50 @@ struct CalcAppPECommand: AsyncParsableCommand {
         --cookie-calculations, so that another PE of the pool (same secret) resumes it after a
         failure. SIGTERM/SIGINT: last cookies to every pool user, deregistration, exit.
 
+        --config takes the same settings as JSON (keys as the flags: pool, capacity,
+        maxJobs, secret, cookieInterval, …).
+
         Example: edgepool calcapp-pe --pool CalcAppPool --capacity 1000000 --increment 0.1 --delay 3ms
         """)
     )
 
+    @OptionGroup var common: CommonOptions
     @Option(help: ArgumentHelp("Registrar; repeatable. [default: 127.0.0.1:3863]", valueName: "host:port"))
     var registrar: [Endpoint] = []
-    @Option(help: "The pool handle.") var pool: String = "CalcAppPool"
-    @Option(help: "Calculations per second.") var capacity: Double = 1_000_000
-    @Option(help: "Jobs at once; one more is rejected.") var maxJobs: Int = 4
-    @Option(help: "Pool policy (plu, lu, rr, …).") var policy: String = "plu"
-    @Option(help: "Priority Least Used load increment, 0…1.") var increment: Double = 0.1
-    @Option(help: ArgumentHelp("Where the service listens.", valueName: "host:port")) var listen: Endpoint = Endpoint(host: "127.0.0.1", port: 0)
-    @Option(help: "One-way delay added by a relay in front of the service.") var delay: Duration = Duration(.zero)
-    @Option(help: "The pool's cookie secret (every PE of the pool needs the same).") var secret: String = "edgepool"
-    @Option(help: "A cookie at least this often.") var cookieInterval: Duration = Duration(.seconds(5))
-    @Option(help: "A cookie at least every this many calculations.") var cookieCalculations: Double = 5_000_000
-    @Option(help: "Transport: mptcp (falls back to tcp) or tcp.") var transport: TransportProtocol = .mptcp
-    @Option(help: "Log level.") var logLevel: Logger.Level = .info
+    @Option(help: "The pool handle. [default: CalcAppPool]") var pool: String?
+    @Option(help: "Calculations per second. [default: 1000000]") var capacity: Double?
+    @Option(help: "Jobs at once; one more is rejected. [default: 4]") var maxJobs: Int?
+    @Option(help: "Pool policy (plu, lu, rr, …). [default: plu]") var policy: String?
+    @Option(help: "Priority Least Used load increment, 0…1. [default: 0.1]") var increment: Double?
+    @Option(help: ArgumentHelp("Where the service listens. [default: 127.0.0.1:0]", valueName: "host:port")) var listen: Endpoint?
+    @Option(help: "One-way delay added by a relay in front of the service. [default: 0s]") var delay: Duration?
+    @Option(help: "The pool's cookie secret (every PE of the pool needs the same). [default: edgepool]") var secret: String?
+    @Option(help: "A cookie at least this often. [default: 5s]") var cookieInterval: Duration?
+    @Option(help: "A cookie at least every this many calculations. [default: 5000000]") var cookieCalculations: Double?
+    @Option(help: "Transport: mptcp (falls back to tcp) or tcp. [default: mptcp]") var transport: TransportProtocol?
+    @Option(help: ArgumentHelp("PE identifier (decimal or 0x…); random if not given.", valueName: "id")) var identifier: String?
+    @Option(help: ArgumentHelp("HTTP address for /metrics (off unless given).", valueName: "host:port")) var status: Endpoint?
     @Flag(help: "At exit, print the statistics as one JSON line.") var json = false
 
     func run() async throws {
-        Bootstrap.run(logLevel: logLevel)
-        guard capacity > 0, maxJobs >= 1, (0...1).contains(increment) else {
-            throw ValidationError("--capacity must be positive, --max-jobs at least 1, --increment within 0…1")
-        }
-        guard let type = PolicyType(name: policy) else { throw ValidationError("unknown policy '\(policy)'") }
-        var server = CalcAppServerConfiguration(capacity: capacity, maxJobs: maxJobs, secret: CookieSecret(passphrase: secret))
-        server.cookieInterval = cookieInterval.amount
-        server.cookieCalculations = cookieCalculations
-        var configuration = CalcAppPoolElementConfiguration(
-            server: server, poolHandle: PoolHandle(pool), policy: OffloadingSimulation.policy(type, load: 0, increment: increment),
-            listenAddress: try listen.socketAddress(),
-            registrars: try asValidation { try RegistrarList.fromSettings(registrar, transport: transport, announce: nil, announceInterface: nil) })
-        configuration.transport = transport
-        configuration.delay = delay.amount
-        let logger = Logger(label: "edgepool.calcapp.pe")
-        let element = CalcAppPoolElement(configuration: configuration, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: element)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        async let running: Void = group.run()
-        let address = try await element.userAddress
-        ReadyLine(daemon: "calcapp-pe", [
-            "id": "\(configuration.identifier)", "user": address.endpointDescription, "pool": pool,
-            "capacity": formatRate(capacity), "max-jobs": "\(maxJobs)",
-        ]).announce()
-        try await running
-        let statistics = try await element.statistics()
+        var flags = CalcAppPoolElementSettings()
+        flags.registrar = registrar.nonEmpty
+        flags.pool = pool
+        flags.capacity = capacity
+        flags.maxJobs = maxJobs
+        flags.policy = policy
+        flags.increment = increment
+        flags.listen = listen
+        flags.delay = delay
+        flags.secret = secret
+        flags.cookieInterval = cookieInterval
+        flags.cookieCalculations = cookieCalculations
+        flags.transport = transport
+        flags.identifier = identifier
+        flags.status = status
+        let settings = flags.merged(over: try loadSettings(common.config, as: CalcAppPoolElementSettings.self))
+        Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
+        let statistics = try await asValidation { try await CalcAppPoolElementDaemon.run(settings, metrics: Bootstrap.metricsText) }
         if json {
             print(String(decoding: try JSONEncoder().encode(statistics), as: UTF8.self))
             return
@@ -111,7 +108,6 @@ struct CalcAppPUCommand: AsyncParsableCommand {
 
     func run() async throws {
         Bootstrap.run(logLevel: logLevel)
-        guard users >= 1, requestSize >= 1 else { throw ValidationError("--users and --request-size must be at least 1") }
         let kind: Distribution.Kind = constant ? .constant : .exponential
         var configuration = CalcAppPoolUsers.Configuration(
             users: users, poolHandle: PoolHandle(pool),
@@ -127,20 +123,11 @@ struct CalcAppPUCommand: AsyncParsableCommand {
         let asJSON = json
         let pool = CalcAppPoolUsers(configuration: configuration, logger: Logger(label: "edgepool.calcapp.pu"))
         pool.onCompletion { record in
-            if asJSON {
-                let line: [String: Any] = ["job": record.job.id, "size": record.job.size, "element": record.element.description,
-                                           "queuing": record.queuingTime, "startup": record.startupTime, "processing": record.processingTime,
-                                           "failovers": record.failovers]
-                print(String(decoding: (try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])) ?? Data(), as: UTF8.self))
-                fflush(nil)
-                return
-            }
-            print(String(format: "job %d: %llu calculations by %@ in %.2f s (queuing %.2f, start-up %.2f, processing %.2f), failovers %d",
-                         record.job.id, record.job.size, record.element.description as NSString, record.handlingTime, record.queuingTime,
-                         record.startupTime, record.processingTime, record.failovers))
+            print(asJSON ? record.jsonLine : record.line)
             fflush(nil)
         }
         // Generate for --duration, then let the requests in hand finish.
+        try asValidation { try configuration.validate() }
         let outcome = try await pool.run(for: duration.amount, drain: drain.amount)
         if json {
             print(#"{"submitted":\#(outcome.submitted),"completed":\#(outcome.records.count),"failovers":\#(outcome.failovers),"rejections":\#(outcome.rejections)}"#)

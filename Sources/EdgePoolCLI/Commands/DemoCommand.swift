@@ -1,13 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
-import NIOCore
-import NIOPosix
 import RSerPool
-import RSerPoolCore
-import RSerPoolWire
-import ServiceLifecycle
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -57,17 +51,13 @@ struct EchoDemoCommand: AsyncParsableCommand {
     @Option(help: "Log level (logs go to stderr).")
     var logLevel: Logger.Level = .warning
 
-    func validate() throws {
-        guard users >= 1, users <= 1000 else { throw ValidationError("--users must be 1…1000") }
-        guard maxSessions >= 1 else { throw ValidationError("--max-sessions must be at least 1") }
-        guard duration.amount > .zero else { throw ValidationError("--duration must be positive") }
-    }
-
     func run() async throws {
         Bootstrap.run(logLevel: logLevel)
         let logger = Logger(label: "edgepool.demo")
-        let result = try await EchoDemo(duration: duration.amount, users: users, maxSessions: maxSessions, meanSession: session.amount,
-                                       crashAt: crashAt, transport: transport, logger: logger).run { line in
+        let demo = EchoDemo(duration: duration.amount, users: users, maxSessions: maxSessions, meanSession: session.amount,
+                            crashAt: crashAt, transport: transport, logger: logger)
+        try asValidation { try demo.validate() }
+        let result = try await demo.run { line in
             print(line)
             fflush(nil)
         }

@@ -31,15 +31,6 @@ struct HandlespaceCommand: AsyncParsableCommand {
             return
         }
         let snapshot = try JSONDecoder().decode(HandlespaceSnapshot.self, from: Data(body.utf8))
-        print("registrar \(snapshot.registrar): \(snapshot.pools.count) pool(s), \(snapshot.poolElementCount) pool element(s), \(snapshot.peers.count) peer(s)")
-        for peer in snapshot.peers {
-            print("  peer \(peer.identifier)  \(peer.transport ?? "?")  \(peer.state)  heard \(String(format: "%.1f", peer.silentSeconds)) s ago")
-        }
-        for pool in snapshot.pools {
-            print("  \(pool.handle)  (\(pool.policy), \(pool.elements.count) PE)")
-            for e in pool.elements {
-                print("    \(e.identifier)  \(e.transport)  \(e.policy)  home \(e.home)  age \(String(format: "%.0f", e.ageSeconds)) s  selected \(e.selections)×")
-            }
-        }
+        print(snapshot.report)
     }
 }

@@ -3,7 +3,6 @@ import CalcApp
 import CalcAppService
 import Foundation
 import Logging
-import NIOCore
 import RSerPool
 
 struct OffloadCommand: AsyncParsableCommand {
@@ -53,8 +52,8 @@ struct OffloadCommand: AsyncParsableCommand {
 
     func run() async throws {
         Bootstrap.run(logLevel: logLevel)
-        let chosen = try loadScenario(scenario, users: users, duration: duration, repetitions: repetitions)
-        guard timeScale >= 1, timeScale <= 100 else { throw ValidationError("--time-scale must be 1…100") }
+        let chosen = try asValidation { try OffloadingScenario.chosen(file: scenario, users: users, duration: duration?.amount, repetitions: repetitions) }
+        try asValidation { try ConfigurationError.check(timeScale, in: OffloadingLiveRun.timeScaleRange, "timeScale") }
         let wall = chosen.sweep.duration.seconds / timeScale * Double(chosen.sweep.users.count * chosen.sweep.repetitions)
         print(String(format: "live sweep: %d point(s) × %d repetition(s) × %@ at %gx: about %.0f s", chosen.sweep.users.count,
                      chosen.sweep.repetitions, chosen.sweep.duration.description as NSString, timeScale, wall))

@@ -1,12 +1,9 @@
 import ArgumentParser
+import Foundation
 import PathManager
 import PathManagerService
 import RSerPool
-import Foundation
-import Logging
-import ProcessSupport
 import RSerPoolWire
-import Synchronization
 
 struct PathsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +27,7 @@ struct PathsEndpointsCommand: ParsableCommand {
 
     func run() throws {
         let manager = try kernelPathManager()
-        for endpoint in try manager.endpoints().sorted(by: { $0.id < $1.id }) { print(describe(endpoint)) }
+        for endpoint in try manager.endpoints().sorted(by: { $0.id < $1.id }) { print(KernelPathManager.describe(endpoint)) }
     }
 }
 
@@ -49,14 +46,8 @@ struct PathsEndpointCommand: ParsableCommand {
 
         func run() throws {
             guard let ip = IPAddress(address) else { throw ValidationError("'\(address)' is not an IP address") }
-            let endpointFlags: MPTCPPathManager.EndpointFlags
-            do { endpointFlags = try .init(parsing: flags) } catch { throw ValidationError("\(error)") }
-            var index: Int32 = 0
-            if let dev {
-                index = Int32(if_nametoindex(dev))
-                guard index > 0 else { throw ValidationError("no interface '\(dev)'") }
-            }
-            try kernelPathManager().add(MPTCPPathManager.Endpoint(id: id, address: ip, port: port, flags: endpointFlags, interfaceIndex: index))
+            let endpointFlags = try asValidation { try MPTCPPathManager.EndpointFlags(parsing: flags) }
+            try asValidation { try kernelPathManager().add(address: ip, id: id, flags: endpointFlags, port: port, device: dev) }
         }
     }
 
@@ -76,24 +67,8 @@ struct PathsEndpointCommand: ParsableCommand {
 }
 
 private func kernelPathManager() throws -> KernelPathManager {
-    do {
-        return try KernelPathManager()
-    } catch {
-        throw ValidationError("\(error)")
-    }
+    try asValidation { try KernelPathManager() }
 }
-
-private func describe(_ endpoint: MPTCPPathManager.Endpoint) -> String {
-    var text = endpoint.description
-    if endpoint.interfaceIndex != 0 {
-        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
-        text += " dev " + (if_indextoname(UInt32(endpoint.interfaceIndex), &name) != nil ? String(cString: name) : "#\(endpoint.interfaceIndex)")
-    }
-    return text
-}
-
-/// Set by SIGTERM/SIGINT; the daemon's loop looks at it every turn.
-private let stopRequested = Atomic<Bool>(false)
 
 struct PathsRunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -109,13 +84,24 @@ struct PathsRunCommand: ParsableCommand {
         probes and a 100 ms hold that doubles while it flaps) its endpoint is added back:
         the kernel opens a fresh subflow on every connection. Probes are TCP handshakes from
         the path's address to --probe (a closed port on the peer answers with a reset).
-        On SIGTERM every endpoint is put back for the kernel's own PM.
+
+        --userspace carries the same decisions out per connection: subflows from every path
+        in use to every address of the peer, a lost path's subflows marked backup at once,
+        destroyed and created afresh when it returns; a backup path's subflows are backup
+        subflows, promoted while no active path is in use.
+
+        On SIGTERM every endpoint is put back for the kernel's own PM. --config takes
+        the same settings as JSON (keys as the flags: path, probe, probeInterval,
+        probeFailures, userspace, status, …).
           edgepool paths run --path wan1=10.0.1.2 --path wan2=10.0.2.2 --probe 10.0.9.1:9
+          edgepool paths run --userspace --path wan1=10.0.1.2 --path wan2=10.0.2.2,backup --probe 10.0.9.1:9
           edgepool paths run --path c2=10.78.2.1,noprobe
         """)
     )
 
-    @Option(name: .customLong("path"), help: ArgumentHelp("A path: IF=ADDR[,backup][,noprobe][,id=N][,port=P][,signal]; repeatable.", valueName: "path"))
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .customLong("path"), help: ArgumentHelp("A path: IF=ADDR[,backup][,noprobe][,fullmesh][,id=N][,port=P][,signal]; repeatable.", valueName: "path"))
     var paths: [String] = []
 
     @Option(help: ArgumentHelp("Where the probes go (ADDR:PORT; [v6]:PORT).", valueName: "address:port"))
@@ -123,59 +109,27 @@ struct PathsRunCommand: ParsableCommand {
 
     @Option(help: "Time between probes of a path. [default: 100ms]") var probeInterval: Duration?
     @Option(help: "A probe unanswered this long failed; longer than the slowest path's round trip. [default: 300ms]") var probeTimeout: Duration?
+    @Option(help: "Probes unanswered in a row that retire a path. [default: 3]") var probeFailures: Int?
+    @Option(help: "Probes answered in a row before a returning path is held. [default: 2]") var probeSuccesses: Int?
     @Option(help: "How long a returning path must stay good before it is used (doubled while it flaps). [default: 100ms]") var returnHold: Duration?
     @Option(help: ArgumentHelp("HTTP address for /metrics (off unless given).", valueName: "host:port"))
     var status: Endpoint?
     @Flag(help: "Use the kernel's userspace PM (net.mptcp.pm_type=1): subflows per connection from every path to every address the peer announced, not endpoints.")
     var userspace = false
-    @Option(help: "Log level (logs go to stderr).") var logLevel: Logger.Level = .info
 
     func run() throws {
-        let parsed: [PathManagerConfiguration.Path]
-        let target: PathManagerConfiguration.ProbeTarget?
-        do {
-            parsed = try paths.enumerated().map { try PathManagerConfiguration.Path(parsing: $0.element, endpointID: UInt8(min($0.offset + 1, 255))) }
-            target = try probe.map { try PathManagerConfiguration.ProbeTarget(parsing: $0) }
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        var configuration = PathManagerConfiguration(paths: parsed, probeTarget: target)
-        if let v = probeInterval { configuration.probeInterval = v.amount }
-        if let v = probeTimeout { configuration.probeTimeout = v.amount }
-        if let v = returnHold { configuration.health.returnHoldTime = v.amount }
-        if userspace { configuration.kernelManager = .userspace }
-        do {
-            try configuration.validate()
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        Bootstrap.run(logLevel: logLevel)
-        let daemon: PathManagerDaemon
-        let summary: String
-        do {
-            daemon = try PathManagerDaemon(configuration: configuration, logger: Logger(label: "edgepool.paths"))
-            summary = try daemon.start()
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        if let status {
-            // The daemon's loop holds this thread; the status server runs on NIO's.
-            let started = DispatchSemaphore(value: 0)
-            let failure = Mutex<String?>(nil)
-            Task {
-                do {
-                    _ = try await StatusServer.start(on: status.socketAddress(), routes: ["/metrics": { ("text/plain; version=0.0.4", Bootstrap.metricsText()) }])
-                } catch {
-                    failure.withLock { $0 = "\(error)" }
-                }
-                started.signal()
-            }
-            started.wait()
-            if let reason = failure.withLock({ $0 }) { throw ValidationError("cannot serve /metrics on \(status): \(reason)") }
-        }
-        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
-        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
-        ReadyLine(daemon: "paths", ["managing": summary]).announce()
-        daemon.run { stopRequested.load(ordering: .relaxed) }
+        var flags = PathManagerSettings()
+        flags.path = paths.nonEmpty
+        flags.probe = probe
+        flags.probeInterval = probeInterval
+        flags.probeTimeout = probeTimeout
+        flags.probeFailures = probeFailures
+        flags.probeSuccesses = probeSuccesses
+        flags.returnHold = returnHold
+        flags.status = status
+        flags.userspace = userspace ? true : nil
+        let settings = flags.merged(over: try loadSettings(common.config, as: PathManagerSettings.self))
+        Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
+        try asValidation { try PathManagerDaemon.run(settings, metrics: Bootstrap.metricsText) }
     }
 }

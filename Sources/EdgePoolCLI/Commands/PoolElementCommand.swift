@@ -1,14 +1,5 @@
 import ArgumentParser
-import Foundation
-import Logging
-import NIOConcurrencyHelpers
-import NIOCore
-import NIOPosix
-import ProcessSupport
 import RSerPool
-import RSerPoolCore
-import RSerPoolWire
-import ServiceLifecycle
 
 struct PoolElementCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -88,46 +79,9 @@ struct PoolElementCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try flagSettings.merged(over: loadSettings(common.config, as: PoolElementSettings.self))
         Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
-        let logger = Logger(label: "edgepool.pe")
-        let configuration = try asValidation { try settings.configuration() }
-        guard configuration.identifier == nil || count == 1 else { throw ValidationError("--identifier and --count > 1 exclude each other") }
-        let chosenPolicy = configuration.policy, sessionsForFullLoad = configuration.sessionsForFullLoad
-
-        // Each PE's object is created after its service is bound (it needs the port), so load
-        // updates go through a box the session counter can reach.
-        var elements: [PoolElement] = []
-        var servers: [DemoServer] = []
-        var users: [String] = [], identifiers: [String] = []
-        for _ in 0..<count {
-            let elementBox = NIOLockedValueBox<PoolElement?>(nil)
-            let server = try await configuration.service.start(on: configuration.listen, transport: configuration.transport,
-                                                     group: MultiThreadedEventLoopGroup.singleton) { sessions in
-                guard chosenPolicy.type.isAdaptive, let element = elementBox.withLockedValue({ $0 }) else { return }
-                element.updatePolicy(chosenPolicy.withLoad(PoolPolicy.load(fraction: Double(sessions) / Double(sessionsForFullLoad))))
-            }
-            guard let bound = server.localAddress, let userTransport = TransportAddress(tcp: bound) else {
-                throw ValidationError("the service did not bind")
-            }
-            let registration = configuration.registration(userTransport: userTransport)
-            let element = PoolElement(registration: registration, registrars: configuration.registrars, acceptsTakeover: !noTakeover, logger: logger)
-            elementBox.withLockedValue { $0 = element }
-            elements.append(element)
-            servers.append(server)
-            users.append(bound.endpointDescription)
-            identifiers.append("\(registration.identifier)")
+        try await asValidation {
+            try await PoolElementDaemon.run(settings, count: count, acceptsTakeover: !noTakeover, metrics: Bootstrap.metricsText)
         }
-        ReadyLine(daemon: "pe", [
-            "id": identifiers.joined(separator: ","),
-            "pool": "\(configuration.poolHandle)", "service": configuration.service.rawValue, "user": users.joined(separator: ","),
-            "transport": configuration.transport.rawValue, "policy": "\(chosenPolicy)",
-        ]).announce()
-
-        var services: [any Service] = elements
-        if let statusEndpoint = settings.status { services.append(StatusService(endpoint: statusEndpoint, registrar: nil, metrics: Bootstrap.metricsText, logger: logger)) }
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
-        for server in servers { await server.close() }
     }
 
     /// The settings the flags give (nil where a flag is absent).

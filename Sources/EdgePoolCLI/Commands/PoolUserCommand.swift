@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOCore
-import NIOPosix
 import RSerPool
 import RSerPoolWire
 
@@ -48,27 +47,15 @@ struct PoolUserCommand: AsyncParsableCommand {
     func run() async throws {
         Bootstrap.run(logLevel: logLevel)
         let user = PoolUser(registrars: try registrars.list(), staleCacheTimeout: cacheTimeout.amount)
-        let handle = PoolHandle(pool)
-        var failures = 0
-        var number = 0
-        while requests == 0 || number < requests {
-            number += 1
-            let started = NIODeadline.now()
-            do {
-                let (element, reply) = try await EchoExchange.request(user: user, handle: handle, payload: message, attempts: attempts)
-                let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e6
-                guard reply == message else {
-                    failures += 1
-                    print("request \(number): \(element.identifier) answered a different payload")
-                    continue
-                }
-                print("request \(number): \(element.identifier) \(element.userTransport) \(String(format: "%.1f", elapsed)) ms")
-            } catch {
-                failures += 1
-                print("request \(number): failed: \(error)")
+        let (number, failures) = await EchoExchange.series(user: user, handle: PoolHandle(pool), payload: message, count: requests,
+                                                           interval: interval.amount, attempts: attempts) { number, outcome in
+            switch outcome {
+            case .answered(let element, let milliseconds):
+                print("request \(number): \(element.identifier) \(element.userTransport) \(String(format: "%.1f", milliseconds)) ms")
+            case .wrongPayload(let element): print("request \(number): \(element.identifier) answered a different payload")
+            case .failed(let error): print("request \(number): failed: \(error)")
             }
             fflush(nil)
-            if requests == 0 || number < requests { try await Task.sleep(nanoseconds: UInt64(interval.amount.nanoseconds)) }
         }
         await user.shutdown()
         print("\(number - failures) answered, \(failures) failed")

@@ -1,13 +1,5 @@
 import ArgumentParser
-import Foundation
-import Logging
-import ProcessSupport
-import NIOCore
-import NIOPosix
 import RSerPool
-import RSerPoolCore
-import RSerPoolWire
-import ServiceLifecycle
 
 struct RegistrarCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -124,42 +116,7 @@ struct RegistrarCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try flagSettings.merged(over: loadSettings(common.config, as: RegistrarSettings.self))
         Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
-        var configuration = try asValidation { try settings.configuration() }
-        let logger = Logger(label: "edgepool.registrar")
-        // The caps, not the descriptor table, decide how many associations are held.
-        let descriptors = DescriptorLimit.raise()
-        let cap = DescriptorLimit.cap(configuration.associationLimits.maximumAssociations, limit: descriptors)
-        if let reason = cap.reason {
-            logger.warning("association cap lowered", metadata: ["reason": "\(reason)", "max_associations": "\(cap.value)"])
-            configuration.associationLimits.maximumAssociations = cap.value
-            configuration.associationLimits.maximumAssociationsPerAddress = min(configuration.associationLimits.maximumAssociationsPerAddress, cap.value)
-        }
-        if configuration.registrar.acceptsForeignAddresses {
-            logger.notice("registrations may name addresses other than their own (--accept-foreign-addresses)")
-        }
-
-        let registrar = Registrar(configuration: configuration, logger: logger)
-        var services: [any Service] = [registrar]
-        let statusEndpoint = settings.status
-        let statusService = statusEndpoint.map { StatusService(endpoint: $0, registrar: registrar, metrics: Bootstrap.metricsText, logger: logger) }
-        if let statusService { services.append(statusService) }
-
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        async let running: Void = group.run()
-        do {
-            let addresses = try await registrar.listeningAddresses
-            let peerAddresses = try await registrar.peerListeningAddresses
-            ReadyLine(daemon: "registrar", [
-                "id": "\(configuration.registrar.identifier)",
-                "asap": addresses.map(\.endpointDescription).joined(separator: ","),
-                "transport": configuration.transport.rawValue,
-                "enrp": peerAddresses.isEmpty ? nil : peerAddresses.map(\.endpointDescription).joined(separator: ","),
-            ]).announce()
-        } catch {
-            throw ValidationError("cannot listen on \(configuration.listenAddresses.map(\.endpointDescription).joined(separator: ", ")): \(error)")
-        }
-        try await running
+        try await asValidation { try await RegistrarDaemon.run(settings, metrics: Bootstrap.metricsText) }
     }
 
     /// The settings the flags give (nil where a flag is absent).

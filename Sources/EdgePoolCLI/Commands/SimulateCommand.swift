@@ -46,7 +46,7 @@ struct SimulateCommand: AsyncParsableCommand {
     var printScenario = false
 
     func run() async throws {
-        var chosen = try loadScenario(scenario, users: users, duration: duration, repetitions: repetitions)
+        var chosen = try asValidation { try OffloadingScenario.chosen(file: scenario, users: users, duration: duration?.amount, repetitions: repetitions) }
         if let seed {
             chosen.seed = seed
         }
@@ -70,18 +70,4 @@ struct SimulateCommand: AsyncParsableCommand {
         print("Wrote \(directory.path)/{runs.csv,summary.csv,summary.md,utilization.svg,times.svg,speed.svg,scenario.json}")
         print(String(format: "%d events in %.2f s: %.0f events/s", events, wall, Double(events) / max(wall, 1e-9)))
     }
-}
-
-/// The built-in scenario or a file, with the sweep overridden from the command line, validated.
-func loadScenario(_ path: String?, users: [Int], duration: Duration?, repetitions: Int?) throws -> OffloadingScenario {
-    var chosen = OffloadingScenario.deviceEdgeCloud
-    if let path {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read the scenario file '\(path)'") }
-        do { chosen = try OffloadingScenario.load(data, source: path) } catch { throw ValidationError("\(error)") }
-    }
-    if !users.isEmpty { chosen.sweep.users = users }
-    if let duration { chosen.sweep.duration = ScenarioDuration(seconds: Double(duration.amount.nanoseconds) / 1e9) }
-    if let repetitions { chosen.sweep.repetitions = repetitions }
-    do { try chosen.validate() } catch { throw ValidationError("\(error)") }
-    return chosen
 }

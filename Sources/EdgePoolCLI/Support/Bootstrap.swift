@@ -1,7 +1,7 @@
+import GatewayService
 import Logging
 import Metrics
 import NIOConcurrencyHelpers
-import GatewayService
 import PathManagerService
 import Prometheus
 import RSerPool

@@ -1,4 +1,3 @@
-import Foundation
 
 /// The one wrapping rule of every command's discussion: prose is reflowed to
 /// ``HelpText.width`` columns, so ArgumentParser (which re-wraps any line longer than the

@@ -1,9 +1,6 @@
 import ArgumentParser
-import Foundation
 import Logging
-import NIOCore
 import RSerPool
-import RSerPoolWire
 
 /// Durations and endpoints are the libraries' setting types; on the command line they parse
 /// the way configuration files write them.

@@ -29,8 +29,13 @@ final class GatewayContext: Sendable {
         var carriesToExit: Bool { if case .exit = self { true } else { false } }
     }
 
+    /// Opens a UDP socket bound to an address, its pipeline set up by the initializer.
+    typealias DatagramSocketOpener = @Sendable (SocketAddress, EventLoop, @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel>
+
     let configuration: GatewayConfiguration
     let route: UpstreamRoute
+    /// The SOCKS5 UDP relay's sockets (`DatagramBootstrap`; EmbeddedChannels in tests).
+    let openDatagramSocket: DatagramSocketOpener
     let logger: Logger
     let metrics: GatewayMetrics
     let registry = ConnectionRegistry()
@@ -48,8 +53,10 @@ final class GatewayContext: Sendable {
     private let nextBackend = NIOLockedValueBox(0)
     private let finishedCallbacks = NIOLockedValueBox<[@Sendable (ConnectionRecord) -> Void]>([])
 
-    init(configuration: GatewayConfiguration, logger: Logger, loops: [EventLoop]) throws {
+    init(configuration: GatewayConfiguration, logger: Logger, loops: [EventLoop],
+         openDatagramSocket: @escaping DatagramSocketOpener = SOCKS5UDPRelay.bootstrapSocket) throws {
         self.configuration = configuration
+        self.openDatagramSocket = openDatagramSocket
         self.logger = logger
         metrics = GatewayMetrics(mode: configuration.mode.name)
         let limits = configuration.limits

@@ -38,7 +38,7 @@ final class SOCKS5UDPRelay {
     private var opening: [Family: EventLoopFuture<Channel>] = [:]
     private var names: [String: (addresses: [SocketAddress], expires: NIODeadline)] = [:]
     private var pendingResolutions = 0
-    private var lastActivity = NIODeadline.now()
+    private var lastActivity: NIODeadline
     private var idleCheck: Scheduled<Void>?
     private var loggedDrops: Set<String> = []
     private var closed = false
@@ -51,6 +51,7 @@ final class SOCKS5UDPRelay {
         self.connection = connection
         self.gateway = gateway
         loop = connection.client.eventLoop
+        lastActivity = loop.now
     }
 
     /// Opens the client-facing socket on the control connection's local address; the future
@@ -94,15 +95,21 @@ final class SOCKS5UDPRelay {
 
     private func bind(_ address: SocketAddress, side: DatagramSide) -> EventLoopFuture<Channel> {
         let bound = NIOLoopBound(self, eventLoop: loop)
-        return DatagramBootstrap(group: loop)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.receiveSize))
-            .channelOption(.writeBufferWaterMark, value: .init(low: Self.writeLimit / 2, high: Self.writeLimit))
-            .channelOption(.maxMessagesPerRead, value: Self.datagramsPerRead)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(DatagramHandler(relay: bound.value, side: side))
-                }
+        return gateway.openDatagramSocket(address, loop) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(DatagramHandler(relay: bound.value, side: side))
             }
+        }
+    }
+
+    /// The gateway's UDP sockets: bound with the relay's receive size, write limit and
+    /// batch size (`GatewayContext.openDatagramSocket` unless a test gives its own).
+    static let bootstrapSocket: GatewayContext.DatagramSocketOpener = { address, loop, initializer in
+        DatagramBootstrap(group: loop)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: receiveSize))
+            .channelOption(.writeBufferWaterMark, value: .init(low: writeLimit / 2, high: writeLimit))
+            .channelOption(.maxMessagesPerRead, value: datagramsPerRead)
+            .channelInitializer(initializer)
             .bind(to: address)
     }
 
@@ -126,7 +133,7 @@ final class SOCKS5UDPRelay {
     fileprivate func received(_ envelope: AddressedEnvelope<ByteBuffer>, on side: DatagramSide) {
         guard !closed, let source = SOCKS5UDPAssociation.Endpoint(envelope.remoteAddress) else { return }
         inReadBatch = true
-        lastActivity = .now()
+        lastActivity = loop.now
         switch side {
         case .client: fromClient(source, envelope.data)
         case .peers: fromPeer(source, envelope.data)
@@ -151,7 +158,7 @@ final class SOCKS5UDPRelay {
                 }
                 send(payload, to: address)
             case .name(let name):
-                if let cached = names[name], cached.expires > .now() {
+                if let cached = names[name], cached.expires > loop.now {
                     send(payload, toFirstAllowedOf: cached.addresses, name: name, port: destination.port)
                     return
                 }
@@ -169,7 +176,7 @@ final class SOCKS5UDPRelay {
                     switch result {
                     case .success(let addresses):
                         if names.count >= Self.maximumResolvedNames { names.removeAll() }
-                        names[name] = (addresses, .now() + Self.resolvedNameLifetime)
+                        names[name] = (addresses, loop.now + Self.resolvedNameLifetime)
                         send(payload, toFirstAllowedOf: addresses, name: name, port: port)
                     case .failure(let error):
                         drop("unresolvable", "\(destination): \(error)", direction: "from_client")
@@ -278,7 +285,7 @@ final class SOCKS5UDPRelay {
         let every = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, TimeAmount.milliseconds(100).nanoseconds))
         idleCheck = loop.assumeIsolated().scheduleTask(in: every) { [self] in
             guard !closed else { return }
-            if NIODeadline.now() - lastActivity > timeout {
+            if loop.now - lastActivity > timeout {
                 connection.fail("timeout", "UDP association idle for longer than \(timeout)")
                 connection.client.close(promise: nil)
             } else {

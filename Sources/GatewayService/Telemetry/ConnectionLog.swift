@@ -69,3 +69,19 @@ public func readConnectionLog(path: String) throws -> (records: [ConnectionRecor
     }
     return (records, unreadable)
 }
+
+/// Reads several connection logs (`edgepool gateway stats`); an unreadable file is an error
+/// that names it.
+public func readConnectionLogs(paths: [String]) throws -> (records: [ConnectionRecord], unreadable: Int) {
+    var records: [ConnectionRecord] = [], unreadable = 0
+    for path in paths {
+        do {
+            let read = try readConnectionLog(path: path)
+            records += read.records
+            unreadable += read.unreadable
+        } catch {
+            throw GatewayConfigurationError("cannot read '\(path)': \(error.localizedDescription)")
+        }
+    }
+    return (records, unreadable)
+}

@@ -144,6 +144,18 @@ public enum MPTCPPathManager {
                 sequence: sequence)
     }
 
+    /// Userspace PM: marks one subflow of connection `token` backup or not (MP_PRIO to the
+    /// peer; this host's scheduler honours it at once). The subflow is named by its addresses
+    /// and ports (host order).
+    public static func setSubflowBackup(token: UInt32, local: IPAddress, localPort: UInt16, remote: IPAddress, remotePort: UInt16,
+                                        _ backup: Bool, family: UInt16, sequence: UInt32) -> NetlinkMessage {
+        var localFields = addressFields(local, port: localPort)
+        localFields.append(.u32(AddressAttribute.flags, backup ? EndpointFlags.backup.rawValue : 0))
+        return request(.setFlags, family: family, [.u32(Attribute.token, token), .nested(Attribute.address, localFields),
+                                                   .nested(Attribute.remoteAddress, addressFields(remote, port: remotePort))],
+                       sequence: sequence)
+    }
+
     /// The endpoints in a dump answer.
     public static func endpoints(in message: NetlinkMessage) throws(NetlinkError) -> [Endpoint] {
         guard message.type != NetlinkMessage.doneType else { return [] }

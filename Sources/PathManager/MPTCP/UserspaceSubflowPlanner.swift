@@ -8,19 +8,28 @@ import RSerPoolWire
 /// began with, and each announced one): a path's subflow to an address its network cannot
 /// reach fails at once (ENETUNREACH) and costs nothing, and the one it can reach is there —
 /// which the in-kernel PM cannot do for an announced address after a path returns. A path
-/// taken out of use loses its subflows on every connection; a path back in use gets fresh
-/// ones (none left in retransmission back-off).
+/// taken out of use has its subflows marked backup on every connection (MP_PRIO: this
+/// host's scheduler stops sending on it at once); a path back in use gets fresh ones (none
+/// left in retransmission back-off).
+///
+/// Backup paths (role `.backup`) get their subflows as backup subflows: the scheduler uses
+/// them only while no other subflow can send. While no active path is in use they are
+/// promoted (MP_PRIO without the backup bit, so the peer sends on them too), and demoted
+/// again as soon as an active path is back.
 public struct UserspaceSubflowPlanner: Sendable {
     /// One of this host's paths: its local address and the address id its subflows carry.
     public struct Path: Hashable, Sendable {
         public var identifier: PathIdentifier
         public var address: IPAddress
         public var localID: UInt8
+        /// A backup path: its subflows are used only while no active path is in use.
+        public var backup: Bool
 
-        public init(identifier: PathIdentifier, address: IPAddress, localID: UInt8) {
+        public init(identifier: PathIdentifier, address: IPAddress, localID: UInt8, backup: Bool = false) {
             self.identifier = identifier
             self.address = address
             self.localID = localID
+            self.backup = backup
         }
     }
 
@@ -52,10 +61,13 @@ public struct UserspaceSubflowPlanner: Sendable {
     }
 
     public enum Action: Hashable, Sendable {
-        /// SUBFLOW_CREATE on connection `token` from `local` (address id `localID`) to `remote`.
-        case create(token: UInt32, local: IPAddress, localID: UInt8, remote: Remote)
+        /// SUBFLOW_CREATE on connection `token` from `local` (address id `localID`) to
+        /// `remote`; `backup`: as a backup subflow (MP_JOIN with the B bit).
+        case create(token: UInt32, local: IPAddress, localID: UInt8, remote: Remote, backup: Bool)
         /// SUBFLOW_DESTROY.
         case destroy(token: UInt32, Subflow)
+        /// SET_FLAGS on one subflow: mark it backup or not (MP_PRIO).
+        case setBackup(token: UInt32, Subflow, Bool)
     }
 
     private struct Connection: Sendable {
@@ -88,9 +100,14 @@ public struct UserspaceSubflowPlanner: Sendable {
     /// the other subflows at once — and fresh ones are created.
     public mutating func setInUse(_ identifier: PathIdentifier, _ used: Bool) -> [Action] {
         guard let path = paths.first(where: { $0.identifier == identifier }) else { return [] }
+        let backupsWereStandingIn = backupsStandIn
         guard used else {
-            inUse.remove(identifier)
-            return []
+            guard inUse.remove(identifier) != nil else { return [] }
+            // Its subflows stop carrying this host's data at once; the backups take over
+            // when the last active path is gone.
+            var actions = mark(path, backup: true)
+            if backupsStandIn && !backupsWereStandingIn { actions += paths.filter { $0.backup && inUse.contains($0.identifier) }.flatMap { mark($0, backup: false) } }
+            return actions
         }
         inUse.insert(identifier)
         var actions: [Action] = []
@@ -100,9 +117,28 @@ public struct UserspaceSubflowPlanner: Sendable {
                 actions.append(.destroy(token: token, subflow))
                 connections[token]!.subflows.remove(subflow)
             }
-            actions += subflowsFrom(path, on: token)
         }
+        // An active path is back: the backups that stood in go back to standing by.
+        if backupsWereStandingIn && !backupsStandIn {
+            actions += paths.filter { $0.backup && $0.identifier != identifier && inUse.contains($0.identifier) }.flatMap { mark($0, backup: true) }
+        }
+        for token in connections.keys.sorted() { actions += subflowsFrom(path, on: token) }
         return actions
+    }
+
+    /// Whether backup paths carry traffic as active ones: no active path is in use.
+    private var backupsStandIn: Bool {
+        !paths.contains { !$0.backup && inUse.contains($0.identifier) }
+    }
+
+    /// The backup bit a new subflow from `path` gets.
+    private func createsAsBackup(_ path: Path) -> Bool { path.backup && !backupsStandIn }
+
+    /// MP_PRIO for every subflow from `path`, on every connection.
+    private func mark(_ path: Path, backup: Bool) -> [Action] {
+        connections.keys.sorted().flatMap { token in
+            connections[token]!.subflows.filter { $0.local == path.address }.sorted(by: Self.order).map { Action.setBackup(token: token, $0, backup) }
+        }
     }
 
     /// An event of the namespace's MPTCP connections.
@@ -154,7 +190,7 @@ public struct UserspaceSubflowPlanner: Sendable {
         guard let connection = connections[token],
               !connection.subflows.contains(where: { $0.local == path.address && $0.remote == remote.address }) else { return nil }
         let id = connection.initialLocal == path.address ? 0 : path.localID
-        return .create(token: token, local: path.address, localID: id, remote: remote)
+        return .create(token: token, local: path.address, localID: id, remote: remote, backup: createsAsBackup(path))
     }
 
     private static func subflow(_ event: MPTCPEvent) -> Subflow? {

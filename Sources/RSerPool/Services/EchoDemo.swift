@@ -47,7 +47,18 @@ public struct EchoDemo: Sendable {
         self.logger = logger
     }
 
+    /// Pool users one demo may run.
+    public static let usersRange = 1...1000
+
+    /// - Throws: ``ConfigurationError`` naming the setting.
+    public func validate() throws {
+        try ConfigurationError.check(users, in: Self.usersRange, "users")
+        try ConfigurationError.check(maxSessions, atLeast: 1, "maxSessions")
+        guard duration > .zero else { throw ConfigurationError(setting: "duration", "must be positive") }
+    }
+
     public func run(output: @escaping @Sendable (String) -> Void) async throws -> Result {
+        try validate()
         let group = MultiThreadedEventLoopGroup.singleton
         let handle: PoolHandle = "DemoPool"
         let loopback = try SocketAddress(ipAddress: "127.0.0.1", port: 0)

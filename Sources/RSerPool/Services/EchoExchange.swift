@@ -23,6 +23,39 @@ public enum EchoExchange {
         throw lastError
     }
 
+    /// What one request of ``series(user:handle:payload:count:interval:attempts:report:)`` got.
+    public enum Outcome: Sendable {
+        /// Answered by `element` with the same payload, after `milliseconds`.
+        case answered(PoolElementParameter, milliseconds: Double)
+        /// Answered by `element`, but not with the payload sent.
+        case wrongPayload(PoolElementParameter)
+        case failed(any Error)
+
+        public var succeeded: Bool { if case .answered = self { true } else { false } }
+    }
+
+    /// `count` requests (0: until the task is cancelled), `interval` apart, each with failover;
+    /// `report` hears each one's number and outcome. Returns (requests made, failed).
+    public static func series(user: PoolUser, handle: PoolHandle, payload: String, count: Int, interval: TimeAmount, attempts: Int,
+                              report: (Int, Outcome) -> Void) async -> (requests: Int, failed: Int) {
+        var failures = 0, number = 0
+        while count == 0 || number < count, !Task.isCancelled {
+            number += 1
+            let started = NIODeadline.now()
+            let outcome: Outcome
+            do {
+                let (element, reply) = try await request(user: user, handle: handle, payload: payload, attempts: attempts)
+                outcome = reply == payload ? .answered(element, milliseconds: Double((NIODeadline.now() - started).nanoseconds) / 1e6) : .wrongPayload(element)
+            } catch {
+                outcome = .failed(error)
+            }
+            if !outcome.succeeded { failures += 1 }
+            report(number, outcome)
+            if count == 0 || number < count { try? await Task.sleep(nanoseconds: UInt64(interval.nanoseconds)) }
+        }
+        return (number, failures)
+    }
+
     /// Writes `payload` and collects the same number of bytes back.
     public static func exchange(_ channel: Channel, payload: String, timeout: TimeAmount) async throws -> String {
         let expected = payload.utf8.count

@@ -2,12 +2,8 @@ import ArgumentParser
 import Foundation
 import Gateway
 import GatewayService
-import Logging
-import ProcessSupport
 import NIOCore
 import RSerPool
-import RSerPoolWire
-import ServiceLifecycle
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -147,48 +143,10 @@ struct GatewayOptions: ParsableArguments {
 
     /// Runs a gateway of mode `kind` with `settings` until SIGTERM/SIGINT; prints the ready line.
     func run(_ kind: GatewaySettings.Kind, _ settings: GatewaySettings) async throws {
-        let configuration = try asValidation { try settings.configuration(kind) }
-        try await run(configuration, settings: settings)
-    }
-
-    /// Runs the gateway until SIGTERM/SIGINT; prints one line with the listening addresses.
-    private func run(_ configuration: GatewayConfiguration, settings: GatewaySettings) async throws {
         let level = try logLevel(common.logLevel, file: settings.logLevel)
         if let threads = settings.threads { NIOSingletons.groupLoopCountSuggestion = threads }
         Bootstrap.run(logLevel: level)
-        let logger = Logger(label: "edgepool.gateway")
-        // Two descriptors per relayed connection (client and upstream): the caps, not the
-        // descriptor table, decide how many clients are held.
-        var configuration = configuration
-        let descriptors = DescriptorLimit.raise()
-        let cap = DescriptorLimit.cap(configuration.limits.maximumConnections, perConnection: 2, limit: descriptors)
-        if let reason = cap.reason {
-            logger.warning("connection cap lowered", metadata: ["reason": "\(reason)", "max_connections": "\(cap.value)"])
-            configuration.limits.maximumConnections = cap.value
-        }
-        let gateway: Gateway
-        do {
-            gateway = try Gateway(configuration: configuration, logger: logger)
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        var services: [any Service] = [gateway]
-        if let endpoint = settings.status { services.append(StatusService(endpoint: endpoint, registrar: nil, metrics: Bootstrap.metricsText, logger: logger)) }
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        async let running: Void = group.run()
-        do {
-            let addresses = try await gateway.listeningAddresses
-            ReadyLine(daemon: "gateway", [
-                "mode": configuration.mode.name,
-                "listen": addresses.map(\.endpointDescription).joined(separator: ","),
-                "transport": configuration.listenTransport.rawValue,
-                "upstream": configuration.upstreamTransport.rawValue,
-            ]).announce()
-        } catch {
-            throw ValidationError("cannot listen on \(configuration.listen.map(\.endpointDescription).joined(separator: ", ")): \(error)")
-        }
-        try await running
+        try await asValidation { try await GatewayDaemon.run(kind, settings, metrics: Bootstrap.metricsText) }
     }
 }
 
@@ -381,17 +339,7 @@ struct GatewayStatsCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        var records: [ConnectionRecord] = []
-        var unreadable = 0
-        for path in logs {
-            do {
-                let read = try readConnectionLog(path: path)
-                records += read.records
-                unreadable += read.unreadable
-            } catch {
-                throw ValidationError("cannot read '\(path)': \(error.localizedDescription)")
-            }
-        }
+        let (records, unreadable) = try asValidation { try readConnectionLogs(paths: logs) }
         let statistics = GatewayStatistics(records)
         if json {
             let encoder = JSONEncoder()

@@ -58,12 +58,7 @@ struct TestbedUp: ParsableCommand {
         try asValidation { try TestbedHost.requireRoot() }
         let topology = try asValidation { try TestbedHost.loadTopology(file) }
         let plan = try asValidation { try TestbedHost.bringUp(topology, file: file) }
-        print("testbed \(topology.name) is up: " + topology.hosts.map { "\($0.name) (\(plan.namespace($0.name)))" }.joined(separator: ", "))
-        for link in topology.links {
-            func end(_ i: Topology.Interface) -> String { "\(i.host):\(i.name) \(i.addresses.map { "\($0.address)" }.joined(separator: ","))" }
-            func rate(_ s: Topology.Shaping) -> String { s.rateBitsPerSecond.map { "\(Double($0) / 1e6) Mbit/s" } ?? "unlimited" }
-            print("  \(end(link.a)) ↔ \(end(link.b))  \(rate(link.forward)) / \(rate(link.backward))")
-        }
+        plan.summary(of: topology).forEach { print($0) }
     }
 }
 

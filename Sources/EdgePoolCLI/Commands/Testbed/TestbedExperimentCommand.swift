@@ -1,6 +1,5 @@
 import ArgumentParser
 import CalcApp
-import Foundation
 import RSerPool
 import Testbed
 import TestbedRunner
@@ -89,7 +88,7 @@ struct TestbedExperiment: ParsableCommand {
         @Option(help: ArgumentHelp("Directory for the report.", valueName: "directory")) var out = "offloading-testbed"
 
         func run() async throws {
-            let chosen = try loadScenario(scenario, users: users, duration: duration, repetitions: repetitions)
+            let chosen = try asValidation { try OffloadingScenario.chosen(file: scenario, users: users, duration: duration?.amount, repetitions: repetitions) }
             let experiment = OffloadingExperiment(scenario: chosen, timeScale: timeScale, transport: transport, out: out)
             try asValidation { try experiment.validate() }
             do { try await experiment.run() } catch let error as TestbedError { throw ValidationError(error.description) }
@@ -121,6 +120,6 @@ struct TestbedRun: ParsableCommand {
     @Option(help: "Stretch or shrink the timeline so that each phase (the time between events) takes this long.") var phaseSeconds: Double?
 
     func run() throws {
-        try asValidation { try ScenarioPlayer.run(file: file, out: out, phaseSeconds: phaseSeconds) }
+        _ = try asValidation { try ScenarioPlayer.run(file: file, out: out, phaseSeconds: phaseSeconds) }
     }
 }

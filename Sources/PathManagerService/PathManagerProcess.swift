@@ -1,0 +1,47 @@
+import Dispatch
+import Logging
+import ProcessSupport
+import RSerPool
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by SIGTERM/SIGINT; the daemon's loop looks at it every turn.
+private let stopRequested = Atomic<Bool>(false)
+
+extension PathManagerDaemon {
+    /// `edgepool paths run` as a library call: takes the namespace's paths over, serves
+    /// `/metrics` on `settings.status`, prints `edgepool paths ready managing=…`, and manages
+    /// the paths on this thread until SIGTERM/SIGINT (then hands them back: see ``stop()``).
+    /// - Parameter metrics: the process's Prometheus exposition text, for `/metrics`.
+    public static func run(_ settings: PathManagerSettings, metrics: @escaping @Sendable () -> String,
+                           logger: Logger = Logger(label: "edgepool.paths")) throws {
+        let configuration = try settings.configuration()
+        let daemon = try PathManagerDaemon(configuration: configuration, logger: logger)
+        let summary = try daemon.start()
+        if let status = settings.status {
+            // The daemon's loop holds this thread; the status server runs on NIO's.
+            let started = DispatchSemaphore(value: 0)
+            let failure = Mutex<(any Error)?>(nil)
+            Task {
+                do {
+                    _ = try await StatusServer.start(on: status.socketAddress(), routes: ["/metrics": { ("text/plain; version=0.0.4", metrics()) }])
+                } catch {
+                    failure.withLock { $0 = error }
+                }
+                started.signal()
+            }
+            started.wait()
+            if let error = failure.withLock({ $0 }) {
+                daemon.run { true }   // hands the paths back at once
+                throw CannotListenError(addresses: ["\(status)"], underlying: error)
+            }
+        }
+        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+        ReadyLine(daemon: "paths", ["managing": summary]).announce()
+        daemon.run { stopRequested.load(ordering: .relaxed) }
+    }
+}

@@ -1,0 +1,41 @@
+import Logging
+import ProcessSupport
+import ServiceLifecycle
+
+/// How every EdgePool daemon runs its services: in one service group that shuts down
+/// gracefully on SIGTERM/SIGINT, with the ready line printed once the listeners are bound.
+public enum DaemonRunner {
+    /// Runs `services` until a shutdown signal. `ready` waits for the listeners (it throws if
+    /// they cannot bind) and gives the ready line to print; `cannotStart` turns its error into
+    /// the one the caller reports.
+    public static func run(_ services: [any Service], logger: Logger,
+                           ready: () async throws -> ReadyLine,
+                           cannotStart: (any Error) -> any Error = { $0 }) async throws {
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        async let running: Void = group.run()
+        do {
+            try await ready().announce()
+        } catch {
+            throw cannotStart(error)   // leaving the scope cancels the group and waits for it
+        }
+        try await running
+    }
+
+    /// The status endpoint's service when an address is given.
+    public static func statusService(_ endpoint: Endpoint?, registrar: Registrar? = nil,
+                                     metrics: @escaping @Sendable () -> String, logger: Logger) -> [any Service] {
+        endpoint.map { [StatusService(endpoint: $0, registrar: registrar, metrics: metrics, logger: logger)] } ?? []
+    }
+}
+
+/// A daemon that could not bind its listening addresses.
+public struct CannotListenError: Error, CustomStringConvertible {
+    public var addresses: [String]
+    public var underlying: any Error
+    public init(addresses: [String], underlying: any Error) {
+        self.addresses = addresses
+        self.underlying = underlying
+    }
+    public var description: String { "cannot listen on \(addresses.joined(separator: ", ")): \(underlying)" }
+}

@@ -1,0 +1,56 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+import ProcessSupport
+import RSerPoolCore
+import RSerPoolWire
+import ServiceLifecycle
+
+/// `edgepool pe` as a library call: `count` demo services (echo, discard, daytime), each
+/// registered as a PE of its own, run until SIGTERM/SIGINT, then deregistered and closed.
+public enum PoolElementDaemon {
+    /// Runs until a shutdown signal; prints `edgepool pe ready id=… pool=… service=… user=… transport=… policy=…`
+    /// (several PEs: comma-separated identifiers and addresses).
+    /// - Parameters:
+    ///   - acceptsTakeover: listen for registrars' adoption after a takeover (RFC 5352 §3.9).
+    ///   - metrics: the process's Prometheus exposition text, for `/metrics`.
+    public static func run(_ settings: PoolElementSettings, count: Int = 1, acceptsTakeover: Bool = true,
+                           metrics: @escaping @Sendable () -> String, logger: Logger = Logger(label: "edgepool.pe")) async throws {
+        let configuration = try settings.configuration()
+        guard count >= 1 else { throw ConfigurationError("count: at least one PE") }
+        guard configuration.identifier == nil || count == 1 else { throw ConfigurationError("an identifier and more than one PE exclude each other") }
+        let policy = configuration.policy, sessionsForFullLoad = configuration.sessionsForFullLoad
+
+        // Each PE's object is created after its service is bound (it needs the port), so load
+        // updates go through a box the session counter can reach.
+        var elements: [PoolElement] = [], servers: [DemoServer] = []
+        var users: [String] = [], identifiers: [String] = []
+        for _ in 0..<count {
+            let elementBox = NIOLockedValueBox<PoolElement?>(nil)
+            let server = try await configuration.service.start(on: configuration.listen, transport: configuration.transport,
+                                                               group: MultiThreadedEventLoopGroup.singleton) { sessions in
+                guard policy.type.isAdaptive, let element = elementBox.withLockedValue({ $0 }) else { return }
+                element.updatePolicy(policy.withLoad(PoolPolicy.load(fraction: Double(sessions) / Double(sessionsForFullLoad))))
+            }
+            guard let bound = server.localAddress, let userTransport = TransportAddress(tcp: bound) else {
+                throw CannotListenError(addresses: ["\(configuration.listen)"], underlying: ConfigurationError("the service did not bind"))
+            }
+            let registration = configuration.registration(userTransport: userTransport)
+            let element = PoolElement(registration: registration, registrars: configuration.registrars, acceptsTakeover: acceptsTakeover, logger: logger)
+            elementBox.withLockedValue { $0 = element }
+            elements.append(element)
+            servers.append(server)
+            users.append(bound.endpointDescription)
+            identifiers.append("\(registration.identifier)")
+        }
+        let services: [any Service] = elements + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger)
+        try await DaemonRunner.run(services, logger: logger, ready: {
+            ReadyLine(daemon: "pe", [
+                "id": identifiers.joined(separator: ","), "pool": "\(configuration.poolHandle)",
+                "service": configuration.service.rawValue, "user": users.joined(separator: ","),
+                "transport": configuration.transport.rawValue, "policy": "\(policy)",
+            ])
+        })
+        for server in servers { await server.close() }
+    }
+}

@@ -1,0 +1,36 @@
+import Logging
+import ProcessSupport
+import ServiceLifecycle
+
+/// `edgepool registrar` as a library call: the settings checked, the association cap fitted
+/// to the open-file limit, the registrar and its status endpoint run until SIGTERM/SIGINT.
+public enum RegistrarDaemon {
+    /// Runs until a shutdown signal; prints `edgepool registrar ready id=… asap=… transport=… [enrp=…]`.
+    /// - Parameter metrics: the process's Prometheus exposition text, for `/metrics`.
+    public static func run(_ settings: RegistrarSettings, metrics: @escaping @Sendable () -> String,
+                           logger: Logger = Logger(label: "edgepool.registrar")) async throws {
+        var configuration = try settings.configuration()
+        // The caps, not the descriptor table, decide how many associations are held.
+        let cap = DescriptorLimit.cap(configuration.associationLimits.maximumAssociations, limit: DescriptorLimit.raise())
+        if let reason = cap.reason {
+            logger.warning("association cap lowered", metadata: ["reason": "\(reason)", "max_associations": "\(cap.value)"])
+            configuration.associationLimits.maximumAssociations = cap.value
+            configuration.associationLimits.maximumAssociationsPerAddress = min(configuration.associationLimits.maximumAssociationsPerAddress, cap.value)
+        }
+        if configuration.registrar.acceptsForeignAddresses {
+            logger.notice("registrations may name addresses other than their own (--accept-foreign-addresses)")
+        }
+        let registrar = Registrar(configuration: configuration, logger: logger)
+        let services: [any Service] = [registrar] + DaemonRunner.statusService(settings.status, registrar: registrar, metrics: metrics, logger: logger)
+        try await DaemonRunner.run(services, logger: logger, ready: {
+            let addresses = try await registrar.listeningAddresses
+            let peerAddresses = try await registrar.peerListeningAddresses
+            return ReadyLine(daemon: "registrar", [
+                "id": "\(configuration.registrar.identifier)",
+                "asap": addresses.map(\.endpointDescription).joined(separator: ","),
+                "transport": configuration.transport.rawValue,
+                "enrp": peerAddresses.isEmpty ? nil : peerAddresses.map(\.endpointDescription).joined(separator: ","),
+            ])
+        }, cannotStart: { CannotListenError(addresses: configuration.listenAddresses.map(\.endpointDescription), underlying: $0) })
+    }
+}
