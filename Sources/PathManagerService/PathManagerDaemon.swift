@@ -198,7 +198,7 @@ public final class PathManagerDaemon {
             deferredCreates.removeAll { $0.due <= now }
             perform(due)
         }
-        if let target = configuration.probeTarget { runProbes(target) }
+        runProbes()
         apply(monitor.timerFired(now: .now()))
     }
 
@@ -248,9 +248,10 @@ public final class PathManagerDaemon {
         }
     }
 
-    private func runProbes(_ target: PathManagerConfiguration.ProbeTarget) {
+    private func runProbes() {
         let now = NIODeadline.now()
         for path in configuration.paths where path.policy.probed {
+            guard let target = path.probeTarget ?? configuration.probeTarget else { continue }
             let id = path.identifier
             if let probe = probes[id] {
                 switch probe.poll(now: now, timeout: configuration.probeTimeout) {

@@ -12,7 +12,7 @@ import Testing
 
         static func start() async throws -> RecordingOrigin {
             let log = temporaryFile("origin-log")
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             let script = packageRoot.appendingPathComponent("Tests/LiveTests/Support/recording_origin.py").path
             let process = try liveProcess("recording-origin", [script, log], executable: "/usr/bin/python3")
             let line = try await process.waitForLine(containing: "listening on")

@@ -192,6 +192,29 @@ import Testing
         #expect(wan1 < 5, "ISP 1 carried \(wan1) Mbit/s while blackholed")
         #expect(wan2 > 5, "ISP 2 carried \(wan2) Mbit/s")
     }
+
+    /// The same with EdgePool's path manager probing each ISP (two-isp-delay-pm.topo): the
+    /// blackholed path is retired by its probes, and once they are answered again the
+    /// connection gets a fresh subflow over ISP 1 — the kernel's PM alone leaves the old one
+    /// in retransmission back-off for seconds.
+    @Test(.enabled(if: (TestNamespace.unavailableReason) == nil, "\((TestNamespace.unavailableReason) ?? "")"))
+    func thePathManagersProbesRetireTheBlackholedISPAndBringItBackFresh() async throws {
+        let (directory, summary) = try await TestbedLiveTests.runShippedScenario("isp-blackhole-pm", topology: "two-isp-delay-pm",
+                                                                                 as: "q\(getpid() % 100_000)", phaseSeconds: 4)
+        #expect(summary.contains("lost 0, corrupted 0"))
+        func cells(_ phase: String) throws -> [String] {
+            try #require(summary.split(separator: "\n").first { $0.hasPrefix(phase) }).split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let blackholed = try cells("| 4.0–8.0 s"), restored = try cells("| 8.0–12.0 s")
+        let (wan1Blackholed, wan2Blackholed) = (try #require(Double(blackholed[1])), try #require(Double(blackholed[3])))
+        #expect(wan1Blackholed < 5, "ISP 1 carried \(wan1Blackholed) Mbit/s while blackholed")
+        #expect(wan2Blackholed > 10, "ISP 2 carried \(wan2Blackholed) Mbit/s")
+        let wan1Restored = try #require(Double(restored[1]))
+        #expect(wan1Restored > 15, "ISP 1 carried \(wan1Restored) Mbit/s in the 4 s after the blackhole ended")
+        let log = try String(contentsOfFile: directory + "/paths-client.log", encoding: .utf8)
+        let retired = try #require(log.range(of: "path=wan1 reason=3 probes unanswered"), "the probes, not the link, retired it: \(log)")
+        #expect(log[retired.upperBound...].contains("path=wan1 role=active [PathManagerService] path restored"), "\(log)")
+    }
 }
 
 /// The access-aggregation experiment, one short run per path with BBR.

@@ -19,7 +19,16 @@ import Testing
         #expect(try PathManagerConfiguration.ProbeTarget(parsing: "[2001:db8::1]:9").address == IPAddress("2001:db8::1"))
         #expect(throws: PathManagerError.self) { try PathManagerConfiguration.ProbeTarget(parsing: "10.0.9.1") }
         let probed = try PathManagerConfiguration.Path(parsing: "wan1=10.0.1.2", endpointID: 1)
-        #expect(throws: PathManagerError("probed paths need a probe target")) { try PathManagerConfiguration(paths: [probed], probeTarget: nil).validate() }
+        #expect(throws: PathManagerError("path wan1 is probed but has no probe target: give --probe ADDR:PORT, probe=ADDR:PORT on the path, or noprobe")) {
+            try PathManagerConfiguration(paths: [probed], probeTarget: nil).validate()
+        }
+        // A path of its own probe target needs no common one.
+        let own = try PathManagerConfiguration.Path(parsing: "wan1=10.81.1.1,probe=10.81.2.1:9", endpointID: 1)
+        #expect(own.probeTarget == .init(address: IPAddress("10.81.2.1")!, port: 9) && own.policy.probed)
+        let ownV6 = try PathManagerConfiguration.Path(parsing: "wan2=2001:db8:2::1,probe=[2001:db8:2::2]:9,backup", endpointID: 2)
+        #expect(ownV6.probeTarget?.address == IPAddress("2001:db8:2::2") && ownV6.policy.role == .backup)
+        try PathManagerConfiguration(paths: [own, ownV6], probeTarget: nil).validate()
+        #expect(throws: PathManagerError.self) { try PathManagerConfiguration.Path(parsing: "wan1=10.81.1.1,probe=10.81.2.1", endpointID: 1) }
         let twin = try PathManagerConfiguration.Path(parsing: "wan2=10.0.2.2,id=1,noprobe", endpointID: 2)
         #expect(throws: PathManagerError("two paths share an endpoint id")) {
             try PathManagerConfiguration(paths: [probed, twin], probeTarget: .init(address: IPAddress("10.0.9.1")!, port: 9)).validate()

@@ -130,6 +130,27 @@ import Testing
         #expect(throws: TopologyError.self) { try TopologyParser.parse("host a pm=mptcpd") }
     }
 
+    @Test func pathLinesGiveAManagedHostsPathsProbeTargetsAndBackupRoles() throws {
+        let text = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Topologies/two-isp-delay-pm.topo").standardized, encoding: .utf8)
+        let topology = try TopologyParser.parse(text)
+        #expect(topology.paths.map(\.interface) == ["wan1", "wan2"])
+        let plan = try TopologyPlan(topology, capabilities: .init(netem: true, pathManager: ["edgepool", "paths", "run"]))
+        let step = try #require(plan.up.last)
+        #expect(step.arguments.suffix(7) == ["--path", "wan1=10.81.1.1,probe=10.81.2.1:9,id=1", "--path", "wan2=10.82.1.1,probe=10.82.2.1:9,id=2",
+                                             "--userspace", "--log-level", "info"])
+        let v6 = "host a pm=edgepool\nhost b\nlink a:x=fd00::1/64 b:y=fd00::2/64\npath a:x probe=[fd00::2]:9 backup"
+        let v6Step = try #require(try TopologyPlan(try TopologyParser.parse(v6), capabilities: .init(netem: true, pathManager: ["edgepool", "paths", "run"])).up.last)
+        #expect(v6Step.arguments.contains("x=fd00::1,probe=[fd00::2]:9,backup,id=1"))
+        for (bad, why) in [("host a\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24\npath a:x probe=10.0.0.2:9", "a host on the kernel's PM"),
+                           ("host a pm=edgepool\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24\npath a:z backup", "no such interface"),
+                           ("host a pm=edgepool\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24\npath a:x probe=10.0.0.2", "no port"),
+                           ("host a pm=edgepool\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24\npath a:x backup\npath a:x backup", "twice"),
+                           ("host a pm=edgepool\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24\npath a:x sometimes", "unknown option")] {
+            #expect(throws: TopologyError.self, "\(why)") { try TopologyParser.parse(bad) }
+        }
+    }
+
     @Test func delayWithoutNetemIsRefusedNamingTheLine() throws {
         let topology = try TopologyParser.parse("host a\nhost b\nlink a:x=10.0.0.1/24 b:y=10.0.0.2/24 delay=20ms")
         #expect(throws: TopologyError.self) { try TopologyPlan(topology, capabilities: .init(netem: false)) }

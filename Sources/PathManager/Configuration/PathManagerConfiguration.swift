@@ -34,6 +34,9 @@ public struct PathManagerConfiguration: Sendable {
         public var endpointPort: UInt16 = 0
         /// Endpoint flags besides subflow/backup (e.g. signal on a server).
         public var extraFlags: MPTCPPathManager.EndpointFlags = []
+        /// Where this path's probes go (`probe=ADDR:PORT`), if not to the common target: each
+        /// ISP's own address of the peer, where an ISP routes only its own addresses.
+        public var probeTarget: ProbeTarget?
 
         public init(interface: String, address: IPAddress, endpointID: UInt8, policy: PathPolicy = PathPolicy()) {
             self.interface = interface
@@ -44,8 +47,8 @@ public struct PathManagerConfiguration: Sendable {
 
         public var identifier: PathIdentifier { PathIdentifier(interface) }
 
-        /// `IF=ADDR[,backup][,noprobe][,id=N][,port=P][,signal]`, the `--path` form; `endpointID`
-        /// unless the text says `id=`.
+        /// `IF=ADDR[,backup][,noprobe][,probe=ADDR:PORT][,id=N][,port=P][,signal][,fullmesh]`, the
+        /// `--path` form; `endpointID` unless the text says `id=`.
         public init(parsing text: String, endpointID: UInt8) throws(PathManagerError) {
             let parts = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
             guard let first = parts.first, let equals = first.firstIndex(of: "="), equals != first.startIndex,
@@ -65,10 +68,12 @@ public struct PathManagerConfiguration: Sendable {
                 case let text where text.hasPrefix("id="):
                     guard let id = UInt8(text.dropFirst(3)), id > 0 else { throw PathManagerError("id= wants 1–255 in '\(text)'") }
                     self.endpointID = id
+                case let text where text.hasPrefix("probe="):
+                    probeTarget = try ProbeTarget(parsing: String(text.dropFirst(6)))
                 case let text where text.hasPrefix("port="):
                     guard let port = UInt16(text.dropFirst(5)) else { throw PathManagerError("port= wants 0–65535 in '\(text)'") }
                     endpointPort = port
-                default: throw PathManagerError("unknown path option '\(option)' (backup, noprobe, fullmesh, id=N, port=P, signal)")
+                default: throw PathManagerError("unknown path option '\(option)' (backup, noprobe, probe=ADDR:PORT, fullmesh, id=N, port=P, signal)")
                 }
             }
         }
@@ -102,7 +107,9 @@ public struct PathManagerConfiguration: Sendable {
         if Set(paths.map(\.endpointID)).count != paths.count { throw PathManagerError("two paths share an endpoint id") }
         if Set(paths.map(\.interface)).count != paths.count { throw PathManagerError("two paths share an interface") }
         if paths.contains(where: { $0.endpointID == 0 }) { throw PathManagerError("endpoint ids are 1–255") }
-        if paths.contains(where: { $0.policy.probed }) && probeTarget == nil { throw PathManagerError("probed paths need a probe target") }
+        if let path = paths.first(where: { $0.policy.probed && $0.probeTarget == nil }), probeTarget == nil {
+            throw PathManagerError("path \(path.interface) is probed but has no probe target: give --probe ADDR:PORT, probe=ADDR:PORT on the path, or noprobe")
+        }
         guard probeTimeout > .zero, probeInterval > .zero else { throw PathManagerError("the probe interval and timeout must be positive") }
     }
 }

@@ -122,8 +122,8 @@ public struct TopologyPlan: Sendable {
     }
 
     /// `edgepool paths run --userspace` in the host, last (the routes it snapshots are in
-    /// place): one path per interface address, ids in link order, the link state deciding (no
-    /// probes). The userspace PM, because a testbed's ISPs route only their own addresses: a
+    /// place): one path per interface address, ids in link order, the link state deciding
+    /// unless a `path` line gives the interface a probe target (and/or makes it a backup). The userspace PM, because a testbed's ISPs route only their own addresses: a
     /// returning path needs its subflow to the peer's address on the same ISP, often an
     /// announced one, which the in-kernel PM does not re-open (docs/path-manager).
     private mutating func addPathManager(_ host: Topology.Host) throws(TopologyError) {
@@ -136,8 +136,11 @@ public struct TopologyPlan: Sendable {
         var paths: [String] = []
         for link in topology.links {
             for end in [link.a, link.b] where end.host == host.name {
+                let options = topology.paths.first { $0.host == host.name && $0.interface == end.name }
+                var watch = options?.probe.map { "probe=\(Self.isIPv6($0.address) ? "[\($0.address)]" : "\($0.address)"):\($0.port)" } ?? "noprobe"
+                if options?.backup == true { watch += ",backup" }
                 for address in end.addresses {
-                    paths += ["--path", "\(end.name)=\(address.address),noprobe,id=\(paths.count / 2 + 1)"]
+                    paths += ["--path", "\(end.name)=\(address.address),\(watch),id=\(paths.count / 2 + 1)"]
                 }
             }
         }

@@ -9,6 +9,8 @@ public struct Topology: Hashable, Sendable {
     public var links: [Link]
     public var routes: [Route]
     public var mptcpEndpoints: [MPTCPEndpoint]
+    /// How EdgePool's path manager treats a `pm=edgepool` host's interfaces (`path` lines).
+    public var paths: [PathOptions] = []
 
     public init(name: String, hosts: [Host] = [], links: [Link] = [], routes: [Route] = [], mptcpEndpoints: [MPTCPEndpoint] = []) {
         self.name = name
@@ -104,6 +106,30 @@ public struct Topology: Hashable, Sendable {
         /// subflows too).
         public var port: UInt16?
         public var line: Int
+    }
+}
+
+extension Topology {
+    /// `path HOST:IF [probe=ADDR:PORT] [backup]`: for a `pm=edgepool` host, the path out of IF
+    /// is probed toward ADDR:PORT (an ISP that fails while its line stays up is seen only so)
+    /// and/or is a backup path. Interfaces without a `path` line are watched by link state.
+    public struct PathOptions: Hashable, Sendable {
+        public var host: String
+        public var interface: String
+        public var probe: (address: IPAddress, port: UInt16)?
+        public var backup = false
+        public var line: Int
+
+        public static func == (a: Self, b: Self) -> Bool {
+            a.host == b.host && a.interface == b.interface && a.probe?.address == b.probe?.address && a.probe?.port == b.probe?.port
+                && a.backup == b.backup && a.line == b.line
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(host)
+            hasher.combine(interface)
+            hasher.combine(line)
+        }
     }
 }
 

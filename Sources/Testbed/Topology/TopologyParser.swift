@@ -28,6 +28,7 @@ public enum TopologyParser {
         var pendingLinks: [(Topology.Link, Int)] = []
         var pendingRoutes: [Topology.Route] = []
         var pendingEndpoints: [Topology.MPTCPEndpoint] = []
+        var pendingPaths: [Topology.PathOptions] = []
 
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNumber = index + 1
@@ -67,8 +68,10 @@ public enum TopologyParser {
                 pendingRoutes.append(try parseRoute(arguments, line: lineNumber))
             case "endpoint":
                 pendingEndpoints.append(try parseEndpoint(arguments, line: lineNumber))
+            case "path":
+                pendingPaths.append(try parsePath(arguments, line: lineNumber))
             default:
-                throw TopologyError(line: lineNumber, "unknown declaration '\(keyword)' (expected topology, host, link, route or endpoint)")
+                throw TopologyError(line: lineNumber, "unknown declaration '\(keyword)' (expected topology, host, link, route, endpoint or path)")
             }
         }
         // Hosts may be declared after the lines that use them; check names now.
@@ -94,10 +97,23 @@ public enum TopologyParser {
                 throw TopologyError(line: endpoint.line, "host '\(endpoint.host)' has no interface '\(endpoint.device)'")
             }
         }
+        for path in pendingPaths {
+            try requireHost(path.host, line: path.line)
+            guard interfaceLines["\(path.host):\(path.interface)"] != nil else {
+                throw TopologyError(line: path.line, "host '\(path.host)' has no interface '\(path.interface)'")
+            }
+            guard topology.host(path.host)?.pathManager == .edgepool else {
+                throw TopologyError(line: path.line, "path lines are for hosts with pm=edgepool; '\(path.host)' uses the kernel's path manager")
+            }
+            if let previous = pendingPaths.first(where: { $0.host == path.host && $0.interface == path.interface && $0.line < path.line }) {
+                throw TopologyError(line: path.line, "\(path.host):\(path.interface) already has a path line (line \(previous.line))")
+            }
+        }
         if topology.hosts.isEmpty { throw TopologyError(line: 1, "no hosts declared") }
         topology.links = pendingLinks.map(\.0)
         topology.routes = pendingRoutes
         topology.mptcpEndpoints = pendingEndpoints
+        topology.paths = pendingPaths
         return topology
     }
 
@@ -245,6 +261,30 @@ public enum TopologyParser {
             }
         }
         return Topology.MPTCPEndpoint(host: arguments[0], address: address, device: arguments[3], flags: flags, port: port, line: line)
+    }
+
+    private static func parsePath(_ arguments: [String], line: Int) throws(TopologyError) -> Topology.PathOptions {
+        let usage = "path wants: path HOST:IF [probe=ADDR:PORT] [backup]"
+        guard arguments.count >= 2 else { throw TopologyError(line: line, usage) }
+        let names = arguments[0].split(separator: ":")
+        guard names.count == 2 else { throw TopologyError(line: line, usage) }
+        var path = Topology.PathOptions(host: String(names[0]), interface: String(names[1]), line: line)
+        for option in arguments.dropFirst() {
+            switch split(option) {
+            case ("backup", nil):
+                path.backup = true
+            case ("probe", let target?):
+                // ADDR:PORT or [V6]:PORT
+                guard let colon = target.lastIndex(of: ":"), let port = UInt16(target[target.index(after: colon)...]), port > 0,
+                      let address = IPAddress(String(target[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))) else {
+                    throw TopologyError(line: line, "probe= wants ADDR:PORT or [V6]:PORT, not '\(target)'")
+                }
+                path.probe = (address, port)
+            default:
+                throw TopologyError(line: line, "unknown path option '\(option)' (probe=ADDR:PORT, backup)")
+            }
+        }
+        return path
     }
 
     private static func split(_ option: String) -> (String, String?) {
