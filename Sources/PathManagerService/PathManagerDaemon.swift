@@ -233,6 +233,15 @@ public final class PathManagerDaemon {
                     metrics.refused.increment()
                     logger.notice("subflow not destroyed", metadata: ["token": "\(token)", "local": "\(subflow.local)", "error": "\(error)"])
                 }
+            case .removeAddress(let token, let localID):
+                do {
+                    _ = try kernel.socket.request(MPTCPPathManager.removeAddress(token: token, localID: localID, family: kernel.family.identifier,
+                                                                                sequence: kernel.socket.makeSequence()))
+                    metrics.addressesRemoved.increment()
+                } catch {
+                    // The kernel forgets an address once its subflows are gone: nothing to tell.
+                    logger.debug("address not removed", metadata: ["token": "\(token)", "id": "\(localID)", "error": "\(error)"])
+                }
             case .setBackup(let token, let subflow, let backup):
                 do {
                     _ = try kernel.socket.request(MPTCPPathManager.setSubflowBackup(token: token, local: subflow.local, localPort: subflow.localPort,
@@ -291,7 +300,7 @@ public final class PathManagerDaemon {
                 }
                 retired[id, default: 0] += 1
                 metrics.retired(id)
-                logger.notice(configuration.kernelManager == .userspace ? "path retired: its subflows are marked backup on every connection"
+                logger.notice(configuration.kernelManager == .userspace ? "path retired: its subflows are closed on every connection and the peer is told"
                                                                          : "path retired: its subflows are closed on every connection",
                               metadata: ["path": "\(path.interface)", "reason": "\(reason)"])
             case .restore(let id, _):

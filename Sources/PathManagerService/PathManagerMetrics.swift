@@ -8,6 +8,7 @@ public let pathManagerMetricHelp: [String: String] = [
     "edgepool_paths_restorations_total": "Times the path was brought back with fresh subflows.",
     "edgepool_paths_subflows_created_total": "Subflows the userspace PM asked the kernel to create.",
     "edgepool_paths_subflows_destroyed_total": "Stuck subflows the userspace PM asked the kernel to destroy.",
+    "edgepool_paths_addresses_removed_total": "RM_ADDR sent for a lost path's address (userspace PM), so that the peer stops sending into it.",
     "edgepool_paths_subflow_priority_changes_total": "Subflows the userspace PM marked backup or active (MP_PRIO).",
     "edgepool_paths_subflow_requests_refused_total": "Subflow create, destroy or priority requests the kernel refused.",
 ]
@@ -20,6 +21,7 @@ struct PathManagerMetrics {
     let subflowsCreated = Counter(label: "edgepool_paths_subflows_created_total")
     let subflowsDestroyed = Counter(label: "edgepool_paths_subflows_destroyed_total")
     let priorityChanges = Counter(label: "edgepool_paths_subflow_priority_changes_total")
+    let addressesRemoved = Counter(label: "edgepool_paths_addresses_removed_total")
     let refused = Counter(label: "edgepool_paths_subflow_requests_refused_total")
 
     init(paths: [PathIdentifier]) {

@@ -161,6 +161,10 @@ import Testing
         try await eventually(timeout: 2, "the backup's subflow is promoted (the server hears MP_PRIO without the backup bit)") {
             link2Events("SF_PRIO").contains { $0.contains("backup=0") }
         }
+        try await eventually(timeout: 2, "the server hears that link 1's address is gone (RM_ADDR over link 2) and closes its half") {
+            monitor.lines.contains { $0.contains("REMOVED") && $0.contains("remid=0") }
+                && monitor.lines.contains { $0.contains("SF_CLOSED") && $0.contains("daddr4=10.78.1.1") }
+        }
         try await Task.sleep(for: .seconds(1))
         let standingIn1 = try await received(on: "c2")
         try await Task.sleep(for: .seconds(2))
@@ -175,6 +179,47 @@ import Testing
             link2Events("SF_PRIO").dropFirst(promotions).contains { $0.contains("backup=1") }
         }
         #expect(try await curl.waitForExit(timeout: 90) == 0, "\(curl.lines.suffix(3))")
+        let expected = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", server.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(originPort)/sha/\(size)"]).output.last
+        #expect(try await sha256(ofFile: file) == expected, "byte-exact")
+        paths.signal(SIGTERM)
+        #expect(try await paths.waitForExit() == 0)
+        withExtendedLifetime(originProcess) {}
+    }
+
+    /// A path whose link flaps every 200 ms for 10 s (userspace mode): the download loses no
+    /// byte and its connection survives, and the path manager damps the flapping — at most one
+    /// subflow creation per path per 500 ms (`minimumRestoreInterval`), counted in its metrics.
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func aFlappingPathIsDampedAndTheDownloadLosesNothing() async throws {
+        let (client, server) = try await TestNamespace.multipath()
+        let (originProcess, originPort, _) = try await Self.originAndMonitor(on: server)
+        let statusPort = try freePort()
+        let paths = try client.edgepool("paths", ["paths", "run", "--userspace", "--path", "c1=10.78.1.1,noprobe", "--path", "c2=10.78.2.1,noprobe",
+                                                  "--status", "127.0.0.1:\(statusPort)"])
+        _ = try await paths.waitForReady()
+        let size = 100_000_000
+        let file = temporaryFile("paths-flap")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let curl = try client.run("curl", "/usr/bin/mptcpize", ["run", "/usr/bin/curl", "-sS", "-o", file, "http://10.78.1.2:\(originPort)/bytes/\(size)"])
+        try await Task.sleep(for: .seconds(1))
+        func created() async throws -> Int {
+            let scrape = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", client.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(statusPort)/metrics"])
+            return scrape.output.first { $0.hasPrefix("edgepool_paths_subflows_created_total") }.flatMap { $0.split(separator: " ").last.flatMap { Int($0) } } ?? 0
+        }
+        let before = try await created()
+        let started = Date()
+        var up = true
+        while Date().timeIntervalSince(started) < 10 {
+            up.toggle()
+            try await client.ip(["link", "set", "c2", up ? "up" : "down"])
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        if !up { try await client.ip(["link", "set", "c2", "up"]) }
+        try await Task.sleep(for: .seconds(1))
+        let creations = try await created() - before
+        print("flapping path: \(creations) subflow creation(s) in 10 s of 200 ms flaps")
+        #expect(creations <= 21, "at most one creation per 500 ms (plus the one after the last flap): \(creations)")
+        #expect(try await curl.waitForExit(timeout: 120) == 0, "the connection survived: \(curl.lines.suffix(3))")
         let expected = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", server.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(originPort)/sha/\(size)"]).output.last
         #expect(try await sha256(ofFile: file) == expected, "byte-exact")
         paths.signal(SIGTERM)

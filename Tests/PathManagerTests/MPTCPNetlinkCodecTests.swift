@@ -74,6 +74,12 @@ import Testing
         #expect(clearedLocal.first(6)?.u32 == 0, "the flags attribute is sent as 0: the kernel clears the bit")
     }
 
+    @Test func removingAnAddressNamesTheConnectionAndTheLocalID() throws {
+        let (command, attributes) = try GenericNetlink.parse(MPTCPPathManager.removeAddress(token: 0xDEAD_BEEF, localID: 0, family: Self.family, sequence: 6))
+        #expect(command == MPTCPPathManager.Command.remove.rawValue)
+        #expect(attributes.first(4)?.u32 == 0xDEAD_BEEF && attributes.first(5)?.u8 == 0, "MPTCP_PM_ATTR_TOKEN, MPTCP_PM_ATTR_LOC_ID")
+    }
+
     @Test func eventsDecodeWithNetworkOrderPortsAndSkipUnknownAttributes() throws {
         var payload = ByteBuffer(bytes: [11, 1, 0, 0])   // SUB_CLOSED
         for attribute: NetlinkAttribute in [

@@ -40,7 +40,7 @@ import Testing
         #expect(planner.received(Self.event(.announced, to: Self.server2, 5999)).isEmpty, "announced once is enough")
     }
 
-    @Test func aReturnedPathsStuckSubflowsAreDestroyedAndFreshOnesCreated() {
+    @Test func aLostPathsSubflowsGoThePeerIsToldAndTheReturnedPathGetsFreshOnes() {
         var planner = Self.planner()
         _ = planner.received(Self.event(.created, from: Self.client1, 60688, to: Self.server1, 5201))
         _ = planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201))
@@ -48,13 +48,21 @@ import Testing
         _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 40777, to: Self.server2, 5999))
         #expect(planner.subflows(of: Self.token).count == 2)
         let stuck = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40777, remote: Self.server2, remotePort: 5999)
-        #expect(planner.setInUse(Self.wan2, false) == [.setBackup(token: Self.token, stuck, true)],
-                "its subflow is marked backup at once (this host stops sending into it) but not destroyed: a reset sent into a dead path is lost")
+        #expect(planner.setInUse(Self.wan2, false) == [.removeAddress(token: Self.token, localID: 2), .destroy(token: Self.token, stuck)],
+                "the peer hears of it over the subflow that works (RM_ADDR: a reset sent into a dead path is lost), then the subflow goes")
+        #expect(planner.subflows(of: Self.token).count == 1)
+        #expect(planner.setInUse(Self.wan2, false).isEmpty, "already out of use")
         #expect(planner.setInUse(Self.wan2, true) == [
-            .destroy(token: Self.token, .init(local: Self.client2, localPort: 40777, remote: Self.server2, remotePort: 5999)),
             .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
             .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999), backup: false),
-        ], "the stuck subflow goes (its reset now arrives), fresh ones to every address of the peer")
+        ], "fresh subflows to every address of the peer")
+        // A subflow of the path that shows up while it is out of use (an event late) is
+        // destroyed when the path returns, before the fresh ones.
+        _ = planner.setInUse(Self.wan2, false)
+        _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 40888, to: Self.server2, 5999))
+        let late = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40888, remote: Self.server2, remotePort: 5999)
+        #expect(planner.setInUse(Self.wan2, true).first == .destroy(token: Self.token, late))
+        _ = planner.received(Self.event(.subflowClosed, from: Self.client2, 40888, to: Self.server2, 5999))
         // A path in use that has a subflow to an address gets no second one from an announce.
         _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 42219, to: Self.server2, 5999))
         #expect(planner.received(Self.event(.announced, to: Self.server2, 5999)).isEmpty)
@@ -96,9 +104,10 @@ import Testing
         let standby = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40777, remote: Self.server1, remotePort: 5201)
 
         #expect(planner.setInUse(Self.wan1, false) == [
-            .setBackup(token: Self.token, first, true),
+            .destroy(token: Self.token, first),
+            .removeAddress(token: Self.token, localID: 0),
             .setBackup(token: Self.token, standby, false),
-        ], "the only active path is gone: its subflow steps back, the backup's steps in (MP_PRIO tells the peer too)")
+        ], "the only active path is gone: the first subflow goes before the RM_ADDR of id 0 (so the kernel sends it on the backup's), the backup steps in (MP_PRIO)")
         #expect(planner.received(Self.event(.announced, to: Self.server2, 5999)) == [
             .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999), backup: false),
         ], "while it stands in, the backup's new subflows are not backup ones")
@@ -106,12 +115,11 @@ import Testing
         let standby2 = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40999, remote: Self.server2, remotePort: 5999)
 
         #expect(planner.setInUse(Self.wan1, true) == [
-            .destroy(token: Self.token, first),
             .setBackup(token: Self.token, standby, true),
             .setBackup(token: Self.token, standby2, true),
-            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server1, port: 5201), backup: false),
-            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server2, port: 5999), backup: false),
-        ], "the active path is back: fresh subflows, and the backup stands by again")
+            .create(token: Self.token, local: Self.client1, localID: 1, remote: .init(address: Self.server1, port: 5201), backup: false),
+            .create(token: Self.token, local: Self.client1, localID: 1, remote: .init(address: Self.server2, port: 5999), backup: false),
+        ], "the active path is back: the backup stands by again, fresh subflows — with the path's own id, id 0 having been removed")
     }
 
     @Test func losingABackupPathWhileAnActiveOneWorksChangesNothingForTheActiveOne() {
@@ -119,7 +127,7 @@ import Testing
         _ = planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201))
         _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 40777, to: Self.server1, 5201))
         let standby = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40777, remote: Self.server1, remotePort: 5201)
-        #expect(planner.setInUse(Self.wan2, false) == [.setBackup(token: Self.token, standby, true)])
+        #expect(planner.setInUse(Self.wan2, false) == [.removeAddress(token: Self.token, localID: 2), .destroy(token: Self.token, standby)])
         #expect(planner.setInUse(Self.wan2, false).isEmpty, "a path already out of use: nothing")
     }
 }

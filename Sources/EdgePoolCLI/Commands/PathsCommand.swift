@@ -86,9 +86,9 @@ struct PathsRunCommand: ParsableCommand {
         the path's address to --probe (a closed port on the peer answers with a reset).
 
         --userspace carries the same decisions out per connection: subflows from every path
-        in use to every address of the peer, a lost path's subflows marked backup at once,
-        destroyed and created afresh when it returns; a backup path's subflows are backup
-        subflows, promoted while no active path is in use.
+        in use to every address of the peer; a lost path's subflows are destroyed and the
+        peer told (RM_ADDR) at once, fresh ones created when it returns; a backup path's
+        subflows are backup subflows, promoted while no active path is in use.
 
         On SIGTERM every endpoint is put back for the kernel's own PM. --config takes
         the same settings as JSON (keys as the flags: path, probe, probeInterval,

@@ -156,6 +156,12 @@ public enum MPTCPPathManager {
                        sequence: sequence)
     }
 
+    /// Userspace PM: tells the peer of connection `token` that local address `localID` is gone
+    /// (RM_ADDR on one of the connection's subflows); 0 is the first subflow's address.
+    public static func removeAddress(token: UInt32, localID: UInt8, family: UInt16, sequence: UInt32) -> NetlinkMessage {
+        request(.remove, family: family, [.u32(Attribute.token, token), .u8(Attribute.localID, localID)], sequence: sequence)
+    }
+
     /// The endpoints in a dump answer.
     public static func endpoints(in message: NetlinkMessage) throws(NetlinkError) -> [Endpoint] {
         guard message.type != NetlinkMessage.doneType else { return [] }

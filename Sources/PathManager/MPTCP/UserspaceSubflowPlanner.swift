@@ -8,9 +8,8 @@ import RSerPoolWire
 /// began with, and each announced one): a path's subflow to an address its network cannot
 /// reach fails at once (ENETUNREACH) and costs nothing, and the one it can reach is there —
 /// which the in-kernel PM cannot do for an announced address after a path returns. A path
-/// taken out of use has its subflows marked backup on every connection (MP_PRIO: this
-/// host's scheduler stops sending on it at once); a path back in use gets fresh ones (none
-/// left in retransmission back-off).
+/// taken out of use loses its subflows on every connection, and the peer is told (RM_ADDR);
+/// a path back in use gets fresh ones (none left in retransmission back-off).
 ///
 /// Backup paths (role `.backup`) get their subflows as backup subflows: the scheduler uses
 /// them only while no other subflow can send. While no active path is in use they are
@@ -68,6 +67,10 @@ public struct UserspaceSubflowPlanner: Sendable {
         case destroy(token: UInt32, Subflow)
         /// SET_FLAGS on one subflow: mark it backup or not (MP_PRIO).
         case setBackup(token: UInt32, Subflow, Bool)
+        /// REMOVE: the peer is told (RM_ADDR, on a subflow that still works) that local
+        /// address `localID` is gone; it closes its half of those subflows and sends what it
+        /// had in flight there on the others at once.
+        case removeAddress(token: UInt32, localID: UInt8)
     }
 
     private struct Connection: Sendable {
@@ -75,6 +78,10 @@ public struct UserspaceSubflowPlanner: Sendable {
         var subflows: Set<Subflow> = []
         /// The first subflow's local address: its address id is 0.
         var initialLocal: IPAddress?
+        var initialSubflow: Subflow?
+        /// Address id 0 was removed (RM_ADDR 0): fresh subflows from the first address get
+        /// the path's own id.
+        var initialRemoved = false
     }
 
     public let paths: [Path]
@@ -93,19 +100,23 @@ public struct UserspaceSubflowPlanner: Sendable {
 
     /// A path taken into use (`true`) or out of it.
     ///
-    /// Out of use, its subflows are left alone: nothing sent on a dead path arrives, not even
-    /// the reset that would tell the peer, which would keep sending into its half of the
-    /// subflow until its own retransmissions give up. Back in use, they are destroyed first —
-    /// now the reset reaches the peer, which closes its half and sends what it held there on
-    /// the other subflows at once — and fresh ones are created.
+    /// Out of use, its subflows are destroyed on every connection and the peer is told the
+    /// address is gone (RM_ADDR, sent on a subflow that works — a reset sent into the dead path
+    /// would be lost), so that it stops sending into its half at once instead of waiting for
+    /// its retransmission timer. The connection's first subflow is destroyed before the
+    /// removal (then the kernel no longer picks it to carry the RM_ADDR), the others after it
+    /// (the kernel forgets an address whose subflows are gone). Back in use, whatever is left
+    /// of its subflows is destroyed and fresh ones are created.
     public mutating func setInUse(_ identifier: PathIdentifier, _ used: Bool) -> [Action] {
         guard let path = paths.first(where: { $0.identifier == identifier }) else { return [] }
         let backupsWereStandingIn = backupsStandIn
         guard used else {
             guard inUse.remove(identifier) != nil else { return [] }
-            // Its subflows stop carrying this host's data at once; the backups take over
-            // when the last active path is gone.
-            var actions = mark(path, backup: true)
+            var actions: [Action] = []
+            for token in connections.keys.sorted() {
+                actions += retire(path, on: token)
+            }
+            // The backups take over when the last active path is gone.
             if backupsStandIn && !backupsWereStandingIn { actions += paths.filter { $0.backup && inUse.contains($0.identifier) }.flatMap { mark($0, backup: false) } }
             return actions
         }
@@ -123,6 +134,22 @@ public struct UserspaceSubflowPlanner: Sendable {
             actions += paths.filter { $0.backup && $0.identifier != identifier && inUse.contains($0.identifier) }.flatMap { mark($0, backup: true) }
         }
         for token in connections.keys.sorted() { actions += subflowsFrom(path, on: token) }
+        return actions
+    }
+
+    /// Destroys `path`'s subflows on connection `token` and tells the peer its address is gone.
+    private mutating func retire(_ path: Path, on token: UInt32) -> [Action] {
+        guard var connection = connections[token] else { return [] }
+        let lost = connection.subflows.filter { $0.local == path.address }.sorted(by: Self.order)
+        guard !lost.isEmpty else { return [] }
+        let firstAddress = connection.initialLocal == path.address && !connection.initialRemoved
+        let first = lost.filter { $0 == connection.initialSubflow }
+        var actions = first.map { Action.destroy(token: token, $0) }
+        actions.append(.removeAddress(token: token, localID: firstAddress ? 0 : path.localID))
+        actions += lost.filter { $0 != connection.initialSubflow }.map { Action.destroy(token: token, $0) }
+        connection.subflows.subtract(lost)
+        if firstAddress { connection.initialRemoved = true }
+        connections[token] = connection
         return actions
     }
 
@@ -177,7 +204,10 @@ public struct UserspaceSubflowPlanner: Sendable {
         var connection = Connection()
         if let destination = event.destination { connection.remotes = [Remote(address: destination, port: event.destinationPort ?? 0)] }
         connection.initialLocal = event.source
-        if let subflow = Self.subflow(event) { connection.subflows = [subflow] }
+        if let subflow = Self.subflow(event) {
+            connection.subflows = [subflow]
+            connection.initialSubflow = subflow
+        }
         connections[token] = connection
     }
 
@@ -189,7 +219,7 @@ public struct UserspaceSubflowPlanner: Sendable {
     private func create(_ path: Path, to remote: Remote, on token: UInt32) -> Action? {
         guard let connection = connections[token],
               !connection.subflows.contains(where: { $0.local == path.address && $0.remote == remote.address }) else { return nil }
-        let id = connection.initialLocal == path.address ? 0 : path.localID
+        let id = connection.initialLocal == path.address && !connection.initialRemoved ? 0 : path.localID
         return .create(token: token, local: path.address, localID: id, remote: remote, backup: createsAsBackup(path))
     }
 

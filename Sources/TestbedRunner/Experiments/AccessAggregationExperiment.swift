@@ -23,10 +23,12 @@ public struct AccessAggregationExperiment {
         self.out = out
     }
 
-    static func topology(cc: String) -> String {
+    /// The access topology; `clientPathManager` `.edgepool` runs EdgePool's path manager on the
+    /// client (link state decides: the experiments take interfaces down).
+    static func topology(cc: String, clientPathManager: Topology.Host.PathManager = .kernel) -> String {
         """
         topology agg
-        host client cc=\(cc) mptcp-subflows=2 mptcp-add-addr=2
+        host client cc=\(cc) mptcp-subflows=2 mptcp-add-addr=2\(clientPathManager == .edgepool ? " pm=edgepool" : "")
         host wifi forward
         host cell forward
         host server cc=\(cc) mptcp-subflows=2 mptcp-add-addr=2

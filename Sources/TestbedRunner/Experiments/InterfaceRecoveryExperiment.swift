@@ -21,7 +21,9 @@ public struct InterfaceRecoveryExperiment {
     public var out = "testbed-results"
 
     public init(cycles: Int = 5, downSeconds: Double = 8.0, upSeconds: Double = 12.0, congestionControl: String = "bbr",
-                transport: String = Scenario.Traffic.Transport.mptcp.rawValue, out: String = "testbed-results") {
+                transport: String = Scenario.Traffic.Transport.mptcp.rawValue, pathManager: PathManagerChoice = .kernel,
+                out: String = "testbed-results") {
+        self.pathManager = pathManager
         self.cycles = cycles
         self.downSeconds = downSeconds
         self.upSeconds = upSeconds
@@ -47,12 +49,65 @@ public struct InterfaceRecoveryExperiment {
         return try ScenarioParser.parse(text)
     }
 
+    /// Which path manager the client runs: the kernel's, EdgePool's (`pm=edgepool`), or both
+    /// one after the other, reported side by side.
+    public enum PathManagerChoice: String, CaseIterable, Sendable {
+        case kernel, edgepool, both
+        var managers: [Topology.Host.PathManager] { self == .both ? [.kernel, .edgepool] : [self == .kernel ? .kernel : .edgepool] }
+    }
+
+    public var pathManager = PathManagerChoice.kernel
+
+    /// One run's figures per measure, for the side-by-side table.
+    struct RunFigures {
+        var manager: Topology.Host.PathManager
+        var measures: [(label: String, values: [Double])]
+        var flowLine: String
+        var resultSummary: String
+        var incomplete: String?
+    }
+
     public func run() throws {
         try TestbedHost.requireRoot()
         let directory = URL(fileURLWithPath: out).appendingPathComponent("interface-recovery-\(Int(Date().timeIntervalSince1970))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let runs = try pathManager.managers.map { manager in
+            try runOnce(manager, directory: pathManager == .both ? directory.appendingPathComponent(manager.rawValue) : directory)
+        }
+        func cell(_ values: [Double]) -> String {
+            let s = SampleStatistics(values)
+            guard s.count > 0 else { return "– (0)" }
+            return String(format: "%.2f ± %.2f (median %.2f, max %.2f; %d)", s.mean, s.standardDeviation, s.median, s.maximum, s.count)
+        }
+        var summary = """
+        # Recovery after an interface goes down and up
+
+        Access topology (Wi-Fi 20 Mbit/s 20 ms, cellular 10 Mbit/s 100 ms 1 % loss), \(congestionControl), \
+        \(transport == "gateway" ? "TCP through EdgePool's gateway pair" : "MPTCP end to end"); \(cycles) cycle(s) of \
+        client:wlan down for \(String(format: "%.0f", downSeconds)) s and up for \(String(format: "%.0f", upSeconds)) s. \
+        Seconds, mean ± sd (median, max; cycles counted); a cycle that did not reach 80 % before the second half of \
+        its phase is left out of its row.
+
+        | measure | \(runs.map { $0.manager == .kernel ? "kernel PM" : "EdgePool PM (pm=edgepool)" }.joined(separator: " | ")) |
+        |---|\(runs.map { _ in "---:" }.joined(separator: "|"))|
+
+        """
+        for (index, measure) in runs[0].measures.enumerated() {
+            summary += "| \(measure.label) | " + runs.map { cell($0.measures[index].values) }.joined(separator: " | ") + " |\n"
+        }
+        for run in runs {
+            summary += "\n" + (runs.count > 1 ? "## \(run.manager == .kernel ? "Kernel PM" : "EdgePool PM")\n\n" : "") + run.flowLine + "\n\n" + run.resultSummary
+        }
+        try summary.write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
+        print("report: \(directory.path)")
+        print(summary)
+        if let reason = runs.compactMap(\.incomplete).first { throw TestbedError("the experiment did not finish (\(reason)); partial results kept in \(directory.path)") }
+    }
+
+    private func runOnce(_ manager: Topology.Host.PathManager, directory: URL) throws -> RunFigures {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let file = directory.appendingPathComponent("agg.topo").path
-        try AccessAggregationExperiment.topology(cc: congestionControl).write(toFile: file, atomically: true, encoding: .utf8)
+        try AccessAggregationExperiment.topology(cc: congestionControl, clientPathManager: manager).write(toFile: file, atomically: true, encoding: .utf8)
         let topology = try TestbedHost.loadTopology(file)
         let scenario = try Self.scenario(cycles: cycles, down: downSeconds, up: upSeconds, transport: transport)
         let result = try ScenarioPlayer.execute(scenario, on: topology, file: file, directory: directory)
@@ -77,36 +132,13 @@ public struct InterfaceRecoveryExperiment {
             csv += "\(cycle + 1),\(String(format: "%.3f", stall)),\(failover.map { String(format: "%.3f", $0) } ?? ""),\(String(format: "%.3f", returnStall)),\(recovery.map { String(format: "%.3f", $0) } ?? "")\n"
         }
         try csv.write(to: directory.appendingPathComponent("recovery.csv"), atomically: true, encoding: .utf8)
-        func row(_ label: String, _ values: [Double]) -> String {
-            let s = SampleStatistics(values)
-            guard s.count > 0 else { return "| \(label) | 0 | – | – | – | – | – |" }
-            return String(format: "| %@ | %d | %.2f | %.2f | %.2f | %.2f | %.2f |", label, s.count, s.mean, s.median, s.standardDeviation, s.minimum, s.maximum)
-        }
-        var summary = """
-        # Recovery after an interface goes down and up
-
-        Access topology (Wi-Fi 20 Mbit/s 20 ms, cellular 10 Mbit/s 100 ms 1 % loss), \(congestionControl), \
-        \(transport == "gateway" ? "TCP through EdgePool's gateway pair" : "MPTCP end to end"); \(cycles) cycle(s) of \
-        client:wlan down for \(String(format: "%.0f", downSeconds)) s and up for \(String(format: "%.0f", upSeconds)) s. \
-        Seconds; a cycle that did not reach 80 % before the second half of its phase is left out of \
-        its row (the cycles column counts the others).
-
-        | measure | cycles | mean | median | sd | min | max |
-        |---|---:|---:|---:|---:|---:|---:|
-        \(row("longest stall after the loss", stalls))
-        \(row("to 80 % of the cellular-only rate after the loss", failovers))
-        \(row("longest stall after the return", returnStalls))
-        \(row("to 80 % of the two-path rate after the return", recoveries))
-
-        Flow: received \(flow.received) bytes, sent \(flow.sent.map(String.init) ?? "?"), \
-        \(flow.stoppedEarly ? "undelivered \(flow.undelivered ?? 0)" : "lost \(flow.lost.map(String.init) ?? "?")"), corrupted \(flow.mismatched).
-
-
-        """
-        summary += result.summary
-        try summary.write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
-        print("report: \(directory.path)")
-        print(summary)
-        if let reason = result.incomplete { throw TestbedError("the experiment did not finish (\(reason)); partial results kept in \(directory.path)") }
+        let flowLine = "Flow: received \(flow.received) bytes, sent \(flow.sent.map(String.init) ?? "?"), "
+            + "\(flow.stoppedEarly ? "undelivered \(flow.undelivered ?? 0)" : "lost \(flow.lost.map(String.init) ?? "?")"), corrupted \(flow.mismatched)."
+        return RunFigures(manager: manager, measures: [
+            ("longest stall after the loss", stalls),
+            ("to 80 % of the cellular-only rate after the loss", failovers),
+            ("longest stall after the return", returnStalls),
+            ("to 80 % of the two-path rate after the return", recoveries),
+        ], flowLine: flowLine, resultSummary: result.summary, incomplete: result.incomplete)
     }
 }

@@ -45,6 +45,8 @@ struct TestbedExperiment: ParsableCommand {
             received bytes: the time until its rate over 0.5 s first reaches 80 % of the rate it
             settles at in the second half of the phase, staying there. Writes recovery.csv,
             summary.md and the run's interfaces.csv, flows.csv and rates.svg/png.
+            --path-manager both runs it with the kernel's path manager and with EdgePool's
+            (one directory each) and puts the two side by side.
             """))
 
         @Option(help: "Down/up cycles.") var cycles = 5
@@ -52,11 +54,13 @@ struct TestbedExperiment: ParsableCommand {
         @Option(help: "Seconds it stays up after each return (and before the first loss).") var upSeconds = 12.0
         @Option(help: "Congestion control of client and server.") var congestionControl = "bbr"
         @Option(help: "mptcp (end to end) or gateway (TCP through EdgePool's gateway pair).") var transport = Scenario.Traffic.Transport.mptcp.rawValue
+        @Option(help: "The client's path manager: kernel, edgepool (pm=edgepool), or both (one run each, side by side).")
+        var pathManager: InterfaceRecoveryExperiment.PathManagerChoice = .kernel
         @Option(help: "Directory for the report.") var out = "testbed-results"
 
         var experiment: InterfaceRecoveryExperiment {
             InterfaceRecoveryExperiment(cycles: cycles, downSeconds: downSeconds, upSeconds: upSeconds,
-                                        congestionControl: congestionControl, transport: transport, out: out)
+                                        congestionControl: congestionControl, transport: transport, pathManager: pathManager, out: out)
         }
 
         func validate() throws { try asValidation { try experiment.validate() } }
@@ -123,3 +127,5 @@ struct TestbedRun: ParsableCommand {
         _ = try asValidation { try ScenarioPlayer.run(file: file, out: out, phaseSeconds: phaseSeconds) }
     }
 }
+
+extension InterfaceRecoveryExperiment.PathManagerChoice: ExpressibleByArgument {}
