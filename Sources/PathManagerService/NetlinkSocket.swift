@@ -67,7 +67,10 @@ public final class NetlinkSocket {
         for _ in 0..<10_000 {
             for answer in try receive() where answer.sequence == message.sequence {
                 if answer.type == NetlinkMessage.errorType {
-                    if let code = answer.errorCode, code != 0 { throw NetlinkError("the kernel refused: \(String(cString: strerror(-code)))", errno: -code) }
+                    if let code = answer.errorCode, code != 0 {
+                        let hint = -code == EPERM ? " (changing MPTCP endpoints and subflows needs CAP_NET_ADMIN: run as root, or give the binary the capability)" : ""
+                        throw NetlinkError("the kernel refused: \(String(decoding: strerrorBytes(-code), as: UTF8.self))\(hint)", errno: -code)
+                    }
                     return answers
                 }
                 if answer.type == NetlinkMessage.doneType { return answers }
@@ -77,4 +80,10 @@ public final class NetlinkSocket {
         }
         throw NetlinkError("no end to the kernel's answer")
     }
+}
+
+/// strerror's text as bytes (without the terminating zero).
+func strerrorBytes(_ code: Int32) -> [UInt8] {
+    guard let text = strerror(code) else { return Array("errno \(code)".utf8) }
+    return Array(UnsafeBufferPointer(start: UnsafeRawPointer(text).assumingMemoryBound(to: UInt8.self), count: strlen(text)))
 }

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import PathManager
 import RSerPoolWire
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -52,8 +53,14 @@ public final class PathManagerDaemon {
     static let replacementDelay = TimeAmount.milliseconds(100)
     static let pmTypePath = "/proc/sys/net/mptcp/pm_type"
 
+    /// The latest status (for `/paths`; read from another thread).
+    public let status = PathManagerStatus.Latest()
+    private var stateSince: [PathIdentifier: NIODeadline] = [:]
+    private var lastStatus = NIODeadline.uptimeNanoseconds(0)
+
     public init(configuration: PathManagerConfiguration, logger: Logger) throws {
         try configuration.validate()
+        if let missing = Self.missingNetworkAdministration() { throw PathManagerError(missing) }
         self.configuration = configuration
         self.logger = logger
         kernel = try KernelPathManager()
@@ -63,6 +70,18 @@ public final class PathManagerDaemon {
         planner = UserspaceSubflowPlanner(paths: configuration.paths.map {
             UserspaceSubflowPlanner.Path(identifier: $0.identifier, address: $0.address, localID: $0.endpointID, backup: $0.policy.role == .backup)
         })
+    }
+
+    /// CAP_NET_ADMIN (bit 12 of the effective set in /proc/self/status): without it the
+    /// kernel refuses every change this daemon makes — say so and what to do, instead of
+    /// running and changing nothing.
+    public static func missingNetworkAdministration(status: String? = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) -> String? {
+        guard let line = status?.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let mask = UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16) else { return nil }
+        guard mask & (1 << 12) == 0 else { return nil }
+        return "the path manager needs CAP_NET_ADMIN, which this process does not have: without it the kernel refuses endpoint changes, "
+            + "subflow creation and the userspace PM switch. Run it as root, in systemd with AmbientCapabilities=CAP_NET_ADMIN, "
+            + "or give the binary the capability (setcap cap_net_admin+ep). Listing endpoints (edgepool paths endpoints) needs none."
     }
 
     private func path(_ identifier: PathIdentifier) -> PathManagerConfiguration.Path? {
@@ -161,6 +180,28 @@ public final class PathManagerDaemon {
         }
     }
 
+    /// Publishes the paths' states (at most every 200 ms, and after every change).
+    private func publishStatus(now: NIODeadline, force: Bool = false) {
+        guard force || now - lastStatus >= .milliseconds(200) else { return }
+        lastStatus = now
+        let paths = configuration.paths.map { path -> PathManagerStatus.Path in
+            let health = monitor.health(of: path.identifier)
+            let (state, reason): (String, String?) = switch health {
+            case .up: ("in use", nil)
+            case .down(_, let reason): ("down", reason)
+            case .returning: ("returning", nil)
+            case nil: ("unknown", nil)
+            }
+            let since = stateSince[path.identifier] ?? now
+            return PathManagerStatus.Path(name: path.interface, address: "\(path.address)", role: path.policy.role.rawValue, state: state, reason: reason,
+                                          seconds: Double((now - since).nanoseconds) / 1e9,
+                                          retirements: retired[path.identifier] ?? 0, restorations: restored[path.identifier] ?? 0)
+        }
+        let snapshot = PathManagerStatus(mode: configuration.kernelManager == .userspace ? "userspace PM" : "in-kernel PM", paths: paths,
+                                         connections: planner.connectionCount, subflowsCreated: subflowsCreated, subflowsDestroyed: subflowsDestroyed)
+        status.set(snapshot)
+    }
+
     /// One turn: link events, probes, timers.
     func step() {
         var wait = 20
@@ -200,6 +241,7 @@ public final class PathManagerDaemon {
         }
         runProbes()
         apply(monitor.timerFired(now: .now()))
+        publishStatus(now: .now())
     }
 
     private func perform(_ actions: [UserspaceSubflowPlanner.Action]) {
@@ -285,7 +327,11 @@ public final class PathManagerDaemon {
     }
 
     private func apply(_ actions: [PathHealthMonitor.Action]) {
+        let now = NIODeadline.now()
         for action in actions {
+            switch action {
+            case .retire(let id, _), .restore(let id, _): stateSince[id] = now
+            }
             switch action {
             case .retire(let id, let reason):
                 guard let path = path(id) else { continue }

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import ProcessSupport
 import RSerPool
@@ -13,7 +14,7 @@ private let stopRequested = Atomic<Bool>(false)
 
 extension PathManagerDaemon {
     /// `edgepool paths run` as a library call: takes the namespace's paths over, serves
-    /// `/metrics` on `settings.status`, prints `edgepool paths ready managing=…`, and manages
+    /// `/metrics` and `/paths` (``PathManagerStatus``, JSON) on `settings.status`, prints `edgepool paths ready managing=…`, and manages
     /// the paths on this thread until SIGTERM/SIGINT (then hands them back: see ``stop()``).
     /// - Parameter metrics: the process's Prometheus exposition text, for `/metrics`.
     public static func run(_ settings: PathManagerSettings, metrics: @escaping @Sendable () -> String,
@@ -22,12 +23,20 @@ extension PathManagerDaemon {
         let daemon = try PathManagerDaemon(configuration: configuration, logger: logger)
         let summary = try daemon.start()
         if let status = settings.status {
+            let latest = daemon.status
             // The daemon's loop holds this thread; the status server runs on NIO's.
             let started = DispatchSemaphore(value: 0)
             let failure = Mutex<(any Error)?>(nil)
             Task {
                 do {
-                    _ = try await StatusServer.start(on: status.socketAddress(), routes: ["/metrics": { ("text/plain; version=0.0.4", metrics()) }])
+                    _ = try await StatusServer.start(on: status.socketAddress(), routes: [
+                        "/metrics": { ("text/plain; version=0.0.4", metrics()) },
+                        "/paths": {
+                            let encoder = JSONEncoder()
+                            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                            return ("application/json", String(decoding: (try? encoder.encode(latest.current)) ?? Data(), as: UTF8.self))
+                        },
+                    ])
                 } catch {
                     failure.withLock { $0 = error }
                 }

@@ -80,6 +80,13 @@ import Testing
         #expect(try await joinsAnswered() >= 1, "the second subflow at the start")
         try await client.ip(["link", "set", "c2", "down"])
         _ = try await paths.waitForLine(containing: "path retired", timeout: 2)
+        func status() async throws -> [String] {
+            try await runCommand(TestNamespace.ipTool!, ["netns", "exec", client.name, edgepoolBinary, "paths", "status",
+                                                         "--status", "127.0.0.1:\(statusPort)"]).output
+        }
+        try await eventually(timeout: 1, "`paths status` shows the path down and why") {
+            try await status().contains { $0.contains("c2") && $0.contains("down (link down)") && $0.contains("retired 1×") }
+        }
         try await Task.sleep(for: .seconds(6))
         let beforeReturn = monitor.lines.filter { $0.contains("SF_ESTABLISHED") && $0.contains("10.78.2.1") }.count
         let joinsBeforeReturn = try await joinsAnswered()
@@ -98,6 +105,9 @@ import Testing
             monitor.lines.filter { $0.contains("SF_ESTABLISHED") && $0.contains("10.78.2.1") }.count > beforeReturn
         }
         let subflowAfter = Date().timeIntervalSince(returned)
+        let shown = try await status()
+        #expect(shown.first?.hasPrefix("in-kernel PM: 1 of 1 path(s) in use") == true, "\(shown)")
+        #expect(shown.contains { $0.contains("c2") && $0.contains("in use for") && $0.contains("restored 2×") }, "\(shown)")
         print("path manager: a fresh subflow on the returned path \(String(format: "%.2f", subflowAfter)) s after the link came back")
         #expect(subflowAfter < 1.5, "the path carries a subflow again within 1.5 s of its return (kernel PM alone: never re-created)")
         #expect(try await curl.waitForExit(timeout: 90) == 0, "\(curl.lines.suffix(3))")

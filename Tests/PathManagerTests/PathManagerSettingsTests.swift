@@ -37,3 +37,18 @@ import Testing
         #expect { try settings.configuration() } throws: { "\($0)".contains("--probe-failures") }
     }
 }
+
+/// The daemon refuses to start without CAP_NET_ADMIN and says what to do (read from the
+/// effective capability set, as /proc/self/status shows it).
+@Suite struct NetworkAdministrationTests {
+    @Test func theEffectiveCapabilitySetDecides() {
+        let root = "Name:\tedgepool\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n"
+        let nobody = "Name:\tedgepool\nCapEff:\t0000000000000000\n"
+        let onlyNetAdmin = "CapEff:\t0000000000001000\n"
+        #expect(PathManagerDaemon.missingNetworkAdministration(status: root) == nil)
+        #expect(PathManagerDaemon.missingNetworkAdministration(status: onlyNetAdmin) == nil)
+        let refusal = PathManagerDaemon.missingNetworkAdministration(status: nobody)
+        #expect(refusal?.contains("CAP_NET_ADMIN") == true && refusal?.contains("setcap cap_net_admin+ep") == true)
+        #expect(PathManagerDaemon.missingNetworkAdministration(status: nil) == nil, "unknown: the kernel will say")
+    }
+}

@@ -13,13 +13,43 @@ struct PathsCommand: ParsableCommand {
         Talks to the kernel's mptcp_pm generic netlink family of the current network
         namespace, like `ip mptcp endpoint`. Changing endpoints needs CAP_NET_ADMIN.
           edgepool paths run --path wan1=192.0.2.2 --path wan2=198.51.100.2,backup --probe 203.0.113.1:9
+          edgepool paths status --status 127.0.0.1:9093
           edgepool paths endpoints
           edgepool paths endpoint add 192.0.2.2 --id 2 --flags subflow --dev wan2
           edgepool paths endpoint backup 2
           edgepool paths endpoint delete 2
         """),
-        subcommands: [PathsRunCommand.self, PathsEndpointsCommand.self, PathsEndpointCommand.self]
+        subcommands: [PathsRunCommand.self, PathsStatusCommand.self, PathsEndpointsCommand.self, PathsEndpointCommand.self]
     )
+}
+
+struct PathsStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show a running path manager's paths: in use or down (and why), since when, how often retired and restored.",
+        discussion: HelpText.reflow("""
+        Reads /paths from the --status address the path manager was started with:
+          edgepool paths run --userspace --path wan1=10.0.1.2 --path wan2=10.0.2.2,backup --probe 10.0.9.1:9 --status 127.0.0.1:9093
+          edgepool paths status --status 127.0.0.1:9093
+        """))
+
+    @Option(help: ArgumentHelp("The path manager's status address.", valueName: "host:port"))
+    var status: Endpoint = Endpoint(host: "127.0.0.1", port: 9093)
+    @Flag(help: "Print the raw JSON.") var json = false
+
+    func run() async throws {
+        let body: String
+        do {
+            body = try await StatusClient.get(status, path: "/paths")
+        } catch {
+            printError("edgepool paths status: cannot read \(status)/paths (is `edgepool paths run --status \(status)` running?): \(error)")
+            throw ExitCode(1)
+        }
+        if json {
+            print(body)
+            return
+        }
+        print(try JSONDecoder().decode(PathManagerStatus.self, from: Data(body.utf8)).report)
+    }
 }
 
 struct PathsEndpointsCommand: ParsableCommand {
