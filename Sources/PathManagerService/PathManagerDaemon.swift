@@ -69,7 +69,7 @@ public final class PathManagerDaemon {
         metrics = PathManagerMetrics(paths: configuration.paths.map(\.identifier))
         planner = UserspaceSubflowPlanner(paths: configuration.paths.map {
             UserspaceSubflowPlanner.Path(identifier: $0.identifier, address: $0.address, localID: $0.endpointID, backup: $0.policy.role == .backup)
-        })
+        }, firstSubflow: configuration.firstSubflow)
     }
 
     /// CAP_NET_ADMIN (bit 12 of the effective set in /proc/self/status): without it the

@@ -19,6 +19,8 @@ public struct PathManagerSettings: DaemonSettings, Equatable {
     /// Probes answered in a row before a returning path is held. [default: 2]
     public var probeSuccesses: Int?
     public var userspace: Bool?
+    /// Userspace PM: `keep` (default) or `replace` a connection's first subflow when its path is lost.
+    public var firstSubflow: String?
     public var status: Endpoint?
     public var logLevel: String?
 
@@ -54,6 +56,12 @@ public struct PathManagerSettings: DaemonSettings, Equatable {
         if let v = probeFailures { configuration.health.probeFailuresForLoss = v }
         if let v = probeSuccesses { configuration.health.probeSuccessesForReturn = v }
         if userspace == true { configuration.kernelManager = .userspace }
+        if let firstSubflow {
+            guard let policy = UserspaceSubflowPlanner.FirstSubflow(rawValue: firstSubflow) else {
+                throw ConfigurationError(setting: "firstSubflow", "must be keep or replace, not '\(firstSubflow)'")
+            }
+            configuration.firstSubflow = policy
+        }
         do {
             try configuration.validate()
         } catch {

@@ -56,17 +56,22 @@ import Testing
             .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
             .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999), backup: false),
         ], "fresh subflows to every address of the peer")
-        // A subflow of the path that shows up while it is out of use (an event late) is
-        // destroyed when the path returns, before the fresh ones.
+        // A subflow of the path that shows up while it is out of use (an event late) is kept
+        // until a fresh one from the path is established (make before break).
         _ = planner.setInUse(Self.wan2, false)
         _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 40888, to: Self.server2, 5999))
         let late = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40888, remote: Self.server2, remotePort: 5999)
-        #expect(planner.setInUse(Self.wan2, true).first == .destroy(token: Self.token, late))
+        #expect(planner.setInUse(Self.wan2, true) == [
+            .setBackup(token: Self.token, late, false),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999), backup: false),
+        ])
+        #expect(planner.received(Self.event(.subflowEstablished, from: Self.client2, 41000, to: Self.server2, 5999)) == [.destroy(token: Self.token, late)])
         _ = planner.received(Self.event(.subflowClosed, from: Self.client2, 40888, to: Self.server2, 5999))
         // A path in use that has a subflow to an address gets no second one from an announce.
         _ = planner.received(Self.event(.subflowEstablished, from: Self.client2, 42219, to: Self.server2, 5999))
         #expect(planner.received(Self.event(.announced, to: Self.server2, 5999)).isEmpty)
-        #expect(planner.subflows(of: Self.token).count == 2)
+        #expect(planner.subflows(of: Self.token).count == 3, "the first, and wan2's two fresh ones")
     }
 
     @Test func pathsOutOfUseAndClosedConnectionsGetNothing() {
@@ -104,10 +109,9 @@ import Testing
         let standby = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40777, remote: Self.server1, remotePort: 5201)
 
         #expect(planner.setInUse(Self.wan1, false) == [
-            .destroy(token: Self.token, first),
-            .removeAddress(token: Self.token, localID: 0),
+            .setBackup(token: Self.token, first, true),
             .setBackup(token: Self.token, standby, false),
-        ], "the only active path is gone: the first subflow goes before the RM_ADDR of id 0 (so the kernel sends it on the backup's), the backup steps in (MP_PRIO)")
+        ], "the only active path is gone: the first subflow is marked backup but kept (a join may not replace it), the backup's steps in (MP_PRIO)")
         #expect(planner.received(Self.event(.announced, to: Self.server2, 5999)) == [
             .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server2, port: 5999), backup: false),
         ], "while it stands in, the backup's new subflows are not backup ones")
@@ -117,9 +121,12 @@ import Testing
         #expect(planner.setInUse(Self.wan1, true) == [
             .setBackup(token: Self.token, standby, true),
             .setBackup(token: Self.token, standby2, true),
-            .create(token: Self.token, local: Self.client1, localID: 1, remote: .init(address: Self.server1, port: 5201), backup: false),
-            .create(token: Self.token, local: Self.client1, localID: 1, remote: .init(address: Self.server2, port: 5999), backup: false),
-        ], "the active path is back: the backup stands by again, fresh subflows — with the path's own id, id 0 having been removed")
+            .setBackup(token: Self.token, first, false),
+            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server1, port: 5201), backup: false),
+            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server2, port: 5999), backup: false),
+        ], "the active path is back: the backup stands by again, the stuck first subflow may carry again, fresh subflows beside it")
+        #expect(planner.received(Self.event(.subflowEstablished, from: Self.client1, 61000, to: Self.server1, 5201)) == [.destroy(token: Self.token, first)],
+                "a fresh subflow on the path: the stuck one goes (make before break)")
     }
 
     @Test func losingABackupPathWhileAnActiveOneWorksChangesNothingForTheActiveOne() {
@@ -129,5 +136,20 @@ import Testing
         let standby = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40777, remote: Self.server1, remotePort: 5201)
         #expect(planner.setInUse(Self.wan2, false) == [.removeAddress(token: Self.token, localID: 2), .destroy(token: Self.token, standby)])
         #expect(planner.setInUse(Self.wan2, false).isEmpty, "a path already out of use: nothing")
+    }
+
+    @Test func replacingTheFirstSubflowClosesItAndTellsThePeerAtOnce() {
+        var planner = UserspaceSubflowPlanner(paths: [.init(identifier: Self.wan1, address: Self.client1, localID: 1),
+                                                      .init(identifier: Self.wan2, address: Self.client2, localID: 2)], firstSubflow: .replace)
+        _ = planner.setInUse(Self.wan1, true)
+        _ = planner.setInUse(Self.wan2, true)
+        _ = planner.received(Self.event(.created, from: Self.client1, 60688, to: Self.server1, 5201))
+        _ = planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201))
+        let first = UserspaceSubflowPlanner.Subflow(local: Self.client1, localPort: 60688, remote: Self.server1, remotePort: 5201)
+        #expect(planner.setInUse(Self.wan1, false) == [.destroy(token: Self.token, first), .removeAddress(token: Self.token, localID: 0)],
+                "the first subflow goes before the RM_ADDR of id 0, so the kernel carries it on a subflow that works")
+        #expect(planner.setInUse(Self.wan1, true) == [
+            .create(token: Self.token, local: Self.client1, localID: 1, remote: .init(address: Self.server1, port: 5201), backup: false),
+        ], "id 0 was removed: the fresh subflow takes the path's own id")
     }
 }

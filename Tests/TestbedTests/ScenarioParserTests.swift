@@ -8,7 +8,7 @@ import Testing
             .appendingPathComponent("../../Scenarios/\(name)").standardized, encoding: .utf8)
     }
 
-    @Test(arguments: ["isp-failover.scenario", "isp-failover-gateway.scenario", "isp-blackhole.scenario", "isp-failover-video.scenario", "isp-failover-v6.scenario", "isp-failover-pm.scenario", "isp-blackhole-pm.scenario"])
+    @Test(arguments: ["isp-failover.scenario", "isp-failover-gateway.scenario", "isp-blackhole.scenario", "isp-failover-video.scenario", "isp-failover-v6.scenario", "isp-failover-pm.scenario", "isp-blackhole-pm.scenario", "isp-failover-video-pm.scenario", "isp-failover-gateway-pm.scenario"])
     func theShippedScenariosParseAndFitTheirTopology(name: String) throws {
         let scenario = try ScenarioParser.parse(Self.shipped(name))
         let topologyURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

@@ -146,6 +146,8 @@ struct PathsRunCommand: ParsableCommand {
     var status: Endpoint?
     @Flag(help: "Use the kernel's userspace PM (net.mptcp.pm_type=1): subflows per connection from every path to every address the peer announced, not endpoints.")
     var userspace = false
+    @Option(help: "--userspace: when a connection's first path is lost, keep its first subflow to recover by itself, or replace it (closed, the peer told at once: faster, for servers that keep listening). [default: keep]")
+    var firstSubflow: String?
 
     func run() throws {
         var flags = PathManagerSettings()
@@ -158,6 +160,7 @@ struct PathsRunCommand: ParsableCommand {
         flags.returnHold = returnHold
         flags.status = status
         flags.userspace = userspace ? true : nil
+        flags.firstSubflow = firstSubflow
         let settings = flags.merged(over: try loadSettings(common.config, as: PathManagerSettings.self))
         Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
         try asValidation { try PathManagerDaemon.run(settings, metrics: Bootstrap.metricsText) }

@@ -87,6 +87,8 @@ public struct PathManagerConfiguration: Sendable {
     public var health = PathHealthConfiguration()
     /// Which of the kernel's path managers carries the decisions out.
     public var kernelManager = KernelManager.inKernel
+    /// Userspace PM: keep a connection's first subflow through a loss, or replace it.
+    public var firstSubflow = UserspaceSubflowPlanner.FirstSubflow.keep
 
     public enum KernelManager: String, Sendable {
         /// Endpoints: a lost path's is deleted, a returned one's added back (the kernel opens

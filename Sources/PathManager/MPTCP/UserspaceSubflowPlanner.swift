@@ -8,8 +8,9 @@ import RSerPoolWire
 /// began with, and each announced one): a path's subflow to an address its network cannot
 /// reach fails at once (ENETUNREACH) and costs nothing, and the one it can reach is there —
 /// which the in-kernel PM cannot do for an announced address after a path returns. A path
-/// taken out of use loses its subflows on every connection, and the peer is told (RM_ADDR);
-/// a path back in use gets fresh ones (none left in retransmission back-off).
+/// taken out of use stops carrying data at once (see ``setInUse(_:_:)``); a path back in
+/// use gets fresh subflows, and its stuck ones (in retransmission back-off) go once a fresh
+/// one is established.
 ///
 /// Backup paths (role `.backup`) get their subflows as backup subflows: the scheduler uses
 /// them only while no other subflow can send. While no active path is in use they are
@@ -79,7 +80,10 @@ public struct UserspaceSubflowPlanner: Sendable {
         /// The first subflow's local address: its address id is 0.
         var initialLocal: IPAddress?
         var initialSubflow: Subflow?
-        /// Address id 0 was removed (RM_ADDR 0): fresh subflows from the first address get
+        /// Subflows of a returned path that wait for a fresh one from the same path before
+        /// they are destroyed.
+        var stuck: Set<Subflow> = []
+        /// Address id 0 was removed (`.replace`): fresh subflows from the first address take
         /// the path's own id.
         var initialRemoved = false
     }
@@ -88,8 +92,22 @@ public struct UserspaceSubflowPlanner: Sendable {
     private var inUse: Set<PathIdentifier> = []
     private var connections: [UInt32: Connection] = [:]
 
-    public init(paths: [Path]) {
+    /// What happens to a connection's first subflow when its path is lost.
+    public enum FirstSubflow: String, Sendable, CaseIterable {
+        /// Marked backup and kept, to recover by itself: safe with every server.
+        case keep
+        /// Closed, and the peer told (RM_ADDR 0) at once — the sender stops feeding it without
+        /// waiting for its retransmission timer; fresh subflows replace it on return. Only for
+        /// servers that keep listening: one that closed its listener after accepting (ffmpeg's
+        /// RTMP `-listen`) accepts no join to that address, and the path stays unused.
+        case replace
+    }
+
+    public let firstSubflow: FirstSubflow
+
+    public init(paths: [Path], firstSubflow: FirstSubflow = .keep) {
         self.paths = paths
+        self.firstSubflow = firstSubflow
     }
 
     /// Connections known now.
@@ -100,13 +118,19 @@ public struct UserspaceSubflowPlanner: Sendable {
 
     /// A path taken into use (`true`) or out of it.
     ///
-    /// Out of use, its subflows are destroyed on every connection and the peer is told the
-    /// address is gone (RM_ADDR, sent on a subflow that works — a reset sent into the dead path
-    /// would be lost), so that it stops sending into its half at once instead of waiting for
-    /// its retransmission timer. The connection's first subflow is destroyed before the
-    /// removal (then the kernel no longer picks it to carry the RM_ADDR), the others after it
-    /// (the kernel forgets an address whose subflows are gone). Back in use, whatever is left
-    /// of its subflows is destroyed and fresh ones are created.
+    /// **Out of use.** Subflows that joined from the path's address are destroyed on every
+    /// connection and the peer is told the address is gone (RM_ADDR, carried by a subflow that
+    /// works — a reset sent into the dead path would be lost), so that it stops sending into
+    /// its half at once instead of waiting for its retransmission timer; they are re-created
+    /// by joins when the path returns. The connection's *first* address is different: removing
+    /// it (id 0) would close the first subflow, which a join may not be able to replace — a
+    /// server that closed its listener after accepting (ffmpeg's RTMP `-listen`) accepts no
+    /// join to that address. Its subflows are only marked backup (this host stops sending on
+    /// them at once) and left to recover — unless `firstSubflow` is `.replace`.
+    ///
+    /// **Back in use.** Fresh subflows to every address of the peer; the stuck ones are
+    /// destroyed once a fresh subflow from the path is established (make before break), and
+    /// meanwhile marked active again, so that one recovering by itself is used too.
     public mutating func setInUse(_ identifier: PathIdentifier, _ used: Bool) -> [Action] {
         guard let path = paths.first(where: { $0.identifier == identifier }) else { return [] }
         let backupsWereStandingIn = backupsStandIn
@@ -122,27 +146,33 @@ public struct UserspaceSubflowPlanner: Sendable {
         }
         inUse.insert(identifier)
         var actions: [Action] = []
-        for token in connections.keys.sorted() {
-            let stuck = connections[token]!.subflows.filter { $0.local == path.address }.sorted(by: Self.order)
-            for subflow in stuck {
-                actions.append(.destroy(token: token, subflow))
-                connections[token]!.subflows.remove(subflow)
-            }
-        }
         // An active path is back: the backups that stood in go back to standing by.
         if backupsWereStandingIn && !backupsStandIn {
             actions += paths.filter { $0.backup && $0.identifier != identifier && inUse.contains($0.identifier) }.flatMap { mark($0, backup: true) }
         }
-        for token in connections.keys.sorted() { actions += subflowsFrom(path, on: token) }
+        for token in connections.keys.sorted() {
+            let stuck = connections[token]!.subflows.filter { $0.local == path.address }.sorted(by: Self.order)
+            connections[token]!.stuck = Set(stuck)
+            actions += stuck.map { .setBackup(token: token, $0, createsAsBackup(path)) }
+            actions += subflowsFrom(path, on: token)
+        }
         return actions
     }
 
-    /// Destroys `path`'s subflows on connection `token` and tells the peer its address is gone.
+    /// Retires `path` on connection `token` (see ``setInUse(_:_:)``).
     private mutating func retire(_ path: Path, on token: UInt32) -> [Action] {
         guard var connection = connections[token] else { return [] }
         let lost = connection.subflows.filter { $0.local == path.address }.sorted(by: Self.order)
         guard !lost.isEmpty else { return [] }
+        connection.stuck.subtract(lost)
         let firstAddress = connection.initialLocal == path.address && !connection.initialRemoved
+        if firstAddress && firstSubflow == .keep {
+            connections[token] = connection
+            return lost.map { .setBackup(token: token, $0, true) }
+        }
+        // The first subflow goes before the RM_ADDR of id 0 (else the kernel may pick that dead
+        // subflow to carry it), the others after theirs (the kernel forgets an address whose
+        // subflows are gone).
         let first = lost.filter { $0 == connection.initialSubflow }
         var actions = first.map { Action.destroy(token: token, $0) }
         actions.append(.removeAddress(token: token, localID: firstAddress ? 0 : path.localID))
@@ -186,10 +216,19 @@ public struct UserspaceSubflowPlanner: Sendable {
             connections[token]!.remotes.append(remote)
             return paths.filter { inUse.contains($0.identifier) }.compactMap { create($0, to: remote, on: token) }
         case .subflowEstablished:
-            if let subflow = Self.subflow(event) { connections[token]?.subflows.insert(subflow) }
-            return []
+            guard let subflow = Self.subflow(event), var connection = connections[token] else { return [] }
+            connection.subflows.insert(subflow)
+            // A fresh subflow from a returned path: now its stuck ones go (make before break).
+            let replaced = connection.stuck.filter { $0.local == subflow.local && $0 != subflow }.sorted(by: Self.order)
+            connection.stuck.subtract(replaced)
+            connection.subflows.subtract(replaced)
+            connections[token] = connection
+            return replaced.map { .destroy(token: token, $0) }
         case .subflowClosed:
-            if let subflow = Self.subflow(event) { connections[token]?.subflows.remove(subflow) }
+            if let subflow = Self.subflow(event) {
+                connections[token]?.subflows.remove(subflow)
+                connections[token]?.stuck.remove(subflow)
+            }
             return []
         case .closed:
             connections[token] = nil
@@ -218,7 +257,7 @@ public struct UserspaceSubflowPlanner: Sendable {
 
     private func create(_ path: Path, to remote: Remote, on token: UInt32) -> Action? {
         guard let connection = connections[token],
-              !connection.subflows.contains(where: { $0.local == path.address && $0.remote == remote.address }) else { return nil }
+              !connection.subflows.subtracting(connection.stuck).contains(where: { $0.local == path.address && $0.remote == remote.address }) else { return nil }
         let id = connection.initialLocal == path.address && !connection.initialRemoved ? 0 : path.localID
         return .create(token: token, local: path.address, localID: id, remote: remote, backup: createsAsBackup(path))
     }

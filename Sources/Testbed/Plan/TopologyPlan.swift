@@ -145,7 +145,8 @@ public struct TopologyPlan: Sendable {
             }
         }
         guard !paths.isEmpty else { throw TopologyError(line: host.line, "pm=edgepool: \(host.name) has no addresses") }
-        up.append(Step(arguments: ["ip", "netns", "exec", namespace(host.name)] + command + paths + ["--userspace", "--log-level", "info"],
+        let firstSubflow = host.replacesFirstSubflow ? ["--first-subflow", "replace"] : []
+        up.append(Step(arguments: ["ip", "netns", "exec", namespace(host.name)] + command + paths + ["--userspace"] + firstSubflow + ["--log-level", "info"],
                        mayFail: false, background: true))
     }
 

@@ -33,6 +33,9 @@ public struct Topology: Hashable, Sendable {
         public var mptcpAddAddrAccepted: Int?
         /// Which path manager runs the host's MPTCP paths.
         public var pathManager = PathManager.kernel
+        /// `pm-first-subflow=replace`: EdgePool's path manager replaces a connection's first
+        /// subflow when its path is lost instead of keeping it (`paths run --first-subflow`).
+        public var replacesFirstSubflow = false
         public var line: Int
 
         public enum PathManager: String, Hashable, Sendable {

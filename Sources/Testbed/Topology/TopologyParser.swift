@@ -148,8 +148,11 @@ public enum TopologyParser {
                     throw TopologyError(line: line, "pm must be kernel or edgepool, not '\(value)'")
                 }
                 host.pathManager = manager
+            case ("pm-first-subflow", let value?):
+                guard value == "keep" || value == "replace" else { throw TopologyError(line: line, "pm-first-subflow must be keep or replace, not '\(value)'") }
+                host.replacesFirstSubflow = value == "replace"
             default:
-                throw TopologyError(line: line, "unknown host option '\(option)' (cc=, forward, mptcp-subflows=, mptcp-add-addr=, pm=)")
+                throw TopologyError(line: line, "unknown host option '\(option)' (cc=, forward, mptcp-subflows=, mptcp-add-addr=, pm=, pm-first-subflow=)")
             }
         }
         return host

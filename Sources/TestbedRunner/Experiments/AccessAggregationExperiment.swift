@@ -25,10 +25,10 @@ public struct AccessAggregationExperiment {
 
     /// The access topology; `clientPathManager` `.edgepool` runs EdgePool's path manager on the
     /// client (link state decides: the experiments take interfaces down).
-    static func topology(cc: String, clientPathManager: Topology.Host.PathManager = .kernel) -> String {
+    static func topology(cc: String, clientPathManager: Topology.Host.PathManager = .kernel, replacesFirstSubflow: Bool = false) -> String {
         """
         topology agg
-        host client cc=\(cc) mptcp-subflows=2 mptcp-add-addr=2\(clientPathManager == .edgepool ? " pm=edgepool" : "")
+        host client cc=\(cc) mptcp-subflows=2 mptcp-add-addr=2\(clientPathManager == .edgepool ? " pm=edgepool" : "")\(clientPathManager == .edgepool && replacesFirstSubflow ? " pm-first-subflow=replace" : "")
         host wifi forward
         host cell forward
         host server cc=\(cc) mptcp-subflows=2 mptcp-add-addr=2

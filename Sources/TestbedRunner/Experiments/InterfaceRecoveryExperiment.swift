@@ -57,6 +57,9 @@ public struct InterfaceRecoveryExperiment {
     }
 
     public var pathManager = PathManagerChoice.kernel
+    /// EdgePool's path manager replaces the connection's first subflow when Wi-Fi is lost
+    /// (`--first-subflow replace`) instead of keeping it.
+    public var replacesFirstSubflow = false
 
     /// One run's figures per measure, for the side-by-side table.
     struct RunFigures {
@@ -88,7 +91,7 @@ public struct InterfaceRecoveryExperiment {
         Seconds, mean ± sd (median, max; cycles counted); a cycle that did not reach 80 % before the second half of \
         its phase is left out of its row.
 
-        | measure | \(runs.map { $0.manager == .kernel ? "kernel PM" : "EdgePool PM (pm=edgepool)" }.joined(separator: " | ")) |
+        | measure | \(runs.map { $0.manager == .kernel ? "kernel PM" : (replacesFirstSubflow ? "EdgePool PM (pm=edgepool, first subflow replaced)" : "EdgePool PM (pm=edgepool)") }.joined(separator: " | ")) |
         |---|\(runs.map { _ in "---:" }.joined(separator: "|"))|
 
         """
@@ -107,7 +110,7 @@ public struct InterfaceRecoveryExperiment {
     private func runOnce(_ manager: Topology.Host.PathManager, directory: URL) throws -> RunFigures {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let file = directory.appendingPathComponent("agg.topo").path
-        try AccessAggregationExperiment.topology(cc: congestionControl, clientPathManager: manager).write(toFile: file, atomically: true, encoding: .utf8)
+        try AccessAggregationExperiment.topology(cc: congestionControl, clientPathManager: manager, replacesFirstSubflow: replacesFirstSubflow).write(toFile: file, atomically: true, encoding: .utf8)
         let topology = try TestbedHost.loadTopology(file)
         let scenario = try Self.scenario(cycles: cycles, down: downSeconds, up: upSeconds, transport: transport)
         let result = try ScenarioPlayer.execute(scenario, on: topology, file: file, directory: directory)

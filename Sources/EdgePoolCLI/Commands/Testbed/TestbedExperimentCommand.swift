@@ -56,11 +56,15 @@ struct TestbedExperiment: ParsableCommand {
         @Option(help: "mptcp (end to end) or gateway (TCP through EdgePool's gateway pair).") var transport = Scenario.Traffic.Transport.mptcp.rawValue
         @Option(help: "The client's path manager: kernel, edgepool (pm=edgepool), or both (one run each, side by side).")
         var pathManager: InterfaceRecoveryExperiment.PathManagerChoice = .kernel
+        @Flag(help: "EdgePool's path manager replaces the first subflow when Wi-Fi is lost (paths run --first-subflow replace).")
+        var replaceFirstSubflow = false
         @Option(help: "Directory for the report.") var out = "testbed-results"
 
         var experiment: InterfaceRecoveryExperiment {
-            InterfaceRecoveryExperiment(cycles: cycles, downSeconds: downSeconds, upSeconds: upSeconds,
-                                        congestionControl: congestionControl, transport: transport, pathManager: pathManager, out: out)
+            var experiment = InterfaceRecoveryExperiment(cycles: cycles, downSeconds: downSeconds, upSeconds: upSeconds,
+                                                         congestionControl: congestionControl, transport: transport, pathManager: pathManager, out: out)
+            experiment.replacesFirstSubflow = replaceFirstSubflow
+            return experiment
         }
 
         func validate() throws { try asValidation { try experiment.validate() } }
