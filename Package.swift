@@ -5,7 +5,7 @@ import PackageDescription
 //   RSerPoolWire  – ASAP/ENRP messages and parameters (NIOCore only: no sockets, no clocks)
 //   ProcessSupport – what runners, benchmarks and live tests share: child processes, the daemons' ready line, free ports, resident memory
 //   RSerPoolCore  – handlespace, pool policies, registrar / PE / PU state machines (no sockets, injected time)
-//   RSerPool      – NIO transports (TCP/MPTCP, UDP announces), the Registrar / PoolElement / PoolUser services and their daemons
+//   RSerPool      – NIO transports (TCP/MPTCP, TLS, UDP announces), the Registrar / PoolElement / PoolUser services and their daemons
 //   Gateway       – SOCKS5 / HTTP proxy / gateway-pair protocol logic, destination policy, MPTCP telemetry (pure)
 //   GatewayService – the NIO gateway: listeners, relays, upstream connections, telemetry readers, the daemon
 //   Testbed       – testbed topologies and scenarios: the file formats, validation, the plan of ip/tc commands, results (pure)
@@ -40,6 +40,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         .target(
@@ -55,6 +57,9 @@ let package = Package(
             dependencies: [
                 "RSerPoolWire", "RSerPoolCore", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -137,7 +137,7 @@ public struct OffloadingProcessRun: Sendable {
             busy.append(statistics.busySeconds)
         }
         for registrar in registrars { registrar.signal(SIGTERM) }
-        for registrar in registrars { try? await registrar.waitForExit(timeout: 10) }
+        for registrar in registrars { _ = try? await registrar.waitForExit(timeout: 10) }
 
         // Results, in scenario time.
         struct Record: Decodable { var size: Double; var element: String; var queuing: Double; var startup: Double; var processing: Double }

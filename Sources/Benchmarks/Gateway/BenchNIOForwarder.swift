@@ -53,13 +53,15 @@ enum BenchNIOForwarder {
                     ClientBootstrap(group: client.eventLoop)
                         .channelOption(.tcpOption(.tcp_nodelay), value: 1)
                         .connect(to: target)
-                }.flatMap { server in
+                }.flatMapThrowing { server in
+                    // Both channels are on the client's event loop.
                     let a = Glue(), b = Glue()
                     a.partner = b
                     b.partner = a
-                    return client.pipeline.addHandler(a).flatMap { server.pipeline.addHandler(b) }.flatMap {
-                        client.setOption(.autoRead, value: true)
-                    }
+                    try client.pipeline.syncOperations.addHandler(a)
+                    try server.pipeline.syncOperations.addHandler(b)
+                }.flatMap {
+                    client.setOption(.autoRead, value: true)
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()

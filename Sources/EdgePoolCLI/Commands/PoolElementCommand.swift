@@ -76,6 +76,8 @@ struct PoolElementCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Local address of the interface to hear announces on.", valueName: "address"))
     var announceInterface: String?
 
+    @OptionGroup var tls: RegistrarTLSOptions
+
     func run() async throws {
         let settings = try flagSettings.merged(over: loadSettings(common.config, as: PoolElementSettings.self))
         Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
@@ -104,6 +106,9 @@ struct PoolElementCommand: AsyncParsableCommand {
         settings.status = status
         settings.announce = announce
         settings.announceInterface = announceInterface
+        settings.tlsCa = tls.tlsCa
+        settings.tlsCertificate = tls.tlsCertificate
+        settings.tlsKey = tls.tlsKey
         return settings
     }
 }

@@ -22,6 +22,14 @@ struct RegistrarCommand: AsyncParsableCommand {
           edgepool registrar --listen 127.0.0.1:3863 --enrp-listen 127.0.0.1:9901 --peer 127.0.0.1:9902
           edgepool registrar --listen 127.0.0.1:3864 --enrp-listen 127.0.0.1:9902 --peer 127.0.0.1:9901
 
+        Trust (RFC 5355): with --tls-certificate and --tls-key, ASAP runs over TLS 1.3; with
+        --tls-ca every PE and PU must present a certificate signed by that CA, and
+        --authorize rules say which identity (the certificate's first DNS name, else its
+        common name) may register in which pool — others are refused ("rejected for
+        security reasons"). A registrar that listens beyond loopback without TLS says so.
+          edgepool registrar --listen 0.0.0.0:3864 --tls-certificate pr.pem --tls-key pr.key --tls-ca ca.pem --authorize edge-1=CalcAppPool
+          edgepool pe --pool CalcAppPool --registrar 192.0.2.1:3864 --tls-ca ca.pem --tls-certificate edge-1.pem --tls-key edge-1.key
+
         Stops gracefully on SIGTERM or SIGINT.
 
         Example configuration file (JSON, every key optional, flags win):
@@ -113,6 +121,24 @@ struct RegistrarCommand: AsyncParsableCommand {
     @Option(help: "Wait this long for the other peers' acknowledgements of a takeover. [default: 5s]")
     var takeoverExpiry: Duration?
 
+    @Option(help: ArgumentHelp("ASAP over TLS 1.3: this registrar's certificate chain (PEM).", valueName: "file"))
+    var tlsCertificate: String?
+
+    @Option(help: ArgumentHelp("The private key of --tls-certificate (PEM).", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("Require PEs and PUs to present a certificate signed by this CA (PEM): mutual TLS.", valueName: "file"))
+    var tlsCa: String?
+
+    @Option(help: ArgumentHelp("Which certificate identity may register in which pools, IDENTITY=POOL[,POOL] (* for any); repeatable. Needs --tls-ca.", valueName: "rule"))
+    var authorize: [String] = []
+
+    @Option(help: ArgumentHelp("An identity that may register addresses other than its own (a proxy PE); repeatable.", valueName: "identity"))
+    var proxyIdentity: [String] = []
+
+    @Option(help: "Close an association whose TLS handshake has not completed in this time. [default: 10s]")
+    var tlsHandshakeTimeout: Duration?
+
     func run() async throws {
         let settings = try flagSettings.merged(over: loadSettings(common.config, as: RegistrarSettings.self))
         Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
@@ -149,6 +175,12 @@ struct RegistrarCommand: AsyncParsableCommand {
         settings.peerMaxTimeLastHeard = peerMaxTimeLastHeard
         settings.peerMaxTimeNoResponse = peerMaxTimeNoResponse
         settings.takeoverExpiry = takeoverExpiry
+        settings.tlsCertificate = tlsCertificate
+        settings.tlsKey = tlsKey
+        settings.tlsCa = tlsCa
+        settings.authorize = authorize.nonEmpty
+        settings.proxyIdentity = proxyIdentity.nonEmpty
+        settings.tlsHandshakeTimeout = tlsHandshakeTimeout
         return settings
     }
 }

@@ -17,9 +17,26 @@ struct RegistrarOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Local address of the interface to hear announces on.", valueName: "address"))
     var announceInterface: String?
 
+    @OptionGroup var tls: RegistrarTLSOptions
+
     func list() throws -> RegistrarList {
-        try asValidation { try RegistrarList.fromSettings(registrar, transport: transport, announce: announce, announceInterface: announceInterface) }
+        try asValidation {
+            try RegistrarList.fromSettings(registrar, transport: transport, announce: announce, announceInterface: announceInterface)
+                .withTLS(ca: tls.tlsCa, certificate: tls.tlsCertificate, key: tls.tlsKey)
+        }
     }
+}
+
+/// ASAP over TLS toward registrars (PEs and PUs).
+struct RegistrarTLSOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Talk to registrars over TLS 1.3, trusting this CA (PEM); the registrar's certificate must name its address.", valueName: "file"))
+    var tlsCa: String?
+
+    @Option(help: ArgumentHelp("Present this certificate chain to registrars that require one (PEM).", valueName: "file"))
+    var tlsCertificate: String?
+
+    @Option(help: ArgumentHelp("The private key of --tls-certificate (PEM).", valueName: "file"))
+    var tlsKey: String?
 }
 
 struct ResolveCommand: AsyncParsableCommand {

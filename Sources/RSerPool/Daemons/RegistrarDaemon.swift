@@ -1,5 +1,6 @@
 import Logging
 import ProcessSupport
+import RSerPoolWire
 import ServiceLifecycle
 
 /// `edgepool registrar` as a library call: the settings checked, the association cap fitted
@@ -17,6 +18,16 @@ public enum RegistrarDaemon {
             configuration.associationLimits.maximumAssociations = cap.value
             configuration.associationLimits.maximumAssociationsPerAddress = min(configuration.associationLimits.maximumAssociationsPerAddress, cap.value)
         }
+        let exposed = configuration.listenAddresses.filter { address in
+            guard let ip = IPAddress(address)?.unmappedIPv4 else { return true }
+            return !ip.isLoopback
+        }
+        if configuration.tls == nil, !exposed.isEmpty {
+            logger.warning("ASAP listens without authentication beyond loopback: any host that reaches it can register PEs in any pool and receive their users; give --tls-certificate, --tls-key, --tls-ca and --authorize to require certificates",
+                           metadata: ["listen": "\(exposed.map(\.endpointDescription).joined(separator: ","))"])
+        } else if configuration.tls != nil, !configuration.requiresClientCertificates {
+            logger.notice("ASAP over TLS without client certificates (no --tls-ca): PEs are not authenticated")
+        }
         if configuration.registrar.acceptsForeignAddresses {
             logger.notice("registrations may name addresses other than their own (--accept-foreign-addresses)")
         }
@@ -30,6 +41,7 @@ public enum RegistrarDaemon {
                 "asap": addresses.map(\.endpointDescription).joined(separator: ","),
                 "transport": configuration.transport.rawValue,
                 "enrp": peerAddresses.isEmpty ? nil : peerAddresses.map(\.endpointDescription).joined(separator: ","),
+                "tls": configuration.tls == nil ? nil : (configuration.requiresClientCertificates ? "mutual" : "server"),
             ])
         }, cannotStart: { CannotListenError(addresses: configuration.listenAddresses.map(\.endpointDescription), underlying: $0) })
     }

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 import RSerPoolCore
 import RSerPoolWire
 
@@ -12,6 +13,8 @@ public struct RegistrarList: Sendable {
     public var announce: AnnounceListening?
     /// How long an announced registrar is used after its last announce (reference: 5 s).
     public var announceTimeout: TimeAmount = .seconds(5)
+    /// ASAP over TLS (``TLSFiles/clientContext()``); nil: plain TCP/MPTCP.
+    public var tls: NIOSSLContext?
 
     public init(_ addresses: [SocketAddress], transport: TransportProtocol = .mptcp, announce: AnnounceListening? = nil) {
         self.addresses = addresses
@@ -40,5 +43,19 @@ enum RegistrarConnections {
     /// TCP or MPTCP sockets.
     static let sockets: RegistrarConnector = { address, transport, loop, initializer in
         StreamTransport.connect(to: address, transport: transport, group: loop, initializer: initializer)
+    }
+
+    /// The sockets of `registrars`: TLS over them when it has a TLS context (the registrar's
+    /// certificate verified against the CA and the address connected to).
+    static func connector(for registrars: RegistrarList) -> RegistrarConnector {
+        guard let tls = registrars.tls else { return sockets }
+        return { address, transport, loop, initializer in
+            StreamTransport.connect(to: address, transport: transport, group: loop) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard())
+                }.flatMap { initializer(channel) }
+            }
+        }
     }
 }

@@ -46,7 +46,7 @@ public final class PoolElement: Service, Sendable {
         self.firstRegistration = loop.makePromise()
         self.driver = NIOLoopBoundBox.makeBoxSendingValue(
             PoolElementDriver(loop: loop, registration: registration, registrars: registrars, logger: logger,
-                              stopped: stopped, registered: firstRegistration),
+                              stopped: stopped, registered: firstRegistration, connector: RegistrarConnections.connector(for: registrars)),
             eventLoop: loop)
     }
 

@@ -24,6 +24,10 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
     public var status: Endpoint?
     public var announce: Endpoint?
     public var announceInterface: String?
+    /// ASAP over TLS toward the registrars: their CA, and this PE's certificate and key.
+    public var tlsCa: String?
+    public var tlsCertificate: String?
+    public var tlsKey: String?
     public var logLevel: String?
 
     public init() {}
@@ -72,7 +76,8 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
         let transport = self.transport ?? .mptcp
         return Configuration(
             poolHandle: handle, policy: policy, transport: transport,
-            registrars: try RegistrarList.fromSettings(registrar, transport: transport, announce: announce, announceInterface: announceInterface),
+            registrars: try RegistrarList.fromSettings(registrar, transport: transport, announce: announce, announceInterface: announceInterface)
+                .withTLS(ca: tlsCa, certificate: tlsCertificate, key: tlsKey),
             service: service ?? .echo, listen: try (listen ?? Endpoint(host: "127.0.0.1", port: 0)).socketAddress(),
             sessionsForFullLoad: maxSessions ?? 10,
             identifier: try identifier.map { PoolElementIdentifier(try SettingText.identifier($0, "identifier")) },

@@ -49,7 +49,7 @@ public final class PoolUser: Service, Sendable {
                             eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "edgepool.pu"),
                             seed: UInt64? = nil) {
         self.init(registrars: registrars, staleCacheTimeout: staleCacheTimeout, requestTimeout: requestTimeout, eventLoopGroup: eventLoopGroup,
-                  logger: logger, seed: seed, connector: RegistrarConnections.sockets)
+                  logger: logger, seed: seed, connector: RegistrarConnections.connector(for: registrars))
     }
 
     /// With `connector` opening the registrar associations (tests pass EmbeddedChannels).

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RSerPoolCore
 import RSerPoolWire
 import ServiceLifecycle
@@ -26,6 +27,13 @@ public struct RegistrarServiceConfiguration: Sendable {
     /// What one association may cost: bytes queued each way, work per turn and per second,
     /// timeouts, and how many associations (in all, per address) are accepted.
     public var associationLimits = AssociationLimits()
+    /// ASAP over TLS on the listeners (``TLSFiles/serverContext()``); nil: plain TCP/MPTCP.
+    public var tls: NIOSSLContext?
+    /// Whether the TLS context requires client certificates (every association then has an
+    /// identity; `registrar.poolAuthorization` names them).
+    public var requiresClientCertificates = false
+    /// How long a TLS handshake may take before the association is closed.
+    public var tlsHandshakeTimeout = TLSFiles.handshakeTimeout
 
     public init(registrar: RegistrarConfiguration, listenAddresses: [SocketAddress]) {
         self.registrar = registrar
@@ -162,10 +170,20 @@ public final class Registrar: Service, Sendable {
     }
 
     private func bindListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
-        try await bindListener(address) { channel, core, limits, wireLimits in
+        let tls = configuration.tls, handshakeTimeout = configuration.tlsHandshakeTimeout
+        return try await bindListener(address) { channel, core, limits, wireLimits in
             guard core.admit(channel) else { return }
-            try channel.pipeline.syncOperations.addGuardedASAPCodec(limits: limits, wireLimits: wireLimits)
             let id = core.associationOpened(channel)
+            if let tls {
+                // TLS first: the guard closes a handshake that stalls, and hands the identity
+                // the client's certificate proves to the registrar before any message arrives.
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                let loopBound = NIOLoopBound(core, eventLoop: channel.eventLoop)
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard(timeout: handshakeTimeout) { identity in
+                    loopBound.value.associationAuthenticated(id, identity: identity)
+                })
+            }
+            try channel.pipeline.syncOperations.addGuardedASAPCodec(limits: limits, wireLimits: wireLimits)
             try channel.pipeline.syncOperations.addHandler(RegistrarAssociationHandler(core: core, association: id))
         }
     }

@@ -95,6 +95,16 @@ final class RegistrarDriver {
         return id
     }
 
+    /// The association's TLS handshake completed; `identity` is what the client's certificate
+    /// names (nil: it presented none, which only a registrar without a CA allows).
+    func associationAuthenticated(_ id: AssociationID, identity: String?) {
+        guard associations[id] != nil else { return }
+        metrics.tlsHandshakes.increment()
+        guard let identity else { return }
+        machine.associationAuthenticated(id, identity: identity)
+        logger.debug("association authenticated", metadata: ["association": "\(id)", "identity": "\(identity)"])
+    }
+
     func associationClosed(_ id: AssociationID) {
         guard associations.removeValue(forKey: id) != nil else { return }
         if let address = addressOfAssociation.removeValue(forKey: id) {

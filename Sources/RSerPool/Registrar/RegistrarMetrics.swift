@@ -9,6 +9,7 @@ struct RegistrarMetrics {
     let deregistrations = Counter(label: "rserpool_deregistrations_total")
     let resolutions = Counter(label: "rserpool_handle_resolutions_total")
     let emptyResolutions = Counter(label: "rserpool_handle_resolutions_unknown_pool_total")
+    let tlsHandshakes = Counter(label: "rserpool_tls_handshakes_total")
     let keepAlivesSent = Counter(label: "rserpool_keepalives_sent_total")
     let keepAliveFailures = Counter(label: "rserpool_keepalive_failures_total")
     let unreachableReports = Counter(label: "rserpool_endpoint_unreachable_reports_total")

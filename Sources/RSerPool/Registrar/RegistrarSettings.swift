@@ -37,6 +37,18 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
     public var peerMaxTimeLastHeard: SettingDuration?
     public var peerMaxTimeNoResponse: SettingDuration?
     public var takeoverExpiry: SettingDuration?
+    /// ASAP over TLS: this registrar's certificate chain and key (PEM files).
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// The CA whose certificates PEs and PUs must present (mutual TLS); with it every
+    /// association has an identity, which `authorize` rules name.
+    public var tlsCa: String?
+    /// `IDENTITY=POOL[,POOL…]`: which identities may register in which pools.
+    public var authorize: [String]?
+    /// Identities that may register addresses other than their own (proxy PEs).
+    public var proxyIdentity: [String]?
+    /// Close an association whose TLS handshake has not completed within this time.
+    public var tlsHandshakeTimeout: SettingDuration?
     /// swift-log level name (the daemon's, not the registrar's).
     public var logLevel: String?
 
@@ -104,6 +116,34 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
             if let interface { announce.interface = interface }
             configuration.announce = announce
         }
+        try applyTLS(to: &configuration)
         return configuration
+    }
+
+    /// TLS and identity authorization: a certificate needs its key; rules and proxy
+    /// identities need client certificates (`tlsCa`), since they name authenticated identities.
+    private func applyTLS(to configuration: inout RegistrarServiceConfiguration) throws {
+        let rules = authorize ?? [], proxies = proxyIdentity ?? []
+        guard tlsCertificate != nil || tlsKey != nil || tlsCa != nil || !rules.isEmpty || !proxies.isEmpty || tlsHandshakeTimeout != nil else { return }
+        guard tlsCertificate != nil, tlsKey != nil else {
+            throw ConfigurationError(setting: "tlsCertificate", "and --tls-key (tlsKey) are both needed for ASAP over TLS")
+        }
+        if (!rules.isEmpty || !proxies.isEmpty) && tlsCa == nil {
+            throw ConfigurationError(setting: "authorize", "names authenticated identities: give --tls-ca (tlsCa), the CA whose certificates PEs must present")
+        }
+        configuration.tls = try TLSFiles(certificateChain: tlsCertificate, privateKey: tlsKey, trustRoots: tlsCa).serverContext()
+        configuration.requiresClientCertificates = tlsCa != nil
+        if let v = tlsHandshakeTimeout {
+            guard v.amount > .zero else { throw ConfigurationError(setting: "tlsHandshakeTimeout", "must be positive") }
+            configuration.tlsHandshakeTimeout = v.amount
+        }
+        if !rules.isEmpty {
+            do {
+                configuration.registrar.poolAuthorization = try PoolAuthorization(parsing: rules)
+            } catch {
+                throw ConfigurationError(setting: "authorize", "\(error)")
+            }
+        }
+        configuration.registrar.proxyIdentities = Set(proxies)
     }
 }

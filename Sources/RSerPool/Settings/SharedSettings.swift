@@ -16,6 +16,18 @@ extension RegistrarList {
         }
         return list
     }
+
+    /// The list with ASAP over TLS when a CA is given (the registrars' certificates verified
+    /// against it; this side's certificate presented when given).
+    public func withTLS(ca: String?, certificate: String?, key: String?) throws -> RegistrarList {
+        guard ca != nil || certificate != nil || key != nil else { return self }
+        guard ca != nil else {
+            throw ConfigurationError(setting: "tlsCa", "is needed with a TLS certificate: the CA that signed the registrars' certificates")
+        }
+        var list = self
+        list.tls = try TLSFiles(certificateChain: certificate, privateKey: key, trustRoots: ca).clientContext()
+        return list
+    }
 }
 
 extension PoolPolicy {

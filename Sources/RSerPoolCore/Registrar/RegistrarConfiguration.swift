@@ -22,6 +22,13 @@ public struct RegistrarConfiguration: Sendable, Hashable {
     /// address (an unspecified address is filled in with it); a proxy PE needs this on (or, with
     /// the trust work, an authorized identity).
     public var acceptsForeignAddresses = false
+    /// Which authenticated identities may register in which pools; nil: no identity checks
+    /// (an unauthenticated registrar). Set, a registration from an association without an
+    /// authorized identity is refused ("rejected for security reasons").
+    public var poolAuthorization: PoolAuthorization?
+    /// Authenticated identities that may register addresses other than their own: proxy PEs
+    /// that register legacy servers (RFC 5355 §2.3).
+    public var proxyIdentities: Set<String> = []
     /// PEs in a handle resolution response when the PU does not ask for a number.
     public var defaultHandleResolutionItems = 3
     /// The most PEs one response carries (bounded so that it fits the 64 KiB message).

@@ -28,6 +28,8 @@ public struct RegistrarStateMachine: Sendable {
     public internal(set) var handlespace = Handlespace()
     var monitor: [ElementKey: Monitoring] = [:]
     var byAssociation: [AssociationID: Set<ElementKey>] = [:]
+    /// The identity each authenticated association proved (its TLS certificate's name).
+    var identities: [AssociationID: String] = [:]
     /// Associations that reported an own PE unreachable since it last answered a keep-alive.
     var unreachableReporters: [ElementKey: Set<AssociationID>] = [:]
     /// Per reporting association: how many Endpoint Unreachable reports it may still send.
@@ -125,7 +127,17 @@ public struct RegistrarStateMachine: Sendable {
     /// An association closed. PEs registered over an ASAP association are removed at once
     /// (a PE that is alive registers again over its next association); an ENRP association
     /// just leaves its peer's list of associations.
+    /// An association's TLS handshake proved `identity`: its registrations are checked
+    /// against `poolAuthorization` under that name.
+    public mutating func associationAuthenticated(_ association: AssociationID, identity: String) {
+        identities[association] = identity
+    }
+
+    /// The identity an association proved, if any.
+    public func identity(of association: AssociationID) -> String? { identities[association] }
+
     public mutating func associationClosed(_ association: AssociationID) -> [Action] {
+        identities[association] = nil
         if peers.isPeerAssociation(association) {
             let peer = peers.unbind(association)
             return peer.map { [.event(.peerAssociationLost($0))] } ?? []
@@ -183,6 +195,11 @@ public struct RegistrarStateMachine: Sendable {
         guard handle.bytes.count <= configuration.maximumPoolHandleLength else {
             return reject(.invalidValues, "pool handle longer than \(configuration.maximumPoolHandleLength) bytes")
         }
+        let identity = identities[association]
+        if let authorization = configuration.poolAuthorization, !authorization.permits(identity, pool: handle) {
+            return reject(.rejectedDueToSecurity, identity.map { "identity '\($0)' is not authorized for pool \(handle)" }
+                          ?? "the association is not authenticated (TLS with a client certificate), and registrations need an authorized identity")
+        }
         // Fill unspecified addresses with the association's source address.
         if let peerAddress {
             element.userTransport.addresses = element.userTransport.addresses.map { $0.isUnspecified ? peerAddress : $0 }
@@ -193,7 +210,8 @@ public struct RegistrarStateMachine: Sendable {
         }
         // A PE registers its own address only (RFC 5355 §2.3: otherwise anyone could send a
         // pool's users, or the registrar's own adoption connects, to a host of their choice).
-        if !configuration.acceptsForeignAddresses, let peerAddress {
+        let mayProxy = configuration.acceptsForeignAddresses || identity.map { configuration.proxyIdentities.contains($0) } == true
+        if !mayProxy, let peerAddress {
             let own = peerAddress.unmappedIPv4
             let foreign = (element.userTransport.addresses + (element.asapTransport?.addresses ?? [])).filter { $0.unmappedIPv4 != own }
             if let first = foreign.first {

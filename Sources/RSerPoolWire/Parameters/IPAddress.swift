@@ -73,6 +73,14 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// "the address my registration came from".
     public var isUnspecified: Bool { self == .ipv4Any || self == .ipv6Any }
 
+    /// 127.0.0.0/8 or ::1 (an IPv4-mapped loopback counts).
+    public var isLoopback: Bool {
+        switch unmappedIPv4 {
+        case .v4(let value): value >> 24 == 127
+        case .v6(let high, let low): high == 0 && low == 1
+        }
+    }
+
     public var description: String {
         var storage = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         var raw = bytes

@@ -94,7 +94,24 @@ import Testing
         #expect(RegistrarSettings.keys.contains("keepAliveInterval"))
         #expect(RegistrarSettings.keys.contains("logLevel"))
         #expect(PoolElementSettings.keys.contains("reregistrationInterval"))
-        #expect(RegistrarSettings.keys.count == 28)
+        #expect(RegistrarSettings.keys.count == 34)
+        #expect(RegistrarSettings.keys.isSuperset(of: ["tlsCertificate", "tlsKey", "tlsCa", "authorize", "proxyIdentity", "tlsHandshakeTimeout"]))
+    }
+
+    @Test func tlsSettingsAreCheckedTogether() throws {
+        var settings = RegistrarSettings()
+        settings.tlsCertificate = "/nonexistent/pr.pem"
+        #expect { try settings.configuration() } throws: { "\($0)".contains("--tls-key (tlsKey)") || "\($0)".contains("tlsKey") }
+        settings.tlsKey = "/nonexistent/pr.key"
+        #expect { try settings.configuration() } throws: { "\($0)".contains("cannot read the TLS certificate file '/nonexistent/pr.pem'") }
+        var rules = RegistrarSettings()
+        rules.authorize = ["edge-1=EchoPool"]
+        rules.tlsCertificate = "c"
+        rules.tlsKey = "k"
+        #expect { try rules.configuration() } throws: { "\($0)".contains("--tls-ca (tlsCa)") }
+        var pe = PoolElementSettings()
+        pe.tlsCertificate = "edge.pem"
+        #expect { try pe.configuration() } throws: { "\($0)".contains("tlsCa") }
     }
 
     @Test func aPoolElementsPolicyLoadsAndRegistration() throws {

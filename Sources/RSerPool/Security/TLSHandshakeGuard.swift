@@ -1,0 +1,79 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+import X509
+
+/// Sits right after the TLS handler of an association: closes the association if the
+/// handshake has not completed within `timeout` (a client that stalls or sends garbage holds
+/// nothing for long), and hands over the peer's identity once it has.
+final class TLSHandshakeGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let timeout: TimeAmount
+    private let authenticated: (String?) -> Void
+    private var timer: Scheduled<Void>?
+    private var done = false
+
+    /// `authenticated` gets the identity the peer's certificate names (nil: it sent none).
+    init(timeout: TimeAmount = TLSFiles.handshakeTimeout, authenticated: @escaping (String?) -> Void = { _ in }) {
+        self.timeout = timeout
+        self.authenticated = authenticated
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startTimer(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startTimer(context)
+        context.fireChannelActive()
+    }
+
+    private func startTimer(_ context: ChannelHandlerContext) {
+        guard timer == nil, !done else { return }
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: timeout) {
+            loopBound.value.fireErrorCaught(TLSHandshakeTimeout())
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls, !done {
+            done = true
+            timer?.cancel()
+            let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self).peerCertificate
+            authenticated(certificate.flatMap(TLSPeerIdentity.name(of:)))
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        context.fireChannelInactive()
+    }
+}
+
+/// The TLS handshake did not complete in time.
+public struct TLSHandshakeTimeout: Error, CustomStringConvertible {
+    public var description: String { "the TLS handshake did not complete within \(TLSFiles.handshakeTimeout)" }
+}
+
+/// The identity a certificate names: its first DNS subject alternative name, else its
+/// subject's common name. What `PoolAuthorization` rules and the logs call a PE or PU.
+public enum TLSPeerIdentity {
+    public static func name(of certificate: NIOSSLCertificate) -> String? {
+        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return nil }
+        if let names = try? parsed.extensions.subjectAlternativeNames {
+            for name in names {
+                if case .dnsName(let dns) = name { return dns }
+            }
+        }
+        for relative in parsed.subject {
+            for attribute in relative where attribute.type == .RDNAttributeType.commonName {
+                return "\(attribute.value)"
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import ProcessSupport
+import Testing
+
+/// Certificates made for one test run by `openssl`: a CA, a registrar certificate for
+/// 127.0.0.1, PE and PU certificates, and one from another CA.
+struct TestPKI {
+    let directory: String
+
+    static var unavailableReason: String? { missingTool("/usr/bin/openssl", package: "openssl") }
+
+    init() async throws {
+        directory = temporaryFile("pki")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try await Self.makeCA("ca", in: directory)
+        try await Self.makeCA("rogue-ca", in: directory)
+        try await Self.issue("registrar", by: "ca", subjectAltName: "IP:127.0.0.1", in: directory)
+        for name in ["edge-1", "edge-2", "user"] { try await Self.issue(name, by: "ca", subjectAltName: "DNS:\(name)", in: directory) }
+        try await Self.issue("edge-1-rogue", by: "rogue-ca", subjectAltName: "DNS:edge-1", in: directory)
+    }
+
+    func path(_ name: String) -> String { "\(directory)/\(name)" }
+
+    /// `--tls-ca … --tls-certificate NAME.pem --tls-key NAME.key`.
+    func clientFlags(_ name: String?, ca: String = "ca") -> [String] {
+        ["--tls-ca", path("\(ca).pem")] + (name.map { ["--tls-certificate", path("\($0).pem"), "--tls-key", path("\($0).key")] } ?? [])
+    }
+
+    private static func openssl(_ arguments: [String]) async throws {
+        let result = try await runCommand("/usr/bin/openssl", arguments)
+        guard result.status == 0 else { throw LiveTestError("openssl \(arguments.joined(separator: " ")): \(result.output.suffix(3))") }
+    }
+
+    private static func makeCA(_ name: String, in directory: String) async throws {
+        try await openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                           "-keyout", "\(directory)/\(name).key", "-out", "\(directory)/\(name).pem", "-subj", "/CN=EdgePool test \(name)"])
+    }
+
+    private static func issue(_ name: String, by ca: String, subjectAltName: String, in directory: String) async throws {
+        try "subjectAltName=\(subjectAltName)\n".write(toFile: "\(directory)/\(name).ext", atomically: true, encoding: .utf8)
+        try await openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                           "-keyout", "\(directory)/\(name).key", "-out", "\(directory)/\(name).csr", "-subj", "/CN=\(name)"])
+        try await openssl(["x509", "-req", "-in", "\(directory)/\(name).csr", "-CA", "\(directory)/\(ca).pem", "-CAkey", "\(directory)/\(ca).key",
+                           "-CAcreateserial", "-days", "2", "-out", "\(directory)/\(name).pem", "-extfile", "\(directory)/\(name).ext"])
+    }
+}
+
+/// ASAP over TLS with mutual authentication and identity authorization (RFC 5355), with
+/// real processes, certificates made by openssl, and `openssl s_client` as an independent
+/// client.
+@Suite(.serialized, .tags(.live), .timeLimit(.minutes(5))) struct TrustLiveTests {
+    static func registrar(_ pki: TestPKI, _ extra: [String] = []) async throws -> (process: ChildProcess, port: Int, status: Int) {
+        let status = try freePort()
+        let registrar = try liveProcess("registrar", ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp", "--status", "127.0.0.1:\(status)",
+                                                      "--tls-certificate", pki.path("registrar.pem"), "--tls-key", pki.path("registrar.key"),
+                                                      "--tls-ca", pki.path("ca.pem"), "--authorize", "edge-1=EchoPool", "--log-level", "info"] + extra)
+        let ready = try await registrar.waitForReady()
+        #expect(ready["tls"] == "mutual", "\(ready)")
+        let port = try #require(ready["asap"]?.split(separator: ":").last.flatMap { Int($0) })
+        return (registrar, port, status)
+    }
+
+    static func poolElements(status: Int) async throws -> Int {
+        let handlespace = try await runEdgepool(["handlespace", "--status", "127.0.0.1:\(status)", "--json"])
+        let json = handlespace.output.joined()
+        return try #require(json.data(using: .utf8).flatMap { try JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["poolElementCount"] as? Int)
+    }
+
+    @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
+    func onlyAnAuthorizedCertificateRegistersAndPoolUsersNeedOneToo() async throws {
+        let pki = try await TestPKI()
+        let (registrar, port, status) = try await Self.registrar(pki)
+        let common = ["pe", "--pool", "EchoPool", "--registrar", "127.0.0.1:\(port)", "--transport", "tcp", "--log-level", "info"]
+
+        let authorized = try liveProcess("pe-edge-1", common + pki.clientFlags("edge-1"))
+        _ = try await authorized.waitForReady()
+        try await eventually(timeout: 5, "edge-1 registered over TLS") { try await Self.poolElements(status: status) == 1 }
+
+        // Signed by the CA but not authorized for the pool: refused, and the PE is told why.
+        let unauthorized = try liveProcess("pe-edge-2", common + pki.clientFlags("edge-2"))
+        _ = try await unauthorized.waitForLine(containing: "rejected for security reasons", timeout: 5)
+        // A certificate from another CA, and none at all: the handshake fails, nothing registers.
+        let rogue = try liveProcess("pe-rogue", common + pki.clientFlags("edge-1-rogue"))
+        let anonymous = try liveProcess("pe-anonymous", common + pki.clientFlags(nil))
+        let plain = try liveProcess("pe-plain", common)
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await Self.poolElements(status: status) == 1, "only edge-1 is in the handlespace")
+        #expect(registrar.lines.contains { $0.contains("registration rejected") && $0.contains("'edge-2' is not authorized for pool EchoPool") },
+                "one log line names the refusal: \(registrar.lines.suffix(5))")
+
+        // Pool users resolve over TLS with their own certificate; without one they get nothing.
+        let resolved = try await runEdgepool(["resolve", "--pool", "EchoPool", "--registrar", "127.0.0.1:\(port)", "--transport", "tcp"] + pki.clientFlags("user"))
+        #expect(resolved.status == 0 && resolved.output.contains { $0.contains("1 pool element") }, "\(resolved.output)")
+        let refused = try await runEdgepool(["resolve", "--pool", "EchoPool", "--registrar", "127.0.0.1:\(port)", "--transport", "tcp"] + pki.clientFlags(nil))
+        #expect(refused.status != 0, "a PU without a certificate is not answered: \(refused.output)")
+        withExtendedLifetime([authorized, unauthorized, rogue, anonymous, plain]) {}
+    }
+
+    @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
+    func opensslSeesTLS13AndAStalledHandshakeIsClosed() async throws {
+        let pki = try await TestPKI()
+        let (registrar, port, _) = try await Self.registrar(pki, ["--tls-handshake-timeout", "1s"])
+        // An independent client: TLS 1.3, the registrar's certificate verified against the CA.
+        let client = try await runCommand("/bin/sh", ["-c", "/usr/bin/openssl s_client -connect 127.0.0.1:\(port) -CAfile \(pki.path("ca.pem")) "
+                                                          + "-cert \(pki.path("user.pem")) -key \(pki.path("user.key")) -verify_return_error -brief < /dev/null 2>&1"])
+        #expect(client.output.contains { $0.contains("Protocol version: TLSv1.3") }, "\(client.output)")
+        #expect(client.output.contains { $0.contains("Verification: OK") }, "\(client.output)")
+        // A client that connects and says nothing is closed after the handshake timeout.
+        let stalled = try RawConnection(port: port)
+        let started = Date()
+        let (_, closed) = stalled.receive(for: 4)
+        #expect(closed, "the registrar closed the stalled handshake")
+        #expect(Date().timeIntervalSince(started) < 3, "within the 1 s handshake timeout (plus slack)")
+        // Garbage instead of a ClientHello: closed at once; the registrar still serves.
+        let garbage = try RawConnection(port: port)
+        try garbage.sendAll(Array(repeating: 0x16, count: 5) + Array(repeating: 0xFF, count: 200))
+        #expect(garbage.receive(for: 3).closed)
+        let again = try await runCommand("/bin/sh", ["-c", "/usr/bin/openssl s_client -connect 127.0.0.1:\(port) -CAfile \(pki.path("ca.pem")) "
+                                                         + "-cert \(pki.path("user.pem")) -key \(pki.path("user.key")) -verify_return_error -brief < /dev/null 2>&1"])
+        #expect(again.output.contains { $0.contains("Verification: OK") }, "\(again.output)")
+        withExtendedLifetime(registrar) {}
+    }
+
+    @Test func aRegistrarListeningBeyondLoopbackWithoutTLSSaysSo() async throws {
+        let port = try freePort()
+        let registrar = try liveProcess("registrar-open", ["registrar", "--listen", "0.0.0.0:\(port)", "--transport", "tcp"])
+        _ = try await registrar.waitForReady()
+        _ = try await registrar.waitForLine(containing: "ASAP listens without authentication beyond loopback", timeout: 2)
+    }
+}
