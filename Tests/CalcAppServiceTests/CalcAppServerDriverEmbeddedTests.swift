@@ -72,7 +72,7 @@ struct CalcAppServerDriverEmbeddedTests {
     @Test func aMalformedMessageClosesItsSessionOnly() throws {
         let h = ServerHarness(maxJobs: 2)
         let bad = try h.session(), good = try h.session()
-        try? bad.writeInbound(ByteBuffer(bytes: [0x01, 0x00, 0x00, 0x05] + [UInt8](repeating: 0, count: 20)))   // length 5: not a CalcApp message
+        _ = try? bad.writeInbound(ByteBuffer(bytes: [0x01, 0x00, 0x00, 0x05] + [UInt8](repeating: 0, count: 20)))   // length 5: not a CalcApp message
         h.loop.run()
         #expect(!bad.isActive)
         try h.send(CalcAppMessage(.request, jobID: 3, jobSize: 1_000), on: good)

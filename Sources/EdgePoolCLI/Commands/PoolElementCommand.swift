@@ -78,6 +78,8 @@ struct PoolElementCommand: AsyncParsableCommand {
 
     @OptionGroup var tls: RegistrarTLSOptions
 
+    @OptionGroup var csp: ComponentStatusOptions
+
     func run() async throws {
         let settings = try flagSettings.merged(over: loadSettings(common.config, as: PoolElementSettings.self))
         Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
@@ -109,6 +111,8 @@ struct PoolElementCommand: AsyncParsableCommand {
         settings.tlsCa = tls.tlsCa
         settings.tlsCertificate = tls.tlsCertificate
         settings.tlsKey = tls.tlsKey
+        settings.csp = csp.csp
+        settings.cspInterval = csp.cspInterval
         return settings
     }
 }

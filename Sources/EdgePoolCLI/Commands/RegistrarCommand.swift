@@ -139,6 +139,8 @@ struct RegistrarCommand: AsyncParsableCommand {
     @Option(help: "Close an association whose TLS handshake has not completed in this time. [default: 10s]")
     var tlsHandshakeTimeout: Duration?
 
+    @OptionGroup var csp: ComponentStatusOptions
+
     func run() async throws {
         let settings = try flagSettings.merged(over: loadSettings(common.config, as: RegistrarSettings.self))
         Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
@@ -181,6 +183,8 @@ struct RegistrarCommand: AsyncParsableCommand {
         settings.authorize = authorize.nonEmpty
         settings.proxyIdentity = proxyIdentity.nonEmpty
         settings.tlsHandshakeTimeout = tlsHandshakeTimeout
+        settings.csp = csp.csp
+        settings.cspInterval = csp.cspInterval
         return settings
     }
 }

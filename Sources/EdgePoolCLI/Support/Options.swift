@@ -29,6 +29,15 @@ struct CommonOptions: ParsableArguments {
     var config: String?
 }
 
+/// Component Status Protocol reports to rsplib's monitor (registrar, PE).
+struct ComponentStatusOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Send Component Status reports to this monitor, e.g. rsplib's cspmonitor on 127.0.0.1:2960 (off unless given).", valueName: "host:port"))
+    var csp: Endpoint?
+
+    @Option(help: "Time between Component Status reports (the monitor forgets a component after about 10). [default: 1s]")
+    var cspInterval: Duration?
+}
+
 /// A daemon's configuration file, or no settings when there is none.
 func loadSettings<T: DaemonSettings>(_ path: String?, as type: T.Type) throws -> T {
     guard let path else { return T() }

@@ -1,4 +1,5 @@
 import Logging
+import RSerPoolWire
 import ProcessSupport
 import ServiceLifecycle
 
@@ -20,6 +21,15 @@ public enum DaemonRunner {
             throw cannotStart(error)   // leaving the scope cancels the group and waits for it
         }
         try await running
+    }
+
+    /// The Component Status reporter when a monitor is given (`csp`, `cspInterval`).
+    public static func statusReporter(_ monitor: Endpoint?, interval: SettingDuration?, sender: ComponentStatusReport.ComponentID, logger: Logger,
+                                      snapshot: @escaping @Sendable () async -> ComponentStatusReporter.Snapshot) throws -> [any Service] {
+        guard let monitor else { return [] }
+        let every = interval?.amount ?? ComponentStatusReporter.defaultInterval
+        guard every >= .milliseconds(10) else { throw ConfigurationError(setting: "cspInterval", "must be at least 10ms") }
+        return [ComponentStatusReporter(target: monitor, interval: every, sender: sender, logger: logger, snapshot: snapshot)]
     }
 
     /// The status endpoint's service when an address is given.

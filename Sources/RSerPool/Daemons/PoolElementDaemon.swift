@@ -24,7 +24,7 @@ public enum PoolElementDaemon {
         // Each PE's object is created after its service is bound (it needs the port), so load
         // updates go through a box the session counter can reach.
         var elements: [PoolElement] = [], servers: [DemoServer] = []
-        var users: [String] = [], identifiers: [String] = []
+        var users: [String] = [], identifiers: [String] = [], elementIDs: [PoolElementIdentifier] = []
         for _ in 0..<count {
             let elementBox = NIOLockedValueBox<PoolElement?>(nil)
             let server = try await configuration.service.start(on: configuration.listen, transport: configuration.transport,
@@ -42,8 +42,21 @@ public enum PoolElementDaemon {
             servers.append(server)
             users.append(bound.endpointDescription)
             identifiers.append("\(registration.identifier)")
+            elementIDs.append(registration.identifier)
         }
-        let services: [any Service] = elements + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger)
+        var reporters: [any Service] = []
+        for (index, element) in elements.enumerated() {
+            let identifier = UInt64(elementIDs[index].rawValue)
+            let location = "\(configuration.service.rawValue) \(users[index])", pool = "\(configuration.poolHandle)"
+            reporters += try DaemonRunner.statusReporter(settings.csp, interval: settings.cspInterval, sender: .init(.poolElement, identifier), logger: logger) {
+                let home = await element.homeRegistrar
+                let registered = await element.isRegistered
+                return .init(location: location, status: "\(pool): \(registered ? "registered" : "not registered")",
+                             associations: home == .unknown ? [] : [.init(receiver: .init(.registrar, UInt64(home.rawValue)),
+                                                                        payloadProtocol: ComponentStatusReport.Association.asap)])
+            }
+        }
+        let services: [any Service] = elements + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger) + reporters
         try await DaemonRunner.run(services, logger: logger, ready: {
             ReadyLine(daemon: "pe", [
                 "id": identifiers.joined(separator: ","), "pool": "\(configuration.poolHandle)",

@@ -32,7 +32,12 @@ public enum RegistrarDaemon {
             logger.notice("registrations may name addresses other than their own (--accept-foreign-addresses)")
         }
         let registrar = Registrar(configuration: configuration, logger: logger)
-        let services: [any Service] = [registrar] + DaemonRunner.statusService(settings.status, registrar: registrar, metrics: metrics, logger: logger)
+        let identifier = configuration.registrar.identifier
+        let reporter = try DaemonRunner.statusReporter(settings.csp, interval: settings.cspInterval, sender: .init(.registrar, UInt64(identifier.rawValue)),
+                                                       logger: logger) {
+            await Self.statusReport(registrar)
+        }
+        let services: [any Service] = [registrar] + DaemonRunner.statusService(settings.status, registrar: registrar, metrics: metrics, logger: logger) + reporter
         try await DaemonRunner.run(services, logger: logger, ready: {
             let addresses = try await registrar.listeningAddresses
             let peerAddresses = try await registrar.peerListeningAddresses
@@ -44,5 +49,20 @@ public enum RegistrarDaemon {
                 "tls": configuration.tls == nil ? nil : (configuration.requiresClientCertificates ? "mutual" : "server"),
             ])
         }, cannotStart: { CannotListenError(addresses: configuration.listenAddresses.map(\.endpointDescription), underlying: $0) })
+    }
+
+    /// What the registrar tells the component status monitor: its ASAP and ENRP addresses,
+    /// its handlespace in numbers, one association per peer registrar.
+    static func statusReport(_ registrar: Registrar) async -> ComponentStatusReporter.Snapshot {
+        let asap = (try? await registrar.listeningAddresses) ?? []
+        let enrp = (try? await registrar.peerListeningAddresses) ?? []
+        guard let snapshot = try? await registrar.snapshot() else { return .init(location: "registrar", status: "starting") }
+        let location = "ASAP " + asap.map(\.endpointDescription).joined(separator: ", ") + (enrp.isEmpty ? "" : "; ENRP " + enrp.map(\.endpointDescription).joined(separator: ", "))
+        let status = "\(snapshot.poolElementCount) PEs in \(snapshot.pools.count) Pool(s), \(snapshot.peers.count) Peer(s)"
+        let peers = snapshot.peers.compactMap { peer -> ComponentStatusReport.Association? in
+            guard let id = try? SettingText.identifier(peer.identifier, "peer") else { return nil }
+            return .init(receiver: .init(.registrar, UInt64(id)), payloadProtocol: ComponentStatusReport.Association.enrp)
+        }
+        return .init(location: location, status: status, associations: peers)
     }
 }

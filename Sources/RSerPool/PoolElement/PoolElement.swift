@@ -58,6 +58,11 @@ public final class PoolElement: Service, Sendable {
         get async { (try? await loop.submit { self.driver.value.isRegistered }.get()) ?? false }
     }
 
+    /// The registrar that is the PE's home now (`.unknown` before the first keep-alive).
+    public var homeRegistrar: RegistrarIdentifier {
+        get async { (try? await loop.submit { self.driver.value.homeRegistrar }.get()) ?? .unknown }
+    }
+
     /// Changes the policy values (e.g. load); the PE re-registers at once.
     public func updatePolicy(_ policy: PoolPolicy) {
         loop.execute { self.driver.value.updatePolicy(policy) }
@@ -133,6 +138,7 @@ final class PoolElementDriver {
     }
 
     var isRegistered: Bool { machine.isRegistered }
+    var homeRegistrar: RegistrarIdentifier { machine.homeRegistrar }
 
     func start() { perform(machine.start()) }
     func stop() { perform(machine.stop(now: loop.now)) }

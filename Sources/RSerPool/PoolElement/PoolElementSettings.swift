@@ -28,6 +28,9 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
     public var tlsCa: String?
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// Send Component Status Protocol reports to this monitor (rsplib's cspmonitor, UDP 2960).
+    public var csp: Endpoint?
+    public var cspInterval: SettingDuration?
     public var logLevel: String?
 
     public init() {}

@@ -49,6 +49,9 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
     public var proxyIdentity: [String]?
     /// Close an association whose TLS handshake has not completed within this time.
     public var tlsHandshakeTimeout: SettingDuration?
+    /// Send Component Status Protocol reports to this monitor (rsplib's cspmonitor, UDP 2960).
+    public var csp: Endpoint?
+    public var cspInterval: SettingDuration?
     /// swift-log level name (the daemon's, not the registrar's).
     public var logLevel: String?
 

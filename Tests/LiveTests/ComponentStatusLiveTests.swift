@@ -1,0 +1,37 @@
+import Foundation
+import ProcessSupport
+import Testing
+
+/// Component Status reports read by the real `cspmonitor` of Debian's `rsplib-tools`: the
+/// registrar and a PE appear with their addresses and status, and the PE leaves the monitor
+/// at once when it shuts down (its final report).
+@Suite(.serialized, .tags(.live), .timeLimit(.minutes(2))) struct ComponentStatusLiveTests {
+    static var unavailableReason: String? { missingTool("/usr/bin/cspmonitor", package: "rsplib-tools") }
+
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func rsplibsMonitorShowsTheRegistrarAndThePEAndTheFinalReport() async throws {
+        let cspPort = try freeLoopbackPort()   // TCP free; the UDP port of the same number is almost surely too
+        let monitor = try ChildProcess("cspmonitor", ["-localaddress=127.0.0.1:\(cspPort)", "-updateinterval=300", "-full"],
+                                       executable: "/usr/bin/cspmonitor")
+        let csp = ["--csp", "127.0.0.1:\(cspPort)", "--csp-interval", "300ms"]
+        let registrar = try liveProcess("registrar", ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp"] + csp)
+        let ready = try await registrar.waitForReady()
+        let asap = try #require(ready["asap"]), id = try #require(ready["id"])
+        let pe = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--registrar", asap, "--transport", "tcp"] + csp)
+        let peReady = try await pe.waitForReady()
+        let peID = try #require(peReady["id"])
+        try await eventually(timeout: 5, "cspmonitor shows the registrar with its address and handlespace, and the PE") {
+            monitor.lines.contains { $0.contains("PR \(id) [ASAP \(asap)]") }
+                && monitor.lines.contains { $0.contains("\"1 PEs in 1 Pool(s), 0 Peer(s)\"") }
+                && monitor.lines.contains { $0.contains("PE \(peID) [echo ") }
+                && monitor.lines.contains { $0.contains("\"EchoPool: registered\"") }
+        }
+        pe.signal(SIGTERM)
+        #expect(try await pe.waitForExit() == 0)
+        let afterExit = monitor.lines.count
+        try await eventually(timeout: 3, "the PE's final report removes it from the monitor at once (not after its timeout)") {
+            monitor.lines.dropFirst(afterExit).contains { $0.contains("0 PEs") }
+        }
+        withExtendedLifetime(registrar) {}
+    }
+}
