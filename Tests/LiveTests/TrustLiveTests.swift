@@ -15,6 +15,7 @@ struct TestPKI {
         try await Self.makeCA("ca", in: directory)
         try await Self.makeCA("rogue-ca", in: directory)
         try await Self.issue("registrar", by: "ca", subjectAltName: "IP:127.0.0.1", in: directory)
+        for name in ["pr-1", "pr-2"] { try await Self.issue(name, by: "ca", subjectAltName: "IP:127.0.0.1", in: directory) }
         for name in ["edge-1", "edge-2", "user"] { try await Self.issue(name, by: "ca", subjectAltName: "DNS:\(name)", in: directory) }
         try await Self.issue("edge-1-rogue", by: "rogue-ca", subjectAltName: "DNS:edge-1", in: directory)
     }
@@ -119,6 +120,40 @@ struct TestPKI {
                                                          + "-cert \(pki.path("user.pem")) -key \(pki.path("user.key")) -verify_return_error -brief < /dev/null 2>&1"])
         #expect(again.output.contains { $0.contains("Verification: OK") }, "\(again.output)")
         withExtendedLifetime(registrar) {}
+    }
+
+    /// Two registrars replicate over ENRP/TLS; a third with a certificate of the same CA but
+    /// not named a registrar of the scope is refused.
+    @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
+    func peersReplicateOverTLSAndACertificateThatIsNoRegistrarIsRefused() async throws {
+        let pki = try await TestPKI()
+        let (enrp1, enrp2) = (try freePort(), try freePort())
+        func registrar(_ name: String, enrp: Int, peer: Int, status: Int) throws -> ChildProcess {
+            try liveProcess(name, ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp", "--status", "127.0.0.1:\(status)",
+                                   "--enrp-listen", "127.0.0.1:\(enrp)", "--peer", "127.0.0.1:\(peer)", "--peer-heartbeat-interval", "300ms",
+                                   "--tls-certificate", pki.path("\(name).pem"), "--tls-key", pki.path("\(name).key"), "--tls-ca", pki.path("ca.pem"),
+                                   "--authorize", "edge-1=EchoPool", "--peer-identity", "pr-1", "--peer-identity", "pr-2", "--log-level", "info"])
+        }
+        let (status1, status2) = (try freePort(), try freePort())
+        let first = try registrar("pr-1", enrp: enrp1, peer: enrp2, status: status1)
+        let second = try registrar("pr-2", enrp: enrp2, peer: enrp1, status: status2)
+        let asap1 = try #require(try await first.waitForReady()["asap"])
+        _ = try await second.waitForReady()
+        let pe = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--registrar", asap1, "--transport", "tcp"] + pki.clientFlags("edge-1"))
+        _ = try await pe.waitForReady()
+        try await eventually(timeout: 8, "pr-2 learned the PE from pr-1 over ENRP/TLS") { try await Self.poolElements(status: status2) == 1 }
+
+        // A registrar whose certificate (edge-1, same CA) is no registrar of the scope.
+        let rogueEnrp = try freePort()
+        let rogue = try liveProcess("rogue", ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp", "--enrp-listen", "127.0.0.1:\(rogueEnrp)",
+                                              "--peer", "127.0.0.1:\(enrp1)", "--tls-certificate", pki.path("edge-1.pem"), "--tls-key", pki.path("edge-1.key"),
+                                              "--tls-ca", pki.path("ca.pem"), "--peer-identity", "pr-1", "--log-level", "info"])
+        _ = try await rogue.waitForReady()
+        _ = try await first.waitForLine(containing: "ENRP peer refused", timeout: 5)
+        #expect(first.lines.contains { $0.contains("identity=edge-1") }, "\(first.lines.suffix(3))")
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await Self.poolElements(status: status1) == 1, "the rogue changed nothing")
+        withExtendedLifetime([pe, rogue]) {}
     }
 
     @Test func aRegistrarListeningBeyondLoopbackWithoutTLSSaysSo() async throws {

@@ -136,6 +136,9 @@ struct RegistrarCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("An identity that may register addresses other than its own (a proxy PE); repeatable.", valueName: "identity"))
     var proxyIdentity: [String] = []
 
+    @Option(help: ArgumentHelp("With TLS, ENRP too: the certificate identity of a registrar of this scope; repeatable (needed with --enrp-listen or --peer).", valueName: "identity"))
+    var peerIdentity: [String] = []
+
     @Option(help: "Close an association whose TLS handshake has not completed in this time. [default: 10s]")
     var tlsHandshakeTimeout: Duration?
 
@@ -183,6 +186,7 @@ struct RegistrarCommand: AsyncParsableCommand {
         settings.authorize = authorize.nonEmpty
         settings.proxyIdentity = proxyIdentity.nonEmpty
         settings.tlsHandshakeTimeout = tlsHandshakeTimeout
+        settings.peerIdentity = peerIdentity.nonEmpty
         settings.csp = csp.csp
         settings.cspInterval = csp.cspInterval
         return settings

@@ -34,6 +34,8 @@ public struct RegistrarServiceConfiguration: Sendable {
     public var requiresClientCertificates = false
     /// How long a TLS handshake may take before the association is closed.
     public var tlsHandshakeTimeout = TLSFiles.handshakeTimeout
+    /// ENRP over TLS with the peers' identities; nil: plain TCP/MPTCP.
+    public var peerTLS: PeerTLS?
 
     public init(registrar: RegistrarConfiguration, listenAddresses: [SocketAddress]) {
         self.registrar = registrar
@@ -70,7 +72,7 @@ public final class Registrar: Service, Sendable {
         logger[metadataKey: "registrar"] = "\(configuration.registrar.identifier)"
         self.logger = logger
         let loop = self.loop
-        self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarDriver(loop: loop, configuration: configuration.registrar, limits: configuration.associationLimits, logger: logger), eventLoop: loop)
+        self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarDriver(loop: loop, configuration: configuration.registrar, limits: configuration.associationLimits, peerTLS: configuration.peerTLS, logger: logger), eventLoop: loop)
         self.bound = loop.makePromise()
         self.enrpBound = loop.makePromise()
     }
@@ -161,10 +163,18 @@ public final class Registrar: Service, Sendable {
     }
 
     private func bindPeerListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
-        try await bindListener(address) { channel, core, limits, wireLimits in
+        let peerTLS = configuration.peerTLS
+        return try await bindListener(address) { channel, core, limits, wireLimits in
             guard core.admit(channel) else { return }
-            try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: limits.forPeers, wireLimits: wireLimits)
             let id = core.peerAssociationOpened(channel)
+            if let peerTLS {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: peerTLS.server))
+                let loopBound = NIOLoopBound(core, eventLoop: channel.eventLoop)
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard(timeout: peerTLS.handshakeTimeout) { identity in
+                    loopBound.value.peerAuthenticated(id, identity: identity)
+                })
+            }
+            try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: limits.forPeers, wireLimits: wireLimits)
             try channel.pipeline.syncOperations.addHandler(RegistrarPeerHandler(core: core, association: id))
         }
     }

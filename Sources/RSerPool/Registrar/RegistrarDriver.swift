@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 import RSerPoolCore
 import RSerPoolWire
 
@@ -27,8 +28,12 @@ final class RegistrarDriver {
     /// rate-limited per kind: a flood must not turn into a flood of logs.
     private var logThrottle = LogThrottle<String>(rate: 20, burst: 100)
 
-    init(loop: EventLoop, configuration: RegistrarConfiguration, limits: AssociationLimits = AssociationLimits(), logger: Logger) {
+    /// ENRP over TLS (nil: plain).
+    private let peerTLS: PeerTLS?
+
+    init(loop: EventLoop, configuration: RegistrarConfiguration, limits: AssociationLimits = AssociationLimits(), peerTLS: PeerTLS? = nil, logger: Logger) {
         self.loop = loop
+        self.peerTLS = peerTLS
         self.machine = RegistrarStateMachine(configuration: configuration)
         self.limits = limits
         self.logger = logger
@@ -103,6 +108,22 @@ final class RegistrarDriver {
         guard let identity else { return }
         machine.associationAuthenticated(id, identity: identity)
         logger.debug("association authenticated", metadata: ["association": "\(id)", "identity": "\(identity)"])
+    }
+
+    /// A peer association's TLS handshake completed: its identity must be one of the scope's
+    /// registrars, else it is closed. The state machine then binds the identity to the
+    /// registrar identifier it claims.
+    func peerAuthenticated(_ id: AssociationID, identity: String?) {
+        guard let channel = associations[id], let peerTLS else { return }
+        guard let identity, peerTLS.identities.contains(identity) else {
+            metrics.associationRefused("peer_identity")
+            log(.warning, "peer-identity", "ENRP peer refused: its certificate is not one of this scope's registrars",
+                ["association": "\(id)", "identity": "\(identity ?? "none")", "registrars": "\(peerTLS.identities.sorted())"])
+            channel.close(promise: nil)
+            return
+        }
+        machine.associationAuthenticated(id, identity: identity)
+        logger.debug("peer authenticated", metadata: ["association": "\(id)", "identity": "\(identity)"])
     }
 
     func associationClosed(_ id: AssociationID) {
@@ -180,12 +201,21 @@ final class RegistrarDriver {
         outgoingPeers[transport] = .some(nil)
         let bound = NIOLoopBound(self, eventLoop: loop)
         let limits = configuration.wireLimits
+        let peerTLS = self.peerTLS
         StreamTransport.connect(to: address, transport: .mptcp, group: loop) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: bound.value.limits.forPeers, wireLimits: limits)
                 let core = bound.value
                 let id = core.peerAssociationOpened(channel)
                 core.outgoingPeers[transport] = id
+                if let peerTLS {
+                    // The peer's certificate must name the address we connect to, and its
+                    // identity must be one of the scope's registrars.
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: peerTLS.client, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard(timeout: peerTLS.handshakeTimeout) { identity in
+                        bound.value.peerAuthenticated(id, identity: identity)
+                    })
+                }
+                try channel.pipeline.syncOperations.addGuardedENRPCodec(limits: core.limits.forPeers, wireLimits: limits)
                 try channel.pipeline.syncOperations.addHandler(RegistrarPeerHandler(core: core, association: id))
             }
         }.whenFailure { error in

@@ -47,6 +47,9 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
     public var authorize: [String]?
     /// Identities that may register addresses other than their own (proxy PEs).
     public var proxyIdentity: [String]?
+    /// The certificate identities of this scope's registrars (ENRP over TLS needs them: a PE's
+    /// certificate from the same CA must not make it a peer).
+    public var peerIdentity: [String]?
     /// Close an association whose TLS handshake has not completed within this time.
     public var tlsHandshakeTimeout: SettingDuration?
     /// Send Component Status Protocol reports to this monitor (rsplib's cspmonitor, UDP 2960).
@@ -127,7 +130,8 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
     /// identities need client certificates (`tlsCa`), since they name authenticated identities.
     private func applyTLS(to configuration: inout RegistrarServiceConfiguration) throws {
         let rules = authorize ?? [], proxies = proxyIdentity ?? []
-        guard tlsCertificate != nil || tlsKey != nil || tlsCa != nil || !rules.isEmpty || !proxies.isEmpty || tlsHandshakeTimeout != nil else { return }
+        guard tlsCertificate != nil || tlsKey != nil || tlsCa != nil || !rules.isEmpty || !proxies.isEmpty || tlsHandshakeTimeout != nil
+                || peerIdentity != nil else { return }
         guard tlsCertificate != nil, tlsKey != nil else {
             throw ConfigurationError(setting: "tlsCertificate", "and --tls-key (tlsKey) are both needed for ASAP over TLS")
         }
@@ -148,5 +152,13 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
             }
         }
         configuration.registrar.proxyIdentities = Set(proxies)
+        if !configuration.enrpListenAddresses.isEmpty || !configuration.peers.isEmpty {
+            guard tlsCa != nil, let identities = peerIdentity, !identities.isEmpty else {
+                throw ConfigurationError(setting: "peerIdentity", "is needed for ENRP over TLS, with --tls-ca (tlsCa): the certificate names of this scope's registrars")
+            }
+            let files = TLSFiles(certificateChain: tlsCertificate, privateKey: tlsKey, trustRoots: tlsCa)
+            configuration.peerTLS = PeerTLS(server: try files.serverContext(), client: try files.clientContext(), identities: Set(identities),
+                                            handshakeTimeout: configuration.tlsHandshakeTimeout)
+        }
     }
 }

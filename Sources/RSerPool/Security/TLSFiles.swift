@@ -72,3 +72,22 @@ public struct TLSFiles: Sendable, Hashable, Codable {
     }
 }
 
+
+/// ENRP over TLS between peer registrars: both directions authenticate with certificates of
+/// the same CA, and only the named identities are registrars of the scope (a PE's
+/// certificate from the same CA must not make it a registrar).
+public struct PeerTLS: Sendable {
+    /// For the ENRP listeners.
+    public var server: NIOSSLContext
+    /// For associations this registrar opens (the peer's address must be in its certificate).
+    public var client: NIOSSLContext
+    public var identities: Set<String>
+    public var handshakeTimeout: TimeAmount
+
+    public init(server: NIOSSLContext, client: NIOSSLContext, identities: Set<String>, handshakeTimeout: TimeAmount = TLSFiles.handshakeTimeout) {
+        self.server = server
+        self.client = client
+        self.identities = identities
+        self.handshakeTimeout = handshakeTimeout
+    }
+}

@@ -55,6 +55,15 @@ extension RegistrarStateMachine {
         if let allowed = configuration.allowedPeers, !allowed.contains(sender) {
             return [.event(.peerRefused(sender, "not in the operation scope")), .close(association, reason: "registrar \(sender) is not in the scope")]
         }
+        // With TLS, a registrar identifier belongs to the identity that first claimed it: a
+        // peer with another certificate claiming it is forging it (RFC 5355 §4).
+        if let identity = identities[association] {
+            if let owner = registrarIdentities[sender], owner != identity {
+                return [.event(.peerRefused(sender, "identity '\(identity)' claims registrar \(sender), which '\(owner)' is")),
+                        .close(association, reason: "forged registrar identifier \(sender)")]
+            }
+            registrarIdentities[sender] = identity
+        }
         let isNew = peers[sender] == nil
         let firstIdentified = !peers.isPeerAssociation(association) || peers.unidentified.contains(association)
         peers.bind(association, to: sender, now: now)
@@ -213,7 +222,12 @@ extension RegistrarStateMachine {
             peers[peer]!.download?.seen.insert(key)
             return existing == nil ? [.event(.learned(handle, learned, from: peer))] : []
         default:
-            guard existing != nil else { return [] }
+            guard let existing else { return [] }
+            // Only the registrar that owns a PE may remove it (RFC 5355 §4: a peer must not
+            // change another registrar's PEs).
+            guard existing.owner == peer else {
+                return [.event(.peerRefused(peer, "Handle Update removing \(handle)/\(element.identifier), which \(existing.owner) owns: ignored"))]
+            }
             return removeEntry(key, reason: .removedByPeer)
         }
     }

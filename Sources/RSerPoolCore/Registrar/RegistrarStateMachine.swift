@@ -30,6 +30,8 @@ public struct RegistrarStateMachine: Sendable {
     var byAssociation: [AssociationID: Set<ElementKey>] = [:]
     /// The identity each authenticated association proved (its TLS certificate's name).
     var identities: [AssociationID: String] = [:]
+    /// The identity each peer registrar's identifier is bound to (the first that claimed it).
+    var registrarIdentities: [RegistrarIdentifier: String] = [:]
     /// Associations that reported an own PE unreachable since it last answered a keep-alive.
     var unreachableReporters: [ElementKey: Set<AssociationID>] = [:]
     /// Per reporting association: how many Endpoint Unreachable reports it may still send.

@@ -94,8 +94,8 @@ import Testing
         #expect(RegistrarSettings.keys.contains("keepAliveInterval"))
         #expect(RegistrarSettings.keys.contains("logLevel"))
         #expect(PoolElementSettings.keys.contains("reregistrationInterval"))
-        #expect(RegistrarSettings.keys.count == 36)
-        #expect(RegistrarSettings.keys.isSuperset(of: ["tlsCertificate", "tlsKey", "tlsCa", "authorize", "proxyIdentity", "tlsHandshakeTimeout", "csp", "cspInterval"]))
+        #expect(RegistrarSettings.keys.count == 37)
+        #expect(RegistrarSettings.keys.isSuperset(of: ["tlsCertificate", "tlsKey", "tlsCa", "authorize", "proxyIdentity", "tlsHandshakeTimeout", "csp", "cspInterval", "peerIdentity"]))
     }
 
     @Test func tlsSettingsAreCheckedTogether() throws {
