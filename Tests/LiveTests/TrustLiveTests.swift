@@ -15,7 +15,7 @@ struct TestPKI {
         try await Self.makeCA("ca", in: directory)
         try await Self.makeCA("rogue-ca", in: directory)
         try await Self.issue("registrar", by: "ca", subjectAltName: "IP:127.0.0.1", in: directory)
-        for name in ["pr-1", "pr-2"] { try await Self.issue(name, by: "ca", subjectAltName: "IP:127.0.0.1", in: directory) }
+        for name in ["pr-1", "pr-2", "registrar-renewed"] { try await Self.issue(name, by: "ca", subjectAltName: "IP:127.0.0.1", in: directory) }
         for name in ["edge-1", "edge-2", "user"] { try await Self.issue(name, by: "ca", subjectAltName: "DNS:\(name)", in: directory) }
         try await Self.issue("edge-1-rogue", by: "rogue-ca", subjectAltName: "DNS:edge-1", in: directory)
     }
@@ -94,6 +94,13 @@ struct TestPKI {
         #expect(resolved.status == 0 && resolved.output.contains { $0.contains("1 pool element") }, "\(resolved.output)")
         let refused = try await runEdgepool(["resolve", "--pool", "EchoPool", "--registrar", "127.0.0.1:\(port)", "--transport", "tcp"] + pki.clientFlags(nil))
         #expect(refused.status != 0, "a PU without a certificate is not answered: \(refused.output)")
+
+        // The gateway's reverse proxy on the pool is a pool user over TLS too.
+        let gateway = try await LiveGateway.start("reverse", ["--pool", "EchoPool", "--registrar", "127.0.0.1:\(port)", "--allow", "127.0.0.1/32",
+                                                              "--registrar-tls-ca", pki.path("ca.pem"), "--registrar-tls-certificate", pki.path("user.pem"),
+                                                              "--registrar-tls-key", pki.path("user.key")])
+        let message = Array("through the pool\n".utf8)
+        #expect(try await rawExchange(port: gateway.port, bytes: message, wait: 1).received == message)
         withExtendedLifetime([authorized, unauthorized, rogue, anonymous, plain]) {}
     }
 
@@ -154,6 +161,51 @@ struct TestPKI {
         try await Task.sleep(for: .seconds(1))
         #expect(try await Self.poolElements(status: status1) == 1, "the rogue changed nothing")
         withExtendedLifetime([pe, rogue]) {}
+    }
+
+    /// SSLKEYLOGFILE: the registrar writes each session's secrets in the NSS key log format,
+    /// the one Wireshark reads to decrypt a capture.
+    @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
+    func sslKeyLogFileGetsTheSessionSecrets() async throws {
+        let pki = try await TestPKI()
+        let keyLog = temporaryFile("keylog")
+        defer { try? FileManager.default.removeItem(atPath: keyLog) }
+        let registrar = try liveProcess("registrar-keylog", ["SSLKEYLOGFILE=\(keyLog)", edgepoolBinary, "registrar", "--listen", "127.0.0.1:0", "--transport", "tcp",
+                                                             "--tls-certificate", pki.path("registrar.pem"), "--tls-key", pki.path("registrar.key")],
+                                        executable: "/usr/bin/env")
+        let port = try #require(try await registrar.waitForReady()["asap"]?.split(separator: ":").last.flatMap { Int($0) })
+        _ = try await registrar.waitForLine(containing: "TLS session secrets are written to SSLKEYLOGFILE", timeout: 2)
+        let client = try await runCommand("/bin/sh", ["-c", "/usr/bin/openssl s_client -connect 127.0.0.1:\(port) -CAfile \(pki.path("ca.pem")) -brief < /dev/null 2>&1"])
+        #expect(client.output.contains { $0.contains("Protocol version: TLSv1.3") }, "\(client.output)")
+        let lines = try String(contentsOfFile: keyLog, encoding: .utf8).split(separator: "\n")
+        for label in ["CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"] {
+            #expect(lines.contains { $0.hasPrefix(label + " ") && $0.split(separator: " ").count == 3 }, "\(label) in \(lines)")
+        }
+    }
+
+    /// A renewed certificate is read again on SIGHUP: new associations get it, without a restart.
+    @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
+    func aRenewedCertificateIsUsedAfterSIGHUP() async throws {
+        let pki = try await TestPKI()
+        let (registrar, port, _) = try await Self.registrar(pki)
+        func peerCertificate() async throws -> [String] {
+            try await runCommand("/bin/sh", ["-c", "/usr/bin/openssl s_client -connect 127.0.0.1:\(port) -CAfile \(pki.path("ca.pem")) "
+                                                 + "-cert \(pki.path("user.pem")) -key \(pki.path("user.key")) -verify_return_error -brief < /dev/null 2>&1"]).output
+        }
+        #expect(try await peerCertificate().contains { $0.contains("Peer certificate") && $0.contains("CN = registrar") && !$0.contains("renewed") })
+        for suffix in ["pem", "key"] {
+            _ = try? FileManager.default.removeItem(atPath: pki.path("registrar.\(suffix)"))
+            try FileManager.default.copyItem(atPath: pki.path("registrar-renewed.\(suffix)"), toPath: pki.path("registrar.\(suffix)"))
+        }
+        registrar.signal(SIGHUP)
+        _ = try await registrar.waitForLine(containing: "certificates reloaded", timeout: 3)
+        let renewed = try await peerCertificate()
+        #expect(renewed.contains { $0.contains("Peer certificate") && $0.contains("CN = registrar-renewed") }, "\(renewed)")
+        // A broken file on the next reload: the registrar says so and keeps serving.
+        try "not a certificate".write(toFile: pki.path("registrar.pem"), atomically: true, encoding: .utf8)
+        registrar.signal(SIGHUP)
+        _ = try await registrar.waitForLine(containing: "certificates not reloaded", timeout: 3)
+        #expect(try await peerCertificate().contains { $0.contains("CN = registrar-renewed") })
     }
 
     @Test func aRegistrarListeningBeyondLoopbackWithoutTLSSaysSo() async throws {

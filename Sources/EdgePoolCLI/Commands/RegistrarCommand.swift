@@ -26,7 +26,9 @@ struct RegistrarCommand: AsyncParsableCommand {
         --tls-ca every PE and PU must present a certificate signed by that CA, and
         --authorize rules say which identity (the certificate's first DNS name, else its
         common name) may register in which pool — others are refused ("rejected for
-        security reasons"). A registrar that listens beyond loopback without TLS says so.
+        security reasons"). With ENRP, --peer-identity names the scope's registrars.
+        SIGHUP reads the certificate files again. A registrar that listens beyond loopback
+        without TLS says so; SSLKEYLOGFILE=FILE writes TLS secrets for Wireshark.
           edgepool registrar --listen 0.0.0.0:3864 --tls-certificate pr.pem --tls-key pr.key --tls-ca ca.pem --authorize edge-1=CalcAppPool
           edgepool pe --pool CalcAppPool --registrar 192.0.2.1:3864 --tls-ca ca.pem --tls-certificate edge-1.pem --tls-key edge-1.key
 

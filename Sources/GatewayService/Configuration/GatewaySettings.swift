@@ -42,6 +42,11 @@ public struct GatewaySettings: DaemonSettings, Equatable {
     public var backends: [Endpoint]?
     public var pool: String?
     public var registrars: [Endpoint]?
+    /// Reverse proxy on a pool: ASAP over TLS toward the registrars (their CA; this
+    /// gateway's certificate and key as a pool user).
+    public var registrarTlsCa: String?
+    public var registrarTlsCertificate: String?
+    public var registrarTlsKey: String?
     public var preconnect: Int?
     // http
     public var connectPorts: [String]?
@@ -75,7 +80,7 @@ public struct GatewaySettings: DaemonSettings, Equatable {
             switch self {
             case .socks: ["udp", "maxUdpAssociations"]
             case .http: ["connectPorts"]
-            case .reverse: ["backends", "pool", "registrars", "preconnect"]
+            case .reverse: ["backends", "pool", "registrars", "preconnect", "registrarTlsCa", "registrarTlsCertificate", "registrarTlsKey"]
             case .entry: ["exit", "forward", "secret", "secretFile"]
             case .exit: ["secret", "secretFile"]
             }
@@ -166,7 +171,8 @@ public struct GatewaySettings: DaemonSettings, Equatable {
             if let handle = pool {
                 guard backends.isEmpty else { throw ConfigurationError("give --pool or --backend, not both") }
                 let registrars = self.registrars ?? [Endpoint(host: "127.0.0.1", port: 3863)]
-                return .reverse(.pool(PoolHandle(handle), RegistrarList(try registrars.map { try $0.socketAddress() })))
+                return .reverse(.pool(PoolHandle(handle), try RegistrarList(try registrars.map { try $0.socketAddress() })
+                    .withTLS(ca: registrarTlsCa, certificate: registrarTlsCertificate, key: registrarTlsKey)))
             }
             guard !backends.isEmpty else { throw ConfigurationError("give --backend host:port (repeatable) or --pool HANDLE") }
             return .reverse(.addresses(try backends.map { try $0.socketAddress() }))

@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Logging
 import RSerPoolWire
 import ProcessSupport
@@ -21,6 +23,15 @@ public enum DaemonRunner {
             throw cannotStart(error)   // leaving the scope cancels the group and waits for it
         }
         try await running
+    }
+
+    /// Calls `action` on every SIGHUP until the returned source is cancelled.
+    public static func onHangUp(_ action: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
     }
 
     /// The Component Status reporter when a monitor is given (`csp`, `cspInterval`).

@@ -28,6 +28,9 @@ public enum RegistrarDaemon {
         } else if configuration.tls != nil, !configuration.requiresClientCertificates {
             logger.notice("ASAP over TLS without client certificates (no --tls-ca): PEs are not authenticated")
         }
+        if let keyLog = TLSKeyLog.path, configuration.tls != nil {
+            logger.warning("TLS session secrets are written to SSLKEYLOGFILE: for debugging only, whoever reads it reads the traffic", metadata: ["file": "\(keyLog)"])
+        }
         if configuration.registrar.acceptsForeignAddresses {
             logger.notice("registrations may name addresses other than their own (--accept-foreign-addresses)")
         }
@@ -38,6 +41,16 @@ public enum RegistrarDaemon {
             await Self.statusReport(registrar)
         }
         let services: [any Service] = [registrar] + DaemonRunner.statusService(settings.status, registrar: registrar, metrics: metrics, logger: logger) + reporter
+        // SIGHUP: read the certificate files again (a renewed certificate without a restart).
+        let reload = configuration.tls == nil ? nil : DaemonRunner.onHangUp {
+            do {
+                try registrar.reloadCertificates()
+                logger.notice("certificates reloaded: new associations use them")
+            } catch {
+                logger.error("certificates not reloaded; the old ones stay in use", metadata: ["error": "\(error)"])
+            }
+        }
+        defer { reload?.cancel() }
         try await DaemonRunner.run(services, logger: logger, ready: {
             let addresses = try await registrar.listeningAddresses
             let peerAddresses = try await registrar.peerListeningAddresses

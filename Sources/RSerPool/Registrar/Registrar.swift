@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -36,6 +37,8 @@ public struct RegistrarServiceConfiguration: Sendable {
     public var tlsHandshakeTimeout = TLSFiles.handshakeTimeout
     /// ENRP over TLS with the peers' identities; nil: plain TCP/MPTCP.
     public var peerTLS: PeerTLS?
+    /// The files `tls` and `peerTLS` were made from, read again by ``Registrar/reloadCertificates()``.
+    public var tlsFiles: TLSFiles?
 
     public init(registrar: RegistrarConfiguration, listenAddresses: [SocketAddress]) {
         self.registrar = registrar
@@ -59,6 +62,8 @@ public final class Registrar: Service, Sendable {
     private let group: EventLoopGroup
     private let loop: EventLoop
     private let core: NIOLoopBoundBox<RegistrarDriver>
+    /// The TLS contexts new associations get (replaced by ``reloadCertificates()``).
+    private let contexts: NIOLockedValueBox<(asap: NIOSSLContext?, peer: PeerTLS?)>
     private let logger: Logger
     private let bound: EventLoopPromise<[SocketAddress]>
     private let enrpBound: EventLoopPromise<[SocketAddress]>
@@ -72,6 +77,7 @@ public final class Registrar: Service, Sendable {
         logger[metadataKey: "registrar"] = "\(configuration.registrar.identifier)"
         self.logger = logger
         let loop = self.loop
+        self.contexts = NIOLockedValueBox((configuration.tls, configuration.peerTLS))
         self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarDriver(loop: loop, configuration: configuration.registrar, limits: configuration.associationLimits, peerTLS: configuration.peerTLS, logger: logger), eventLoop: loop)
         self.bound = loop.makePromise()
         self.enrpBound = loop.makePromise()
@@ -162,12 +168,26 @@ public final class Registrar: Service, Sendable {
         logger.info("stopped")
     }
 
+    /// Reads the TLS certificate, key and CA files again (SIGHUP): associations opened from
+    /// now on use them; open ones keep theirs. On any error nothing changes.
+    public func reloadCertificates() throws {
+        guard let files = configuration.tlsFiles else { throw ConfigurationError("this registrar does not use TLS: nothing to reload") }
+        let asap = try files.serverContext()
+        var peer = contexts.withLockedValue { $0.peer }
+        if let old = peer {
+            peer = PeerTLS(server: try files.serverContext(), client: try files.clientContext(), identities: old.identities, handshakeTimeout: old.handshakeTimeout)
+        }
+        contexts.withLockedValue { $0 = (asap, peer) }
+        let core = self.core
+        loop.execute { core.value.usePeerTLS(peer) }
+    }
+
     private func bindPeerListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
-        let peerTLS = configuration.peerTLS
+        let contexts = self.contexts
         return try await bindListener(address) { channel, core, limits, wireLimits in
             guard core.admit(channel) else { return }
             let id = core.peerAssociationOpened(channel)
-            if let peerTLS {
+            if let peerTLS = contexts.withLockedValue({ $0.peer }) {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: peerTLS.server))
                 let loopBound = NIOLoopBound(core, eventLoop: channel.eventLoop)
                 try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard(timeout: peerTLS.handshakeTimeout) { identity in
@@ -180,11 +200,11 @@ public final class Registrar: Service, Sendable {
     }
 
     private func bindListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
-        let tls = configuration.tls, handshakeTimeout = configuration.tlsHandshakeTimeout
+        let contexts = self.contexts, handshakeTimeout = configuration.tlsHandshakeTimeout
         return try await bindListener(address) { channel, core, limits, wireLimits in
             guard core.admit(channel) else { return }
             let id = core.associationOpened(channel)
-            if let tls {
+            if let tls = contexts.withLockedValue({ $0.asap }) {
                 // TLS first: the guard closes a handshake that stalls, and hands the identity
                 // the client's certificate proves to the registrar before any message arrives.
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))

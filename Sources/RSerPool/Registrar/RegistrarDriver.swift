@@ -29,7 +29,10 @@ final class RegistrarDriver {
     private var logThrottle = LogThrottle<String>(rate: 20, burst: 100)
 
     /// ENRP over TLS (nil: plain).
-    private let peerTLS: PeerTLS?
+    private var peerTLS: PeerTLS?
+
+    /// New certificates (SIGHUP): outgoing peer associations opened from now on use them.
+    func usePeerTLS(_ tls: PeerTLS?) { peerTLS = tls }
 
     init(loop: EventLoop, configuration: RegistrarConfiguration, limits: AssociationLimits = AssociationLimits(), peerTLS: PeerTLS? = nil, logger: Logger) {
         self.loop = loop

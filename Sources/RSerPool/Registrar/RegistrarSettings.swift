@@ -138,7 +138,9 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
         if (!rules.isEmpty || !proxies.isEmpty) && tlsCa == nil {
             throw ConfigurationError(setting: "authorize", "names authenticated identities: give --tls-ca (tlsCa), the CA whose certificates PEs must present")
         }
-        configuration.tls = try TLSFiles(certificateChain: tlsCertificate, privateKey: tlsKey, trustRoots: tlsCa).serverContext()
+        let files = TLSFiles(certificateChain: tlsCertificate, privateKey: tlsKey, trustRoots: tlsCa)
+        configuration.tlsFiles = files
+        configuration.tls = try files.serverContext()
         configuration.requiresClientCertificates = tlsCa != nil
         if let v = tlsHandshakeTimeout {
             guard v.amount > .zero else { throw ConfigurationError(setting: "tlsHandshakeTimeout", "must be positive") }
@@ -156,7 +158,6 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
             guard tlsCa != nil, let identities = peerIdentity, !identities.isEmpty else {
                 throw ConfigurationError(setting: "peerIdentity", "is needed for ENRP over TLS, with --tls-ca (tlsCa): the certificate names of this scope's registrars")
             }
-            let files = TLSFiles(certificateChain: tlsCertificate, privateKey: tlsKey, trustRoots: tlsCa)
             configuration.peerTLS = PeerTLS(server: try files.serverContext(), client: try files.clientContext(), identities: Set(identities),
                                             handshakeTimeout: configuration.tlsHandshakeTimeout)
         }

@@ -36,6 +36,7 @@ public struct TLSFiles: Sendable, Hashable, Codable {
             certificateChain: try Self.load("certificate", certificateChain) { try NIOSSLCertificate.fromPEMFile($0).map { .certificate($0) } },
             privateKey: .privateKey(try Self.load("key", privateKey) { try NIOSSLPrivateKey(file: $0, format: .pem) }))
         configuration.minimumTLSVersion = .tlsv13
+        configuration.keyLogCallback = TLSKeyLog.callback
         if let trustRoots {
             configuration.trustRoots = .certificates(try Self.load("CA", trustRoots) { try NIOSSLCertificate.fromPEMFile($0) })
             configuration.certificateVerification = .noHostnameVerification   // clients are not named by address
@@ -52,6 +53,7 @@ public struct TLSFiles: Sendable, Hashable, Codable {
         guard let trustRoots else { throw ConfigurationError("TLS toward registrars needs the CA that signed them (--tls-ca)") }
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv13
+        configuration.keyLogCallback = TLSKeyLog.callback
         configuration.trustRoots = .certificates(try Self.load("CA", trustRoots) { try NIOSSLCertificate.fromPEMFile($0) })
         configuration.certificateVerification = .fullVerification
         if let certificateChain, let privateKey {

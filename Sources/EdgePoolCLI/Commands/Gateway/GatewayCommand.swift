@@ -244,12 +244,24 @@ struct ReverseGatewayCommand: AsyncParsableCommand {
     @Option(help: "Connections per event loop held open to the backends ahead of clients (0–64; --backend only). [default: 0]")
     var preconnect: Int?
 
+    @Option(help: ArgumentHelp("--pool: talk to the registrars over TLS, trusting this CA (PEM).", valueName: "file"))
+    var registrarTlsCa: String?
+
+    @Option(help: ArgumentHelp("--pool: present this certificate chain to the registrars (PEM).", valueName: "file"))
+    var registrarTlsCertificate: String?
+
+    @Option(help: ArgumentHelp("The private key of --registrar-tls-certificate (PEM).", valueName: "file"))
+    var registrarTlsKey: String?
+
     func run() async throws {
         try await options.run(.reverse, try options.settings(.reverse) { settings in
             settings.backends = backend.nonEmpty
             settings.pool = pool
             settings.registrars = registrar.nonEmpty
             settings.preconnect = preconnect
+            settings.registrarTlsCa = registrarTlsCa
+            settings.registrarTlsCertificate = registrarTlsCertificate
+            settings.registrarTlsKey = registrarTlsKey
         })
     }
 }
