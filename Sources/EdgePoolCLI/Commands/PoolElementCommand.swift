@@ -11,8 +11,15 @@ struct PoolElementCommand: AsyncParsableCommand {
         Least-Used policy its load is the number of open sessions / --max-sessions, re-registered
         whenever it changes.
 
+        A proxy PE (--proxy HOST:PORT) registers an unmodified server instead — a legacy
+        server farm becomes a pool without touching it: registered after --health-successes
+        passed checks (TCP connections), deregistered after --health-failures failed ones.
+        The registrar must accept the server's address from the proxy (the same host,
+        --proxy-identity with TLS, or --accept-foreign-addresses).
+
         Examples:
           edgepool pe --pool EchoPool --service echo --policy rr
+          edgepool pe --pool WebPool --proxy 192.0.2.80:80 --health-interval 500ms
           edgepool pe --pool CalcPool --policy plu --increment 0.1 --registrar 127.0.0.1:3863 --registrar 127.0.0.1:3864
         """)
     )
@@ -76,6 +83,14 @@ struct PoolElementCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Local address of the interface to hear announces on.", valueName: "address"))
     var announceInterface: String?
 
+    @Option(help: ArgumentHelp("A proxy PE: register this unmodified server (not a demo service) while TCP connections to it succeed.", valueName: "host:port"))
+    var proxy: Endpoint?
+
+    @Option(help: "Proxy PE: time between health checks. [default: 1s]") var healthInterval: Duration?
+    @Option(help: "Proxy PE: a connection not made within this time fails the check. [default: 500ms]") var healthTimeout: Duration?
+    @Option(help: "Proxy PE: failed checks in a row that deregister the server. [default: 3]") var healthFailures: Int?
+    @Option(help: "Proxy PE: passed checks in a row that register it (again). [default: 2]") var healthSuccesses: Int?
+
     @OptionGroup var tls: RegistrarTLSOptions
 
     @OptionGroup var csp: ComponentStatusOptions
@@ -108,6 +123,11 @@ struct PoolElementCommand: AsyncParsableCommand {
         settings.status = status
         settings.announce = announce
         settings.announceInterface = announceInterface
+        settings.proxy = proxy
+        settings.healthInterval = healthInterval
+        settings.healthTimeout = healthTimeout
+        settings.healthFailures = healthFailures
+        settings.healthSuccesses = healthSuccesses
         settings.tlsCa = tls.tlsCa
         settings.tlsCertificate = tls.tlsCertificate
         settings.tlsKey = tls.tlsKey

@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 import ProcessSupport
 import RSerPoolCore
@@ -17,6 +18,9 @@ public enum PoolElementDaemon {
     public static func run(_ settings: PoolElementSettings, count: Int = 1, acceptsTakeover: Bool = true,
                            metrics: @escaping @Sendable () -> String, logger: Logger = Logger(label: "edgepool.pe")) async throws {
         let configuration = try settings.configuration()
+        if let server = configuration.proxy {
+            return try await runProxy(server, configuration, settings: settings, metrics: metrics, logger: logger)
+        }
         guard count >= 1 else { throw ConfigurationError("count: at least one PE") }
         guard configuration.identifier == nil || count == 1 else { throw ConfigurationError("an identifier and more than one PE exclude each other") }
         let policy = configuration.policy, sessionsForFullLoad = configuration.sessionsForFullLoad
@@ -65,5 +69,21 @@ public enum PoolElementDaemon {
             ])
         })
         for server in servers { await server.close() }
+    }
+
+    /// A proxy PE: the legacy server's address registered while its health checks pass.
+    private static func runProxy(_ server: SocketAddress, _ configuration: PoolElementSettings.Configuration, settings: PoolElementSettings,
+                                 metrics: @escaping @Sendable () -> String, logger: Logger) async throws {
+        guard let transport = TransportAddress(tcp: server) else { throw ConfigurationError(setting: "proxy", "is not an IP address and port") }
+        let registration = configuration.registration(userTransport: transport)
+        let proxy = ProxyPoolElement(server: server, registration: registration, registrars: configuration.registrars, check: configuration.healthCheck,
+                                     logger: logger)
+        let services: [any Service] = [proxy] + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger)
+        try await DaemonRunner.run(services, logger: logger, ready: {
+            ReadyLine(daemon: "pe", [
+                "id": "\(registration.identifier)", "pool": "\(configuration.poolHandle)", "service": "proxy",
+                "user": server.endpointDescription, "transport": configuration.transport.rawValue, "policy": "\(configuration.policy)",
+            ])
+        })
     }
 }

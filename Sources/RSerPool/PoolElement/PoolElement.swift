@@ -68,6 +68,11 @@ public final class PoolElement: Service, Sendable {
         loop.execute { self.driver.value.updatePolicy(policy) }
     }
 
+    /// Deregisters and stops (as on a graceful shutdown); `run()` then returns.
+    public func stop() {
+        loop.execute { self.driver.value.stop() }
+    }
+
     /// Stops without deregistering and drops the association, as a crash would (for demos and tests).
     public func abort() {
         loop.execute { self.driver.value.abort() }

@@ -24,6 +24,13 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
     public var status: Endpoint?
     public var announce: Endpoint?
     public var announceInterface: String?
+    /// A proxy PE: register this legacy server (HOST:PORT) instead of a demo service, while
+    /// its health checks (TCP connections) pass.
+    public var proxy: Endpoint?
+    public var healthInterval: SettingDuration?
+    public var healthTimeout: SettingDuration?
+    public var healthFailures: Int?
+    public var healthSuccesses: Int?
     /// ASAP over TLS toward the registrars: their CA, and this PE's certificate and key.
     public var tlsCa: String?
     public var tlsCertificate: String?
@@ -48,6 +55,9 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
         /// A fixed identifier; nil: random (one per PE when a process runs several).
         public var identifier: PoolElementIdentifier?
         public var reregistrationInterval: TimeAmount?
+        /// A proxy PE's legacy server and how it is checked (nil: a demo service).
+        public var proxy: SocketAddress?
+        public var healthCheck = ProxyPoolElement.HealthCheck()
 
         /// The registration of one PE whose service listens at `userTransport`.
         public func registration(userTransport: TransportAddress) -> PoolElementRegistration {
@@ -84,6 +94,22 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
             service: service ?? .echo, listen: try (listen ?? Endpoint(host: "127.0.0.1", port: 0)).socketAddress(),
             sessionsForFullLoad: maxSessions ?? 10,
             identifier: try identifier.map { PoolElementIdentifier(try SettingText.identifier($0, "identifier")) },
-            reregistrationInterval: reregistrationInterval?.amount)
+            reregistrationInterval: reregistrationInterval?.amount,
+            proxy: try proxy.map { try $0.socketAddress() }, healthCheck: try healthCheck())
+    }
+
+    /// The proxy's health check from the settings (ranges checked).
+    private func healthCheck() throws -> ProxyPoolElement.HealthCheck {
+        var check = ProxyPoolElement.HealthCheck()
+        try ConfigurationError.check(healthFailures, in: 1...100, "healthFailures")
+        try ConfigurationError.check(healthSuccesses, in: 1...100, "healthSuccesses")
+        for (key, value) in [("healthInterval", healthInterval), ("healthTimeout", healthTimeout)] {
+            if let value, value.amount <= .zero { throw ConfigurationError(setting: key, "must be positive") }
+        }
+        if let v = healthInterval { check.interval = v.amount }
+        if let v = healthTimeout { check.timeout = v.amount }
+        if let v = healthFailures { check.failuresForDown = v }
+        if let v = healthSuccesses { check.successesForUp = v }
+        return check
     }
 }
