@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import NIOCore
 import ProcessSupport
 import RSerPool
 import Synchronization
@@ -51,6 +52,18 @@ extension PathManagerDaemon {
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
         ReadyLine(daemon: "paths", ["managing": summary]).announce()
-        daemon.run { stopRequested.load(ordering: .relaxed) }
+        // Under systemd: WATCHDOG=1 from the loop (it turns at least every 20 ms), STOPPING=1
+        // before the paths are handed back.
+        let watchdog = SystemdNotify.watchdogInterval.map { TimeAmount.nanoseconds(Int64($0 * 1e9)) }
+        var nextWatchdog = NIODeadline.now()
+        daemon.run {
+            if let watchdog, NIODeadline.now() >= nextWatchdog {
+                SystemdNotify.send("WATCHDOG=1")
+                nextWatchdog = NIODeadline.now() + watchdog
+            }
+            guard stopRequested.load(ordering: .relaxed) else { return false }
+            SystemdNotify.send("STOPPING=1")
+            return true
+        }
     }
 }

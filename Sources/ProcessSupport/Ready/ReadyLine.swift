@@ -102,8 +102,10 @@ import Glibc
 
 extension ReadyLine {
     /// Prints the line on standard output and flushes it (the reader waits for it).
+    /// Prints the line (and tells systemd, under `Type=notify`, that the daemon is ready).
     public func announce() {
         print(description)
         fflush(nil)
+        SystemdNotify.send("READY=1\nSTATUS=\(fields.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
     }
 }

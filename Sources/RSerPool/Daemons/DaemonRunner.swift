@@ -14,7 +14,9 @@ public enum DaemonRunner {
     public static func run(_ services: [any Service], logger: Logger,
                            ready: () async throws -> ReadyLine,
                            cannotStart: (any Error) -> any Error = { $0 }) async throws {
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+        // Last in the group: the first to hear of a shutdown (STOPPING=1 before the others stop).
+        let all = services + (SystemdNotify.socketPath == nil ? [] : [SystemdLifecycle(logger: logger)])
+        let group = ServiceGroup(configuration: .init(services: all.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         async let running: Void = group.run()
         do {
