@@ -234,7 +234,7 @@ let package = Package(
         .testTarget(
             name: "LiveTests",
             dependencies: [
-                "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport", "TestbedRunner",
+                "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport", "TestbedRunner", "GatewayService", "PathManagerService",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
