@@ -171,7 +171,9 @@ import Testing
         try await eventually(timeout: 2, "the backup's subflow is promoted (the server hears MP_PRIO without the backup bit)") {
             link2Events("SF_PRIO").contains { $0.contains("backup=0") }
         }
-        try await Task.sleep(for: .seconds(1))
+        // Link 1 carried the first subflow, which is kept (not closed): the server sends into it
+        // until its retransmission timer gives up, so the backup's share is measured after that.
+        try await Task.sleep(for: .seconds(3))
         let standingIn1 = try await received(on: "c2")
         try await Task.sleep(for: .seconds(2))
         let standingIn2 = try await received(on: "c2")
