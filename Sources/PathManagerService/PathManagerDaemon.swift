@@ -46,11 +46,6 @@ public final class PathManagerDaemon {
     private var events: NetlinkSocket?
     public private(set) var subflowsCreated = 0
     public private(set) var subflowsDestroyed = 0
-    /// Subflows to create once the stuck ones they replace are gone (a join sent right after
-    /// the reset of the subflow it replaces was, in the testbed, often not used by the peer).
-    private var deferredCreates: [(due: NIODeadline, action: UserspaceSubflowPlanner.Action)] = []
-    /// How long after destroying a path's stuck subflows its fresh ones are created.
-    static let replacementDelay = TimeAmount.milliseconds(100)
     static let pmTypePath = "/proc/sys/net/mptcp/pm_type"
 
     /// The latest status (for `/paths`; read from another thread).
@@ -208,7 +203,6 @@ public final class PathManagerDaemon {
         let now = NIODeadline.now()
         if let deadline = monitor.nextDeadline { wait = min(wait, max(0, Int((deadline - now).nanoseconds / 1_000_000))) }
         if !configuration.paths.filter(\.policy.probed).isEmpty { wait = min(wait, 5) }
-        if let due = deferredCreates.map(\.due).min() { wait = min(wait, max(0, Int((due - now).nanoseconds / 1_000_000))) }
         // One wait for link changes and (userspace mode) the connections' events.
         var entries = [pollfd(fd: links.fd, events: Int16(POLLIN), revents: 0)]
         if let events { entries.append(pollfd(fd: events.fd, events: Int16(POLLIN), revents: 0)) }
@@ -233,24 +227,13 @@ public final class PathManagerDaemon {
                 perform(planner.received(event))
             }
         }
-        if !deferredCreates.isEmpty {
-            let now = NIODeadline.now()
-            let due = deferredCreates.filter { $0.due <= now }.map(\.action)
-            deferredCreates.removeAll { $0.due <= now }
-            perform(due)
-        }
         runProbes()
         apply(monitor.timerFired(now: .now()))
         publishStatus(now: .now())
     }
 
     private func perform(_ actions: [UserspaceSubflowPlanner.Action]) {
-        let replacing = actions.contains { if case .destroy = $0 { true } else { false } }
         for action in actions {
-            if replacing, case .create = action {
-                deferredCreates.append((.now() + Self.replacementDelay, action))
-                continue
-            }
             switch action {
             case .create(let token, let local, let localID, let remote, let backup):
                 do {

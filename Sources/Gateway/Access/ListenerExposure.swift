@@ -13,16 +13,9 @@ public enum ListenerExposure {
     public static func openProxyProblem(listen: [IPAddress], clientChoosesDestination: Bool, authenticated: Bool,
                                         clients: ClientAccessList, openProxyAllowed: Bool) -> String? {
         guard clientChoosesDestination, !authenticated, clients.admitsEveryone, !openProxyAllowed else { return nil }
-        let exposed = listen.filter { !isLoopback($0) }
+        let exposed = listen.filter { !$0.isLoopback }
         guard let first = exposed.first else { return nil }
         return "listening on \(first) without authentication or a client access list would make an open proxy: "
             + "add --user NAME:PASSWORD, --allow-client CIDR, listen on 127.0.0.1 / [::1], or pass --open-proxy if that is what you want"
-    }
-
-    public static func isLoopback(_ address: IPAddress) -> Bool {
-        switch address.unmappedIPv4 {
-        case .v4(let value): value >> 24 == 127
-        case .v6(let high, let low): high == 0 && low == 1
-        }
     }
 }

@@ -28,7 +28,7 @@ public enum PoolElementDaemon {
         // Each PE's object is created after its service is bound (it needs the port), so load
         // updates go through a box the session counter can reach.
         var elements: [PoolElement] = [], servers: [DemoServer] = []
-        var users: [String] = [], identifiers: [String] = [], elementIDs: [PoolElementIdentifier] = []
+        var users: [String] = [], elementIDs: [PoolElementIdentifier] = []
         for _ in 0..<count {
             let elementBox = NIOLockedValueBox<PoolElement?>(nil)
             let server = try await configuration.service.start(on: configuration.listen, transport: configuration.transport,
@@ -45,7 +45,6 @@ public enum PoolElementDaemon {
             elements.append(element)
             servers.append(server)
             users.append(bound.endpointDescription)
-            identifiers.append("\(registration.identifier)")
             elementIDs.append(registration.identifier)
         }
         var reporters: [any Service] = []
@@ -63,7 +62,7 @@ public enum PoolElementDaemon {
         let services: [any Service] = elements + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger) + reporters
         try await DaemonRunner.run(services, logger: logger, ready: {
             ReadyLine(daemon: "pe", [
-                "id": identifiers.joined(separator: ","), "pool": "\(configuration.poolHandle)",
+                "id": elementIDs.map(\.description).joined(separator: ","), "pool": "\(configuration.poolHandle)",
                 "service": configuration.service.rawValue, "user": users.joined(separator: ","),
                 "transport": configuration.transport.rawValue, "policy": "\(policy)",
             ])
