@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import RSerPool
 import RSerPoolWire
 import ServiceLifecycle
@@ -182,6 +183,10 @@ public final class Gateway: Service, Sendable {
         channel.closeFuture.assumeIsolated().whenComplete { _ in connection.finishIfClosed() }
         try UpstreamConnector.prepare(channel, limits: configuration.limits)
         let pipeline = channel.pipeline.syncOperations
+        if case .exit = configuration.mode, let tls = configuration.pairTLS {
+            // The encrypted pair: TLS below the counter, so records count the carried bytes.
+            try pipeline.addHandler(tls.serverHandler())
+        }
         try pipeline.addHandler(connection.clientCounter)
         switch configuration.mode {
         case .socks5, .entry(_, nil):

@@ -92,4 +92,23 @@ import Testing
         settings.forward = "no port"
         #expect(throws: ConfigurationError.self) { try settings.configuration(.entry) }
     }
+
+    @Test func theEncryptedPairNeedsAllThreeFilesAndAnEntryNamesOneExit() throws {
+        var settings = GatewaySettings()
+        settings.exit = Endpoint(host: "127.0.0.1", port: 7000)
+        settings.secret = String(repeating: "k", count: 32)
+        #expect(try settings.configuration(.entry).pairTLS == nil, "no TLS setting: the plain pair")
+        settings.tlsCa = "/nonexistent/ca.pem"
+        #expect(throws: ConfigurationError("the encrypted pair needs --tls-certificate, --tls-key and --tls-ca on both gateways (mutual authentication)")) {
+            try settings.configuration(.entry)
+        }
+        settings.tlsCertificate = "/nonexistent/entry.pem"
+        settings.tlsKey = "/nonexistent/entry.key"
+        settings.peerIdentity = ["exit-a", "exit-b"]
+        #expect(throws: ConfigurationError("an entry names one exit: give --peer-identity once")) { try settings.configuration(.entry) }
+        settings.peerIdentity = ["exit-a"]
+        #expect(performing: { try settings.configuration(.entry) }, throws: { "\($0)".contains("cannot read the TLS CA file '/nonexistent/ca.pem'") })
+        #expect(try Self.settings(#"{"tlsCa": "ca.pem", "peerIdentity": ["entry-1"]}"#, for: .exit).peerIdentity == ["entry-1"])
+        #expect(throws: ConfigurationError.self, "not a key of the SOCKS5 server") { try Self.settings(#"{"tlsCa": "ca.pem"}"#, for: .socks) }
+    }
 }

@@ -3,7 +3,8 @@ import ProcessSupport
 import Testing
 
 /// Certificates made for one test run by `openssl`: a CA, a registrar certificate for
-/// 127.0.0.1, PE and PU certificates, and one from another CA.
+/// 127.0.0.1, PE and PU certificates, the gateway pair's (exit-gw for 127.0.0.1, entry-gw),
+/// and one from another CA.
 struct TestPKI {
     let directory: String
 
@@ -16,7 +17,8 @@ struct TestPKI {
         try await Self.makeCA("rogue-ca", in: directory)
         try await Self.issue("registrar", by: "ca", subjectAltName: "IP:127.0.0.1", in: directory)
         for name in ["pr-1", "pr-2", "registrar-renewed"] { try await Self.issue(name, by: "ca", subjectAltName: "IP:127.0.0.1", in: directory) }
-        for name in ["edge-1", "edge-2", "user"] { try await Self.issue(name, by: "ca", subjectAltName: "DNS:\(name)", in: directory) }
+        for name in ["edge-1", "edge-2", "user", "entry-gw"] { try await Self.issue(name, by: "ca", subjectAltName: "DNS:\(name)", in: directory) }
+        try await Self.issue("exit-gw", by: "ca", subjectAltName: "DNS:exit-gw,IP:127.0.0.1", in: directory)
         try await Self.issue("edge-1-rogue", by: "rogue-ca", subjectAltName: "DNS:edge-1", in: directory)
     }
 

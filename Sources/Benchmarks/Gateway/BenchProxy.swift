@@ -11,6 +11,8 @@ struct BenchProxy {
     let kind: Kind
     /// Executables it needs.
     let executables: [String]
+    /// EdgePool's pair over TLS 1.3 (certificates made for the run).
+    var encrypted = false
 
     var speaksSOCKS: Bool { kind != .forward }
 
@@ -34,6 +36,7 @@ struct BenchProxy {
             BenchProxy(tool: "edgepool", name: "edgepool socks", kind: .socks, executables: []),
             BenchProxy(tool: "dante", name: "dante", kind: .socks, executables: ["/usr/sbin/danted"]),
             BenchProxy(tool: "edgepool", name: "edgepool entry+exit", kind: .pair, executables: []),
+            BenchProxy(tool: "edgepool", name: "edgepool entry+exit TLS", kind: .pair, executables: [], encrypted: true),
             BenchProxy(tool: "shadowsocks", name: "shadowsocks-libev", kind: .pair, executables: ["/usr/bin/ss-local", "/usr/bin/ss-server"]),
         ].filter { !baselines.contains($0.tool) || (!mode.clientMPTCP && !mode.serverMPTCP) }
     }
@@ -75,12 +78,14 @@ struct BenchProxy {
             return Running(port: try Self.edgepoolPort(child), processes: [child], files: [])
         case ("edgepool", .pair):
             let secret = "benchmark pair secret, 32 bytes"
+            let certificates = encrypted ? try BenchCertificates() : nil
+            func tls(_ name: String) -> [String] { certificates?.flags(name) ?? [] }
             let exit = try ChildProcess.subcommand("edgepool exit", ["gateway", "exit", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32",
-                                                      "--secret", secret, "--upstream-transport", upstream] + quiet)
+                                                      "--secret", secret, "--upstream-transport", upstream] + tls("exit") + quiet)
             let exitPort = try Self.edgepoolPort(exit)
             let entry = try ChildProcess.subcommand("edgepool entry", ["gateway", "entry", "--listen", "127.0.0.1:0", "--exit", "127.0.0.1:\(exitPort)",
-                                                        "--secret", secret] + quiet)
-            return Running(port: try Self.edgepoolPort(entry), processes: [entry, exit], files: [])
+                                                        "--secret", secret] + tls("entry") + quiet)
+            return Running(port: try Self.edgepoolPort(entry), processes: [entry, exit], files: certificates.map { [$0.directory] } ?? [])
         case ("nio", _), ("epoll", _):
             // TCP only (baselines for EdgePool's own cost, not peers).
             let child = try ChildProcess.subcommand(name, ["bench", "gateway", "--serve-\(tool)-forwarder", "\(originPort)"])

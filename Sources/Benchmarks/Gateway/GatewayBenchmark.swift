@@ -234,9 +234,15 @@ public struct GatewayBenchmark: Sendable {
     func summarise(_ results: [(BenchProxy, Measurement)]) {
         for kind in [BenchProxy.Kind.forward, .socks, .pair] {
             let members = results.filter { $0.0.kind == kind }
-            guard let ours = members.first(where: { $0.0.tool == "edgepool" }),
+            guard let ours = members.first(where: { $0.0.tool == "edgepool" && !$0.0.encrypted }),
                   let best = members.filter({ $0.0.tool != "edgepool" && !BenchProxy.baselines.contains($0.0.tool) }).max(by: { $0.1.bytesPerSecond < $1.1.bytesPerSecond }) else { continue }
             print(String(format: "  %@: edgepool throughput = %.2f × the best peer (%@)", kind.rawValue, ours.1.bytesPerSecond / best.1.bytesPerSecond, best.0.name))
+            // The encrypted pair against the plain one and against the best (encrypted) peer.
+            if let encrypted = members.first(where: { $0.0.tool == "edgepool" && $0.0.encrypted }) {
+                print(String(format: "  encrypted pair: throughput = %.2f × the plain pair, %.2f × %@; connect +%.0f µs over the plain pair (the TLS handshake)",
+                             encrypted.1.bytesPerSecond / ours.1.bytesPerSecond, encrypted.1.bytesPerSecond / best.1.bytesPerSecond, best.0.name,
+                             encrypted.1.connectMicroseconds - ours.1.connectMicroseconds))
+            }
         }
     }
 

@@ -66,6 +66,9 @@ public struct GatewayConfiguration: Sendable {
     public var credentials: ProxyCredentials?
     /// The entry/exit pair's shared secret.
     public var pairSecret: PairSecret?
+    /// The entry/exit pair over TLS 1.3 (nil: the header is authenticated, the bytes are not
+    /// encrypted).
+    public var pairTLS: PairTLS?
     public var limits = GatewayLimits()
     /// Where the per-connection log goes (JSON lines); nil: nowhere, "-": standard output.
     public var connectionLogPath: String?

@@ -58,6 +58,13 @@ public struct GatewaySettings: DaemonSettings, Equatable {
     public var forward: String?
     public var secret: String?
     public var secretFile: String?
+    /// The encrypted pair (TLS 1.3, mutual): this gateway's certificate chain and key, the
+    /// CA the other end's certificate must chain to (PEM files), and the other end's
+    /// identity (entry: the exit's one name; exit: the entries it accepts).
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var tlsCa: String?
+    public var peerIdentity: [String]?
 
     public init() {}
 
@@ -81,8 +88,8 @@ public struct GatewaySettings: DaemonSettings, Equatable {
             case .socks: ["udp", "maxUdpAssociations"]
             case .http: ["connectPorts"]
             case .reverse: ["backends", "pool", "registrars", "preconnect", "registrarTlsCa", "registrarTlsCertificate", "registrarTlsKey"]
-            case .entry: ["exit", "forward", "secret", "secretFile"]
-            case .exit: ["secret", "secretFile"]
+            case .entry: ["exit", "forward", "secret", "secretFile", "tlsCertificate", "tlsKey", "tlsCa", "peerIdentity"]
+            case .exit: ["secret", "secretFile", "tlsCertificate", "tlsKey", "tlsCa", "peerIdentity"]
             }
         }
     }
@@ -156,6 +163,7 @@ public struct GatewaySettings: DaemonSettings, Equatable {
             }
         case .entry, .exit:
             configuration.pairSecret = try pairSecret()
+            configuration.pairTLS = try pairTLS(kind == .entry ? .entry : .exit, handshakeTimeout: limits.handshakeTimeout)
         }
         configuration.limits = limits
         return configuration
@@ -220,6 +228,13 @@ public struct GatewaySettings: DaemonSettings, Equatable {
         } catch {
             throw ConfigurationError("\(error)")
         }
+    }
+
+    /// The encrypted pair's TLS when any of its settings is given (then all three files are needed).
+    private func pairTLS(_ role: PairTLS.Role, handshakeTimeout: TimeAmount) throws -> PairTLS? {
+        guard tlsCertificate != nil || tlsKey != nil || tlsCa != nil || peerIdentity != nil else { return nil }
+        return try PairTLS(role: role, files: TLSFiles(certificateChain: tlsCertificate, privateKey: tlsKey, trustRoots: tlsCa),
+                           peerIdentities: Set(peerIdentity ?? []), handshakeTimeout: handshakeTimeout)
     }
 
     /// "443" or "8000-8100".

@@ -18,7 +18,8 @@ final class GatewayContext: Sendable {
         case direct
         /// Over MPTCP to the exit gateway with the pair header (the entry); `forward`: every
         /// client to that destination, else the one each SOCKS5 client names.
-        case exit(SocketAddress, PairSecret, forward: ProxyDestination?)
+        /// `tls`: the encrypted pair (TLS 1.3 toward the exit).
+        case exit(SocketAddress, PairSecret, forward: ProxyDestination?, tls: PairTLS?)
         /// To a backend of the static list, round robin, next on failure.
         case backends([SocketAddress])
         /// To a PE of the pool chosen by its policy (the gateway is a pool user).
@@ -69,7 +70,7 @@ final class GatewayContext: Sendable {
             route = .direct
         case .entry(let exit, let forward):
             guard let secret = configuration.pairSecret else { throw GatewayConfigurationError("an entry gateway needs the pair secret") }
-            route = .exit(exit, secret, forward: forward)
+            route = .exit(exit, secret, forward: forward, tls: configuration.pairTLS)
         case .reverse(.addresses(let backends)):
             route = .backends(backends)
         case .reverse(.pool(let handle, let registrars)):
@@ -177,10 +178,10 @@ final class GatewayContext: Sendable {
         let bound = NIOLoopBound(connection, eventLoop: loop)
         connection.destination = destination.description
         let opened: EventLoopFuture<Channel>
-        if case .exit(let exit, let secret, _) = route {
+        if case .exit(let exit, let secret, _, let tls) = route {
             let header = PairHeader(destination: destination, timeMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000),
                                     nonce: (0..<PairHeader.nonceLength).map { _ in UInt8.random(in: 0...255) })
-            opened = connector.connect(to: [exit], target: "exit gateway \(exit.endpointText)", on: loop).flatMap { channel in
+            opened = connector.connect(to: [exit], target: "exit gateway \(exit.endpointText)", on: loop, tls: tls).flatMap { channel in
                 let reader = ExitStatusReader(connection: bound.value, awaitingPromise: awaitExitStatus ? loop.makePromise() : nil)
                 let status = reader.promise?.futureResult
                 do {
@@ -212,7 +213,7 @@ final class GatewayContext: Sendable {
     /// The upstream of a mode whose destination the client does not name: the entry's fixed
     /// forward destination, or a reverse proxy's backend.
     func openFixedUpstream(for connection: GatewayConnection) -> EventLoopFuture<Channel> {
-        if case .exit(_, _, let forward?) = route { return openUpstream(to: forward, for: connection, awaitExitStatus: false) }
+        if case .exit(_, _, let forward?, _) = route { return openUpstream(to: forward, for: connection, awaitExitStatus: false) }
         return openBackend(for: connection)
     }
 

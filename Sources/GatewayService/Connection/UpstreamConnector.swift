@@ -1,6 +1,7 @@
 import Gateway
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RSerPool
 import RSerPoolWire
 
@@ -109,25 +110,32 @@ struct UpstreamConnector: Sendable {
         return allowed
     }
 
-    /// Tries the addresses in order until one accepts.
-    func connect(to addresses: [SocketAddress], target: String, on loop: EventLoop) -> EventLoopFuture<Channel> {
+    /// Tries the addresses in order until one accepts. With `tls` (the entry toward its exit)
+    /// the channel speaks TLS 1.3 from the start; what is written before the handshake
+    /// completes goes out after it.
+    func connect(to addresses: [SocketAddress], target: String, on loop: EventLoop, tls: PairTLS? = nil) -> EventLoopFuture<Channel> {
         guard let first = addresses.first else {
             return loop.makeFailedFuture(UpstreamError(kind: .unresolvable, detail: "\(target): no address"))
         }
         let limits = limits
         return StreamTransport.connect(to: first, transport: transport, group: loop, timeout: connectTimeout) { channel in
-            Self.initialize(channel, limits: limits)
+            Self.initialize(channel, limits: limits, tls: tls)
         }.flatMapError { error in
             let failure = UpstreamError.from(error, target: target)
             guard addresses.count > 1 else { return loop.makeFailedFuture(failure) }
-            return connect(to: Array(addresses.dropFirst()), target: target, on: loop)
+            return connect(to: Array(addresses.dropFirst()), target: target, on: loop, tls: tls)
         }
     }
 
-    /// Sets up an upstream channel before it connects: the relay options and a byte counter.
-    static func initialize(_ channel: Channel, limits: GatewayLimits) -> EventLoopFuture<Void> {
+    /// Sets up an upstream channel before it connects: the relay options, TLS when asked
+    /// (below the counter, which counts the relayed bytes), and a byte counter.
+    static func initialize(_ channel: Channel, limits: GatewayLimits, tls: PairTLS? = nil) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             try prepare(channel, limits: limits)
+            if let tls {
+                try channel.pipeline.syncOperations.addHandler(try tls.clientHandler())
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard(timeout: tls.handshakeTimeout))
+            }
             try channel.pipeline.syncOperations.addHandler(ByteCounter())
         }
     }

@@ -1,5 +1,7 @@
 import Gateway
 import NIOCore
+import NIOSSL
+import RSerPool
 
 /// On the entry's connection to the exit: reads the exit's one-byte status (a SOCKS5 reply
 /// code) and holds whatever follows it until the relay takes over (``release(from:)``).
@@ -78,7 +80,15 @@ final class ExitStatusReader: ChannelDuplexHandler, RemovableChannelHandler, Ups
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        promise?.fail(error)
+        if state == .awaiting {
+            // A failed TLS handshake (the encrypted pair) or a reset before the answer.
+            state = .failed
+            let detail = error is NIOSSLError || error is BoringSSLError || error is TLSHandshakeTimeout || error is PairPeerRefused
+                ? "TLS to the exit gateway failed: \(error) (its certificate, the CA, --peer-identity?)"
+                : "exit gateway connection failed before answering: \(error)"
+            connection.fail("failed", detail)
+            promise?.fail(UpstreamError(kind: .other, detail: detail))
+        }
         context.fireErrorCaught(error)
     }
 

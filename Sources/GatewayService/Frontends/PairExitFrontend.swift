@@ -3,7 +3,9 @@ import Gateway
 import NIOCore
 
 /// The exit gateway's side of a carried connection: verifies the entry's pair header, checks
-/// the destination, connects, answers with a status byte, and relays.
+/// the destination, connects, answers with a status byte, and relays. On the encrypted pair
+/// it sits behind the TLS handler and reads nothing before the entry's certificate names an
+/// identity the exit accepts.
 final class PairExitFrontend: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -75,7 +77,14 @@ final class PairExitFrontend: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A failed TLS handshake: wrong CA, no certificate, a plain-TCP entry, a scanner.
+        if !connecting { refuse(context: context, reason: "TLS: \(error)") }
+        context.fireErrorCaught(error)
+    }
+
     private func refuse(context: ChannelHandlerContext, reason: String) {
+        guard !connecting else { return }
         connecting = true
         connection.fail("refused", reason)
         gateway.metrics.handshakeFailure("pair")

@@ -6,8 +6,8 @@ import X509
 /// Sits right after the TLS handler of an association: closes the association if the
 /// handshake has not completed within `timeout` (a client that stalls or sends garbage holds
 /// nothing for long), and hands over the peer's identity once it has.
-final class TLSHandshakeGuard: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
+public final class TLSHandshakeGuard: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
 
     private let timeout: TimeAmount
     private let authenticated: (String?) -> Void
@@ -15,16 +15,16 @@ final class TLSHandshakeGuard: ChannelInboundHandler, RemovableChannelHandler {
     private var done = false
 
     /// `authenticated` gets the identity the peer's certificate names (nil: it sent none).
-    init(timeout: TimeAmount = TLSFiles.handshakeTimeout, authenticated: @escaping (String?) -> Void = { _ in }) {
+    public init(timeout: TimeAmount = TLSFiles.handshakeTimeout, authenticated: @escaping (String?) -> Void = { _ in }) {
         self.timeout = timeout
         self.authenticated = authenticated
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive { startTimer(context) }
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    public func channelActive(context: ChannelHandlerContext) {
         startTimer(context)
         context.fireChannelActive()
     }
@@ -38,7 +38,7 @@ final class TLSHandshakeGuard: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls, !done {
             done = true
             timer?.cancel()
@@ -48,7 +48,7 @@ final class TLSHandshakeGuard: ChannelInboundHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         context.fireChannelInactive()
     }
@@ -62,6 +62,17 @@ public struct TLSHandshakeTimeout: Error, CustomStringConvertible {
 /// The identity a certificate names: its first DNS subject alternative name, else its
 /// subject's common name. What `PoolAuthorization` rules and the logs call a PE or PU.
 public enum TLSPeerIdentity {
+    /// Every DNS subject alternative name of the certificate, else its common name.
+    public static func names(of certificate: NIOSSLCertificate) -> [String] {
+        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return [] }
+        let dns = ((try? parsed.extensions.subjectAlternativeNames) ?? nil)?.compactMap { name -> String? in
+            if case .dnsName(let dns) = name { return dns }
+            return nil
+        } ?? []
+        if !dns.isEmpty { return dns }
+        return name(of: certificate).map { [$0] } ?? []
+    }
+
     public static func name(of certificate: NIOSSLCertificate) -> String? {
         guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return nil }
         if let names = try? parsed.extensions.subjectAlternativeNames {

@@ -13,7 +13,7 @@ public enum TLSKeyLog {
 
     private static let file: NIOLockedValueBox<FileHandle?> = NIOLockedValueBox({
         guard let path else { return nil }
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) }
         guard let handle = FileHandle(forWritingAtPath: path) else { return nil }
         handle.seekToEndOfFile()
         return handle

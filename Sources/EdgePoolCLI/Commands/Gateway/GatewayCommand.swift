@@ -274,9 +274,25 @@ struct PairSecretOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A file holding the pair's shared secret (trailing newline ignored).", valueName: "file"))
     var secretFile: String?
 
+    @Option(help: ArgumentHelp("Encrypt the pair: TLS 1.3 with this certificate chain (PEM); needs --tls-key and --tls-ca, on both gateways.", valueName: "file"))
+    var tlsCertificate: String?
+
+    @Option(help: ArgumentHelp("The private key of --tls-certificate (PEM).", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(help: ArgumentHelp("The CA the other gateway's certificate must chain to (PEM).", valueName: "file"))
+    var tlsCa: String?
+
+    @Option(help: ArgumentHelp("Entry: the name the exit's certificate must carry (else its address). Exit: an entry identity it accepts; repeatable (else any the CA signed).", valueName: "name"))
+    var peerIdentity: [String] = []
+
     func apply(to settings: inout GatewaySettings) {
         settings.secret = secret
         settings.secretFile = secretFile
+        settings.tlsCertificate = tlsCertificate
+        settings.tlsKey = tlsKey
+        settings.tlsCa = tlsCa
+        settings.peerIdentity = peerIdentity.nonEmpty
     }
 }
 
@@ -289,9 +305,12 @@ struct EntryGatewayCommand: AsyncParsableCommand {
         it); without, the entry is a SOCKS5 server and each CONNECT target travels
         to the exit. Each carried connection starts with a header authenticated by
         the shared secret (HMAC-SHA256, time-stamped, replay-checked); client bytes
-        follow without waiting.
+        follow without waiting. With --tls-certificate, --tls-key and --tls-ca every
+        carried connection is TLS 1.3, both gateways authenticated by certificates of
+        one CA (the first client bytes then wait one round trip for the handshake).
           edgepool gateway entry --exit 192.0.2.1:7000 --secret-file pair.key
           edgepool gateway entry --listen 127.0.0.1:8080 --forward origin.example:80 --exit 192.0.2.1:7000 --secret-file pair.key
+          edgepool gateway entry --exit 192.0.2.1:7000 --secret-file pair.key --tls-certificate entry.pem --tls-key entry.key --tls-ca ca.pem --peer-identity exit.example
         """)
     )
     @OptionGroup var options: GatewayOptions
@@ -319,8 +338,11 @@ struct ExitGatewayCommand: AsyncParsableCommand {
         discussion: HelpText.reflow("""
         A connection whose header does not verify under the shared secret, is more
         than 30 s off, or repeats a nonce is closed without an answer. Destinations
-        are checked like the SOCKS5 server's (--allow / --deny).
+        are checked like the SOCKS5 server's (--allow / --deny). With the TLS flags
+        the exit speaks only TLS 1.3 and requires an entry certificate of the CA
+        (--peer-identity: only those entries); an entry without TLS is refused.
           edgepool gateway exit --listen 0.0.0.0:7000 --secret-file pair.key --connection-log exit.jsonl
+          edgepool gateway exit --secret-file pair.key --tls-certificate exit.pem --tls-key exit.key --tls-ca ca.pem --peer-identity entry.example
         """)
     )
     @OptionGroup var options: GatewayOptions
