@@ -22,6 +22,8 @@ public struct CalcAppPoolElementConfiguration: Sendable {
     /// single machine); zero: none.
     public var delay: TimeAmount = .zero
     public var reregistrationInterval: TimeAmount = .seconds(30)
+    /// Sessions per second a drain moves to other PEs (the daemon drains on SIGUSR1).
+    public var drainRate = 10.0
     public var identifier: PoolElementIdentifier = .random()
 
     public init(server: CalcAppServerConfiguration, poolHandle: PoolHandle, policy: PoolPolicy, listenAddress: SocketAddress,
@@ -42,17 +44,22 @@ public struct CalcAppPoolElementStatistics: Sendable, Codable {
     public var accepted: Int
     public var rejected: Int
     public var completed: Int
+    /// Jobs a drain handed to other PEs.
+    public var moved: Int
     public var activeJobs: Int
 }
 
 /// A live CalcApp PE: the processor-sharing service on TCP/MPTCP, registered in its pool with
-/// its load (jobs / maxJobs) kept current, handing every PU a last cookie on graceful shutdown.
+/// its load (jobs / maxJobs) kept current, handing every PU a last cookie on graceful shutdown;
+/// told to drain (``drain(sessionsPerSecond:)``), it moves its PUs to other PEs at a bounded
+/// rate and then ends.
 public final class CalcAppPoolElement: Service, Sendable {
     public let configuration: CalcAppPoolElementConfiguration
     private let loop: EventLoop
     private let driver: NIOLoopBoundBox<CalcAppServerDriver>
     private let logger: Logger
     private let ready: EventLoopPromise<SocketAddress>
+    private let draining = NIOLockedValueBox(false)
     private let element = NIOLockedValueBox<PoolElement?>(nil)
     private let endpoints = NIOLockedValueBox<(listener: Channel?, relay: DelayRelay?)>((nil, nil))
 
@@ -68,6 +75,29 @@ public final class CalcAppPoolElement: Service, Sendable {
             CalcAppServerDriver(loop: loop, server: CalcAppServer(configuration: configuration.server, now: loop.now), logger: logger),
             eventLoop: loop)
         self.ready = loop.makePromise()
+    }
+
+    /// Drains the PE: deregisters (and waits for the registrar's answer, so that no PU is sent
+    /// here any more), stops accepting sessions, then moves the active jobs to other PEs,
+    /// `sessionsPerSecond` at most, each with a last cookie (the PU resumes it elsewhere with
+    /// a Cookie Echo). When the last job has left, `run()` returns. A second call changes the
+    /// rate only.
+    public func drain(sessionsPerSecond: Double) async {
+        let driver = self.driver
+        let first = draining.withLockedValue { already in
+            defer { already = true }
+            return !already
+        }
+        guard first else {
+            loop.execute { driver.value.startDrain(sessionsPerSecond: sessionsPerSecond) }
+            return
+        }
+        let active = (try? await statistics().activeJobs) ?? 0
+        logger.notice("draining: deregistering, then moving the active jobs to other PEs",
+                      metadata: ["active_jobs": "\(active)", "sessions_per_second": "\(sessionsPerSecond)"])
+        await element.withLockedValue { $0 }?.deregister()
+        endpoints.withLockedValue { $0 }.listener?.close(promise: nil)
+        loop.execute { driver.value.startDrain(sessionsPerSecond: sessionsPerSecond) }
     }
 
     /// The address PUs reach (the relay's, if there is a delay), once the service listens.
@@ -108,22 +138,42 @@ public final class CalcAppPoolElement: Service, Sendable {
         let element = PoolElement(registration: registration, registrars: configuration.registrars, logger: logger)
         self.element.withLockedValue { $0 = element }
         let policy = configuration.policy
-        try await loop.submit { driver.value.onLoad = { load in element.updatePolicy(policy.withLoad(PoolPolicy.load(fraction: load))) } }.get()
+        let drainedPromise = loop.makePromise(of: Void.self)
+        try await loop.submit {
+            driver.value.onLoad = { load in element.updatePolicy(policy.withLoad(PoolPolicy.load(fraction: load))) }
+            driver.value.drained = drainedPromise
+        }.get()
         ready.succeed(address)
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await element.run() }
             // Runs until shutdown — a crashed (aborted) PE stays down until then, as a dead
             // process would, instead of ending its service group.
+            let drained = drainedPromise.futureResult
             await withGracefulShutdownHandler {
-                try? await gracefulShutdown()
+                // Until a shutdown signal or the end of a drain, whichever comes first.
+                await withTaskGroup(of: Void.self) { waiting in
+                    waiting.addTask { try? await gracefulShutdown() }
+                    waiting.addTask { try? await drained.get() }
+                    await waiting.next()
+                    waiting.cancelAll()
+                }
             } onGracefulShutdown: {
-                self.loop.execute { driver.value.shutdown() }
+                self.loop.execute {
+                    driver.value.shutdown()
+                    // Ends the wait above (a future's get() does not heed cancellation).
+                    driver.value.drained?.succeed()
+                    driver.value.drained = nil
+                }
                 listener.close(promise: nil)
             }
             try await group.waitForAll()
         }
         await relay?.stop()
+        try? await loop.submit {
+            driver.value.drained?.succeed()
+            driver.value.drained = nil
+        }.get()
     }
 }
 
@@ -136,6 +186,8 @@ final class CalcAppServerDriver {
     private var timer: Scheduled<Void>?
     private let logger: Logger
     var onLoad: ((Double) -> Void)?
+    /// Completed once a drain has moved (or seen finish) the last job, else when the PE stops.
+    var drained: EventLoopPromise<Void>?
     private var aborted = false
 
     init(loop: EventLoop, server: CalcAppServer, logger: Logger) {
@@ -176,6 +228,8 @@ final class CalcAppServerDriver {
 
     func shutdown() { perform(server.shutdown(now: loop.now)) }
 
+    func startDrain(sessionsPerSecond: Double) { perform(server.startDrain(sessionsPerSecond: sessionsPerSecond, now: loop.now)) }
+
     func abort() {
         aborted = true
         timer?.cancel()
@@ -187,7 +241,7 @@ final class CalcAppServerDriver {
         perform(server.timerFired(now: loop.now))  // bring the accounting up to now (and send what is due)
         return CalcAppPoolElementStatistics(identifier: identifier.description, busySeconds: Double(server.busyTime.nanoseconds) / 1e9,
                                             calculations: server.calculationsDone, accepted: server.jobsAccepted, rejected: server.jobsRejected,
-                                            completed: server.jobsCompleted, activeJobs: server.activeJobs)
+                                            completed: server.jobsCompleted, moved: server.jobsMoved, activeJobs: server.activeJobs)
     }
 
     private func perform(_ actions: [CalcAppServer.Action]) {
@@ -218,6 +272,13 @@ final class CalcAppServerDriver {
         case .forgedCookie(let session, let why): logger.notice("refused a cookie", metadata: ["session": "\(session)", "reason": "\(why)"])
         case .invalidJob(let session, let why): logger.notice("refused a job", metadata: ["session": "\(session)", "reason": "\(why)"])
         case .protocolError(let session, let why): logger.notice("protocol error", metadata: ["session": "\(session)", "reason": "\(why)"])
+        case .drainStarted(let active): logger.info("drain started", metadata: ["active_jobs": "\(active)"])
+        case .moved(let session, let job, let completed):
+            logger.info("moved a job to another PE (drain)", metadata: ["session": "\(session)", "job": "\(job)", "completed": "\(completed)"])
+        case .drained(let moved):
+            logger.notice("drained: no job left", metadata: ["moved": "\(moved)"])
+            drained?.succeed()
+            drained = nil
         }
     }
 }

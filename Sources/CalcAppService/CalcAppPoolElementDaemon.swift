@@ -1,11 +1,13 @@
 import CalcApp
+import Foundation
 import Logging
 import ProcessSupport
 import RSerPool
 import ServiceLifecycle
 
 /// `edgepool calcapp-pe` as a library call: one CalcApp PE and its status endpoint, run until
-/// SIGTERM/SIGINT (last cookies to every pool user, deregistration).
+/// SIGTERM/SIGINT (last cookies to every pool user, deregistration) or until a drain, which
+/// SIGUSR1 starts, has moved every job to other PEs.
 public enum CalcAppPoolElementDaemon {
     /// Runs until a shutdown signal; prints `edgepool calcapp-pe ready id=… user=… pool=… capacity=… max-jobs=…`
     /// and returns what the PE did.
@@ -15,7 +17,10 @@ public enum CalcAppPoolElementDaemon {
         let configuration = try settings.configuration()
         let element = CalcAppPoolElement(configuration: configuration, logger: logger)
         let services: [any Service] = [element] + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger)
-        try await DaemonRunner.run(services, logger: logger, ready: {
+        let rate = configuration.drainRate
+        let drainSignal = DaemonRunner.onSignal(SIGUSR1) { Task { await element.drain(sessionsPerSecond: rate) } }
+        defer { drainSignal.cancel() }
+        try await DaemonRunner.run(services, logger: logger, mayFinish: element, ready: {
             let address = try await element.userAddress
             return ReadyLine(daemon: "calcapp-pe", [
                 "id": "\(configuration.identifier)", "user": address.endpointDescription, "pool": "\(configuration.poolHandle)",

@@ -21,6 +21,8 @@ public struct CalcAppPoolElementSettings: DaemonSettings, Equatable {
     public var cookieCalculations: Double?
     public var transport: TransportProtocol?
     public var identifier: String?
+    /// Sessions per second a drain (SIGUSR1) moves to other PEs.
+    public var drainRate: Double?
     public var status: Endpoint?
     public var logLevel: String?
 
@@ -31,6 +33,7 @@ public struct CalcAppPoolElementSettings: DaemonSettings, Equatable {
     public static let defaultMaxJobs = 4
     /// Every PE of a pool needs the same cookie secret; this one is for labs only.
     public static let defaultSecret = "edgepool"
+    public static let drainRates = 0.01...100_000.0
 
     /// - Throws: ``ConfigurationError`` naming the setting.
     public func configuration() throws -> CalcAppPoolElementConfiguration {
@@ -38,6 +41,7 @@ public struct CalcAppPoolElementSettings: DaemonSettings, Equatable {
         try ConfigurationError.check(maxJobs, atLeast: 1, "maxJobs")
         try ConfigurationError.check(increment, in: 0...1, "increment")
         try ConfigurationError.check(cookieCalculations, atLeast: 1, "cookieCalculations")
+        try ConfigurationError.check(drainRate, in: Self.drainRates, "drainRate")
         let policyName = policy ?? "plu"
         guard let type = PolicyType(name: policyName) else {
             throw ConfigurationError(setting: "policy", "'\(policyName)' is not a policy; known: \(PolicyType.implemented.map(\.1).joined(separator: ", "))")
@@ -54,6 +58,7 @@ public struct CalcAppPoolElementSettings: DaemonSettings, Equatable {
             registrars: try RegistrarList.fromSettings(registrar, transport: transport, announce: nil, announceInterface: nil))
         configuration.transport = transport
         if let delay { configuration.delay = delay.amount }
+        if let drainRate { configuration.drainRate = drainRate }
         if let identifier { configuration.identifier = PoolElementIdentifier(try SettingText.identifier(identifier, "identifier")) }
         return configuration
     }

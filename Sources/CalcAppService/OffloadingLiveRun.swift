@@ -1,6 +1,7 @@
 import Foundation
 import CalcApp
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import RSerPool
@@ -10,7 +11,7 @@ import ServiceLifecycle
 
 /// A snapshot during a live run, for a live table.
 public struct OffloadingLiveSnapshot: Sendable {
-    /// Seconds of scenario time since the start; -1 announces the configured crash.
+    /// Seconds of scenario time since the start; -1 announces the configured disruption.
     public var elapsed: Double
     /// Used capacity (busy fraction) of each group in the last interval.
     public var utilization: [(group: String, value: Double)]
@@ -36,9 +37,27 @@ public struct OffloadingLiveRun: Sendable {
     public var seed: UInt64
     public var transport: TransportProtocol = .mptcp
     public var logger = Logger(label: "edgepool.offload")
-    /// Crash the first PE of this group (no cookies, no deregistration) at this fraction of
-    /// the run, to show failover by cookie.
-    public var crash: (group: String, at: Double)?
+    /// What happens to the busiest PE of a group part-way through the run.
+    public var disruption: Disruption?
+
+    /// A crash (no cookies, no deregistration: failover by cookie) or a drain (deregistered,
+    /// its jobs moved at a bounded rate, each with its last cookie) of one PE, at a fraction
+    /// of the run.
+    public struct Disruption: Sendable {
+        public enum Kind: Sendable {
+            case crash
+            /// Sessions per second of scenario time.
+            case drain(sessionsPerSecond: Double)
+        }
+        public var group: String
+        public var at: Double
+        public var kind: Kind
+        public init(group: String, at: Double, kind: Kind) {
+            self.group = group
+            self.at = at
+            self.kind = kind
+        }
+    }
 
     public init(scenario: OffloadingScenario, users: Int, timeScale: Double, seed: UInt64) {
         self.scenario = scenario
@@ -115,7 +134,9 @@ public struct OffloadingLiveRun: Sendable {
                 elements.append((group.name, CalcAppPoolElement(configuration: configuration, logger: logger)))
             }
         }
-        let elementGroup = ServiceGroup(services: elements.map(\.element), logger: logger)
+        // A drained PE ends by itself; the others go on.
+        let elementGroup = ServiceGroup(configuration: .init(services: elements.map { .init(service: $0.element, successTerminationBehavior: .ignore) },
+                                                             logger: logger))
         async let elementsRun: Void = elementGroup.run()
         for (_, element) in elements { _ = try await element.userAddress }
         // Wait until the device's registrar knows every PE (registrations and ENRP updates).
@@ -148,12 +169,13 @@ public struct OffloadingLiveRun: Sendable {
         let scale = timeScale
         let every = interval ?? .seconds(1)
         let report = snapshot
+        let drainWindow = NIOLockedValueBox<(element: CalcAppPoolElement, name: String, rate: Double, from: NIODeadline, to: NIODeadline)?>(nil)
         let outcome = try await withThrowingTaskGroup(of: CalcAppPoolUsers.Outcome?.self) { tasks in
             tasks.addTask { try await pool.run(for: duration) }
-            if let crash, elementList.contains(where: { $0.group == crash.group }) {
-                let candidates = elementList.filter { $0.group == crash.group }.map(\.element)
+            if let disruption, elementList.contains(where: { $0.group == disruption.group }) {
+                let candidates = elementList.filter { $0.group == disruption.group }.map(\.element)
                 tasks.addTask {
-                    try? await Task.sleep(nanoseconds: UInt64(Double(duration.nanoseconds) * crash.at))
+                    try? await Task.sleep(nanoseconds: UInt64(Double(duration.nanoseconds) * disruption.at))
                     guard !Task.isCancelled else { return nil }
                     // The busiest PE of the group at that moment: a crash of an idle PE would
                     // show no failover at all (with the default seed the first edge PE was idle).
@@ -170,9 +192,22 @@ public struct OffloadingLiveRun: Sendable {
                         if most > 0 { break }
                         try? await Task.sleep(nanoseconds: 50_000_000)
                     }
-                    victim.abort()
-                    report?(OffloadingLiveSnapshot(elapsed: -1, utilization: [], completed: 0, handlingSpeed: 0,
-                                                   events: ["\(crash.group) PE \(victim.configuration.identifier) crashes with \(most) job(s)"]))
+                    let name = "\(disruption.group) PE \(victim.configuration.identifier)"
+                    switch disruption.kind {
+                    case .crash:
+                        victim.abort()
+                        report?(OffloadingLiveSnapshot(elapsed: -1, utilization: [], completed: 0, handlingSpeed: 0,
+                                                       events: ["\(name) crashes with \(most) job(s): no cookies, no deregistration; its jobs fail over"]))
+                    case .drain(let rate):
+                        let started = NIODeadline.now()
+                        report?(OffloadingLiveSnapshot(elapsed: -1, utilization: [], completed: 0, handlingSpeed: 0,
+                                                       events: ["\(name) drains with \(most) job(s): deregistered, no new session; its jobs move at \(formatNumber(rate))/s, each with its last cookie"]))
+                        await victim.drain(sessionsPerSecond: rate * scale)
+                        while !Task.isCancelled, ((try? await victim.statistics().activeJobs) ?? 0) > 0 {
+                            try? await Task.sleep(nanoseconds: 10_000_000)
+                        }
+                        drainWindow.withLockedValue { $0 = (victim, name, rate, started, NIODeadline.now()) }
+                    }
                     return nil
                 }
             }
@@ -224,6 +259,7 @@ public struct OffloadingLiveRun: Sendable {
             return result!
         }
         let busyAtEnd = try await elements.asyncMap { try await $0.element.statistics().busySeconds }
+        let drain = try await drainOutcome(drainWindow.withLockedValue { $0 }, records: outcome.records, failovers: pool.failoverEvents)
         let measured = Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9
 
         await elementGroup.triggerGracefulShutdown()
@@ -247,7 +283,24 @@ public struct OffloadingLiveRun: Sendable {
             queuingTime: mean(records.map { $0.queuingTime * timeScale }), startupTime: mean(records.map { $0.startupTime * timeScale }),
             processingTime: mean(records.map { $0.processingTime * timeScale }), handlingTime: mean(records.map { $0.handlingTime * timeScale }),
             handlingSpeed: mean(records.map { $0.handlingSpeed / timeScale }), utilization: utilization, completedBy: completedBy,
-            rejections: outcome.rejections, failovers: outcome.failovers, events: 0)
+            rejections: outcome.rejections, failovers: outcome.failovers, events: 0, drain: drain)
+    }
+
+    /// The drain's figures: the moved jobs are the ones that failed over (nothing else
+    /// disrupts a drain run); the others are the jobs in the pool during the drain that stayed.
+    private func drainOutcome(_ window: (element: CalcAppPoolElement, name: String, rate: Double, from: NIODeadline, to: NIODeadline)?,
+                              records: [CalcAppJobRecord], failovers: [CalcAppPoolUsers.Failover]) async throws -> OffloadingDrainOutcome? {
+        guard let window, case .drain? = disruption?.kind else { return nil }
+        let identifier = window.element.configuration.identifier
+        let moved = records.filter { $0.failovers > 0 }
+        let others = records.filter { $0.failovers == 0 && $0.job.arrival < window.to && $0.completed > window.from }
+        func mean(_ values: [Double], scale: Double) -> Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) * scale }
+        return OffloadingDrainOutcome(
+            group: disruption?.group ?? "", element: "\(identifier)", sessionsPerSecond: window.rate,
+            moved: try await window.element.statistics().moved, failedOver: failovers.filter { $0.from == identifier }.count,
+            seconds: Double((window.to - window.from).nanoseconds) / 1e9 * timeScale, movedCompleted: moved.count,
+            movedHandlingTime: mean(moved.map(\.handlingTime), scale: timeScale), otherHandlingTime: mean(others.map(\.handlingTime), scale: timeScale),
+            movedHandlingSpeed: mean(moved.map(\.handlingSpeed), scale: 1 / timeScale), otherHandlingSpeed: mean(others.map(\.handlingSpeed), scale: 1 / timeScale))
     }
 }
 

@@ -31,7 +31,7 @@ public struct OffloadingLiveTable: Sendable {
     /// The lines of one snapshot: a row (or, for the announced crash, its line) and its events.
     public func lines(_ snapshot: OffloadingLiveSnapshot) -> [String] {
         if snapshot.elapsed < 0 {
-            return snapshot.events.map { "  -- \($0): no cookies, no deregistration; its jobs fail over --" }
+            return snapshot.events.map { "  -- \($0) --" }
         }
         let cells = snapshot.utilization.map { String(format: "%5.1f %%    ", 100 * $0.value) }.joined()
         let row = String(format: "  %5.0f s    ", snapshot.elapsed) + cells
@@ -50,6 +50,20 @@ public struct OffloadingLiveTable: Sendable {
         for group in groups {
             lines.append("  " + group.padding(toLength: 10, withPad: " ", startingAt: 0)
                          + String(format: " used capacity %5.1f %%, completed %d", 100 * (result.utilization[group] ?? 0), result.completedBy[group] ?? 0))
+        }
+        if let drain = result.drain {
+            let running = drain.failedOver - drain.movedCompleted
+            lines.append(String(format: "  drain of %@ PE %@: %d job(s) moved in %.1f s (%@/s set); the users saw %d failover(s) from it; %d completed elsewhere%@",
+                                drain.group as NSString, drain.element as NSString, drain.moved, drain.seconds, formatNumber(drain.sessionsPerSecond) as NSString,
+                                drain.failedOver, drain.movedCompleted, (running > 0 ? ", \(running) still running at the end" : "") as NSString))
+            if let time = drain.movedHandlingTime, let speed = drain.movedHandlingSpeed {
+                var line = String(format: "  moved jobs: handling time %.2f s, speed %@", time, formatRate(speed) as NSString)
+                if let otherTime = drain.otherHandlingTime, let otherSpeed = drain.otherHandlingSpeed {
+                    line += String(format: "; jobs in the pool meanwhile that stayed: %.2f s, %@ (the moved ones %.0f %% of their speed)",
+                                   otherTime, formatRate(otherSpeed) as NSString, 100 * speed / otherSpeed)
+                }
+                lines.append(line)
+            }
         }
         return lines + ["", "For the whole sweep: edgepool simulate (seconds), or edgepool offload (live)."]
     }

@@ -181,4 +181,78 @@ struct CalcAppServerTests {
         #expect(actions.contains { if case .send(.asap(.cookie), SessionID(1)) = $0 { true } else { false } })
         #expect(actions.contains(.close(SessionID(1))))
     }
+
 }
+
+@Suite("CalcApp PE: drain")
+struct CalcAppDrainTests {
+    /// Every action of a run of the timers until `end`, with the time it came.
+    private func actions(_ server: inout CalcAppServer, until end: NIODeadline) -> [(NIODeadline, CalcAppServer.Action)] {
+        var log: [(NIODeadline, CalcAppServer.Action)] = []
+        while let deadline = server.nextDeadline, deadline <= end {
+            log += server.timerFired(now: deadline).map { (deadline, $0) }
+        }
+        return log
+    }
+
+    @Test func sessionsLeaveOnePerIntervalMostWorkLeftFirstEachWithItsCookie() throws {
+        var pe = server(capacity: 1e6, maxJobs: 4)
+        let sizes: [UInt64] = [30_000_000, 90_000_000, 60_000_000, 120_000_000]
+        for (index, size) in sizes.enumerated() { _ = pe.received(request(UInt32(index + 1), size), on: SessionID(UInt64(index + 1)), now: t0) }
+        let start = t0 + .seconds(1)
+        let first = pe.startDrain(sessionsPerSecond: 2, now: start)
+        #expect(first.contains(.event(.drainStarted(activeJobs: 4))))
+        var log = first.map { (start, $0) }
+        log += actions(&pe, until: start + .seconds(10))
+        let moves = log.compactMap { time, action -> (Double, SessionID, UInt64)? in
+            if case .event(.moved(let session, _, let completed)) = action { (Double((time - start).nanoseconds) / 1e9, session, completed) } else { nil }
+        }
+        // 2 per second: at 0, 0.5, 1.0, 1.5 s; the job with the most work left first.
+        #expect(moves.map(\.1) == [SessionID(4), SessionID(2), SessionID(3), SessionID(1)])
+        #expect(moves.map { ($0.0 * 1000).rounded() / 1000 } == [0, 0.5, 1.0, 1.5])
+        // Each leaves with a cookie saying how far it got, then its session closes.
+        for (_, session, completed) in moves {
+            let cookie = log.compactMap { _, action -> ByteBuffer? in
+                if case .send(.asap(.cookie(let cookie)), session) = action { cookie.cookie } else { nil }
+            }.last
+            let opened = try CalcAppCookie(opening: try #require(cookie), with: secret)
+            #expect(opened.completed == completed && completed > 0)
+            #expect(log.contains { $0.1 == .close(session) })
+        }
+        #expect(log.last?.1 == .event(.drained(moved: 4)))
+        #expect(pe.activeJobs == 0 && pe.jobsMoved == 4 && pe.jobsCompleted == 0 && pe.nextDeadline == nil)
+    }
+
+    @Test func aDrainingPERejectsNewJobsAndCookieEchoes() throws {
+        var pe = server()
+        _ = pe.received(request(1, 50_000_000), on: SessionID(1), now: t0)
+        _ = pe.received(request(2, 50_000_000), on: SessionID(2), now: t0)
+        _ = pe.startDrain(sessionsPerSecond: 0.5, now: t0 + .seconds(1))
+        let fresh = pe.received(request(3, 1_000), on: SessionID(3), now: t0 + .seconds(1))
+        #expect(sent(fresh).first?.0 == .calcApp(CalcAppMessage(.reject, jobID: 3, jobSize: 1_000)))
+        let cookie = CalcAppCookie(jobID: 7, jobSize: 1_000_000, completed: 10).sealed(with: secret)
+        let echo = pe.received(.asap(.cookieEcho(ASAPCookieEcho(cookie))), on: SessionID(4), now: t0 + .seconds(1))
+        #expect(sent(echo).first?.0 == .calcApp(CalcAppMessage(.reject, jobID: 7, jobSize: 1_000_000)))
+        #expect(pe.activeJobs == 1, "one of the two left at once, none came in")
+    }
+
+    @Test func theDrainEndsWhenJobsFinishOrLeaveBeforeTheirTurn() {
+        // A slow drain: the short job completes here before its turn; the PU of the other
+        // closes its session. Then the drain is over without moving them.
+        var pe = server(capacity: 1e6)
+        _ = pe.received(request(1, 90_000_000), on: SessionID(1), now: t0)
+        _ = pe.received(request(2, 1_000_000), on: SessionID(2), now: t0)
+        _ = pe.received(request(3, 80_000_000), on: SessionID(3), now: t0)
+        let started = pe.startDrain(sessionsPerSecond: 0.1, now: t0)
+        #expect(started.contains { if case .event(.moved(SessionID(1), _, _)) = $0 { true } else { false } })
+        let log = actions(&pe, until: t0 + .seconds(3)).map(\.1)
+        #expect(log.contains(.event(.completed(SessionID(2), jobID: 2))))
+        let closed = pe.sessionClosed(SessionID(3), now: t0 + .seconds(4))
+        #expect(closed.contains(.event(.drained(moved: 1))))
+        #expect(pe.jobsMoved == 1 && pe.jobsCompleted == 1)
+        // An idle PE's drain is over at once.
+        var idle = server()
+        #expect(idle.startDrain(sessionsPerSecond: 1, now: t0).contains(.event(.drained(moved: 0))))
+    }
+}
+

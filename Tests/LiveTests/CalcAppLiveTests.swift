@@ -50,6 +50,25 @@ struct CalcAppLiveTests {
         #expect(output.contains { $0.contains("after 1 failover(s)") }, "a failed-over job completes elsewhere")
     }
 
+    @Test func theDemoDrainsAnEdgePEAndSaysWhatItsJobsSaw() async throws {
+        let (status, output) = try await runEdgepool(["demo", "--users", "16", "--duration", "60s", "--time-scale", "20", "--drain-rate", "4"], timeout: 60)
+        #expect(status == 0, "\(output.suffix(10))")
+        let announced = try #require(output.first { $0.contains("drains with") }, "\(output.suffix(20))")
+        let jobs = announced.split(separator: " ").firstIndex(of: "with").flatMap { Int(announced.split(separator: " ")[$0 + 1]) } ?? 0
+        let summary = try #require(output.first { $0.contains("drain of edge PE") }, "\(output.suffix(10))")
+        let afterName = summary.split(separator: ":", maxSplits: 1).last ?? ""   // the PE's hex identifier has digits too
+        let numbers = afterName.split(whereSeparator: { !$0.isNumber && $0 != "." }).compactMap { Double($0) }
+        // "drain of edge PE $…: M job(s) moved in T s (R/s set); the users saw F failover(s) from it; C completed elsewhere…"
+        #expect(jobs >= 1 && numbers.count >= 5, "\(announced) / \(summary)")
+        if numbers.count >= 5 {
+            let (moved, seconds, failedOver) = (Int(numbers[0]), numbers[1], Int(numbers[3]))
+            #expect(moved >= 1 && moved <= jobs, "the PE moved its jobs: \(summary)")
+            #expect(failedOver == moved, "every moved job failed over to another PE, none lost: \(summary)")
+            #expect(seconds >= Double(moved - 1) / 4 - 0.2, "not faster than the set rate: \(summary)")
+        }
+        #expect(output.contains { $0.contains("moved jobs: handling time") }, "\(output.suffix(6))")
+    }
+
     @Test func aLiveSweepWithAProcessPerComponentWritesItsReport() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgepool-offload-\(getpid())")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -65,6 +65,20 @@ public struct CalcAppServer: Sendable {
     public private(set) var jobsAccepted = 0
     public private(set) var jobsRejected = 0
     public private(set) var jobsCompleted = 0
+    /// Jobs handed to other PEs by a drain (their last cookie sent, the session closed).
+    public private(set) var jobsMoved = 0
+    /// Set once the PE drains: no new job, the active ones moved off one per interval.
+    public private(set) var drain: Drain?
+
+    /// A drain in progress (the IMS use case of moving users off a server at a bounded rate).
+    public struct Drain: Sendable, Equatable {
+        /// Time between two moved sessions (1 / sessions per second).
+        public var interval: TimeAmount
+        /// When the next session is moved.
+        public var nextMove: NIODeadline
+        /// Set when the last job has left.
+        public var finished = false
+    }
 
     public init(configuration: CalcAppServerConfiguration, now: NIODeadline) {
         self.configuration = configuration
@@ -93,7 +107,7 @@ public struct CalcAppServer: Sendable {
                 return []
             case .abort:
                 guard jobs.removeValue(forKey: session) != nil else { return [] }
-                return [.loadChanged(load), .event(.aborted(session))]
+                return [.loadChanged(load), .event(.aborted(session))] + moveDueSessions(now: now)
             default:
                 return [.event(.protocolError(session, "\(message.type) is not for a PE")), .close(session)]
             }
@@ -114,7 +128,7 @@ public struct CalcAppServer: Sendable {
     public mutating func sessionClosed(_ session: SessionID, now: NIODeadline) -> [Action] {
         advance(to: now)
         guard jobs.removeValue(forKey: session) != nil else { return [] }
-        return [.loadChanged(load)]
+        return [.loadChanged(load)] + moveDueSessions(now: now)
     }
 
     public mutating func timerFired(now: NIODeadline) -> [Action] {
@@ -138,8 +152,30 @@ public struct CalcAppServer: Sendable {
             }
         }
         if actions.contains(where: { if case .event(.completed) = $0 { true } else { false } }) { actions.append(.loadChanged(load)) }
+        return actions + moveDueSessions(now: now)
+    }
+
+    /// The drain's part of a timer: the session due now leaves (one per interval; a late
+    /// timer does not move a burst), and the drain finishes when no job is left.
+    private mutating func moveDueSessions(now: NIODeadline) -> [Action] {
+        guard var drain, !drain.finished else { return [] }
+        var actions: [Action] = []
+        if now >= drain.nextMove, let session = jobs.keys.max(by: { remaining(jobs[$0]!) < remaining(jobs[$1]!) || (remaining(jobs[$0]!) == remaining(jobs[$1]!) && $0 > $1) }) {
+            let job = jobs.removeValue(forKey: session)!
+            jobsMoved += 1
+            actions += [.send(.asap(.cookie(ASAPCookie(cookie(of: job).sealed(with: configuration.secret)))), to: session), .close(session),
+                        .loadChanged(load), .event(.moved(session, jobID: job.jobID, completed: UInt64(job.completed.rounded(.down))))]
+            drain.nextMove = now + drain.interval
+        }
+        if jobs.isEmpty {
+            drain.finished = true
+            actions.append(.event(.drained(moved: jobsMoved)))
+        }
+        self.drain = drain
         return actions
     }
+
+    private func remaining(_ job: Job) -> Double { job.size - job.completed }
 
     /// Graceful shutdown: every PU gets a last cookie (so that it resumes elsewhere), then its
     /// session closes.
@@ -156,7 +192,25 @@ public struct CalcAppServer: Sendable {
         return actions
     }
 
-    /// When the next job completes or the next cookie is due.
+    /// Starts a drain: from now on every new job and Cookie Echo is rejected (the PU takes it to
+    /// another PE), and the active jobs leave one at a time, `sessionsPerSecond` at most, each
+    /// with a last cookie so that it resumes elsewhere where it stopped here: the job with the
+    /// most work left first (it would hold this PE longest). The first leaves at once;
+    /// ``CalcAppServerEvent/drained(moved:)`` comes when the last has left. Draining again
+    /// changes only the rate.
+    public mutating func startDrain(sessionsPerSecond: Double, now: NIODeadline) -> [Action] {
+        precondition(sessionsPerSecond > 0 && sessionsPerSecond.isFinite)
+        advance(to: now)
+        let interval = Self.duration(seconds: 1 / sessionsPerSecond)
+        if drain != nil {
+            drain!.interval = interval
+            return []
+        }
+        drain = Drain(interval: interval, nextMove: now)
+        return [.event(.drainStarted(activeJobs: jobs.count))] + moveDueSessions(now: now)
+    }
+
+    /// When the next job completes, the next cookie is due, or the drain moves the next session.
     public var nextDeadline: NIODeadline? {
         guard !jobs.isEmpty else { return nil }
         let rate = configuration.capacity / Double(jobs.count)
@@ -167,6 +221,7 @@ public struct CalcAppServer: Sendable {
             consider(job.lastCookieAt + configuration.cookieInterval)
             consider(lastUpdate + Self.duration(seconds: (job.lastCookieCompleted + configuration.cookieCalculations - job.completed) / rate))
         }
+        if let drain { consider(drain.nextMove) }
         return next
     }
 
@@ -184,6 +239,10 @@ public struct CalcAppServer: Sendable {
         guard size > 0, size <= configuration.maximumJobSize, completed <= size else {
             return [.send(.calcApp(CalcAppMessage(.reject, jobID: jobID, jobSize: size)), to: session),
                     .event(.invalidJob(session, "job size \(size) (completed \(completed)) outside 1…\(configuration.maximumJobSize)"))]
+        }
+        if drain != nil {
+            jobsRejected += 1
+            return [.send(.calcApp(CalcAppMessage(.reject, jobID: jobID, jobSize: size)), to: session), .event(.rejected(session, jobID: jobID))]
         }
         guard jobs[session] == nil else {
             return [.send(.calcApp(CalcAppMessage(.reject, jobID: jobID, jobSize: size)), to: session),
@@ -230,4 +289,10 @@ public enum CalcAppServerEvent: Sendable, Equatable {
     case forgedCookie(SessionID, String)
     case invalidJob(SessionID, String)
     case protocolError(SessionID, String)
+    /// A drain began with this many jobs to move.
+    case drainStarted(activeJobs: Int)
+    /// A drain moved this job off (its last cookie sent, its session closed).
+    case moved(SessionID, jobID: UInt32, completed: UInt64)
+    /// The drain is over: no job is left; `moved` jobs went to other PEs.
+    case drained(moved: Int)
 }

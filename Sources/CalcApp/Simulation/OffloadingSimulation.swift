@@ -274,8 +274,10 @@ public struct OffloadingSimulation {
 public struct OffloadingRunResult: Hashable, Sendable, Codable {
     public init(users: Int, seed: UInt64, submitted: Int, completed: Int, inFlight: Int, queuingTime: Double, startupTime: Double,
                 processingTime: Double, handlingTime: Double, handlingSpeed: Double, utilization: [String: Double],
-                completedBy: [String: Int], rejections: Int, failovers: Int, events: Int, capacityOverTime: [String: [Double]] = [:]) {
+                completedBy: [String: Int], rejections: Int, failovers: Int, events: Int, capacityOverTime: [String: [Double]] = [:],
+                drain: OffloadingDrainOutcome? = nil) {
         self.capacityOverTime = capacityOverTime
+        self.drain = drain
         self.users = users
         self.seed = seed
         self.submitted = submitted
@@ -315,4 +317,47 @@ public struct OffloadingRunResult: Hashable, Sendable, Codable {
     public var events: Int
     /// Used capacity of each group in equal intervals of the run (simulation only).
     public var capacityOverTime: [String: [Double]]
+    /// What a drained PE's jobs saw (live runs with a drain only).
+    public var drain: OffloadingDrainOutcome?
+}
+
+/// A live run's drain of one PE: how many jobs it moved, how fast, and what the moved jobs'
+/// handling time was against the jobs that were in the pool at the same time and stayed put.
+/// Times in scenario seconds.
+public struct OffloadingDrainOutcome: Hashable, Sendable, Codable {
+    public var group: String
+    public var element: String
+    /// The set rate, sessions per scenario second.
+    public var sessionsPerSecond: Double
+    /// Jobs the PE moved (its own count) and the failovers its users saw (the users' count).
+    public var moved: Int
+    public var failedOver: Int
+    /// From the drain's start until the PE had no job left.
+    public var seconds: Double
+    /// Of the moved jobs, completed elsewhere by the end of the run (the rest still running).
+    public var movedCompleted: Int
+    /// Mean handling time of the moved jobs, and of the jobs in the pool during the drain that
+    /// were not moved (nil: none).
+    public var movedHandlingTime: Double?
+    public var otherHandlingTime: Double?
+    /// The same as handling speeds (calculations per second from arrival to completion): the
+    /// moved jobs are the ones with the most work left, so their times are long anyway.
+    public var movedHandlingSpeed: Double?
+    public var otherHandlingSpeed: Double?
+
+    public init(group: String, element: String, sessionsPerSecond: Double, moved: Int, failedOver: Int, seconds: Double,
+                movedCompleted: Int, movedHandlingTime: Double?, otherHandlingTime: Double?,
+                movedHandlingSpeed: Double?, otherHandlingSpeed: Double?) {
+        self.movedHandlingSpeed = movedHandlingSpeed
+        self.otherHandlingSpeed = otherHandlingSpeed
+        self.group = group
+        self.element = element
+        self.sessionsPerSecond = sessionsPerSecond
+        self.moved = moved
+        self.failedOver = failedOver
+        self.seconds = seconds
+        self.movedCompleted = movedCompleted
+        self.movedHandlingTime = movedHandlingTime
+        self.otherHandlingTime = otherHandlingTime
+    }
 }

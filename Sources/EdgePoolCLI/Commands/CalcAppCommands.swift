@@ -19,6 +19,9 @@ struct CalcAppPECommand: AsyncParsableCommand {
         state goes to its pool user as a cookie sealed with --secret every --cookie-interval or
         --cookie-calculations, so that another PE of the pool (same secret) resumes it after a
         failure. SIGTERM/SIGINT: last cookies to every pool user, deregistration, exit.
+        SIGUSR1 drains the PE: it deregisters, takes no new session, and moves its jobs to
+        other PEs at --drain-rate sessions/s (each with a last cookie; the pool user resumes
+        it elsewhere), then exits.
 
         --config takes the same settings as JSON (keys as the flags: pool, capacity,
         maxJobs, secret, cookieInterval, …).
@@ -42,6 +45,7 @@ struct CalcAppPECommand: AsyncParsableCommand {
     @Option(help: "A cookie at least every this many calculations. [default: 5000000]") var cookieCalculations: Double?
     @Option(help: "Transport: mptcp (falls back to tcp) or tcp. [default: mptcp]") var transport: TransportProtocol?
     @Option(help: ArgumentHelp("PE identifier (decimal or 0x…); random if not given.", valueName: "id")) var identifier: String?
+    @Option(help: "Sessions per second a drain (SIGUSR1) moves to other PEs. [default: 10]") var drainRate: Double?
     @Option(help: ArgumentHelp("HTTP address for /metrics (off unless given).", valueName: "host:port")) var status: Endpoint?
     @Flag(help: "At exit, print the statistics as one JSON line.") var json = false
 
@@ -60,6 +64,7 @@ struct CalcAppPECommand: AsyncParsableCommand {
         flags.cookieCalculations = cookieCalculations
         flags.transport = transport
         flags.identifier = identifier
+        flags.drainRate = drainRate
         flags.status = status
         let settings = flags.merged(over: try loadSettings(common.config, as: CalcAppPoolElementSettings.self))
         Bootstrap.run(logLevel: try logLevel(common.logLevel, file: settings.logLevel))
@@ -68,8 +73,8 @@ struct CalcAppPECommand: AsyncParsableCommand {
             print(String(decoding: try JSONEncoder().encode(statistics), as: UTF8.self))
             return
         }
-        print(String(format: "calcapp-pe %@: accepted %d, rejected %d, completed %d, busy %.1f s", statistics.identifier as NSString,
-                     statistics.accepted, statistics.rejected, statistics.completed, statistics.busySeconds))
+        print(String(format: "calcapp-pe %@: accepted %d, rejected %d, completed %d, moved %d, busy %.1f s", statistics.identifier as NSString,
+                     statistics.accepted, statistics.rejected, statistics.completed, statistics.moved, statistics.busySeconds))
     }
 }
 

@@ -18,8 +18,11 @@ struct OffloadingDemoCommand: AsyncParsableCommand {
         only under overload. Half-way, the busiest edge PE crashes; its jobs fail over to
         other PEs — from their cookies where the PE had sent one (every 5 s or 5·10⁶
         calculations; most jobs here are shorter and start afresh) — and the table shows each
-        failover and where the job completed. Time runs --time-scale times faster (capacities × k, inter-arrival times
-        and delays ÷ k); all figures are in scenario time.
+        failover and where the job completed. With --drain-rate R the PE is drained instead:
+        deregistered, it takes no new session and moves its jobs at R per second, each with
+        a last cookie; the summary gives the moved jobs' handling time against the others'.
+        Time runs --time-scale times faster (capacities × k, inter-arrival times and delays
+        ÷ k); all figures are in scenario time.
         """)
     )
 
@@ -35,6 +38,9 @@ struct OffloadingDemoCommand: AsyncParsableCommand {
     @Flag(help: "Do not crash an edge PE half-way.")
     var noCrash = false
 
+    @Option(help: "Drain the busiest edge PE half-way instead of crashing it, moving this many sessions per (scenario) second.")
+    var drainRate: Double?
+
     @Option(help: "Transport: mptcp (falls back to tcp) or tcp.")
     var transport: TransportProtocol = .mptcp
 
@@ -47,7 +53,12 @@ struct OffloadingDemoCommand: AsyncParsableCommand {
         scenario.sweep.duration = ScenarioDuration(seconds: Double(duration.amount.nanoseconds) / 1e9)
         var run = OffloadingLiveRun(scenario: scenario, users: users, timeScale: timeScale, seed: scenario.seed)
         run.transport = transport
-        if !noCrash { run.crash = ("edge", 0.5) }
+        if let drainRate {
+            guard drainRate > 0, drainRate.isFinite else { throw ValidationError("--drain-rate must be above 0") }
+            run.disruption = .init(group: "edge", at: 0.5, kind: .drain(sessionsPerSecond: drainRate))
+        } else if !noCrash {
+            run.disruption = .init(group: "edge", at: 0.5, kind: .crash)
+        }
         try asValidation { try run.validate() }
         let table = OffloadingLiveTable(scenario: scenario, users: users, timeScale: timeScale)
         table.header.forEach { print($0) }

@@ -10,14 +10,19 @@ import ServiceLifecycle
 public enum DaemonRunner {
     /// Runs `services` until a shutdown signal. `ready` waits for the listeners (it throws if
     /// they cannot bind) and gives the ready line to print; `cannotStart` turns its error into
-    /// the one the caller reports.
+    /// the one the caller reports. When `mayFinish` returns by itself (a drained PE), the
+    /// others shut down gracefully; any other service that returns early is an error.
     public static func run(_ services: [any Service], logger: Logger,
+                           mayFinish: (any Service & AnyObject)? = nil,
                            ready: () async throws -> ReadyLine,
                            cannotStart: (any Error) -> any Error = { $0 }) async throws {
         // Last in the group: the first to hear of a shutdown (STOPPING=1 before the others stop).
         let all = services + (SystemdNotify.socketPath == nil ? [] : [SystemdLifecycle(logger: logger)])
-        let group = ServiceGroup(configuration: .init(services: all.map { .init(service: $0) },
-                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let configurations = all.map { service -> ServiceGroupConfiguration.ServiceConfiguration in
+            let finishes = mayFinish.map { ($0 as AnyObject) === (service as AnyObject) } ?? false
+            return finishes ? .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup) : .init(service: service)
+        }
+        let group = ServiceGroup(configuration: .init(services: configurations, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         async let running: Void = group.run()
         do {
             try await ready().announce()
@@ -29,8 +34,14 @@ public enum DaemonRunner {
 
     /// Calls `action` on every SIGHUP until the returned source is cancelled.
     public static func onHangUp(_ action: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
-        signal(SIGHUP, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        onSignal(SIGHUP, action)
+    }
+
+    /// Calls `action` on every `signalNumber` (SIGHUP, SIGUSR1, …) until the returned source is
+    /// cancelled; the signal's default action (ending the process) is off meanwhile.
+    public static func onSignal(_ signalNumber: Int32, _ action: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
         source.setEventHandler(handler: action)
         source.resume()
         return source

@@ -73,6 +73,13 @@ public final class PoolElement: Service, Sendable {
         loop.execute { self.driver.value.stop() }
     }
 
+    /// Deregisters and stops like ``stop()``, and returns once the registrar has answered (or
+    /// the deregistration gave up): from then on no pool user is sent here.
+    public func deregister() async {
+        stop()
+        try? await stopped.futureResult.get()
+    }
+
     /// Stops without deregistering and drops the association, as a crash would (for demos and tests).
     public func abort() {
         loop.execute { self.driver.value.abort() }
