@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "PathManager", targets: ["PathManager"]),
         .library(name: "PathManagerService", targets: ["PathManagerService"]),
         .library(name: "ProcessSupport", targets: ["ProcessSupport"]),
+        .library(name: "Charts", targets: ["Charts"]),
         .executable(name: "edgepool", targets: ["EdgePoolCLI"]),
     ],
     dependencies: [
@@ -71,8 +72,9 @@ let package = Package(
         ),
         .target(
             name: "CalcApp",
-            dependencies: ["RSerPoolWire", "RSerPoolCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["RSerPoolWire", "RSerPoolCore", "Charts", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        .target(name: "Charts"),
         .target(
             name: "CalcAppService",
             dependencies: [
@@ -115,7 +117,7 @@ let package = Package(
         .target(
             name: "TestbedRunner",
             dependencies: [
-                "Testbed", "ProcessSupport", "RSerPool", "RSerPoolCore", "CalcApp", "CalcAppService",
+                "Testbed", "ProcessSupport", "RSerPool", "RSerPoolCore", "CalcApp", "CalcAppService", "Charts",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
@@ -203,6 +205,7 @@ let package = Package(
             name: "ProcessSupportTests",
             dependencies: ["ProcessSupport"]
         ),
+        .testTarget(name: "ChartsTests", dependencies: ["Charts"]),
         .testTarget(
             name: "TestbedTests",
             dependencies: ["Testbed", "RSerPoolWire"]
@@ -243,6 +246,8 @@ let package = Package(
                 "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport", "TestbedRunner", "GatewayService", "PathManagerService",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["Support/origin.py", "Support/socks5_udp_client.py", "Support/recording_origin.py"]
         ),

@@ -11,7 +11,10 @@ import ServiceLifecycle
 public enum CalcAppPoolElementDaemon {
     /// Runs until a shutdown signal; prints `edgepool calcapp-pe ready id=… user=… pool=… capacity=… max-jobs=…`
     /// and returns what the PE did.
-    /// - Parameter metrics: the process's Prometheus exposition text, for `/metrics`.
+    /// - Parameters:
+    ///   - settings: the flags over the configuration file.
+    ///   - metrics: the process's Prometheus exposition text, for `/metrics`.
+    ///   - logger: where the PE logs.
     public static func run(_ settings: CalcAppPoolElementSettings, metrics: @escaping @Sendable () -> String,
                            logger: Logger = Logger(label: "edgepool.calcapp.pe")) async throws -> CalcAppPoolElementStatistics {
         let configuration = try settings.configuration()

@@ -35,7 +35,7 @@ public struct CalcAppPoolElementSettings: DaemonSettings, Equatable {
     public static let defaultSecret = "edgepool"
     public static let drainRates = 0.01...100_000.0
 
-    /// - Throws: ``ConfigurationError`` naming the setting.
+    /// - Throws: `ConfigurationError` (RSerPool) naming the setting.
     public func configuration() throws -> CalcAppPoolElementConfiguration {
         try ConfigurationError.check(capacity, atLeast: 1, "capacity")
         try ConfigurationError.check(maxJobs, atLeast: 1, "maxJobs")

@@ -31,7 +31,7 @@ public final class CalcAppPoolUsers: CalcAppClientOwner {
             self.interArrival = interArrival
         }
 
-        /// - Throws: ``ConfigurationError`` naming the setting.
+        /// - Throws: `ConfigurationError` (RSerPool) naming the setting.
         public func validate() throws {
             try ConfigurationError.check(users, atLeast: 1, "users")
             try ConfigurationError.check(requestSize.mean, atLeast: 1, "requestSize")

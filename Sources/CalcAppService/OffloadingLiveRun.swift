@@ -70,7 +70,7 @@ public struct OffloadingLiveRun: Sendable {
     public static let usersRange = 1...500
     public static let timeScaleRange = 1.0...100.0
 
-    /// - Throws: ``ConfigurationError`` naming the setting.
+    /// - Throws: `ConfigurationError` (RSerPool) naming the setting.
     public func validate() throws {
         try ConfigurationError.check(users, in: Self.usersRange, "users")
         try ConfigurationError.check(timeScale, in: Self.timeScaleRange, "timeScale")

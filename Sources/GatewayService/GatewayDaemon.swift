@@ -8,7 +8,11 @@ import RSerPool
 /// until SIGTERM/SIGINT (then connections drain for `drainTimeout`).
 public enum GatewayDaemon {
     /// Runs until a shutdown signal; prints `edgepool gateway ready mode=… listen=… transport=… upstream=…`.
-    /// - Parameter metrics: the process's Prometheus exposition text, for `/metrics`.
+    /// - Parameters:
+    ///   - kind: the mode (`edgepool gateway socks`, `http`, …).
+    ///   - settings: the flags over the configuration file.
+    ///   - metrics: the process's Prometheus exposition text, for `/metrics`.
+    ///   - logger: where the gateway logs.
     public static func run(_ kind: GatewaySettings.Kind, _ settings: GatewaySettings, metrics: @escaping @Sendable () -> String,
                            logger: Logger = Logger(label: "edgepool.gateway")) async throws {
         var configuration = try settings.configuration(kind)

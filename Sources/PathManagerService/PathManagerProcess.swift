@@ -16,8 +16,11 @@ private let stopRequested = Atomic<Bool>(false)
 extension PathManagerDaemon {
     /// `edgepool paths run` as a library call: takes the namespace's paths over, serves
     /// `/metrics` and `/paths` (``PathManagerStatus``, JSON) on `settings.status`, prints `edgepool paths ready managing=…`, and manages
-    /// the paths on this thread until SIGTERM/SIGINT (then hands them back: see ``stop()``).
-    /// - Parameter metrics: the process's Prometheus exposition text, for `/metrics`.
+    /// the paths on this thread until SIGTERM/SIGINT (then hands them back to the kernel's PM).
+    /// - Parameters:
+    ///   - settings: the flags over the configuration file.
+    ///   - metrics: the process's Prometheus exposition text, for `/metrics`.
+    ///   - logger: where the path manager logs.
     public static func run(_ settings: PathManagerSettings, metrics: @escaping @Sendable () -> String,
                            logger: Logger = Logger(label: "edgepool.paths")) throws {
         let configuration = try settings.configuration()

@@ -29,7 +29,7 @@ public struct PathManagerSettings: DaemonSettings, Equatable {
     /// Probe thresholds a path manager accepts.
     public static let probeCountRange = 1...100
 
-    /// - Throws: ``ConfigurationError`` naming the setting.
+    /// - Throws: `ConfigurationError` (RSerPool) naming the setting.
     public func configuration() throws -> PathManagerConfiguration {
         let paths = path ?? []
         let parsed: [PathManagerConfiguration.Path]

@@ -273,7 +273,7 @@ import Testing
         // bytes came, so no interruption is longer than the longest gap (give or take the
         // 50 ms progress interval); and a flow that never stopped for as long as the pre-roll
         // while its buffer was full cannot have interrupted much. Whether a viewer is
-        // interrupted at all depends on MPTCP's back-off on the returning path (README).
+        // interrupted at all depends on MPTCP's back-off on the returning path (docs/testbed).
         let viewers = lines.filter { $0.hasPrefix("- viewer (64 MiB buffer, 2.0 s pre-roll)") }
         let gaps = lines.compactMap { $0.firstMatch(of: /^- longest gap in received bytes: ([0-9.]+) s/).flatMap { Double($0.1) } }
         #expect(viewers.count == 2 && gaps.count == 2)

@@ -81,12 +81,12 @@ import Testing
     @Test func theSummaryNamesTheIncompleteRunTheNotesAndEachFlow() {
         var result = ScenarioResult(scenario: Self.scenario)
         result.incomplete = "interrupted"
-        result.notes = ["plots not drawn: gnuplot is not installed"]
+        result.notes = ["the sender of flow 1 exited early"]
         result.flows = [ScenarioResult.Flow(name: "flow 0", kind: .bulk, receiverLines: ["progress 0.000 0", "progress 2.000 2500000", "received 2500000 bytes, mismatched 0"],
                                             senderLines: ["sent 2500000 bytes"])]
         let summary = result.summary
         #expect(summary.contains("**INCOMPLETE**: interrupted"))
-        #expect(summary.contains("Note: plots not drawn: gnuplot is not installed"))
+        #expect(summary.contains("Note: the sender of flow 1 exited early"))
         #expect(summary.contains("**flow 0**: received 2500000 bytes in 2.0 s (10.0 Mbit/s)"), "\(summary)")
         #expect(summary.contains("lost 0, corrupted 0"))
     }

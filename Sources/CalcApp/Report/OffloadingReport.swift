@@ -1,3 +1,4 @@
+import Charts
 import Foundation
 
 /// Writes a sweep's results: every run (runs.csv), the summaries (summary.csv), a Markdown
@@ -99,43 +100,43 @@ public struct OffloadingReport: Sendable {
 
     func categories() -> [String] { points.map { String($0.users) } }
 
-    public func utilizationChart() -> SVGChart {
-        SVGChart(title: "Used capacity per PE", xLabel: "pool users", yLabel: "used capacity (%)", categories: categories(),
+    public func utilizationChart() -> LineChart {
+        LineChart(title: "Used capacity per PE", xLabel: "pool users", yLabel: "used capacity (%)", categories: categories(),
                  series: groups.map { group in
-                     SVGChart.Series(name: group, values: points.map { 100 * $0.utilization(group).mean },
+                     LineChart.Series(name: group, values: points.map { 100 * $0.utilization(group).mean },
                                      bars: points.map { let s = $0.utilization(group); return (100 * s.q10, 100 * s.q90) })
                  }, yMaximum: 100)
     }
 
-    public func timesChart() -> SVGChart {
-        SVGChart(title: "Handling time and its parts", xLabel: "pool users", yLabel: "seconds (mean)", categories: categories(), series: [
-            SVGChart.Series(name: "handling", values: points.map { $0.handlingTime.mean }),
-            SVGChart.Series(name: "queuing", values: points.map { $0.queuingTime.mean }),
-            SVGChart.Series(name: "start-up", values: points.map { $0.startupTime.mean }),
-            SVGChart.Series(name: "processing", values: points.map { $0.processingTime.mean }),
+    public func timesChart() -> LineChart {
+        LineChart(title: "Handling time and its parts", xLabel: "pool users", yLabel: "seconds (mean)", categories: categories(), series: [
+            LineChart.Series(name: "handling", values: points.map { $0.handlingTime.mean }),
+            LineChart.Series(name: "queuing", values: points.map { $0.queuingTime.mean }),
+            LineChart.Series(name: "start-up", values: points.map { $0.startupTime.mean }),
+            LineChart.Series(name: "processing", values: points.map { $0.processingTime.mean }),
         ])
     }
 
     /// Used capacity per group over the run, at the sweep's middle point, averaged over its
     /// repetitions (simulated runs carry the samples).
-    public func capacityOverTimeChart() -> SVGChart? {
+    public func capacityOverTimeChart() -> LineChart? {
         guard !points.isEmpty else { return nil }
         let point = points[points.count / 2]
         let runs = point.runs.filter { !$0.capacityOverTime.isEmpty }
         guard let first = runs.first, let length = first.capacityOverTime.values.first?.count, length > 0 else { return nil }
         let step = scenario.sweep.duration.seconds / Double(length)
         let categories = (0..<length).map { index -> String in index % max(1, length / 6) == 0 ? formatNumber((Double(index) * step).rounded()) : "" }
-        return SVGChart(title: "Used capacity over time, \(point.users) users", xLabel: "seconds", yLabel: "used capacity (%)",
+        return LineChart(title: "Used capacity over time, \(point.users) users", xLabel: "seconds", yLabel: "used capacity (%)",
                         categories: categories, series: groups.map { group in
-                            SVGChart.Series(name: group, values: (0..<length).map { index in
+                            LineChart.Series(name: group, values: (0..<length).map { index in
                                 100 * runs.compactMap { $0.capacityOverTime[group].flatMap { index < $0.count ? $0[index] : nil } }.reduce(0, +) / Double(runs.count)
                             })
                         }, yMaximum: 100)
     }
 
-    public func speedChart() -> SVGChart {
-        SVGChart(title: "Handling speed", xLabel: "pool users", yLabel: "calculations/s", categories: categories(), series: [
-            SVGChart.Series(name: "mean [10–90 %]", values: points.map { $0.handlingSpeed.mean },
+    public func speedChart() -> LineChart {
+        LineChart(title: "Handling speed", xLabel: "pool users", yLabel: "calculations/s", categories: categories(), series: [
+            LineChart.Series(name: "mean [10–90 %]", values: points.map { $0.handlingSpeed.mean },
                             bars: points.map { ($0.handlingSpeed.q10, $0.handlingSpeed.q90) }),
         ])
     }

@@ -10,6 +10,9 @@ public enum ListenerExposure {
     /// - Parameters:
     ///   - listen: the listening addresses (an unspecified address listens on every interface).
     ///   - clientChoosesDestination: the mode forwards wherever the client asks.
+    ///   - authenticated: clients must log in (SOCKS5 or HTTP users are configured).
+    ///   - clients: the client access list (one that admits everyone does not count).
+    ///   - openProxyAllowed: the operator asked for an open proxy explicitly.
     public static func openProxyProblem(listen: [IPAddress], clientChoosesDestination: Bool, authenticated: Bool,
                                         clients: ClientAccessList, openProxyAllowed: Bool) -> String? {
         guard clientChoosesDestination, !authenticated, clients.admitsEveryone, !openProxyAllowed else { return nil }

@@ -109,7 +109,7 @@ public struct GatewaySettings: DaemonSettings, Equatable {
     public static let preconnectRange = 0...64
 
     /// The configuration of a gateway in mode `kind`.
-    /// - Throws: ``ConfigurationError`` naming the setting.
+    /// - Throws: `ConfigurationError` (RSerPool) naming the setting.
     public func configuration(_ kind: Kind) throws -> GatewayConfiguration {
         var configuration = GatewayConfiguration(mode: try mode(kind), listen: try (listen ?? [kind.defaultListen]).map { try $0.socketAddress() })
         if let v = listenTransport { configuration.listenTransport = v }

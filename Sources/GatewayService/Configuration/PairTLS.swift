@@ -24,7 +24,7 @@ public struct PairTLS: Sendable {
     public var handshakeTimeout: TimeAmount
 
     /// Loads the PEM files; each end needs its certificate, its key and the CA.
-    /// - Throws: ``ConfigurationError`` naming what is missing or unreadable.
+    /// - Throws: `ConfigurationError` (RSerPool) naming what is missing or unreadable.
     public init(role: Role, files: TLSFiles, peerIdentities: Set<String> = [], handshakeTimeout: TimeAmount = TLSFiles.handshakeTimeout) throws {
         guard files.certificateChain != nil, files.privateKey != nil, files.trustRoots != nil else {
             throw ConfigurationError("the encrypted pair needs --tls-certificate, --tls-key and --tls-ca on both gateways (mutual authentication)")

@@ -58,7 +58,7 @@ final class ConnectionLog: Sendable {
     }
 }
 
-/// Reads a log written by ``append(_:)``; lines that do not decode are counted, not fatal.
+/// Reads a log written by `ConnectionLog.append(_:)`; lines that do not decode are counted, not fatal.
 public func readConnectionLog(path: String) throws -> (records: [ConnectionRecord], unreadable: Int) {
     let text = try String(contentsOfFile: path, encoding: .utf8)
     let decoder = JSONDecoder()

@@ -13,8 +13,11 @@ public enum PoolElementDaemon {
     /// Runs until a shutdown signal; prints `edgepool pe ready id=… pool=… service=… user=… transport=… policy=…`
     /// (several PEs: comma-separated identifiers and addresses).
     /// - Parameters:
+    ///   - settings: the flags over the configuration file.
+    ///   - count: PEs to run in this process, each with its own service listener.
     ///   - acceptsTakeover: listen for registrars' adoption after a takeover (RFC 5352 §3.9).
     ///   - metrics: the process's Prometheus exposition text, for `/metrics`.
+    ///   - logger: where the PEs log.
     public static func run(_ settings: PoolElementSettings, count: Int = 1, acceptsTakeover: Bool = true,
                            metrics: @escaping @Sendable () -> String, logger: Logger = Logger(label: "edgepool.pe")) async throws {
         let configuration = try settings.configuration()

@@ -7,7 +7,10 @@ import ServiceLifecycle
 /// to the open-file limit, the registrar and its status endpoint run until SIGTERM/SIGINT.
 public enum RegistrarDaemon {
     /// Runs until a shutdown signal; prints `edgepool registrar ready id=… asap=… transport=… [enrp=…]`.
-    /// - Parameter metrics: the process's Prometheus exposition text, for `/metrics`.
+    /// - Parameters:
+    ///   - settings: the flags over the configuration file.
+    ///   - metrics: the process's Prometheus exposition text, for `/metrics`.
+    ///   - logger: where the registrar logs.
     public static func run(_ settings: RegistrarSettings, metrics: @escaping @Sendable () -> String,
                            logger: Logger = Logger(label: "edgepool.registrar")) async throws {
         var configuration = try settings.configuration()

@@ -28,9 +28,14 @@ public final class PoolElement: Service, Sendable {
     private let stopped: EventLoopPromise<Void>
     private let firstRegistration: EventLoopPromise<Void>
 
-    /// - Parameter acceptsTakeover: listen for ASAP associations from registrars, so that one
-    ///   that takes over the home registrar can adopt this PE (its address goes into the
-    ///   registration). Without it the PE re-registers by itself when its registrar is gone.
+    /// - Parameters:
+    ///   - registration: the pool handle, the PE's identifier, its user transport and policy.
+    ///   - registrars: the registrars to register with, in order (the next when one fails).
+    ///   - acceptsTakeover: listen for ASAP associations from registrars, so that one
+    ///     that takes over the home registrar can adopt this PE (its address goes into the
+    ///     registration). Without it the PE re-registers by itself when its registrar is gone.
+    ///   - eventLoopGroup: where the PE's association runs.
+    ///   - logger: where the PE logs.
     public init(registration: PoolElementRegistration, registrars: RegistrarList, acceptsTakeover: Bool = true,
                 eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger = Logger(label: "edgepool.pe")) {

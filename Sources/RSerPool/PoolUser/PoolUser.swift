@@ -43,8 +43,12 @@ public final class PoolUser: Service, Sendable {
     private let logger: Logger
 
     /// - Parameters:
+    ///   - registrars: the registrars to ask, in order (the next when one does not answer).
     ///   - staleCacheTimeout: how long a handle resolution is reused before asking again.
     ///   - requestTimeout: how long to wait for a registrar's answer before trying the next one.
+    ///   - eventLoopGroup: where the user's associations and connections run.
+    ///   - logger: where the user logs.
+    ///   - seed: for the policies' random choices (tests; nil: random).
     public convenience init(registrars: RegistrarList, staleCacheTimeout: TimeAmount = .seconds(1), requestTimeout: TimeAmount = .seconds(2),
                             eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "edgepool.pu"),
                             seed: UInt64? = nil) {
@@ -103,6 +107,10 @@ public final class PoolUser: Service, Sendable {
     /// Connects to a PE of the pool over TCP/MPTCP, trying up to `attempts` PEs: a PE that
     /// does not accept is reported unreachable and the next one is tried.
     /// - Parameters:
+    ///   - handle: the pool.
+    ///   - attempts: PEs tried at most.
+    ///   - transport: MPTCP (falls back to TCP when the PE's kernel has none) or TCP.
+    ///   - timeout: for each connection attempt.
     ///   - eventLoop: the loop the channel lives on (default: one of the pool user's group);
     ///     a proxy passes its client's loop so that both channels share it.
     ///   - initializer: sets up each channel's pipeline before it connects.

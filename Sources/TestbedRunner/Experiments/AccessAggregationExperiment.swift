@@ -1,3 +1,4 @@
+import Charts
 import Foundation
 import Testbed
 
@@ -103,18 +104,14 @@ public struct AccessAggregationExperiment {
         try csv.write(to: directory.appendingPathComponent("runs.csv"), atomically: true, encoding: .utf8)
         var summary = "# Access aggregation\n\nWi-Fi 20 Mbit/s 20 ms, cellular 10 Mbit/s 100 ms 1 % loss (one way), other links 50 Mbit/s; \(repetitions) run(s) of \(Int(seconds)) s each; goodput in Mbit/s, mean ± standard deviation.\n\n"
         summary += "| path | " + ccs.joined(separator: " | ") + " |\n|---|" + ccs.map { _ in "---:" }.joined(separator: "|") + "|\n"
-        var data = ""
         for (label, _) in Self.paths {
             var cells: [String] = []
-            data += "\"\(label)\""
             for cc in ccs {
                 let values = SampleStatistics(goodputs[cc]?[label] ?? [])
                 let mean = values.count > 0 ? values.mean : 0, sd = values.count > 0 ? values.standardDeviation : 0
                 cells.append(String(format: "%.1f ± %.1f", mean, sd))
-                data += String(format: " %.3f %.3f", mean, sd)
             }
             summary += "| \(label) | " + cells.joined(separator: " | ") + " |\n"
-            data += "\n"
         }
         summary += "\nRequest/response latency under that load on the same path (1000-byte responses every 100 ms; median [90th percentile] of all requests of the runs, ms):\n\n"
         summary += "| path | " + ccs.joined(separator: " | ") + " |\n|---|" + ccs.map { _ in "---:" }.joined(separator: "|") + "|\n"
@@ -126,32 +123,15 @@ public struct AccessAggregationExperiment {
             summary += "| \(label) | " + cells.joined(separator: " | ") + " |\n"
         }
         try summary.write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
-        try data.write(to: directory.appendingPathComponent("goodput.dat"), atomically: true, encoding: .utf8)
-        let columns = ccs.enumerated().map { index, cc in
-            "\"goodput.dat\" using \(2 + index * 2):\(3 + index * 2)\(index == 0 ? ":xtic(1)" : "") title \"\(cc)\""
-        }
-        for (terminal, name) in [("svg size 900,450 dynamic", "goodput.svg"), ("pngcairo size 900,450", "goodput.png")] {
-            let script = """
-            set style data histogram
-            set style histogram errorbars gap 2 lw 1
-            set style fill solid 0.6 border -1
-            set ylabel "goodput (Mbit/s)"
-            set yrange [0:*]
-            set grid ytics
-            set key top right
-            set title "Access aggregation: Wi-Fi 20 Mbit/s + cellular 10 Mbit/s (mean ± sd of \(repetitions))"
-            set terminal \(terminal)
-            set output "\(name)"
-            plot \(columns.joined(separator: ", "))
-
-            """
-            try Gnuplot.draw(script, scriptName: name.replacingOccurrences(of: ".", with: "-") + ".gp", in: directory)
-        }
-        if Gnuplot.executable == nil {
-            Gnuplot.warnMissing()
-            summary += "\nNote: \(Gnuplot.missingNote)\n"
-            try summary.write(to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8)
-        }
+        let chart = BarChart(
+            title: "Access aggregation: Wi-Fi 20 Mbit/s + cellular 10 Mbit/s (mean ± sd of \(repetitions))", yLabel: "goodput (Mbit/s)",
+            groups: Self.paths.map(\.0),
+            series: ccs.map { cc in
+                let statistics = Self.paths.map { SampleStatistics(goodputs[cc]?[$0.0] ?? []) }
+                return BarChart.Series(name: cc, values: statistics.map { $0.count > 0 ? $0.mean : 0 },
+                                       errors: statistics.map { $0.count > 0 ? $0.standardDeviation : 0 })
+            })
+        try chart.render().write(to: directory.appendingPathComponent("goodput.svg"), atomically: true, encoding: .utf8)
         print("report: \(directory.path)")
         print(summary)
     }

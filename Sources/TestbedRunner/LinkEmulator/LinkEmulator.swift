@@ -7,7 +7,7 @@ import Glibc
 
 /// The userspace link emulator (`edgepool testbed emulate`) that `testbed up` starts in a
 /// link's emulator namespace when the kernel has no netem. Frames read from one interface
-/// (AF_PACKET) go through a delay line and a loss process (``LinkModel``) and out of the
+/// (AF_PACKET) go through a delay line and a loss process (`LinkModel` of Testbed) and out of the
 /// other; the rate limit is the tbf on the egress interface. SIGUSR1 blackholes the link
 /// (both directions drop every frame, the interfaces stay up), SIGUSR2 restores it.
 public struct LinkEmulator {

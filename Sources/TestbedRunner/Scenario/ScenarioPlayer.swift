@@ -47,7 +47,7 @@ public enum ScenarioPlayer {
             try? FileManager.default.copyItem(atPath: log, toPath: directory.appendingPathComponent("paths-\(host.name).log").path)
         }
         Teardown.remove(topology: topology.name)
-        try ScenarioReport.write(&result, to: directory)
+        try ScenarioReport.write(result, to: directory)
         return result
     }
 

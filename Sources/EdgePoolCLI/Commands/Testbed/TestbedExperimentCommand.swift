@@ -18,7 +18,7 @@ struct TestbedExperiment: ParsableCommand {
             Links (delays one way, as Mininet's): client–wifi 20 Mbit/s 20 ms, client–cell
             10 Mbit/s 100 ms 1 % loss, wifi–server and cell–server 50 Mbit/s. Delay and loss
             go through the userspace link emulator where the kernel lacks netem. Writes
-            runs.csv, summary.md and goodput.svg/png (mean ± standard deviation). Each run
+            runs.csv, summary.md and goodput.svg (mean ± standard deviation). Each run
             also measures request/response latency on the same path under that load.
             """))
 
@@ -44,7 +44,7 @@ struct TestbedExperiment: ParsableCommand {
             --down-seconds, then leaves it up for --up-seconds. Recovery times use the flow's
             received bytes: the time until its rate over 0.5 s first reaches 80 % of the rate it
             settles at in the second half of the phase, staying there. Writes recovery.csv,
-            summary.md and the run's interfaces.csv, flows.csv and rates.svg/png.
+            summary.md and the run's interfaces.csv, flows.csv and rates.svg.
             --path-manager both runs it with the kernel's path manager and with EdgePool's
             (one directory each) and puts the two side by side.
             """))
@@ -119,8 +119,8 @@ struct TestbedRun: ParsableCommand {
         flows.csv (bytes received over time per flow), requests.csv (latency per
         request), command-N.log, summary.md (per phase rates; per flow bytes
         sent/received/lost, stalls and recovery after each event, request latencies,
-        video frames lost and the viewer's interruptions) and rates.svg / rates.png
-        (gnuplot, with the phase boundaries marked). --phase-seconds scales the timeline.
+        video frames lost and the viewer's interruptions) and rates.svg (with the phase
+        boundaries marked). --phase-seconds scales the timeline.
         """))
 
     @Argument(help: "Scenario file.") var file: String
