@@ -206,6 +206,7 @@ let package = Package(
             dependencies: ["ProcessSupport"]
         ),
         .testTarget(name: "ChartsTests", dependencies: ["Charts"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks"]),
         .testTarget(
             name: "TestbedTests",
             dependencies: ["Testbed", "RSerPoolWire"]

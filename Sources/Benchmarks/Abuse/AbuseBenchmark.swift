@@ -71,6 +71,10 @@ public struct AbuseBenchmark: Sendable {
             for attacker in attackers { try? await attacker.channel.close() }
             print("  " + during.line("\(flooders) associations flood \(name)", baseline: baseline) +
                   String(format: "; the flood got %.0f answers/s in all", Double(flooded) / (seconds + 2)))
+            let figure = "abuse: a paced PU while \(flooders) associations flood \(name)"
+            BenchmarkFigures.record("\(figure): answered / alone", during.answeredPerSecond / baseline.answeredPerSecond, unit: "×", kind: .ratio, better: .higher)
+            // Tens of µs either way: context, not a gate.
+            BenchmarkFigures.record("\(figure): median latency / alone", during.median / baseline.median, unit: "×", kind: .absolute, better: .lower)
         }
         try? await owner.channel.close()
     }
@@ -202,6 +206,7 @@ public struct AbuseBenchmark: Sendable {
         let during = medianRoundTrip()
         print("gateway (reverse proxy, default limits: 1,000 connections per client) while 127.0.0.2 holds \(held.count) idle connections (\(refused) closed at accept)")
         print(String(format: "  another client's connect + 1-byte echo: median %.0f µs alone, %.0f µs meanwhile = %.2f×", alone, during, during / alone))
+        BenchmarkFigures.record("abuse: gateway connect while one client holds its maximum / alone", during / alone, unit: "×", kind: .ratio, better: .lower)
     }
 }
 

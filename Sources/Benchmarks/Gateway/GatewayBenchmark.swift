@@ -125,8 +125,13 @@ public struct GatewayBenchmark: Sendable {
                 }
                 results.append((proxy, measurement))
                 print("  " + row(target.name, measurement, direct: direct))
+                let figure = "gateway \(mode.flagName) \(target.name)"
+                BenchmarkFigures.record("\(figure): throughput / direct", measurement.bytesPerSecond / direct.bytesPerSecond, unit: "×",
+                                        kind: proxy.tool == "edgepool" ? .ratio : .peer, better: .higher)
+                BenchmarkFigures.record("\(figure): connect +µs", measurement.connectMicroseconds - direct.connectMicroseconds, unit: "µs", kind: .absolute, better: .lower)
+                BenchmarkFigures.record("\(figure): rtt +µs", measurement.rttMicroseconds - direct.rttMicroseconds, unit: "µs", kind: .absolute, better: .lower)
             }
-            summarise(results)
+            summarise(results, mode: mode)
             print("")
         }
         if includeUDP && (selected?.contains("edgepool") ?? true) { try measureUDP(gatewayFlags: extraFlags) }
@@ -231,17 +236,21 @@ public struct GatewayBenchmark: Sendable {
     }
 
     /// EdgePool against the best peer of the same family in this mode.
-    func summarise(_ results: [(BenchProxy, Measurement)]) {
+    func summarise(_ results: [(BenchProxy, Measurement)], mode: BenchMode) {
         for kind in [BenchProxy.Kind.forward, .socks, .pair] {
             let members = results.filter { $0.0.kind == kind }
             guard let ours = members.first(where: { $0.0.tool == "edgepool" && !$0.0.encrypted }),
                   let best = members.filter({ $0.0.tool != "edgepool" && !BenchProxy.baselines.contains($0.0.tool) }).max(by: { $0.1.bytesPerSecond < $1.1.bytesPerSecond }) else { continue }
             print(String(format: "  %@: edgepool throughput = %.2f × the best peer (%@)", kind.rawValue, ours.1.bytesPerSecond / best.1.bytesPerSecond, best.0.name))
+            BenchmarkFigures.record("gateway \(mode.flagName) \(kind.rawValue): edgepool / \(best.0.name) throughput", ours.1.bytesPerSecond / best.1.bytesPerSecond,
+                                    unit: "×", kind: .peer, better: .higher)
             // The encrypted pair against the plain one and against the best (encrypted) peer.
             if let encrypted = members.first(where: { $0.0.tool == "edgepool" && $0.0.encrypted }) {
                 print(String(format: "  encrypted pair: throughput = %.2f × the plain pair, %.2f × %@; connect +%.0f µs over the plain pair (the TLS handshake)",
                              encrypted.1.bytesPerSecond / ours.1.bytesPerSecond, encrypted.1.bytesPerSecond / best.1.bytesPerSecond, best.0.name,
                              encrypted.1.connectMicroseconds - ours.1.connectMicroseconds))
+                BenchmarkFigures.record("gateway \(mode.flagName) pair: TLS / plain throughput", encrypted.1.bytesPerSecond / ours.1.bytesPerSecond,
+                                        unit: "×", kind: .ratio, better: .higher)
             }
         }
     }
@@ -276,6 +285,7 @@ public struct GatewayBenchmark: Sendable {
         print("  " + "edgepool socks relay".padding(toLength: 24, withPad: " ", startingAt: 0) + r.rateText
               + String(format: "   %+7.1f µs   lost %d", r.rttMicroseconds - d.rttMicroseconds, r.lost))
         print(String(format: "  relay rate = %.2f × direct\n", r.datagramsPerSecond / d.datagramsPerSecond))
+        BenchmarkFigures.record("gateway udp: SOCKS5 relay datagrams/s / direct", r.datagramsPerSecond / d.datagramsPerSecond, unit: "×", kind: .ratio, better: .higher)
     }
 
     // MARK: memory
@@ -313,6 +323,10 @@ public struct GatewayBenchmark: Sendable {
         print(String(format: "  streaming: %6.1f KiB per connection (peak RSS %.0f MiB; %.2f Gbit/s across all for %.0f s)",
                      Double(peak - baseline) / Double(max(relayed, 1)) / 1024, Double(peak) / 1_048_576,
                      Double(streamed) * 8 / 1e9 / seconds, seconds))
+        BenchmarkFigures.record("gateway memory: KiB per idle connection", Double(idle - baseline) / Double(max(relayed, 1)) / 1024,
+                                unit: "KiB", kind: .absolute, better: .lower)
+        BenchmarkFigures.record("gateway memory: KiB per streaming connection", Double(peak - baseline) / Double(max(relayed, 1)) / 1024,
+                                unit: "KiB", kind: .absolute, better: .lower)
     }
 
     /// 10,000 relayed connections need about 20,000 descriptors in the gateway and as many

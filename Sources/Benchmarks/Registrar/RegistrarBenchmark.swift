@@ -67,9 +67,14 @@ public struct RegistrarBenchmark: Sendable {
             let perElement = rssBefore > 0 && rssAfter > rssBefore ? Double(rssAfter - rssBefore) / Double(size) : .nan
             print(String(format: "%9d %16.0f %16.0f %16.0f %13.2fx %12.0f", size, Double(size) / registrationTime,
                          resolutionRate, baseRate, cost, perElement))
+            BenchmarkFigures.record("registrar \(size) PEs: registrations/s", Double(size) / registrationTime, unit: "/s", kind: .absolute, better: .higher)
+            BenchmarkFigures.record("registrar \(size) PEs: resolutions/s", resolutionRate, unit: "/s", kind: .absolute, better: .higher)
+            BenchmarkFigures.record("registrar \(size) PEs: resolution cost / a baseline request's", cost, unit: "×", kind: .ratio, better: .lower)
+            BenchmarkFigures.record("registrar \(size) PEs: bytes per PE", perElement, unit: "B", kind: .absolute, better: .lower)
         }
         if let first = costs.first, let last = costs.last, first.0 != last.0 {
             print(String(format: "time per resolution at %d PEs / at %d PEs: %.2f", last.0, first.0, last.1 / first.1))
+            BenchmarkFigures.record("registrar: time per resolution at \(last.0) / at \(first.0) PEs", last.1 / first.1, unit: "×", kind: .ratio, better: .lower)
         }
     }
 

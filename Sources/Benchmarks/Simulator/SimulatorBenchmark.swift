@@ -27,6 +27,7 @@ public struct SimulatorBenchmark: Sendable {
         let perCore = Double(sweepEvents) / sweepWall / 2
         print(String(format: "default sweep: %d runs, %d events, %.2f s wall on 2 cores (%.0f events/s per core)",
                      points.flatMap(\.runs).count, sweepEvents, sweepWall, perCore))
+        BenchmarkFigures.record("simulator default sweep: events/s per core", perCore, unit: "/s", kind: .absolute, better: .higher)
 
         var scaled = OffloadingScenario.deviceEdgeCloud
         let base = scaled.elements.map(\.count).reduce(0, +)
@@ -39,5 +40,8 @@ public struct SimulatorBenchmark: Sendable {
         let wall = Double((NIODeadline.now() - start).nanoseconds) / 1e9
         print(String(format: "scaled run: %d PEs, %d users, %.0f s simulated: %d events, %d requests completed, %.2f s wall, %.0f events/s (%.2f× the sweep's per-core rate)",
                      total, users, seconds, result.events, result.completed, wall, Double(result.events) / wall, Double(result.events) / wall / perCore))
+        BenchmarkFigures.record("simulator \(total) PEs \(users) users: events/s", Double(result.events) / wall, unit: "/s", kind: .absolute, better: .higher)
+        BenchmarkFigures.record("simulator \(total) PEs \(users) users: events/s / the sweep's per core", Double(result.events) / wall / perCore,
+                                unit: "×", kind: .ratio, better: .higher)
     }
 }

@@ -1,12 +1,66 @@
 import ArgumentParser
 import Benchmarks
+import Foundation
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (no pass/fail).",
-        subcommands: [RegistrarBench.self, SimulatorBench.self, GatewayBench.self, AbuseBench.self]
+        subcommands: [RegistrarBench.self, SimulatorBench.self, GatewayBench.self, AbuseBench.self, CompareBench.self]
     )
+}
+
+/// `--figures FILE`: every bench command appends its figures there (JSON lines) for
+/// `edgepool bench compare` and `scripts/bench`.
+struct BenchFiguresOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Also append the figures to this file as JSON lines (for edgepool bench compare).", valueName: "file"))
+    var figures: String?
+
+    func start() throws {
+        if let figures { try asValidation { try BenchmarkFigures.write(to: figures) } }
+    }
+}
+
+struct CompareBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Compare a run's figures (--figures) with the ones recorded in BENCHMARKS.json.",
+        discussion: HelpText.reflow("""
+        Prints every figure of the run beside the recorded one, the day that one was
+        measured, and the change (above 1× is better, whichever way the figure improves).
+        Ratio figures — EdgePool against a baseline of its own in the same run, so they carry
+        from one machine to another — fail the comparison when they are worse than recorded
+        by more than --tolerance; figures against a peer proxy (whose own rate swings
+        between runs) and absolute ones (events/s, µs) are shown as context. A figure in
+        the file more than once keeps its best value. Exit status 1 when a ratio figure
+        regressed. scripts/bench runs every benchmark twice and then this.
+          edgepool bench gateway --only edgepool,haproxy --modes tcp-tcp --figures run.jsonl
+          edgepool bench compare run.jsonl
+        """)
+    )
+
+    @Argument(help: ArgumentHelp("The figures of a run (JSON lines from --figures).", valueName: "file"))
+    var measured: String
+    @Option(help: ArgumentHelp("The recorded figures.", valueName: "file"))
+    var recorded = "BENCHMARKS.json"
+    @Option(help: "A ratio figure this much worse than recorded is a regression (0.35: 35 %).")
+    var tolerance = 0.35
+    @Flag(help: "Then write the run's figures into the recorded file, dated today (a new baseline; commit it with the BENCHMARKS.md text that reports it).")
+    var record = false
+
+    func run() throws {
+        let existing = FileManager.default.fileExists(atPath: recorded) ? try asValidation { try RecordedFigures.load(recorded) } : RecordedFigures(entries: [])
+        let figures = try asValidation { try RecordedFigures.measured(measured) }
+        let rows = existing.compare(figures, tolerance: tolerance)
+        RecordedFigures.table(rows, tolerance: tolerance).forEach { print($0) }
+        if record {
+            let today = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withFullDate])
+            try asValidation { try existing.recording(figures, measured: today, command: "scripts/bench").save(recorded) }
+            print("recorded \(figures.count) figure(s) in \(recorded), dated \(today)")
+            return
+        }
+        if rows.contains(where: \.regressed) { throw ExitCode(1) }
+    }
 }
 
 struct SimulatorBench: AsyncParsableCommand {
@@ -27,8 +81,10 @@ struct SimulatorBench: AsyncParsableCommand {
     var users: Int = 100_000
     @Option(help: "Simulated seconds of the scaled run.")
     var seconds: Double = 30
+    @OptionGroup var figures: BenchFiguresOption
 
     func run() async throws {
+        try figures.start()
         try await SimulatorBenchmark(elements: elements, users: users, seconds: seconds).run()
     }
 }
@@ -56,8 +112,10 @@ struct RegistrarBench: AsyncParsableCommand {
     var window: Int = 32
     @Option(help: "Seconds of handle resolutions per measurement.")
     var seconds: Double = 3
+    @OptionGroup var figures: BenchFiguresOption
 
     func run() async throws {
+        try figures.start()
         try await RegistrarBenchmark(sizes: sizes, connections: connections, window: window, seconds: seconds).run()
     }
 }
@@ -119,8 +177,10 @@ struct GatewayBench: ParsableCommand {
     var serveNioForwarder: Int?
     @Option(help: .hidden)
     var serveEpollForwarder: Int?
+    @OptionGroup var figures: BenchFiguresOption
 
     func run() throws {
+        try figures.start()
         try asValidation {
             try GatewayBenchmark(seconds: seconds, connects: connects, rounds: rounds, connections: connections, only: only, modes: modes,
                                  oneCore: oneCore, gatewayFlags: gatewayFlags, serveStreamTarget: serveStreamTarget,
@@ -157,8 +217,10 @@ struct AbuseBench: AsyncParsableCommand {
     @Option(help: "Seconds per measurement.") var seconds: Double = 3
     @Option(help: ArgumentHelp("Extra registrar flags, e.g. '--message-rate 0' to see the floods without the rate limit.", valueName: "flags"))
     var registrarFlags: String = ""
+    @OptionGroup var figures: BenchFiguresOption
 
     func run() async throws {
+        try figures.start()
         try await AbuseBenchmark(flooders: flooders, poolSize: poolSize, neverReaders: neverReaders, seconds: seconds, registrarFlags: registrarFlags).run()
     }
 }
