@@ -15,15 +15,38 @@ import RSerPoolWire
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzProtocolDecoders(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = ByteBuffer(bytes: UnsafeBufferPointer(start: data, count: size))
-    fuzzASAP(input)
-    fuzzENRP(input)
-    fuzzCalcAppSession(input)
-    fuzzSOCKS5(input)
-    fuzzSOCKS5UDP(input)
-    fuzzPairHeader(input)
-    fuzzHTTPProxyRequest(input)
-    fuzzNetlink(input)
+    for decoder in FuzzedDecoder.selected { decoder.fuzz(input) }
     return 0
+}
+
+/// The decoders, one fuzz target each: `EDGEPOOL_FUZZ_DECODER=asap` (a name below) fuzzes that
+/// one alone — its own corpus, its own coverage, the whole input rate — and without the
+/// variable every input goes to all of them (CI's short run, replays).
+enum FuzzedDecoder: String, CaseIterable {
+    case asap, enrp, calcapp, socks5, socks5udp, pair, http, netlink
+
+    func fuzz(_ input: ByteBuffer) {
+        switch self {
+        case .asap: fuzzASAP(input)
+        case .enrp: fuzzENRP(input)
+        case .calcapp: fuzzCalcAppSession(input)
+        case .socks5: fuzzSOCKS5(input)
+        case .socks5udp: fuzzSOCKS5UDP(input)
+        case .pair: fuzzPairHeader(input)
+        case .http: fuzzHTTPProxyRequest(input)
+        case .netlink: fuzzNetlink(input)
+        }
+    }
+
+    /// Read once: the decoder the environment names, or all of them.
+    static let selected: [FuzzedDecoder] = {
+        guard let name = getenv("EDGEPOOL_FUZZ_DECODER").map({ String(cString: $0) }), !name.isEmpty else { return allCases }
+        guard let decoder = FuzzedDecoder(rawValue: name) else {
+            print("EDGEPOOL_FUZZ_DECODER=\(name) is not one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+            exit(2)
+        }
+        return [decoder]
+    }()
 }
 
 /// What the kernel sends the path manager (netlink datagrams: generic netlink replies,
@@ -79,9 +102,17 @@ func fuzzSOCKS5UDP(_ input: ByteBuffer) {
     var header = ByteBuffer()
     SOCKS5UDPHeader(address: destination).write(to: &header)
     header.writeImmutableBuffer(payload)
+    let givenAsName = input.getInteger(at: input.readerIndex + 3, as: UInt8.self) == SOCKSAddressType.domainName.rawValue
     if case .name = destination.host {
         // A name re-encodes normalised (lower case, no trailing dot): the same or one byte shorter.
         precondition(header.readableBytes == input.readableBytes || header.readableBytes == input.readableBytes - 1, "a relayed datagram lost or gained bytes")
+    } else if givenAsName {
+        // An IP literal in the domain field ("::a", "10.0.0.1") is taken as the address it
+        // names (so the destination rules see an address): it re-encodes as that address type,
+        // and what it carries is unchanged.
+        var again = header
+        let reread = try? SOCKS5UDPHeader.read(from: &again)
+        precondition(reread?.address == destination && again == payload, "an IP literal given as a name does not re-encode to the same destination")
     } else {
         precondition(header == input, "a relayed datagram does not re-encode to its input")
     }

@@ -67,9 +67,9 @@ public final class NetlinkSocket {
         for _ in 0..<10_000 {
             for answer in try receive() where answer.sequence == message.sequence {
                 if answer.type == NetlinkMessage.errorType {
-                    if let code = answer.errorCode, code != 0 {
-                        let hint = -code == EPERM ? " (changing MPTCP endpoints and subflows needs CAP_NET_ADMIN: run as root, or give the binary the capability)" : ""
-                        throw NetlinkError("the kernel refused: \(String(decoding: strerrorBytes(-code), as: UTF8.self))\(hint)", errno: -code)
+                    if let errno = answer.errorNumber {
+                        let hint = errno == EPERM ? " (changing MPTCP endpoints and subflows needs CAP_NET_ADMIN: run as root, or give the binary the capability)" : ""
+                        throw NetlinkError("the kernel refused: \(String(decoding: strerrorBytes(errno), as: UTF8.self))\(hint)", errno: errno)
                     }
                     return answers
                 }

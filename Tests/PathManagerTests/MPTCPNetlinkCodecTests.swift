@@ -116,7 +116,11 @@ import Testing
             return NetlinkMessage(type: NetlinkMessage.errorType, flags: [], sequence: 4, payload: payload)
         }
         #expect(errorMessage(0).errorCode == 0)
+        #expect(errorMessage(0).errorNumber == nil, "an acknowledgement is no error")
         #expect(throws: NetlinkError("the kernel answered errno 17", errno: 17)) { try GenericNetlink.parse(errorMessage(-17)) }
+        // Found by the fuzzer at full speed: Int32.min cannot be negated (it trapped).
+        #expect(errorMessage(.min).errorNumber == .max)
+        #expect(throws: NetlinkError.self) { try GenericNetlink.parse(errorMessage(.min)) }
     }
 
     @Test(arguments: [

@@ -3,9 +3,10 @@ import Foundation
 import SwiftASN1
 import X509
 
-/// A throw-away PKI for the encrypted pair in the benchmark: a CA and, signed by it, an exit
-/// certificate for 127.0.0.1 and an entry certificate (P-256, valid for a day), written as
-/// PEM files into a fresh directory. Made in process, so the benchmark needs no openssl.
+/// A throw-away PKI for the benchmarks' TLS (the encrypted gateway pair, the TLS registrar): a
+/// CA and, signed by it, a server certificate for 127.0.0.1 and a client certificate (P-256,
+/// valid for a day), written as PEM files into a fresh directory. Made in process, so the
+/// benchmarks need no openssl.
 struct BenchCertificates {
     let directory: String
 
@@ -32,8 +33,8 @@ struct BenchCertificates {
             },
             issuerPrivateKey: .init(caKey))
         try write(ca, caKey, as: "ca")
-        for (name, alternativeNames) in [("exit", [GeneralName.dnsName("exit"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))]),
-                                         ("entry", [GeneralName.dnsName("entry")])] {
+        for (name, alternativeNames) in [("server", [GeneralName.dnsName("server"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))]),
+                                         ("client", [GeneralName.dnsName("client")])] {
             let key = P256.Signing.PrivateKey()
             let certificate = try Certificate(
                 version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),

@@ -81,10 +81,10 @@ struct BenchProxy {
             let certificates = encrypted ? try BenchCertificates() : nil
             func tls(_ name: String) -> [String] { certificates?.flags(name) ?? [] }
             let exit = try ChildProcess.subcommand("edgepool exit", ["gateway", "exit", "--listen", "127.0.0.1:0", "--allow", "127.0.0.1/32",
-                                                      "--secret", secret, "--upstream-transport", upstream] + tls("exit") + quiet)
+                                                      "--secret", secret, "--upstream-transport", upstream] + tls("server") + quiet)
             let exitPort = try Self.edgepoolPort(exit)
             let entry = try ChildProcess.subcommand("edgepool entry", ["gateway", "entry", "--listen", "127.0.0.1:0", "--exit", "127.0.0.1:\(exitPort)",
-                                                        "--secret", secret] + tls("entry") + quiet)
+                                                        "--secret", secret] + tls("client") + quiet)
             return Running(port: try Self.edgepoolPort(entry), processes: [entry, exit], files: certificates.map { [$0.directory] } ?? [])
         case ("nio", _), ("epoll", _):
             // TCP only (baselines for EdgePool's own cost, not peers).

@@ -2,6 +2,7 @@ import Foundation
 import ProcessSupport
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RSerPool
 import RSerPoolWire
 import CalcApp
@@ -20,11 +21,42 @@ public struct RegistrarBenchmark: Sendable {
     /// Seconds of handle resolutions per measurement.
     public var seconds: Double = 3
 
-    public init(sizes: [Int] = [1_000, 10_000, 100_000], connections: Int = 4, window: Int = 32, seconds: Double = 3) {
+    /// Also measure each size against a registrar with ASAP over mutually authenticated TLS
+    /// 1.3 (certificates made for the run), beside the plain one.
+    public var tls = false
+
+    public init(sizes: [Int] = [1_000, 10_000, 100_000], connections: Int = 4, window: Int = 32, seconds: Double = 3, tls: Bool = false) {
         self.sizes = sizes
         self.connections = connections
         self.window = window
         self.seconds = seconds
+        self.tls = tls
+    }
+
+    /// The same registrations and resolutions against a registrar that speaks ASAP over TLS
+    /// 1.3 with mutual authentication (the benchmark's certificate authorized for every pool,
+    /// as a proxy for the made-up PE addresses). Returns registrations/s and resolutions/s.
+    private func measureTLS(size: Int, batches: [[ASAPMessage]], resolution: ASAPMessage) async throws -> (Double, Double) {
+        let pki = try BenchCertificates()
+        defer { pki.remove() }
+        let registrar = try RegistrarChild(arguments: RegistrarChild.capacityArguments + [
+            "--tls-certificate", pki.path("server.pem"), "--tls-key", pki.path("server.key"), "--tls-ca", pki.path("ca.pem"),
+            "--authorize", "client=*", "--proxy-identity", "client"])
+        defer { registrar.stop() }
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: try registrar.waitForPort())
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(pki.path("ca.pem")))
+        configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(pki.path("client.pem")).map { .certificate($0) }
+        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: pki.path("client.key"), format: .pem))
+        let context = try NIOSSLContext(configuration: configuration)
+        let clients = try await (0..<connections).asyncMap { _ in try await BenchClient.connect(to: address, tls: context) }
+        defer { for client in clients { client.channel.close(promise: nil) } }
+        let window = self.window
+        let registrationTime = try await timed {
+            try await clients.indices.concurrentForEach { try await clients[$0].send(batches[$0], window: window) }
+        }
+        return (Double(size) / registrationTime, try await rate(clients, message: resolution))
     }
 
     public func run() async throws {
@@ -67,6 +99,15 @@ public struct RegistrarBenchmark: Sendable {
             let perElement = rssBefore > 0 && rssAfter > rssBefore ? Double(rssAfter - rssBefore) / Double(size) : .nan
             print(String(format: "%9d %16.0f %16.0f %16.0f %13.2fx %12.0f", size, Double(size) / registrationTime,
                          resolutionRate, baseRate, cost, perElement))
+            if tls {
+                let (registrations, resolutions) = try await measureTLS(size: size, batches: batches, resolution: resolution)
+                print("      TLS" + String(format: " %16.0f %16.0f", registrations, resolutions)
+                      + String(format: "   (ASAP over TLS 1.3, mutual: %.2f× the plain registrations/s, %.2f× the resolutions/s)",
+                               registrations / (Double(size) / registrationTime), resolutions / resolutionRate))
+                BenchmarkFigures.record("registrar \(size) PEs: resolutions/s TLS / plain", resolutions / resolutionRate, unit: "×", kind: .ratio, better: .higher)
+                BenchmarkFigures.record("registrar \(size) PEs: registrations/s TLS / plain", registrations / (Double(size) / registrationTime),
+                                        unit: "×", kind: .ratio, better: .higher)
+            }
             BenchmarkFigures.record("registrar \(size) PEs: registrations/s", Double(size) / registrationTime, unit: "/s", kind: .absolute, better: .higher)
             BenchmarkFigures.record("registrar \(size) PEs: resolutions/s", resolutionRate, unit: "/s", kind: .absolute, better: .higher)
             BenchmarkFigures.record("registrar \(size) PEs: resolution cost / a baseline request's", cost, unit: "×", kind: .ratio, better: .lower)
@@ -152,11 +193,13 @@ final class BenchClient: Sendable {
         self.handler = handler
     }
 
-    static func connect(to address: SocketAddress) async throws -> BenchClient {
+    /// With `tls`, ASAP runs over TLS (the registrar's address must be in its certificate).
+    static func connect(to address: SocketAddress, tls: NIOSSLContext? = nil) async throws -> BenchClient {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil)) }
                     try channel.pipeline.syncOperations.addASAPCodec()
                     try channel.pipeline.syncOperations.addHandler(PipelineHandler())
                 }

@@ -112,11 +112,13 @@ struct RegistrarBench: AsyncParsableCommand {
     var window: Int = 32
     @Option(help: "Seconds of handle resolutions per measurement.")
     var seconds: Double = 3
+    @Flag(help: "Also measure each size against a registrar with ASAP over TLS 1.3 (mutual authentication), beside the plain one.")
+    var tls = false
     @OptionGroup var figures: BenchFiguresOption
 
     func run() async throws {
         try figures.start()
-        try await RegistrarBenchmark(sizes: sizes, connections: connections, window: window, seconds: seconds).run()
+        try await RegistrarBenchmark(sizes: sizes, connections: connections, window: window, seconds: seconds, tls: tls).run()
     }
 }
 

@@ -39,8 +39,8 @@ public enum GenericNetlink {
 
     /// The command byte and attributes of a generic netlink message.
     public static func parse(_ message: NetlinkMessage) throws(NetlinkError) -> (command: UInt8, attributes: [NetlinkAttribute]) {
-        if let code = message.errorCode, code != 0 {
-            throw NetlinkError("the kernel answered errno \(-code)", errno: -code)
+        if let errno = message.errorNumber {
+            throw NetlinkError("the kernel answered errno \(errno)", errno: errno)
         }
         var payload = message.payload
         guard let command = payload.readInteger(as: UInt8.self), payload.readInteger(as: UInt8.self) != nil,

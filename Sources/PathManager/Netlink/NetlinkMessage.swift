@@ -70,6 +70,14 @@ public struct NetlinkMessage: Hashable, Sendable {
         guard type == Self.errorType, payload.readableBytes >= 4 else { return nil }
         return payload.getInteger(at: payload.readerIndex, endianness: .host, as: Int32.self)
     }
+
+    /// For an NLMSG_ERROR that is not an acknowledgement: the errno as a positive number. (A
+    /// code of Int32.min, which no kernel sends but a fuzzer did, cannot be negated: it is
+    /// reported as Int32.max rather than trapping.)
+    public var errorNumber: Int32? {
+        guard let code = errorCode, code != 0 else { return nil }
+        return code == .min ? .max : code < 0 ? -code : code
+    }
 }
 
 /// `nlmsghdr.nlmsg_flags`.
