@@ -78,8 +78,9 @@ final class PairExitFrontend: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A failed TLS handshake: wrong CA, no certificate, a plain-TCP entry, a scanner.
-        if !connecting { refuse(context: context, reason: "TLS: \(error)") }
+        // On the encrypted pair mostly a failed TLS handshake (wrong CA, no certificate, a
+        // plain-TCP entry, a scanner); otherwise a reset before the header was complete.
+        if !connecting { refuse(context: context, reason: (gateway.configuration.pairTLS != nil ? "TLS: " : "") + "\(error)") }
         context.fireErrorCaught(error)
     }
 
