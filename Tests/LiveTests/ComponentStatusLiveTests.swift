@@ -34,4 +34,29 @@ import Testing
         }
         withExtendedLifetime(registrar) {}
     }
+
+    /// A pool user reports its requests and the PE it talks to (shown as its association);
+    /// its final report at the end removes it from the monitor.
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func rsplibsMonitorShowsAPoolUserWithItsPE() async throws {
+        let cspPort = try freeLoopbackPort()
+        let monitor = try ChildProcess("cspmonitor", ["-localaddress=127.0.0.1:\(cspPort)", "-updateinterval=200", "-full"],
+                                       executable: "/usr/bin/cspmonitor")
+        // The registrar reports too: the monitor then keeps printing whole lines after the user has gone.
+        let registrar = try await LiveRegistrar.start(extra: ["--csp", "127.0.0.1:\(cspPort)", "--csp-interval", "200ms"])
+        let pe = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--registrar", registrar.endpoint, "--transport", "tcp"])
+        let peID = try #require(try await pe.waitForReady()["id"])
+        try await pe.waitForLine(containing: "registered")
+        let user = try liveProcess("pu", ["pu", "--pool", "EchoPool", "--registrar", registrar.endpoint, "--requests", "12", "--interval", "250ms",
+                                          "--csp", "127.0.0.1:\(cspPort)", "--csp-interval", "200ms"])
+        try await eventually(timeout: 5, "cspmonitor shows the pool user, its requests and its PE") {
+            monitor.lines.contains { $0.contains("PU $") && $0.contains("[pool user of EchoPool]") && $0.contains("answered, 0 failed; with PE \(peID)") }
+                && monitor.lines.contains { $0.contains("-> PE \(peID)") }
+        }
+        #expect(try await user.waitForExit(timeout: 10) == 0)
+        let afterExit = monitor.lines.count
+        try await eventually(timeout: 3, "the final report removes the pool user at once") {
+            monitor.lines.dropFirst(afterExit).contains { $0.contains("0 PUs") }
+        }
+    }
 }

@@ -16,6 +16,9 @@ struct PoolUserCommand: AsyncParsableCommand {
           request 3: $1a2b3c4d 127.0.0.1:40001 2.1 ms
         Exit status 0 when every request was answered, 1 otherwise.
 
+        With --csp the user sends Component Status reports (its requests, the PE it
+        talks to) to rsplib's monitor, and a final one when it ends.
+
         Example: edgepool pu --pool EchoPool --requests 20 --interval 200ms
         """),
         aliases: ["connect"]
@@ -44,18 +47,24 @@ struct PoolUserCommand: AsyncParsableCommand {
     @Option(help: "Log level.")
     var logLevel: Logger.Level = .warning
 
+    @OptionGroup var csp: ComponentStatusOptions
+
     func run() async throws {
         Bootstrap.run(logLevel: logLevel)
         let user = PoolUser(registrars: try registrars.list(), staleCacheTimeout: cacheTimeout.amount)
-        let (number, failures) = await EchoExchange.series(user: user, handle: PoolHandle(pool), payload: message, count: requests,
-                                                           interval: interval.amount, attempts: attempts) { number, outcome in
-            switch outcome {
-            case .answered(let element, let milliseconds):
-                print("request \(number): \(element.identifier) \(element.userTransport) \(String(format: "%.1f", milliseconds)) ms")
-            case .wrongPayload(let element): print("request \(number): \(element.identifier) answered a different payload")
-            case .failed(let error): print("request \(number): failed: \(error)")
+        let status = PoolUserStatus(pool: PoolHandle(pool))
+        let (pool, message, requests, interval, attempts) = (PoolHandle(pool), message, requests, interval.amount, attempts)
+        let (number, failures) = try await status.reporting(to: csp.csp, interval: csp.cspInterval, logger: Logger(label: "edgepool.pu")) {
+            await EchoExchange.series(user: user, handle: pool, payload: message, count: requests, interval: interval, attempts: attempts) { number, outcome in
+                status.record(outcome)
+                switch outcome {
+                case .answered(let element, let milliseconds):
+                    print("request \(number): \(element.identifier) \(element.userTransport) \(String(format: "%.1f", milliseconds)) ms")
+                case .wrongPayload(let element): print("request \(number): \(element.identifier) answered a different payload")
+                case .failed(let error): print("request \(number): failed: \(error)")
+                }
+                fflush(nil)
             }
-            fflush(nil)
         }
         await user.shutdown()
         print("\(number - failures) answered, \(failures) failed")
