@@ -18,7 +18,9 @@ struct CalcAppLiveTests {
                                           "--request-size", "10000000", "--inter-arrival", "500ms", "--duration", "700ms",
                                           "--keep-alive", "500ms", "--drain", "30s"])
         try await first.waitForLine(containing: "accepted", timeout: 20)   // the job runs on the first PE
-        try await Task.sleep(nanoseconds: 1_000_000_000)                     // … and has sent cookies
+        // … and has sent cookies (every 200 ms): after 1.5 s the last one carries ≥ 1.2 s of
+        // work even when this test's view of "accepted" is late (1.0 s raced the 1.0 s cookie).
+        try await Task.sleep(nanoseconds: 1_500_000_000)
         first.signal(SIGKILL)
         let resumed: String
         do {
