@@ -44,12 +44,9 @@ public struct RegistrarBenchmark: Sendable {
             "--authorize", "client=*", "--proxy-identity", "client"])
         defer { registrar.stop() }
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: try registrar.waitForPort())
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.minimumTLSVersion = .tlsv13
-        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(pki.path("ca.pem")))
-        configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(pki.path("client.pem")).map { .certificate($0) }
-        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: pki.path("client.key"), format: .pem))
-        let context = try NIOSSLContext(configuration: configuration)
+        // The same client context a PE or PU makes from its flags.
+        let context = try TLSFiles(certificateChain: pki.path("client.pem"), privateKey: pki.path("client.key"),
+                                   trustRoots: pki.path("ca.pem")).clientContext()
         let clients = try await (0..<connections).asyncMap { _ in try await BenchClient.connect(to: address, tls: context) }
         defer { for client in clients { client.channel.close(promise: nil) } }
         let window = self.window

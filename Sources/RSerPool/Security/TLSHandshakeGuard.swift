@@ -70,21 +70,13 @@ public enum TLSPeerIdentity {
             return nil
         } ?? []
         if !dns.isEmpty { return dns }
-        return name(of: certificate).map { [$0] } ?? []
-    }
-
-    public static func name(of certificate: NIOSSLCertificate) -> String? {
-        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return nil }
-        if let names = try? parsed.extensions.subjectAlternativeNames {
-            for name in names {
-                if case .dnsName(let dns) = name { return dns }
-            }
-        }
         for relative in parsed.subject {
             for attribute in relative where attribute.type == .RDNAttributeType.commonName {
-                return "\(attribute.value)"
+                return ["\(attribute.value)"]
             }
         }
-        return nil
+        return []
     }
+
+    public static func name(of certificate: NIOSSLCertificate) -> String? { names(of: certificate).first }
 }
