@@ -98,7 +98,7 @@ let package = Package(
         .target(
             name: "GatewayService",
             dependencies: [
-                "Gateway", "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport",
+                "Gateway", "RSerPool", "RSerPoolCore", "RSerPoolWire", "ProcessSupport", "PathManager", "PathManagerService",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -26,12 +26,17 @@ extension PathManagerConfiguration.Path {
 /// a dead path any more), and re-added once the path has held good (fresh subflows on every
 /// connection: none left in retransmission back-off). The decisions are `PathHealthMonitor`'s.
 public final class PathManagerDaemon {
-    public let configuration: PathManagerConfiguration
+    /// The paths' addresses change as their interfaces are renumbered.
+    public private(set) var configuration: PathManagerConfiguration
     private let logger: Logger
     private let kernel: KernelPathManager
     private let links: NetlinkSocket
     private var monitor: PathHealthMonitor
     private var linkUp: [PathIdentifier: Bool] = [:]
+    /// Whether the path's interface has the path's address now.
+    private var addressPresent: [PathIdentifier: Bool] = [:]
+    /// Renumberings carried out, per path.
+    public private(set) var renumbered: [PathIdentifier: Int] = [:]
     private var probes: [PathIdentifier: PathProbe] = [:]
     private var nextProbe: [PathIdentifier: NIODeadline] = [:]
     /// Each path's configured routes (per-source tables…), as they were at start: the kernel
@@ -46,6 +51,12 @@ public final class PathManagerDaemon {
     private var events: NetlinkSocket?
     public private(set) var subflowsCreated = 0
     public private(set) var subflowsDestroyed = 0
+    /// Userspace PM: connections found at start (sock_diag) and taken over — a path manager
+    /// restarted after a crash picks up the ones it managed before.
+    public private(set) var pickedUp = 0
+    /// Picked-up connections not yet confirmed as the userspace PM's: the first refusal of a
+    /// command on one means it belongs to the in-kernel PM, and it is left to it.
+    private var unconfirmed: Set<UInt32> = []
     static let pmTypePath = "/proc/sys/net/mptcp/pm_type"
 
     /// The latest status (for `/paths`; read from another thread).
@@ -59,7 +70,7 @@ public final class PathManagerDaemon {
         self.configuration = configuration
         self.logger = logger
         kernel = try KernelPathManager()
-        links = try NetlinkSocket(protocol: RouteNetlink.netlinkProtocol, groups: RouteNetlink.linkGroup, timeout: .milliseconds(5))
+        links = try NetlinkSocket(protocol: RouteNetlink.netlinkProtocol, groups: RouteNetlink.linkGroup | RouteNetlink.addressGroups, timeout: .milliseconds(5))
         monitor = PathHealthMonitor(configuration: configuration.health)
         metrics = PathManagerMetrics(paths: configuration.paths.map(\.identifier))
         planner = UserspaceSubflowPlanner(paths: configuration.paths.map {
@@ -87,6 +98,16 @@ public final class PathManagerDaemon {
     /// whose links are up. Returns a one-line summary.
     public func start() throws -> String {
         let states = try currentLinks()
+        let addresses = try currentAddresses()
+        for index in configuration.paths.indices {
+            let path = configuration.paths[index]
+            let own = addresses.filter { $0.interfaceIndex == Int32(if_nametoindex(path.interface)) && $0.isUsable && $0.address.isIPv4 == path.address.isIPv4 }
+            if path.automatic, let found = own.first {
+                configuration.paths[index].address = found.address
+                _ = planner.renumber(path.identifier, to: found.address)
+            }
+            addressPresent[path.identifier] = own.contains { $0.address == configuration.paths[index].address }
+        }
         let saved = try configuredRoutes()
         for path in configuration.paths {
             let index = Int32(if_nametoindex(path.interface))
@@ -104,9 +125,13 @@ public final class PathManagerDaemon {
         for path in configuration.paths {
             let up = states[path.interface] ?? false
             linkUp[path.identifier] = up
-            apply(monitor.add(path.identifier, policy: path.policy, linkUp: up, now: now))
+            apply(monitor.add(path.identifier, policy: path.policy, linkUp: up, hasAddress: addressPresent[path.identifier] ?? false, now: now))
         }
-        return configuration.paths.map { "\($0.interface) \($0.address) id \($0.endpointID) \($0.policy.role.rawValue)\(linkUp[$0.identifier] == true ? "" : " (down)")" }
+        if configuration.kernelManager == .userspace { pickUpConnections() }
+        return configuration.paths.map { path in
+            let state = linkUp[path.identifier] != true ? " (down)" : addressPresent[path.identifier] != true ? " (no address)" : ""
+            return "\(path.interface) \(path.automatic && addressPresent[path.identifier] != true ? "auto" : "\(path.address)") id \(path.endpointID) \(path.policy.role.rawValue)\(state)"
+        }
             .joined(separator: ", ") + (configuration.kernelManager == .userspace ? " (userspace PM)" : "")
     }
 
@@ -126,6 +151,31 @@ public final class PathManagerDaemon {
         logger.notice("userspace PM: subflows are created and destroyed per connection by this daemon")
     }
 
+    /// The namespace's MPTCP connections that have subflows from this daemon's paths, as
+    /// sock_diag lists them: after a crash (`pm_type` still 1) they would otherwise stay as
+    /// they are until they end — no subflow re-created, none retired. Each is adopted
+    /// (``UserspaceSubflowPlanner/adopt(_:)``) and what it lacks is done now.
+    private func pickUpConnections() {
+        switch SockDiagDump.allSubflows() {
+        case .failure(let failure):
+            logger.warning("cannot list the namespace's MPTCP subflows (sock_diag): connections made before this start are not picked up",
+                           metadata: ["error": "\(failure)"])
+        case .success(let subflows):
+            let addresses = Set(configuration.paths.map(\.address))
+            let ours = Set(subflows.filter { addresses.contains($0.localAddress) }.map(\.token))
+            let found = subflows.filter { ours.contains($0.token) }
+            let before = planner.connectionCount
+            let actions = planner.adopt(found)
+            pickedUp = planner.connectionCount - before
+            unconfirmed = ours
+            perform(actions)
+            if pickedUp > 0 {
+                logger.notice("picked up connections made before this start", metadata: ["connections": "\(pickedUp)", "subflows": "\(found.count)",
+                                                                                          "changes": "\(actions.count)"])
+            }
+        }
+    }
+
     private func currentLinks() throws -> [String: Bool] {
         let socket = try NetlinkSocket(protocol: RouteNetlink.netlinkProtocol)
         var states: [String: Bool] = [:]
@@ -133,6 +183,60 @@ public final class PathManagerDaemon {
             if let link = try RouteNetlink.link(from: message), let name = link.name { states[name] = link.isUp }
         }
         return states
+    }
+
+    private func currentAddresses() throws -> [RouteNetlink.InterfaceAddress] {
+        let socket = try NetlinkSocket(protocol: RouteNetlink.netlinkProtocol)
+        return try socket.request(RouteNetlink.dumpAddresses(sequence: socket.makeSequence())).compactMap { try? RouteNetlink.address(from: $0) }
+    }
+
+    /// An address came to or left one of the paths' interfaces. The path's own address gone:
+    /// the path is lost at once, and if the interface has another usable address of the
+    /// path's family (a new lease added before the old one went), it is renumbered to it. A
+    /// new usable address of that family while the path has none: renumbered to it. An
+    /// address added beside one the path still has changes nothing.
+    private func addressChanged(_ change: RouteNetlink.InterfaceAddress) {
+        guard let index = configuration.paths.firstIndex(where: { Int32(if_nametoindex($0.interface)) == change.interfaceIndex }) else { return }
+        let path = configuration.paths[index]
+        let id = path.identifier
+        if change.address == path.address {
+            let present = change.isUsable
+            guard addressPresent[id] != present else { return }
+            addressPresent[id] = present
+            logger.info(present ? "address back" : "address gone", metadata: ["path": "\(path.interface)", "address": "\(path.address)"])
+            apply(monitor.addressChanged(id, present: present, now: .now()))
+            if !present, let other = (try? currentAddresses())?.first(where: {
+                $0.interfaceIndex == change.interfaceIndex && $0.isUsable && $0.address.isIPv4 == path.address.isIPv4 && $0.address != path.address
+            }) {
+                renumber(index, to: other.address)
+            }
+            return
+        }
+        guard change.isUsable, addressPresent[id] != true, change.address.isIPv4 == path.address.isIPv4 else { return }
+        renumber(index, to: change.address)
+    }
+
+    /// The path takes `address`: the old one's subflows go on every connection (RM_ADDR tells
+    /// the peer), its routes are put back (removing an interface's last address removes the
+    /// routes through it), and it returns through the hold like a link, with fresh subflows
+    /// from the new address.
+    private func renumber(_ index: Int, to address: IPAddress) {
+        let path = configuration.paths[index]
+        let id = path.identifier
+        configuration.paths[index].address = address
+        addressPresent[id] = true
+        renumbered[id, default: 0] += 1
+        metrics.renumbered(id)
+        logger.notice("path renumbered: subflows from the old address closed, new ones will come from the new address",
+                      metadata: ["path": "\(path.interface)", "old": "\(path.address)", "new": "\(address)"])
+        if configuration.kernelManager == .userspace {
+            perform(planner.renumber(id, to: address))
+        } else {
+            // The old address's endpoint went with the retirement; the restore adds the new one.
+            try? kernel.delete(id: path.endpointID)
+        }
+        restoreRoutes(of: configuration.paths[index])
+        apply(monitor.addressChanged(id, present: true, now: .now()))
     }
 
     private func configuredRoutes() throws -> [RouteNetlink.Route] {
@@ -165,7 +269,7 @@ public final class PathManagerDaemon {
         }
         switch configuration.kernelManager {
         case .inKernel:
-            for path in configuration.paths where monitor.health(of: path.identifier) != .up {
+            for path in configuration.paths where monitor.health(of: path.identifier) != .up && addressPresent[path.identifier] == true {
                 try? kernel.add(path.endpoint)
             }
             logger.info("stopped; every endpoint is back for the kernel's path manager")
@@ -210,6 +314,10 @@ public final class PathManagerDaemon {
         if entries[0].revents & Int16(POLLIN) != 0, let messages = try? links.receive() {
             for message in messages {
                 do {
+                    if let address = try RouteNetlink.address(from: message) {
+                        addressChanged(address)
+                        continue
+                    }
                     guard let link = try RouteNetlink.link(from: message), let name = link.name,
                           let path = configuration.paths.first(where: { $0.interface == name }), linkUp[path.identifier] != link.isUp else { continue }
                     linkUp[path.identifier] = link.isUp
@@ -217,7 +325,7 @@ public final class PathManagerDaemon {
                     if link.isUp { restoreRoutes(of: path) }
                     apply(monitor.linkChanged(path.identifier, up: link.isUp, now: .now()))
                 } catch {
-                    logger.notice("unreadable link message", metadata: ["error": "\(error)"])
+                    logger.notice("unreadable link or address message", metadata: ["error": "\(error)"])
                 }
             }
         }
@@ -232,6 +340,14 @@ public final class PathManagerDaemon {
         publishStatus(now: .now())
     }
 
+    /// A command on `token` was refused: a picked-up connection that is not the userspace PM's
+    /// (made under the in-kernel PM) is left to the kernel from now on.
+    private func refused(_ token: UInt32) {
+        guard unconfirmed.remove(token) != nil else { return }
+        planner.forget(token)
+        logger.info("a picked-up connection is the in-kernel PM's: left to it", metadata: ["token": "\(token)"])
+    }
+
     private func perform(_ actions: [UserspaceSubflowPlanner.Action]) {
         for action in actions {
             switch action {
@@ -241,11 +357,13 @@ public final class PathManagerDaemon {
                                                                                 remotePort: remote.port, backup: backup, family: kernel.family.identifier,
                                                                                 sequence: kernel.socket.makeSequence()))
                     subflowsCreated += 1
+                    unconfirmed.remove(token)
                     metrics.subflowsCreated.increment()
                     logger.debug("subflow requested", metadata: ["token": "\(token)", "local": "\(local)", "remote": "\(remote.address):\(remote.port)"])
                 } catch {
                     metrics.refused.increment()
                     logger.notice("subflow not created", metadata: ["token": "\(token)", "local": "\(local)", "remote": "\(remote.address)", "error": "\(error)"])
+                    if error.errno == EINVAL { refused(token) }
                 }
             case .destroy(let token, let subflow):
                 do {
@@ -257,6 +375,7 @@ public final class PathManagerDaemon {
                 } catch {
                     metrics.refused.increment()
                     logger.notice("subflow not destroyed", metadata: ["token": "\(token)", "local": "\(subflow.local)", "error": "\(error)"])
+                    if error.errno == EINVAL { refused(token) }
                 }
             case .removeAddress(let token, let localID):
                 do {
@@ -277,6 +396,7 @@ public final class PathManagerDaemon {
                 } catch {
                     metrics.refused.increment()
                     logger.notice("subflow priority not set", metadata: ["token": "\(token)", "local": "\(subflow.local)", "error": "\(error)"])
+                    if error.errno == EINVAL { refused(token) }
                 }
             }
         }

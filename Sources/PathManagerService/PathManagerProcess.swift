@@ -54,7 +54,8 @@ extension PathManagerDaemon {
         }
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
-        ReadyLine(daemon: "paths", ["managing": summary]).announce()
+        ReadyLine(daemon: "paths", ["managing": summary,
+                                    "picked_up": configuration.kernelManager == .userspace ? "\(daemon.pickedUp)" : nil]).announce()
         // Under systemd: WATCHDOG=1 from the loop (it turns at least every 20 ms), STOPPING=1
         // before the paths are handed back.
         let watchdog = SystemdNotify.watchdogInterval.map { TimeAmount.nanoseconds(Int64($0 * 1e9)) }

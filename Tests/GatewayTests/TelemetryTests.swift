@@ -73,32 +73,4 @@ import Testing
         #expect(withUDP.udpAssociations == 2 && withUDP.udpDatagramsFromClients == 6 && withUDP.udpBytesToClients == 400)
         #expect(withUDP.report.contains("UDP associations: 2; datagrams from clients: 6 (60 bytes), to clients: 4 (400 bytes), dropped: 2"))
     }
-
-    @Test func sockDiagParserReadsASubflowAndStopsAtGarbage() {
-        // nlmsghdr + inet_diag_msg + INET_DIAG_INFO (tcp_info, 232 bytes) + ULP info with the token.
-        var message: [UInt8] = []
-        func put<T: FixedWidthInteger>(_ value: T, into bytes: inout [UInt8]) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
-        var diag: [UInt8] = [2, 1, 0, 0, 0x9C, 0x40, 0x01, 0xBB]   // AF_INET, ESTABLISHED, 40000 → 443
-        diag += [10, 0, 2, 1] + [UInt8](repeating: 0, count: 12) + [10, 0, 9, 1] + [UInt8](repeating: 0, count: 12)
-        diag += [UInt8](repeating: 0, count: 72 - diag.count)
-        var tcpInfo = [UInt8](repeating: 0, count: 232)
-        tcpInfo[4] = 3   // RTO backoff: the path is failing
-        tcpInfo.replaceSubrange(120..<128, with: withUnsafeBytes(of: UInt64(1234).littleEndian, Array.init))
-        tcpInfo.replaceSubrange(128..<136, with: withUnsafeBytes(of: UInt64(98765).littleEndian, Array.init))
-        var attributes: [UInt8] = []
-        put(UInt16(4 + 232), into: &attributes); put(UInt16(2), into: &attributes); attributes += tcpInfo
-        var token: [UInt8] = []
-        put(UInt16(8), into: &token); put(UInt16(2), into: &token); put(UInt32(0xCAFE), into: &token)
-        var mptcp: [UInt8] = []
-        put(UInt16(4 + token.count), into: &mptcp); put(UInt16(3 | 0x8000), into: &mptcp); mptcp += token
-        put(UInt16(4 + mptcp.count), into: &attributes); put(UInt16(19), into: &attributes); attributes += mptcp
-        put(UInt32(16 + diag.count + attributes.count), into: &message)
-        put(UInt16(20), into: &message); put(UInt16(2), into: &message); put(UInt32(1), into: &message); put(UInt32(0), into: &message)
-        message += diag + attributes
-        message += [0xFF, 0xFF, 0xFF]   // a truncated trailer must not trap
-        #expect(SockDiag.parse(message) == .subflows([SockDiag.Subflow(token: 0xCAFE, local: "10.0.2.1:40000", remote: "10.0.9.1:443",
-                                                                       bytesAcked: 1234, bytesReceived: 98765, failing: true)]))
-        #expect(SockDiag.parse([]) == .subflows([]))
-        #expect(SockDiag.dumpRequest(family: 2, sequence: 9).count == 72)
-    }
 }

@@ -239,4 +239,98 @@ import Testing
         #expect(try await paths.waitForExit() == 0)
         withExtendedLifetime(originProcess) {}
     }
+
+    /// The path manager killed mid-run (SIGKILL: no hand-back) and started again: the running
+    /// download goes on meanwhile with the subflows it has; the new daemon finds its connection
+    /// through sock_diag and manages it — a lost path's subflow is retired (the server hears
+    /// RM_ADDR), and the returned path gets a fresh one. Without the pick-up the new daemon
+    /// would know no connection and do neither.
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func aRestartedPathManagerPicksUpTheConnectionsItManaged() async throws {
+        let (client, server) = try await TestNamespace.multipath()
+        let (originProcess, originPort, monitor) = try await Self.originAndMonitor(on: server)
+        let arguments = ["paths", "run", "--userspace", "--path", "c1=10.78.1.1,noprobe", "--path", "c2=10.78.2.1,noprobe", "--log-level", "info"]
+        let first = try client.edgepool("paths", arguments)
+        #expect(try await first.waitForReady()["picked_up"] == "0")
+        let size = 120_000_000
+        let file = temporaryFile("paths-restart")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let curl = try client.run("curl", "/usr/bin/mptcpize", ["run", "/usr/bin/curl", "-sS", "-o", file, "http://10.78.1.2:\(originPort)/bytes/\(size)"])
+        func link2Established() -> Int { monitor.lines.filter { $0.contains("SF_ESTABLISHED") && $0.contains("10.78.2.1") }.count }
+        try await eventually(timeout: 3, "the first daemon gave the download a subflow on link 2") { link2Established() >= 1 }
+        first.signal(SIGKILL)
+        _ = try await first.waitForExit()
+        try await Task.sleep(for: .milliseconds(500))
+        let second = try client.edgepool("paths-restarted", arguments)
+        let ready = try await second.waitForReady()
+        #expect(ready["picked_up"] == "1", "the download's connection, found through sock_diag: \(ready) \(second.lines)")
+        let established = link2Established()
+        try await client.ip(["link", "set", "c2", "down"])
+        _ = try await second.waitForLine(containing: "path retired", timeout: 2)
+        try await eventually(timeout: 2, "the server heard that link 2's address is gone (RM_ADDR from the restarted daemon)") {
+            monitor.lines.contains { $0.contains("REMOVED") && $0.contains("remid=2") }
+        }
+        try await Task.sleep(for: .seconds(1))
+        try await client.ip(["link", "set", "c2", "up"])
+        _ = try await second.waitForLine(containing: "path restored", timeout: 3)
+        try await eventually(timeout: 3, "a fresh subflow on link 2 after its return") { link2Established() > established }
+        #expect(try await curl.waitForExit(timeout: 90) == 0, "\(curl.lines.suffix(3))")
+        let expected = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", server.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(originPort)/sha/\(size)"]).output.last
+        #expect(try await sha256(ofFile: file) == expected, "byte-exact")
+        second.signal(SIGTERM)
+        #expect(try await second.waitForExit() == 0)
+        withExtendedLifetime(originProcess) {}
+    }
+
+    /// Link 2's interface renumbered twice during a download (userspace mode): first the old
+    /// address removed and a new one added (the routes through the link go with its last
+    /// address; the path manager puts them back), then a new one added before the old one
+    /// goes. Each time the old address's subflow is retired (the server hears RM_ADDR), a
+    /// fresh one comes from the new address, and no byte is lost. Per-source routing rules
+    /// for the new addresses are the network's (here the test's, as a DHCP hook's would be).
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func aRenumberedPathGetsSubflowsFromItsNewAddress() async throws {
+        let (client, server) = try await TestNamespace.multipath()
+        let (originProcess, originPort, monitor) = try await Self.originAndMonitor(on: server)
+        let statusPort = try freePort()
+        let paths = try client.edgepool("paths", ["paths", "run", "--userspace", "--path", "c1=10.78.1.1,noprobe", "--path", "c2=auto,noprobe",
+                                                  "--log-level", "info", "--status", "127.0.0.1:\(statusPort)"])
+        let ready = try await paths.waitForReady()
+        #expect(ready["managing"] == "c1 10.78.1.1 id 1 active, c2 10.78.2.1 id 2 active (userspace PM)", "c2=auto found the interface's address: \(ready)")
+        let size = 150_000_000
+        let file = temporaryFile("paths-renumber")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let curl = try client.run("curl", "/usr/bin/mptcpize", ["run", "/usr/bin/curl", "-sS", "-o", file, "http://10.78.1.2:\(originPort)/bytes/\(size)"])
+        func established(from address: String) -> Int { monitor.lines.filter { $0.contains("SF_ESTABLISHED") && $0.contains("daddr4=\(address) ") }.count }
+        try await eventually(timeout: 3, "a subflow from link 2's first address") { established(from: "10.78.2.1") >= 1 }
+
+        // Break before make: the old address goes, then the new one comes.
+        try await client.ip(["addr", "del", "10.78.2.1/24", "dev", "c2"])
+        _ = try await paths.waitForLine(containing: "path retired", timeout: 2)
+        try await eventually(timeout: 2, "the server heard that 10.78.2.1 is gone (RM_ADDR over link 1)") {
+            monitor.lines.contains { $0.contains("REMOVED") && $0.contains("remid=2") }
+        }
+        try await client.ip(["rule", "add", "from", "10.78.2.7", "table", "102"])
+        try await client.ip(["addr", "add", "10.78.2.7/24", "dev", "c2"])
+        _ = try await paths.waitForLine(containing: "path renumbered", timeout: 2)
+        try await eventually(timeout: 3, "a fresh subflow from the new address 10.78.2.7") { established(from: "10.78.2.7") >= 1 }
+
+        // Make before break: the next address is there before the old one goes.
+        try await client.run("sysctl", "/usr/sbin/sysctl", ["-qw", "net.ipv4.conf.c2.promote_secondaries=1"]).waitForExit()
+        try await client.ip(["rule", "add", "from", "10.78.2.9", "table", "102"])
+        try await client.ip(["addr", "add", "10.78.2.9/24", "dev", "c2"])
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(established(from: "10.78.2.9") == 0, "an address beside the path's own changes nothing")
+        try await client.ip(["addr", "del", "10.78.2.7/24", "dev", "c2"])
+        try await eventually(timeout: 3, "a fresh subflow from 10.78.2.9 once 10.78.2.7 is gone") { established(from: "10.78.2.9") >= 1 }
+
+        #expect(try await curl.waitForExit(timeout: 90) == 0, "\(curl.lines.suffix(3))")
+        let expected = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", server.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(originPort)/sha/\(size)"]).output.last
+        #expect(try await sha256(ofFile: file) == expected, "byte-exact")
+        let scrape = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", client.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(statusPort)/metrics"])
+        #expect(scrape.output.contains(#"edgepool_paths_renumberings_total{path="c2"} 2"#), "\(scrape.output)")
+        paths.signal(SIGTERM)
+        #expect(try await paths.waitForExit() == 0)
+        withExtendedLifetime(originProcess) {}
+    }
 }

@@ -164,6 +164,33 @@ import Testing
         #expect(throws: NetlinkError.self) { try RouteNetlink.route(from: NetlinkMessage(type: 24, flags: [], sequence: 0, payload: ByteBuffer(bytes: [2, 24]))) }
     }
 
+    /// ifaddrmsg + attributes as `ip monitor address` would receive them (linux/if_addr.h).
+    @Test func addressMessagesNameTheInterfaceAddressAndWhetherItIsUsable() throws {
+        func message(_ type: UInt16, family: UInt8, scope: UInt8, index: Int32, _ attributes: [NetlinkAttribute]) -> NetlinkMessage {
+            var payload = ByteBuffer(bytes: [family, family == 2 ? 24 : 64, 0, scope])
+            payload.writeInteger(index, endianness: .host)
+            for attribute in attributes { attribute.write(to: &payload) }
+            return NetlinkMessage(type: type, flags: [], sequence: 0, payload: payload)
+        }
+        // IPv4 on a point-to-point link: IFA_LOCAL is ours, IFA_ADDRESS the peer's.
+        let v4 = try #require(try RouteNetlink.address(from: message(20, family: 2, scope: 0, index: 7, [.bytes(1, [10, 78, 2, 2]), .bytes(2, [10, 78, 2, 7]), .u32(8, 0x80)])))
+        #expect(v4 == RouteNetlink.InterfaceAddress(interfaceIndex: 7, address: IPAddress("10.78.2.7")!, prefixLength: 24, scope: 0, flags: 0x80, deleted: false))
+        #expect(v4.isUsable)
+        let gone = try #require(try RouteNetlink.address(from: message(21, family: 2, scope: 0, index: 7, [.bytes(2, [10, 78, 2, 1])])))
+        #expect(gone.deleted && !gone.isUsable && gone.address == IPAddress("10.78.2.1")!)
+        // IPv6: IFA_ADDRESS only; tentative (duplicate address detection running) is not usable yet.
+        let v6Bytes: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [9]
+        let tentative = try #require(try RouteNetlink.address(from: message(20, family: 10, scope: 0, index: 3, [.bytes(1, v6Bytes), .u32(8, 0x40)])))
+        #expect(tentative.address == IPAddress("2001:db8::9")! && !tentative.isUsable)
+        let linkLocal = try #require(try RouteNetlink.address(from: message(20, family: 10, scope: 253, index: 3, [.bytes(1, v6Bytes)])))
+        #expect(!linkLocal.isUsable, "link scope")
+        #expect(try RouteNetlink.address(from: message(20, family: 17, scope: 0, index: 3, [])) == nil, "not IP")
+        #expect(try RouteNetlink.address(from: message(16, family: 2, scope: 0, index: 3, [])) == nil, "a link message")
+        #expect(throws: NetlinkError.self) { try RouteNetlink.address(from: message(20, family: 2, scope: 0, index: 7, [.bytes(2, [10, 78])])) }
+        #expect(throws: NetlinkError.self) { try RouteNetlink.address(from: NetlinkMessage(type: 20, flags: [], sequence: 0, payload: ByteBuffer(bytes: [2, 24]))) }
+        #expect(RouteNetlink.dumpAddresses(sequence: 4).type == 22 && RouteNetlink.dumpAddresses(sequence: 4).payload.readableBytes == 8)
+    }
+
     @Test func linkMessagesSayWhetherTheLinkCarries() throws {
         func link(_ flags: UInt32, type: UInt16 = RouteNetlink.newLink) throws -> RouteNetlink.Link? {
             var payload = ByteBuffer(bytes: [0, 0, 1, 0])

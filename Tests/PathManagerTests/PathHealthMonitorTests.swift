@@ -101,4 +101,19 @@ import Testing
         #expect(monitor.timerFired(now: ms(3_000)).isEmpty)
         #expect(monitor.pathsInUse.isEmpty)
     }
+
+    @Test func anAddressThatGoesIsRetiredAtOnceAndItsReturnIsHeldLikeALink() {
+        var monitor = PathHealthMonitor()
+        let policy = PathPolicy(probed: false)
+        #expect(monitor.add(wan1, policy: policy, linkUp: true, hasAddress: false, now: t0).isEmpty, "no address yet: not used")
+        #expect(monitor.health(of: wan1) == .down(since: t0, reason: "no address"))
+        #expect(monitor.addressChanged(wan1, present: true, now: ms(100)).isEmpty && monitor.nextDeadline == ms(200))
+        #expect(monitor.timerFired(now: ms(200)) == [.restore(wan1, policy)])
+        #expect(monitor.addressChanged(wan1, present: false, now: ms(1_000)) == [.retire(wan1, reason: "address gone")])
+        #expect(monitor.addressChanged(wan1, present: false, now: ms(1_001)).isEmpty, "once")
+        #expect(monitor.linkChanged(wan1, up: true, now: ms(1_100)).isEmpty && monitor.timerFired(now: ms(2_000)).isEmpty,
+                "the link alone does not bring a path without its address back")
+        #expect(monitor.addressChanged(wan1, present: true, now: ms(2_000)).isEmpty)
+        #expect(monitor.timerFired(now: ms(2_100)) == [.restore(wan1, policy)])
+    }
 }

@@ -9,6 +9,13 @@ import Testing
         #expect(plain.interface == "wan1" && plain.address == IPAddress("10.0.1.2") && plain.endpointID == 1 && plain.policy == PathPolicy())
         let full = try PathManagerConfiguration.Path(parsing: "wan2=2001:db8::2, backup,noprobe,id=9,port=5999,signal", endpointID: 2)
         #expect(full.policy == PathPolicy(role: .backup, probed: false) && full.endpointID == 9 && full.endpointPort == 5999 && full.extraFlags == .signal)
+        let automatic = try PathManagerConfiguration.Path(parsing: "wlan0=auto,noprobe", endpointID: 3)
+        #expect(automatic.automatic && automatic.address == .ipv4Any && !automatic.policy.probed)
+        let automatic6 = try PathManagerConfiguration.Path(parsing: "wwan0=auto6", endpointID: 4)
+        #expect(automatic6.automatic && automatic6.address == .ipv6Any && !plain.automatic)
+        #expect(throws: PathManagerError("a path is IF=ADDR, IF=auto or IF=auto6, then options; 'automatic' is none of them in 'wlan0=automatic'")) {
+            try PathManagerConfiguration.Path(parsing: "wlan0=automatic", endpointID: 1)
+        }
         for bad in ["wan1", "=10.0.0.1", "wan1=host.example", "wan1=10.0.0.1,id=0", "wan1=10.0.0.1,port=x", "wan1=10.0.0.1,fast"] {
             #expect(throws: PathManagerError.self, "\(bad)") { try PathManagerConfiguration.Path(parsing: bad, endpointID: 1) }
         }

@@ -152,4 +152,78 @@ import Testing
             .create(token: Self.token, local: Self.client1, localID: 1, remote: .init(address: Self.server1, port: 5201), backup: false),
         ], "id 0 was removed: the fresh subflow takes the path's own id")
     }
+
+    // A restarted path manager takes in what sock_diag shows.
+    static func found(from local: IPAddress, _ localPort: UInt16, to remote: IPAddress, _ remotePort: UInt16, id: UInt8, initial: Bool = false,
+                      backup: Bool = false, token: UInt32 = token) -> SockDiag.Subflow {
+        SockDiag.Subflow(token: token, localAddress: local, localPort: localPort, remoteAddress: remote, remotePort: remotePort,
+                         localID: id, initial: initial, backup: backup)
+    }
+
+    @Test func aRestartedPlannerAdoptsConnectionsAsTheyAreAndOnlyAddsWhatIsMissing() {
+        var planner = Self.planner()
+        let whole = [Self.found(from: Self.client1, 60688, to: Self.server1, 5201, id: 0, initial: true),
+                     Self.found(from: Self.client2, 40777, to: Self.server1, 5201, id: 2)]
+        #expect(planner.adopt(whole).isEmpty, "both paths carry a subflow already: nothing to change")
+        #expect(planner.connectionCount == 1 && planner.subflows(of: Self.token).count == 2)
+        // A second connection that lost its wan2 subflow while no path manager ran.
+        let other: UInt32 = 0x1234
+        #expect(planner.adopt([Self.found(from: Self.client1, 60700, to: Self.server1, 5201, id: 0, initial: true, token: other)]) == [
+            .create(token: other, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
+        ])
+        #expect(planner.adopt(whole).isEmpty, "a known connection is not adopted twice")
+        // Adopted connections are managed like the others: wan2 lost, then back.
+        let joined = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 40777, remote: Self.server1, remotePort: 5201)
+        #expect(planner.setInUse(Self.wan2, false) == [.removeAddress(token: Self.token, localID: 2), .destroy(token: Self.token, joined)],
+                "the second connection's wan2 subflow is only requested, not established: nothing to retire there")
+    }
+
+    @Test func anAdoptedConnectionOnAPathOutOfUseIsRetiredThere() {
+        var planner = Self.planner()
+        _ = planner.setInUse(Self.wan2, false)
+        let joined = Self.found(from: Self.client2, 40777, to: Self.server2, 5999, id: 2)
+        let actions = planner.adopt([Self.found(from: Self.client1, 60688, to: Self.server1, 5201, id: 0, initial: true), joined])
+        #expect(actions == [
+            .create(token: Self.token, local: Self.client1, localID: 0, remote: .init(address: Self.server2, port: 5999), backup: false),
+            .removeAddress(token: Self.token, localID: 2),
+            .destroy(token: Self.token, .init(local: Self.client2, localPort: 40777, remote: Self.server2, remotePort: 5999)),
+        ], "the peer's second address (seen on a subflow) gets one from wan1; wan2's subflow goes")
+        // The first subflow's path lost (keep): marked backup, not closed.
+        var second = Self.planner()
+        _ = second.setInUse(Self.wan1, false)
+        let first = Self.found(from: Self.client1, 60688, to: Self.server1, 5201, id: 0, initial: true)
+        #expect(second.adopt([first]) == [
+            .setBackup(token: Self.token, .init(local: Self.client1, localPort: 60688, remote: Self.server1, remotePort: 5201), true),
+            .create(token: Self.token, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
+        ])
+        #expect(second.connectionCount == 1)
+        second.forget(Self.token)
+        #expect(second.connectionCount == 0)
+    }
+
+    @Test func aRenumberedPathClosesEverySubflowFromItsOldAddressAndUsesTheNewOne() {
+        var planner = Self.planner()
+        let renumbered = IPAddress.v4(0x0A52_0107)   // 10.82.1.7
+        // The connection began on wan2: its first subflow is from the address that goes.
+        _ = planner.received(Self.event(.created, from: Self.client2, 50000, to: Self.server1, 5201))
+        _ = planner.received(Self.event(.established, from: Self.client2, 50000, to: Self.server1, 5201))
+        _ = planner.received(Self.event(.subflowEstablished, from: Self.client1, 50001, to: Self.server1, 5201))
+        let first = UserspaceSubflowPlanner.Subflow(local: Self.client2, localPort: 50000, remote: Self.server1, remotePort: 5201)
+        #expect(planner.setInUse(Self.wan2, false) == [.setBackup(token: Self.token, first, true)], "keep: the first subflow only marked backup")
+        #expect(planner.renumber(Self.wan2, to: renumbered) == [.destroy(token: Self.token, first), .removeAddress(token: Self.token, localID: 0)],
+                "the old address will not return: its first subflow goes too, then RM_ADDR 0")
+        #expect(planner.paths.first { $0.identifier == Self.wan2 }?.address == renumbered)
+        #expect(planner.renumber(Self.wan2, to: renumbered).isEmpty, "once")
+        #expect(planner.setInUse(Self.wan2, true) == [
+            .create(token: Self.token, local: renumbered, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
+        ], "the new address carries the path's own id (id 0 was the old one's)")
+        // Renumbered while in use (the new address came before the old one went): at once.
+        let again = IPAddress.v4(0x0A52_0108)
+        _ = planner.received(Self.event(.subflowEstablished, from: renumbered, 50002, to: Self.server1, 5201))
+        #expect(planner.renumber(Self.wan2, to: again) == [
+            .removeAddress(token: Self.token, localID: 2),
+            .destroy(token: Self.token, .init(local: renumbered, localPort: 50002, remote: Self.server1, remotePort: 5201)),
+            .create(token: Self.token, local: again, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
+        ])
+    }
 }

@@ -105,7 +105,8 @@ struct PathsRunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Manage this namespace's MPTCP paths (in-kernel PM, or --userspace) until SIGTERM.",
         discussion: HelpText.reflow("""
-        Each --path is IF=ADDR with options after commas: backup (its subflows are used
+        Each --path is IF=ADDR, or IF=auto / IF=auto6 (the interface's IPv4 / global IPv6
+        address, whichever it has), with options after commas: backup (its subflows are used
         only while no active path works), noprobe (the link state alone decides), id=N
         (the endpoint id, default its position), port=P, signal, fullmesh (subflows to
         every address the peer announced, not only the connection's). A path whose link goes
@@ -118,7 +119,13 @@ struct PathsRunCommand: ParsableCommand {
         --userspace carries the same decisions out per connection: subflows from every path
         in use to every address of the peer; a lost path's subflows are destroyed and the
         peer told (RM_ADDR) at once, fresh ones created when it returns; a backup path's
-        subflows are backup subflows, promoted while no active path is in use.
+        subflows are backup subflows, promoted while no active path is in use. Started
+        again after a crash, it picks up the connections it managed (sock_diag).
+
+        Every path follows its interface: its address removed, the path is retired; a new
+        address on the interface (renumbering, a new lease) becomes the path's, with fresh
+        subflows from it and the old ones closed. Per-source routing rules for a new address
+        are the network's (a DHCP hook's) business; the path's routes are put back.
 
         On SIGTERM every endpoint is put back for the kernel's own PM. --config takes
         the same settings as JSON (keys as the flags: path, probe, probeInterval,
@@ -126,12 +133,13 @@ struct PathsRunCommand: ParsableCommand {
           edgepool paths run --path wan1=10.0.1.2 --path wan2=10.0.2.2 --probe 10.0.9.1:9
           edgepool paths run --userspace --path wan1=10.0.1.2 --path wan2=10.0.2.2,backup --probe 10.0.9.1:9
           edgepool paths run --path c2=10.78.2.1,noprobe
+          edgepool paths run --userspace --path eth0=auto --path wlan0=auto,backup --probe 10.0.9.1:9
         """)
     )
 
     @OptionGroup var common: CommonOptions
 
-    @Option(name: .customLong("path"), help: ArgumentHelp("A path: IF=ADDR[,backup][,noprobe][,fullmesh][,id=N][,port=P][,signal]; repeatable.", valueName: "path"))
+    @Option(name: .customLong("path"), help: ArgumentHelp("A path: IF=ADDR|auto|auto6[,backup][,noprobe][,fullmesh][,id=N][,port=P][,signal]; repeatable.", valueName: "path"))
     var paths: [String] = []
 
     @Option(help: ArgumentHelp("Where the probes go (ADDR:PORT; [v6]:PORT).", valueName: "address:port"))

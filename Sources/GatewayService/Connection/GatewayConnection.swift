@@ -1,5 +1,6 @@
 import Foundation
 import Gateway
+import PathManager
 import NIOCore
 
 /// One accepted connection from accept to close: its two channels, what the kernel said

@@ -37,6 +37,11 @@ public struct PathManagerConfiguration: Sendable {
         /// Where this path's probes go (`probe=ADDR:PORT`), if not to the common target: each
         /// ISP's own address of the peer, where an ISP routes only its own addresses.
         public var probeTarget: ProbeTarget?
+        /// `IF=auto` (IPv4) or `IF=auto6` (IPv6): the path's address is whichever global
+        /// address of that family the interface has, found at start (`address` holds the
+        /// family's unspecified address until then). Every path follows its interface when it
+        /// is renumbered; an automatic one may also start without an address.
+        public var automatic = false
 
         public init(interface: String, address: IPAddress, endpointID: UInt8, policy: PathPolicy = PathPolicy()) {
             self.interface = interface
@@ -51,11 +56,20 @@ public struct PathManagerConfiguration: Sendable {
         /// `--path` form; `endpointID` unless the text says `id=`.
         public init(parsing text: String, endpointID: UInt8) throws(PathManagerError) {
             let parts = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            guard let first = parts.first, let equals = first.firstIndex(of: "="), equals != first.startIndex,
-                  let address = IPAddress(String(first[first.index(after: equals)...])) else {
-                throw PathManagerError("a path is IF=ADDR[,options], got '\(text)'")
+            guard let first = parts.first, let equals = first.firstIndex(of: "="), equals != first.startIndex else {
+                throw PathManagerError("a path is IF=ADDR, IF=auto or IF=auto6, then options; got '\(text)'")
+            }
+            let value = String(first[first.index(after: equals)...])
+            let automatic: IPAddress? = switch value {
+            case "auto": .ipv4Any
+            case "auto6": .ipv6Any
+            default: nil
+            }
+            guard let address = automatic ?? IPAddress(value) else {
+                throw PathManagerError("a path is IF=ADDR, IF=auto or IF=auto6, then options; '\(value)' is none of them in '\(text)'")
             }
             self.init(interface: String(first[..<equals]), address: address, endpointID: endpointID)
+            self.automatic = automatic != nil
             for option in parts.dropFirst() {
                 switch option {
                 case "backup": policy.role = .backup

@@ -75,6 +75,8 @@ public struct PathHealthMonitor: Sendable {
         var policy: PathPolicy
         var health: Health
         var linkUp: Bool
+        /// The path's interface has its address (renumbering takes it away for a while).
+        var hasAddress = true
         var failedProbes = 0
         var goodProbes = 0
         var lastRestore: NIODeadline?
@@ -100,10 +102,13 @@ public struct PathHealthMonitor: Sendable {
     }
 
     /// A path to manage. A path whose link is up is used at once (and probed from then on).
-    public mutating func add(_ path: PathIdentifier, policy: PathPolicy, linkUp: Bool, now: NIODeadline) -> [Action] {
-        paths[path] = PathState(policy: policy, health: linkUp ? .up : .down(since: now, reason: "link down"), linkUp: linkUp,
-                                lastRestore: linkUp ? now : nil)
-        return linkUp ? [.restore(path, policy)] : []
+    /// A path without its address (`hasAddress` false: an interface that has none yet) waits
+    /// for one.
+    public mutating func add(_ path: PathIdentifier, policy: PathPolicy, linkUp: Bool, hasAddress: Bool = true, now: NIODeadline) -> [Action] {
+        let usable = linkUp && hasAddress
+        paths[path] = PathState(policy: policy, health: usable ? .up : .down(since: now, reason: linkUp ? "no address" : "link down"), linkUp: linkUp,
+                                hasAddress: hasAddress, lastRestore: usable ? now : nil)
+        return usable ? [.restore(path, policy)] : []
     }
 
     /// The path is no longer managed (its address went away); nothing is done to it.
@@ -119,6 +124,18 @@ public struct PathHealthMonitor: Sendable {
         state.failedProbes = 0
         paths[path] = state
         return up ? good(path, now: now) : lost(path, reason: "link down", now: now)
+    }
+
+    /// The path's address left its interface (`present` false: the path is lost at once, as
+    /// with its link) or is there again — the same one, or the new one of a renumbered path;
+    /// a path back is held as after a link's return.
+    public mutating func addressChanged(_ path: PathIdentifier, present: Bool, now: NIODeadline) -> [Action] {
+        guard var state = paths[path], state.hasAddress != present else { return [] }
+        state.hasAddress = present
+        state.goodProbes = 0
+        state.failedProbes = 0
+        paths[path] = state
+        return present ? good(path, now: now) : lost(path, reason: "address gone", now: now)
     }
 
     /// A probe towards the peer over this path was answered, or not (timed out).
@@ -158,7 +175,7 @@ public struct PathHealthMonitor: Sendable {
     }
 
     private func isGood(_ state: PathState) -> Bool {
-        state.linkUp && (!state.policy.probed || state.goodProbes >= configuration.probeSuccessesForReturn)
+        state.linkUp && state.hasAddress && (!state.policy.probed || state.goodProbes >= configuration.probeSuccessesForReturn)
     }
 
     private mutating func good(_ path: PathIdentifier, now: NIODeadline) -> [Action] {

@@ -88,7 +88,7 @@ public struct UserspaceSubflowPlanner: Sendable {
         var initialRemoved = false
     }
 
-    public let paths: [Path]
+    public private(set) var paths: [Path]
     private var inUse: Set<PathIdentifier> = []
     private var connections: [UInt32: Connection] = [:]
 
@@ -155,6 +155,39 @@ public struct UserspaceSubflowPlanner: Sendable {
             connections[token]!.stuck = Set(stuck)
             actions += stuck.map { .setBackup(token: token, $0, createsAsBackup(path)) }
             actions += subflowsFrom(path, on: token)
+        }
+        return actions
+    }
+
+    /// The path's interface was renumbered: its old address is gone for good, so every
+    /// subflow still from it goes now — the first subflow too, whatever ``firstSubflow`` says
+    /// (keeping it is for a path that comes back; this address will not) — and the peer is
+    /// told (RM_ADDR). From then on the path's subflows come from `address`; a path in use
+    /// gets them at once, one out of use when it is restored.
+    public mutating func renumber(_ identifier: PathIdentifier, to address: IPAddress) -> [Action] {
+        guard let index = paths.firstIndex(where: { $0.identifier == identifier }), paths[index].address != address else { return [] }
+        let old = paths[index]
+        var actions: [Action] = []
+        for token in connections.keys.sorted() {
+            guard var connection = connections[token] else { continue }
+            let gone = connection.subflows.filter { $0.local == old.address }.sorted(by: Self.order)
+            let firstAddress = connection.initialLocal == old.address && !connection.initialRemoved
+            if firstAddress {
+                // The first subflow before the RM_ADDR of id 0 (see `retire`).
+                actions += gone.map { .destroy(token: token, $0) }
+                actions.append(.removeAddress(token: token, localID: 0))
+                connection.initialRemoved = true
+            } else if !gone.isEmpty {
+                actions.append(.removeAddress(token: token, localID: old.localID))
+                actions += gone.map { .destroy(token: token, $0) }
+            }
+            connection.subflows.subtract(gone)
+            connection.stuck.subtract(gone)
+            connections[token] = connection
+        }
+        paths[index].address = address
+        if inUse.contains(identifier) {
+            for token in connections.keys.sorted() { actions += subflowsFrom(paths[index], on: token) }
         }
         return actions
     }
@@ -236,6 +269,51 @@ public struct UserspaceSubflowPlanner: Sendable {
         default:
             return []
         }
+    }
+
+    /// Connections that were there before this planner — a path manager restarted after it
+    /// was killed finds them through sock_diag (their subflows, with local tokens and address
+    /// ids): each is taken in as it is, then brought in line with the paths in use now —
+    /// subflows from paths in use that it lacks are created, subflows on paths out of use are
+    /// retired. Nothing that works is replaced. Connections already known (their events came
+    /// first) are left alone. The peer's announced addresses that no subflow goes to are not
+    /// known; each subflow's remote address counts as one of the peer's.
+    public mutating func adopt(_ existing: [SockDiag.Subflow]) -> [Action] {
+        var actions: [Action] = []
+        for (token, subflows) in Dictionary(grouping: existing, by: \.token).sorted(by: { $0.key < $1.key }) where connections[token] == nil {
+            var connection = Connection()
+            let ordered = subflows.sorted { ($0.initial ? 0 : 1, $0.localPort, $0.remotePort) < ($1.initial ? 0 : 1, $1.localPort, $1.remotePort) }
+            for found in ordered {
+                let subflow = Subflow(local: found.localAddress, localPort: found.localPort, remote: found.remoteAddress, remotePort: found.remotePort)
+                connection.subflows.insert(subflow)
+                if found.initial { connection.initialSubflow = subflow }
+                let remote = Remote(address: found.remoteAddress, port: found.remotePort)
+                if !connection.remotes.contains(remote) { connection.remotes.append(remote) }
+            }
+            // Address id 0 is the connection's first address, whichever subflow carries it now.
+            if let first = ordered.first(where: { $0.localID == 0 }) {
+                connection.initialLocal = first.localAddress
+            } else {
+                connection.initialRemoved = true
+            }
+            connections[token] = connection
+            for path in paths {
+                if inUse.contains(path.identifier) {
+                    actions += subflowsFrom(path, on: token)
+                    actions += ordered.filter { $0.localAddress == path.address && $0.backup != createsAsBackup(path) }.map {
+                        .setBackup(token: token, Subflow(local: $0.localAddress, localPort: $0.localPort, remote: $0.remoteAddress, remotePort: $0.remotePort), createsAsBackup(path))
+                    }
+                } else {
+                    actions += retire(path, on: token)
+                }
+            }
+        }
+        return actions
+    }
+
+    /// Forgets a connection (one the kernel says is not under the userspace PM).
+    public mutating func forget(_ token: UInt32) {
+        connections[token] = nil
     }
 
     /// A new connection, from its first subflow's addresses.

@@ -74,6 +74,12 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     public var isUnspecified: Bool { self == .ipv4Any || self == .ipv6Any }
 
     /// 127.0.0.0/8 or ::1 (an IPv4-mapped loopback counts).
+    /// An IPv4 address (v4-mapped IPv6 ones are IPv6 here).
+    public var isIPv4: Bool {
+        if case .v4 = self { return true }
+        return false
+    }
+
     public var isLoopback: Bool {
         switch unmappedIPv4 {
         case .v4(let value): value >> 24 == 127

@@ -1,8 +1,10 @@
 import RSerPoolWire
 
-/// The sock_diag netlink messages the gateway uses to see MPTCP subflows (Linux
-/// `inet_diag.h`, `tcp_diag`): a dump request for TCP sockets with tcp_info and ULP info,
-/// and a parser for the answer. Pure bytes in, values out; the socket lives in GatewayService.
+/// The sock_diag netlink messages that show MPTCP subflows (Linux `inet_diag.h`, `tcp_diag`,
+/// `mptcp/diag.c`): a dump request for TCP sockets with tcp_info and ULP info, and a parser
+/// for the answer. The gateway's telemetry reads bytes and health per subflow from it; the
+/// path manager, restarted, finds the connections it managed before. Pure bytes in, values
+/// out; the socket lives in PathManagerService (`SockDiagDump`).
 public enum SockDiag {
     /// NETLINK_SOCK_DIAG protocol number and message types.
     public static let netlinkProtocol: Int32 = 4
@@ -14,6 +16,10 @@ public enum SockDiag {
     static let diagULPInfo: UInt16 = 19              // INET_DIAG_ULP_INFO
     static let ulpInfoMPTCP: UInt16 = 3              // INET_ULP_INFO_MPTCP
     static let subflowTokenLocal: UInt16 = 2         // MPTCP_SUBFLOW_ATTR_TOKEN_LOC
+    static let subflowFlags: UInt16 = 8              // MPTCP_SUBFLOW_ATTR_FLAGS
+    static let subflowLocalID: UInt16 = 10           // MPTCP_SUBFLOW_ATTR_ID_LOC
+    static let flagCapableLocal: UInt32 = 0x2        // MPTCP_SUBFLOW_FLAG_MCAP_LOC: the first subflow
+    static let flagBackupLocal: UInt32 = 0x20        // MPTCP_SUBFLOW_FLAG_BKUP_LOC
     static let tcpInfoCAStateOffset = 1
     static let tcpInfoBackoffOffset = 4
     static let tcpCALoss: UInt8 = 4
@@ -25,21 +31,45 @@ public enum SockDiag {
     public struct Subflow: Hashable, Sendable {
         /// The MPTCP connection's local token (`mptcpi_token` of the MPTCP socket).
         public var token: UInt32
-        public var local: String
-        public var remote: String
+        /// IPv4 as IPv4 (not v4-mapped IPv6); ports in host order.
+        public var localAddress: IPAddress
+        public var localPort: UInt16
+        public var remoteAddress: IPAddress
+        public var remotePort: UInt16
         public var bytesAcked: UInt64
         public var bytesReceived: UInt64
         /// The path looks broken: repeated retransmission timeouts (RTO backoff ≥ 2) or the
         /// Loss congestion state.
         public var failing: Bool
+        /// The local address id the subflow carries (0: the connection's first address).
+        public var localID: UInt8?
+        /// The connection's first subflow (the one that carried MP_CAPABLE).
+        public var initial: Bool
+        /// This host marked it backup.
+        public var backup: Bool
 
-        public init(token: UInt32, local: String, remote: String, bytesAcked: UInt64, bytesReceived: UInt64, failing: Bool = false) {
+        public init(token: UInt32, localAddress: IPAddress, localPort: UInt16, remoteAddress: IPAddress, remotePort: UInt16,
+                    bytesAcked: UInt64 = 0, bytesReceived: UInt64 = 0, failing: Bool = false, localID: UInt8? = nil, initial: Bool = false, backup: Bool = false) {
             self.token = token
-            self.local = local
-            self.remote = remote
+            self.localAddress = localAddress
+            self.localPort = localPort
+            self.remoteAddress = remoteAddress
+            self.remotePort = remotePort
             self.bytesAcked = bytesAcked
             self.bytesReceived = bytesReceived
             self.failing = failing
+            self.localID = localID
+            self.initial = initial
+            self.backup = backup
+        }
+
+        /// `ADDR:PORT`, `[V6]:PORT`.
+        public var local: String { Self.endpoint(localAddress, localPort) }
+        public var remote: String { Self.endpoint(remoteAddress, remotePort) }
+
+        private static func endpoint(_ ip: IPAddress, _ port: UInt16) -> String {
+            if case .v6 = ip { return "[\(ip)]:\(port)" }
+            return "\(ip):\(port)"
         }
     }
 
@@ -96,6 +126,8 @@ public enum SockDiag {
         var token: UInt32?
         var acked: UInt64 = 0, received: UInt64 = 0
         var failing = false
+        var localID: UInt8?
+        var flags: UInt32 = 0
         forEachAttribute(bytes, from: start + diagMessageLength, to: end) { type, payload in
             switch type {
             case diagInfo where payload.count >= tcpInfoBytesReceivedOffset + 8:
@@ -106,7 +138,12 @@ public enum SockDiag {
                 forEachAttribute(bytes, from: payload.lowerBound, to: payload.upperBound) { ulpType, ulpPayload in
                     guard ulpType == ulpInfoMPTCP else { return }
                     forEachAttribute(bytes, from: ulpPayload.lowerBound, to: ulpPayload.upperBound) { attribute, value in
-                        if attribute == subflowTokenLocal, value.count >= 4 { token = bytes.loadLittle(UInt32.self, at: value.lowerBound) }
+                        switch attribute {
+                        case subflowTokenLocal where value.count >= 4: token = bytes.loadLittle(UInt32.self, at: value.lowerBound)
+                        case subflowFlags where value.count >= 4: flags = bytes.loadLittle(UInt32.self, at: value.lowerBound)
+                        case subflowLocalID where value.count >= 1: localID = bytes[value.lowerBound]
+                        default: break
+                        }
                     }
                 }
             default:
@@ -114,12 +151,9 @@ public enum SockDiag {
             }
         }
         guard let token else { return nil }
-        func endpoint(_ ip: IPAddress, _ port: UInt16) -> String {
-            if case .v6 = ip { return "[\(ip)]:\(port)" }
-            return "\(ip):\(port)"
-        }
-        return Subflow(token: token, local: endpoint(source.unmappedIPv4, sourcePort), remote: endpoint(destination.unmappedIPv4, destinationPort),
-                       bytesAcked: acked, bytesReceived: received, failing: failing)
+        return Subflow(token: token, localAddress: source.unmappedIPv4, localPort: sourcePort, remoteAddress: destination.unmappedIPv4,
+                       remotePort: destinationPort, bytesAcked: acked, bytesReceived: received, failing: failing, localID: localID,
+                       initial: flags & flagCapableLocal != 0, backup: flags & flagBackupLocal != 0)
     }
 
     /// Walks rtattr/nlattr records (length u16, type u16, payload padded to 4) in a range.
