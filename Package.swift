@@ -112,12 +112,12 @@ let package = Package(
         ),
         .target(
             name: "Testbed",
-            dependencies: ["RSerPoolWire", "RSerPoolCore"]
+            dependencies: ["RSerPoolWire", "RSerPoolCore", "PathManager"]
         ),
         .target(
             name: "TestbedRunner",
             dependencies: [
-                "Testbed", "ProcessSupport", "RSerPool", "RSerPoolCore", "CalcApp", "CalcAppService", "Charts",
+                "Testbed", "PathManager", "ProcessSupport", "RSerPool", "RSerPoolCore", "CalcApp", "CalcAppService", "Charts",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
@@ -146,7 +146,7 @@ let package = Package(
         .target(
             name: "Benchmarks",
             dependencies: [
-                "RSerPool", "RSerPoolWire", "CalcApp", "ProcessSupport", "CLinuxRelay",
+                "RSerPool", "RSerPoolWire", "CalcApp", "ProcessSupport", "CLinuxRelay", "TestbedRunner",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

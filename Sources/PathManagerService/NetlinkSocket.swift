@@ -50,10 +50,22 @@ public final class NetlinkSocket {
         guard sent == bytes.count else { throw NetlinkError("netlink send: \(String(cString: strerror(errno)))", errno: errno) }
     }
 
-    /// One datagram's messages; throws on the timeout.
-    public func receive() throws(NetlinkError) -> [NetlinkMessage] {
+    /// Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE, which CAP_NET_ADMIN may use past
+    /// net.core.rmem_max; else SO_RCVBUF up to that limit): a multicast group that bursts (a
+    /// thousand connections opening at once) overflows the default ~200 KiB, and the kernel
+    /// drops what does not fit.
+    public func setReceiveBuffer(_ bytes: Int32) {
+        var value = bytes
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    /// One datagram's messages; throws on the timeout (or, with `waiting` false, at once when
+    /// nothing is queued: errno EAGAIN). ENOBUFS means messages were dropped before this one.
+    public func receive(waiting: Bool = true) throws(NetlinkError) -> [NetlinkMessage] {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, waiting ? 0 : Int32(MSG_DONTWAIT)) }
         guard received > 0 else { throw NetlinkError("netlink receive: \(String(cString: strerror(errno)))", errno: errno) }
         return try NetlinkMessage.parse(ByteBuffer(bytes: buffer[0..<received]))
     }

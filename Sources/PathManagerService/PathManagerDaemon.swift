@@ -54,10 +54,18 @@ public final class PathManagerDaemon {
     /// Userspace PM: connections found at start (sock_diag) and taken over — a path manager
     /// restarted after a crash picks up the ones it managed before.
     public private(set) var pickedUp = 0
+    /// Times the kernel dropped MPTCP events (ENOBUFS) and the connections were re-read.
+    public private(set) var eventsLost = 0
     /// Picked-up connections not yet confirmed as the userspace PM's: the first refusal of a
     /// command on one means it belongs to the in-kernel PM, and it is left to it.
     private var unconfirmed: Set<UInt32> = []
     static let pmTypePath = "/proc/sys/net/mptcp/pm_type"
+    /// The MPTCP events socket's receive buffer: a connection's setup is three or four events
+    /// of ~1 KiB each in the kernel's accounting, so 8 MiB holds a burst of about 2,000
+    /// connections opening at once. Past that, events are lost and the connections re-read.
+    static let eventBufferBytes: Int32 = 8 << 20
+    /// Datagrams of MPTCP events taken per turn before links, probes and timers get theirs.
+    static let eventDatagramsPerTurn = 64
 
     /// The latest status (for `/paths`; read from another thread).
     public let status = PathManagerStatus.Latest()
@@ -97,6 +105,18 @@ public final class PathManagerDaemon {
     /// Takes the paths over: removes endpoints with their ids or addresses, then adds the ones
     /// whose links are up. Returns a one-line summary.
     public func start() throws -> String {
+        var capped: [String] = []
+        do {
+            for path in configuration.paths {
+                guard let cap = path.rateCap else { continue }
+                try PathRateCap.apply(cap, on: path.interface)
+                capped.append(path.interface)
+                logger.info("egress capped", metadata: ["path": "\(path.interface)", "rate": "\(cap.description)"])
+            }
+        } catch {
+            for interface in capped { PathRateCap.remove(from: interface) }
+            throw error
+        }
         let states = try currentLinks()
         let addresses = try currentAddresses()
         for index in configuration.paths.indices {
@@ -130,7 +150,8 @@ public final class PathManagerDaemon {
         if configuration.kernelManager == .userspace { pickUpConnections() }
         return configuration.paths.map { path in
             let state = linkUp[path.identifier] != true ? " (down)" : addressPresent[path.identifier] != true ? " (no address)" : ""
-            return "\(path.interface) \(path.automatic && addressPresent[path.identifier] != true ? "auto" : "\(path.address)") id \(path.endpointID) \(path.policy.role.rawValue)\(state)"
+            let cap = path.rateCap.map { " capped \($0.description)" } ?? ""
+            return "\(path.interface) \(path.automatic && addressPresent[path.identifier] != true ? "auto" : "\(path.address)") id \(path.endpointID) \(path.policy.role.rawValue)\(cap)\(state)"
         }
             .joined(separator: ", ") + (configuration.kernelManager == .userspace ? " (userspace PM)" : "")
     }
@@ -146,6 +167,7 @@ public final class PathManagerDaemon {
             throw PathManagerError("the mptcp_pm family has no '\(MPTCPPathManager.eventsGroup)' group")
         }
         let socket = try NetlinkSocket(protocol: GenericNetlink.netlinkProtocol, timeout: .milliseconds(5))
+        socket.setReceiveBuffer(Self.eventBufferBytes)
         try socket.join(group: group)
         events = socket
         logger.notice("userspace PM: subflows are created and destroyed per connection by this daemon")
@@ -156,19 +178,13 @@ public final class PathManagerDaemon {
     /// they are until they end — no subflow re-created, none retired. Each is adopted
     /// (``UserspaceSubflowPlanner/adopt(_:)``) and what it lacks is done now.
     private func pickUpConnections() {
-        switch SockDiagDump.allSubflows() {
-        case .failure(let failure):
-            logger.warning("cannot list the namespace's MPTCP subflows (sock_diag): connections made before this start are not picked up",
-                           metadata: ["error": "\(failure)"])
-        case .success(let subflows):
-            let addresses = Set(configuration.paths.map(\.address))
-            let ours = Set(subflows.filter { addresses.contains($0.localAddress) }.map(\.token))
-            let found = subflows.filter { ours.contains($0.token) }
+        if let found = ourSubflows(orElse: "connections made before this start are not picked up") {
             let before = planner.connectionCount
             let actions = planner.adopt(found)
             pickedUp = planner.connectionCount - before
-            unconfirmed = ours
+            unconfirmed = Set(found.map(\.token))
             perform(actions)
+            metrics.pickedUp.increment(by: Int64(pickedUp))
             if pickedUp > 0 {
                 logger.notice("picked up connections made before this start", metadata: ["connections": "\(pickedUp)", "subflows": "\(found.count)",
                                                                                           "changes": "\(actions.count)"])
@@ -267,6 +283,7 @@ public final class PathManagerDaemon {
         while !shouldStop() {
             step()
         }
+        for path in configuration.paths where path.rateCap != nil { PathRateCap.remove(from: path.interface) }
         switch configuration.kernelManager {
         case .inKernel:
             for path in configuration.paths where monitor.health(of: path.identifier) != .up && addressPresent[path.identifier] == true {
@@ -294,22 +311,33 @@ public final class PathManagerDaemon {
             let since = stateSince[path.identifier] ?? now
             return PathManagerStatus.Path(name: path.interface, address: "\(path.address)", role: path.policy.role.rawValue, state: state, reason: reason,
                                           seconds: Double((now - since).nanoseconds) / 1e9,
-                                          retirements: retired[path.identifier] ?? 0, restorations: restored[path.identifier] ?? 0)
+                                          retirements: retired[path.identifier] ?? 0, restorations: restored[path.identifier] ?? 0,
+                                          renumberings: renumbered[path.identifier] ?? 0, rateCap: path.rateCap?.description)
         }
         let snapshot = PathManagerStatus(mode: configuration.kernelManager == .userspace ? "userspace PM" : "in-kernel PM", paths: paths,
                                          connections: planner.connectionCount, subflowsCreated: subflowsCreated, subflowsDestroyed: subflowsDestroyed)
         status.set(snapshot)
     }
 
-    /// One turn: link events, probes, timers.
+    /// One turn: link events, probes, timers. It sleeps in one poll on the link socket, the
+    /// connections' events (userspace mode) and the probes in flight, until the next probe or
+    /// timer is due — at most 20 ms (the stop flag and the watchdog are looked at between).
     func step() {
-        var wait = 20
         let now = NIODeadline.now()
-        if let deadline = monitor.nextDeadline { wait = min(wait, max(0, Int((deadline - now).nanoseconds / 1_000_000))) }
-        if !configuration.paths.filter(\.policy.probed).isEmpty { wait = min(wait, 5) }
-        // One wait for link changes and (userspace mode) the connections' events.
+        var wait = Int64(20)
+        func until(_ deadline: NIODeadline) { wait = min(wait, max(0, (deadline - now).nanoseconds / 1_000_000 + 1)) }
+        if let deadline = monitor.nextDeadline { until(deadline) }
         var entries = [pollfd(fd: links.fd, events: Int16(POLLIN), revents: 0)]
         if let events { entries.append(pollfd(fd: events.fd, events: Int16(POLLIN), revents: 0)) }
+        for path in configuration.paths where path.policy.probed {
+            if let probe = probes[path.identifier] {
+                if probe.answeredAtOnce { wait = 0 }
+                entries.append(pollfd(fd: probe.fd, events: Int16(POLLOUT), revents: 0))
+                until(probe.started + configuration.probeTimeout)
+            } else {
+                until(nextProbe[path.identifier] ?? now)
+            }
+        }
         _ = poll(&entries, nfds_t(entries.count), Int32(wait))
         if entries[0].revents & Int16(POLLIN) != 0, let messages = try? links.receive() {
             for message in messages {
@@ -329,11 +357,8 @@ public final class PathManagerDaemon {
                 }
             }
         }
-        if let events, entries.count > 1, entries[1].revents & Int16(POLLIN) != 0, let messages = try? events.receive() {
-            for message in messages {
-                guard let event = try? MPTCPEvent(message) else { continue }
-                perform(planner.received(event))
-            }
+        if let events, entries[1].revents & Int16(POLLIN) != 0 {
+            receiveEvents(from: events)
         }
         runProbes()
         apply(monitor.timerFired(now: .now()))
@@ -346,6 +371,51 @@ public final class PathManagerDaemon {
         guard unconfirmed.remove(token) != nil else { return }
         planner.forget(token)
         logger.info("a picked-up connection is the in-kernel PM's: left to it", metadata: ["token": "\(token)"])
+    }
+
+    /// Takes the queued MPTCP events (up to ``eventDatagramsPerTurn`` datagrams). When the
+    /// kernel dropped some (ENOBUFS: the buffer overflowed in a burst), what they said is not
+    /// known — a connection may lack its subflows, or be gone — so the namespace's connections
+    /// are read again through sock_diag and brought in line (``UserspaceSubflowPlanner/resynchronize(_:)``).
+    private func receiveEvents(from events: NetlinkSocket) {
+        for _ in 0..<Self.eventDatagramsPerTurn {
+            do {
+                for message in try events.receive(waiting: false) {
+                    guard let event = try? MPTCPEvent(message) else { continue }
+                    perform(planner.received(event))
+                }
+            } catch where error.errno == ENOBUFS {
+                eventsLost += 1
+                metrics.eventsLost.increment()
+                logger.warning("MPTCP events were lost (the events socket's buffer overflowed): re-reading the connections through sock_diag")
+                resynchronize()
+            } catch {
+                return   // nothing more queued
+            }
+        }
+    }
+
+    /// The subflows (sock_diag) of every MPTCP connection with at least one from this daemon's
+    /// paths; nil, with a warning saying what is then not done, when they cannot be listed.
+    private func ourSubflows(orElse consequence: String) -> [SockDiag.Subflow]? {
+        switch SockDiagDump.allSubflows() {
+        case .failure(let failure):
+            logger.warning("cannot list the namespace's MPTCP subflows (sock_diag): \(consequence)", metadata: ["error": "\(failure)"])
+            return nil
+        case .success(let subflows):
+            let addresses = Set(configuration.paths.map(\.address))
+            let ours = Set(subflows.filter { addresses.contains($0.localAddress) }.map(\.token))
+            return subflows.filter { ours.contains($0.token) }
+        }
+    }
+
+    /// Reads every MPTCP subflow of the namespace and brings the planner in line with it.
+    private func resynchronize() {
+        if let subflows = ourSubflows(orElse: "connections whose events were lost stay as they are") {
+            let actions = planner.resynchronize(subflows)
+            logger.notice("connections re-read", metadata: ["connections": "\(planner.connectionCount)", "changes": "\(actions.count)"])
+            perform(actions)
+        }
     }
 
     private func perform(_ actions: [UserspaceSubflowPlanner.Action]) {

@@ -8,6 +8,7 @@ public let pathManagerMetricHelp: [String: String] = [
     "edgepool_paths_restorations_total": "Times the path was brought back with fresh subflows.",
     "edgepool_paths_renumberings_total": "Times the path's interface got a new address (its old subflows closed, new ones from the new address).",
     "edgepool_paths_connections_picked_up_total": "Connections found at start (sock_diag) and taken over: made before a restart.",
+    "edgepool_paths_events_lost_total": "Times the kernel dropped MPTCP events (the events socket overflowed) and the connections were re-read through sock_diag.",
     "edgepool_paths_subflows_created_total": "Subflows the userspace PM asked the kernel to create.",
     "edgepool_paths_subflows_destroyed_total": "Stuck subflows the userspace PM asked the kernel to destroy.",
     "edgepool_paths_addresses_removed_total": "RM_ADDR sent for a lost path's address (userspace PM), so that the peer stops sending into it.",
@@ -22,6 +23,7 @@ struct PathManagerMetrics {
     private var restorations: [PathIdentifier: Counter] = [:]
     private var renumberings: [PathIdentifier: Counter] = [:]
     let pickedUp = Counter(label: "edgepool_paths_connections_picked_up_total")
+    let eventsLost = Counter(label: "edgepool_paths_events_lost_total")
     let subflowsCreated = Counter(label: "edgepool_paths_subflows_created_total")
     let subflowsDestroyed = Counter(label: "edgepool_paths_subflows_destroyed_total")
     let priorityChanges = Counter(label: "edgepool_paths_subflow_priority_changes_total")

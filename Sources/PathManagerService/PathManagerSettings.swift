@@ -7,7 +7,7 @@ import RSerPool
 ///     {"path": ["wan1=10.0.1.2", "wan2=10.0.2.2,backup"], "probe": "10.0.9.1:9",
 ///      "probeInterval": "100ms", "userspace": true, "status": "127.0.0.1:9093"}
 public struct PathManagerSettings: DaemonSettings, Equatable {
-    /// Paths in the `--path` form, `IF=ADDR|auto|auto6[,backup][,noprobe][,fullmesh][,id=N][,port=P][,signal]`.
+    /// Paths in the `--path` form, `IF=ADDR|auto|auto6[,backup][,noprobe][,rate=RATE][,fullmesh][,id=N][,port=P][,signal]`.
     public var path: [String]?
     /// Where the probes go, `ADDR:PORT` or `[V6]:PORT`.
     public var probe: String?

@@ -17,6 +17,10 @@ public struct PathManagerStatus: Codable, Sendable, Equatable {
         public var seconds: Double
         public var retirements: Int
         public var restorations: Int
+        /// Times its interface got a new address.
+        public var renumberings: Int? = nil
+        /// Its egress cap ("8 Mbit/s"), if it has one.
+        public var rateCap: String? = nil
     }
 
     public var mode: String
@@ -34,7 +38,8 @@ public struct PathManagerStatus: Codable, Sendable, Equatable {
             let state = path.state + (path.reason.map { " (\($0))" } ?? "")
             lines.append("  \(path.name.padding(toLength: 8, withPad: " ", startingAt: 0)) \(path.address.padding(toLength: 16, withPad: " ", startingAt: 0)) "
                          + "\(path.role.padding(toLength: 7, withPad: " ", startingAt: 0)) \(state) for \(String(format: "%.1f", path.seconds)) s; "
-                         + "retired \(path.retirements)×, restored \(path.restorations)×")
+                         + "retired \(path.retirements)×, restored \(path.restorations)×"
+                         + (path.renumberings.map { $0 > 0 ? ", renumbered \($0)×" : "" } ?? "") + (path.rateCap.map { "; capped at \($0)" } ?? ""))
         }
         return lines.joined(separator: "\n")
     }

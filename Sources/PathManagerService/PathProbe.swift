@@ -45,6 +45,9 @@ final class PathProbe {
 
     private let outcomeNow: Outcome?
 
+    /// Decided when it was sent (refused at once, or no route): nothing to wait for.
+    var answeredAtOnce: Bool { outcomeNow != nil }
+
     deinit { close(fd) }
 
     /// Whether the handshake finished (answered either way), failed, or is still pending.

@@ -40,6 +40,51 @@ import Testing
     }
 }
 
+/// A path's egress cap (`rate=`): tc's token bucket on the path's interface while the path
+/// manager runs, the kernel's default qdisc again after it; a qdisc somebody else put there is
+/// left alone and the daemon says why it does not start. tc itself and a real download are
+/// the witnesses.
+@Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(5))) struct PathRateCapTests {
+    static var unavailableReason: String? {
+        TestNamespace.unavailableReason ?? missingTool("/usr/bin/curl", package: "curl") ?? (TestNamespace.tcTool == nil ? "needs tc (Debian: iproute2)" : nil)
+    }
+
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func aCappedPathSendsAtItsRateAndTheCapGoesWithTheDaemon() async throws {
+        let (a, b) = try await TestNamespace.pair()   // b serves, a downloads: b's egress is capped
+        func rootQdisc() async throws -> String {
+            let show = try b.run("tc", TestNamespace.tcTool!, ["qdisc", "show", "dev", "vb", "root"])
+            _ = try await show.waitForExit()
+            return show.lines.first ?? ""
+        }
+        #expect(try await rootQdisc().contains(" 0: root"), "the kernel's default at first")
+        let origin = try b.run("origin", "/usr/bin/python3", [Origin.script, "0.0.0.0", "0"])
+        let port = try #require(try await origin.waitForLine(containing: "origin listening on").split(separator: ":").last.flatMap { Int($0) })
+        let paths = try b.edgepool("paths", ["paths", "run", "--path", "vb=10.77.0.2,noprobe,rate=8mbit", "--log-level", "info"])
+        let ready = try await paths.waitForReady()
+        #expect(ready["managing"] == "vb 10.77.0.2 id 1 active capped 8 Mbit/s", "\(ready)")
+        let capped = try await rootQdisc()
+        #expect(capped.contains("tbf edc0: root") && capped.contains("rate 8Mbit"), "\(capped)")
+        let download = try a.run("curl", "/usr/bin/curl", ["-sS", "-o", "/dev/null", "-w", "%{speed_download}\n", "http://10.77.0.2:\(port)/bytes/4000000"])
+        #expect(try await download.waitForExit(timeout: 30) == 0, "\(download.lines)")
+        let rate = try #require(download.lines.last.flatMap { Double($0) }) * 8
+        print("rate cap: 8 Mbit/s set, \(String(format: "%.2f", rate / 1e6)) Mbit/s measured (4 MB download)")
+        #expect(rate > 6_000_000 && rate < 8_800_000, "the download runs at the cap: \(rate) bit/s")
+        paths.signal(SIGTERM)
+        #expect(try await paths.waitForExit() == 0)
+        #expect(try await rootQdisc().contains(" 0: root"), "the default is back")
+
+        // Somebody else's shaper stays, and the daemon says why it does not start.
+        try await b.tc(["qdisc", "add", "dev", "vb", "root", "tbf", "rate", "20mbit", "burst", "32kb", "latency", "50ms"])
+        let theirs = try await rootQdisc()
+        let refused = try b.edgepool("paths-refused", ["paths", "run", "--path", "vb=10.77.0.2,noprobe,rate=8mbit"])
+        #expect(try await refused.waitForExit() != 0)
+        #expect(refused.lines.contains { $0.contains("already has a root qdisc of its own (tbf") && $0.contains("tc qdisc del dev vb root") }, "\(refused.lines)")
+        #expect(try await rootQdisc() == theirs, "untouched")
+        withExtendedLifetime(origin) {}
+    }
+}
+
 /// The path manager with a real MPTCP transfer between two namespaces joined by two links.
 @Suite(.serialized, .tags(.live, .namespaces), .timeLimit(.minutes(10))) struct PathManagerDaemonTests {
     static var unavailableReason: String? {

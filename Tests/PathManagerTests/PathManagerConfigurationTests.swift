@@ -16,6 +16,11 @@ import Testing
         #expect(throws: PathManagerError("a path is IF=ADDR, IF=auto or IF=auto6, then options; 'automatic' is none of them in 'wlan0=automatic'")) {
             try PathManagerConfiguration.Path(parsing: "wlan0=automatic", endpointID: 1)
         }
+        let capped = try PathManagerConfiguration.Path(parsing: "wan1=10.0.1.2,rate=8mbit", endpointID: 1)
+        #expect(capped.rateCap == TokenBucketShaping(bitsPerSecond: 8_000_000))
+        #expect(throws: PathManagerError("rate= wants a rate such as 8mbit, 512kbit or 1gbit in 'rate=fast'")) {
+            try PathManagerConfiguration.Path(parsing: "wan1=10.0.1.2,rate=fast", endpointID: 1)
+        }
         for bad in ["wan1", "=10.0.0.1", "wan1=host.example", "wan1=10.0.0.1,id=0", "wan1=10.0.0.1,port=x", "wan1=10.0.0.1,fast"] {
             #expect(throws: PathManagerError.self, "\(bad)") { try PathManagerConfiguration.Path(parsing: bad, endpointID: 1) }
         }
@@ -53,5 +58,26 @@ import Testing
         let endpoint = MPTCPPathManager.Endpoint(id: 2, address: .v4(0xC000_0202), port: 7000, flags: [.subflow, .backup])
         #expect(endpoint.description == "id 2 192.0.2.2 port 7000 subflow,backup")
         #expect(MPTCPPathManager.Endpoint(id: 1, address: .v4(0x0A00_0001), flags: []).description == "id 1 10.0.0.1 -")
+    }
+
+    @Test func aRateCapIsATokenBucketWithTheTestbedsProportions() {
+        #expect(TokenBucketShaping.parseRate("8mbit") == 8_000_000 && TokenBucketShaping.parseRate("1.5Gbit") == 1_500_000_000)
+        #expect(TokenBucketShaping.parseRate("512kbit") == 512_000 && TokenBucketShaping.parseRate("64000bit") == 64_000)
+        for bad in ["", "8", "mbit", "-1mbit", "0mbit", "200gbit", "0.5bit"] { #expect(TokenBucketShaping.parseRate(bad) == nil, "\(bad)") }
+        let cap = TokenBucketShaping(bitsPerSecond: 8_000_000)
+        // The bucket: at least two full-size packets, else 1 ms at the rate; the queue about 100 ms (66 packets).
+        #expect(cap.tbfParameters == ["tbf", "rate", "8000000bit", "burst", "3028", "limit", "\(66 * 1514)"])
+        #expect(TokenBucketShaping(bitsPerSecond: 1_000_000_000).burstBytes == 125_000)
+        #expect(TokenBucketShaping(bitsPerSecond: 64_000).queue == 10, "never fewer than 10 packets")
+        #expect(cap.description == "8 Mbit/s" && TokenBucketShaping(bitsPerSecond: 1_500_000_000).description == "1.5 Gbit/s"
+                && TokenBucketShaping(bitsPerSecond: 512_000).description == "512 kbit/s")
+    }
+
+    @Test func aRootQdiscIsReadFromTcsOutput() {
+        let kernels = TokenBucketShaping.RootQdisc(tcOutput: "qdisc noqueue 0: root refcnt 2 \n")
+        #expect(kernels == .init(kind: "noqueue", handle: "0:") && kernels?.isDefault == true)
+        let ours = TokenBucketShaping.RootQdisc(tcOutput: "qdisc tbf edc0: root refcnt 2 rate 8Mbit burst 3028b lat 151ms")
+        #expect(ours == .init(kind: "tbf", handle: "edc0:") && ours?.isDefault == false)
+        #expect(TokenBucketShaping.RootQdisc(tcOutput: "") == nil && TokenBucketShaping.RootQdisc(tcOutput: "Cannot find device \"x\"") == nil)
     }
 }

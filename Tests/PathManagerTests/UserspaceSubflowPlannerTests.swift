@@ -226,4 +226,28 @@ import Testing
             .create(token: Self.token, local: again, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false),
         ])
     }
+
+    @Test func afterLostEventsTheConnectionsAreTakenAsSockDiagShowsThem() {
+        var planner = Self.planner()
+        // Known: created and established came; wan2's subflow request was sent.
+        _ = planner.received(Self.event(.created, from: Self.client1, 60688, to: Self.server1, 5201))
+        _ = planner.received(Self.event(.established, from: Self.client1, 60688, to: Self.server1, 5201))
+        // Known too, but closed while the events were dropped.
+        let closed: UInt32 = 0x99
+        var created = Self.event(.created, from: Self.client1, 60999, to: Self.server1, 5201)
+        created.token = closed
+        _ = planner.received(created)
+        #expect(planner.connectionCount == 2)
+        // What sock_diag shows: the first connection with its wan2 subflow (its "subflow
+        // established" was lost), and a connection whose every event was lost.
+        let unknown: UInt32 = 0x77
+        let actions = planner.resynchronize([
+            Self.found(from: Self.client1, 60688, to: Self.server1, 5201, id: 0, initial: true),
+            Self.found(from: Self.client2, 40777, to: Self.server1, 5201, id: 2),
+            Self.found(from: Self.client1, 61000, to: Self.server1, 5201, id: 0, initial: true, token: unknown),
+        ])
+        #expect(actions == [.create(token: unknown, local: Self.client2, localID: 2, remote: .init(address: Self.server1, port: 5201), backup: false)],
+                "the known connection has both subflows: nothing to ask; the unknown one is adopted and gets its second")
+        #expect(planner.connectionCount == 2 && planner.subflows(of: Self.token).count == 2 && planner.subflows(of: closed).isEmpty)
+    }
 }

@@ -84,6 +84,22 @@ enum BenchSocket {
         guard reply[1] == 0 else { throw Failure("SOCKS5 CONNECT refused: reply \(reply[1])") }
     }
 
+    /// 10,000 relayed connections need about 20,000 descriptors in a gateway and as many in
+    /// the benchmark (children inherit the limit); root may raise the hard limit (up to
+    /// fs.nr_open), others get the hard limit.
+    static func raiseFileLimit(connections: Int) {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let wanted = rlim_t(max(4 * connections + 1024, 65_536))
+        let ceiling = (try? String(contentsOfFile: "/proc/sys/fs/nr_open", encoding: .utf8))
+            .flatMap { rlim_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? limit.rlim_max
+        var raised = rlimit(rlim_cur: min(wanted, ceiling), rlim_max: max(limit.rlim_max, min(wanted, ceiling)))
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) != 0 {
+            limit.rlim_cur = limit.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+
     /// Waits until something accepts on 127.0.0.1:port.
     static func waitUntilListening(_ port: Int, timeout: Double = 10) throws {
         let deadline = Date().addingTimeInterval(timeout)

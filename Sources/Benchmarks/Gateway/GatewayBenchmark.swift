@@ -329,20 +329,7 @@ public struct GatewayBenchmark: Sendable {
                                 unit: "KiB", kind: .absolute, better: .lower)
     }
 
-    /// 10,000 relayed connections need about 20,000 descriptors in the gateway and as many
-    /// here; root may raise the hard limit (up to fs.nr_open), others get the hard limit.
-    func raiseFileLimit() {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        let wanted = rlim_t(max(4 * connections + 1024, 65_536))
-        let ceiling = (try? String(contentsOfFile: "/proc/sys/fs/nr_open", encoding: .utf8))
-            .flatMap { rlim_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? limit.rlim_max
-        var raised = rlimit(rlim_cur: min(wanted, ceiling), rlim_max: max(limit.rlim_max, min(wanted, ceiling)))
-        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) != 0 {
-            limit.rlim_cur = limit.rlim_max
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
-    }
+    func raiseFileLimit() { BenchSocket.raiseFileLimit(connections: connections) }
 }
 
 func median(_ values: [Double]) -> Double {

@@ -6,7 +6,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (no pass/fail).",
-        subcommands: [RegistrarBench.self, SimulatorBench.self, GatewayBench.self, AbuseBench.self, CompareBench.self]
+        subcommands: [RegistrarBench.self, SimulatorBench.self, GatewayBench.self, PathsBench.self, AbuseBench.self, CompareBench.self]
     )
 }
 
@@ -188,6 +188,53 @@ struct GatewayBench: ParsableCommand {
                                  oneCore: oneCore, gatewayFlags: gatewayFlags, serveStreamTarget: serveStreamTarget,
                                  serveNioForwarder: serveNioForwarder, serveEpollForwarder: serveEpollForwarder).run()
         }
+    }
+}
+
+struct PathsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paths",
+        abstract: "Measure the path manager's own CPU cost with many MPTCP connections through the gateway pair.",
+        discussion: HelpText.reflow("""
+        Needs root. Makes two network namespaces (ep-pmbench-c, ep-pmbench-s) joined by
+        two veth links and removes them at the end: in the client one `edgepool paths run
+        --userspace` with both paths probed every 100 ms, and a gateway entry that carries
+        each client connection over MPTCP to the exit in the server one, which hands it
+        to a sink. Clients hold --connections open, each sending 64 bytes a second.
+
+        It reads the CPU time (/proc/PID/task/*/schedstat) of the path manager and,
+        as the baseline of the same run, of the entry gateway: idle (probes only), while
+        the connections are set up (each gets a second subflow: until the kernel has
+        answered as many MP_JOINs), --seconds of steady state, and path 2 down for 2 s
+        and back (until every connection has rejoined). The target is at most 2 % of a
+        core with 1,000 connections.
+
+          edgepool bench paths
+          edgepool bench paths --connections 5000 --seconds 20
+        """)
+    )
+
+    @Option(help: "Connections held open through the gateway pair.")
+    var connections = 1_000
+    @Option(help: "Seconds of steady state measured.")
+    var seconds = 10.0
+    @Option(help: ArgumentHelp("The path manager's log level; info or debug prints its last lines at the end.", valueName: "level"))
+    var pathManagerLogLevel = "warning"
+    @Option(help: .hidden)
+    var serveSink: Int?
+    @Option(help: .hidden)
+    var serveClients: Int?
+    @Option(help: .hidden)
+    var port: Int?
+    @OptionGroup var figures: BenchFiguresOption
+
+    func run() throws {
+        if let serveSink { try PathBenchPeers.serveSink(port: serveSink) }
+        if let serveClients, let port { try PathBenchPeers.driveClients(count: serveClients, port: port) }
+        try figures.start()
+        guard (1...50_000).contains(connections) else { throw ValidationError("--connections must be 1…50000, not \(connections)") }
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        try asValidation { try PathManagerBenchmark(connections: connections, seconds: seconds, pathManagerLogLevel: pathManagerLogLevel).run() }
     }
 }
 

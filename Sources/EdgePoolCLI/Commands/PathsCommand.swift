@@ -108,7 +108,9 @@ struct PathsRunCommand: ParsableCommand {
         Each --path is IF=ADDR, or IF=auto / IF=auto6 (the interface's IPv4 / global IPv6
         address, whichever it has), with options after commas: backup (its subflows are used
         only while no active path works), noprobe (the link state alone decides), id=N
-        (the endpoint id, default its position), port=P, signal, fullmesh (subflows to
+        (the endpoint id, default its position), rate=RATE (its egress capped with tc's
+        tbf, e.g. rate=8mbit; removed at the end; an interface with a root qdisc somebody
+        else chose is refused), port=P, signal, fullmesh (subflows to
         every address the peer announced, not only the connection's). A path whose link goes
         down, whose probes go unanswered (3 in a row), is retired at once: its endpoint is
         deleted, its subflows close on every connection. When it is good again (2 answered
@@ -139,7 +141,7 @@ struct PathsRunCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(name: .customLong("path"), help: ArgumentHelp("A path: IF=ADDR|auto|auto6[,backup][,noprobe][,fullmesh][,id=N][,port=P][,signal]; repeatable.", valueName: "path"))
+    @Option(name: .customLong("path"), help: ArgumentHelp("A path: IF=ADDR|auto|auto6[,backup][,noprobe][,rate=RATE][,fullmesh][,id=N][,port=P][,signal]; repeatable.", valueName: "path"))
     var paths: [String] = []
 
     @Option(help: ArgumentHelp("Where the probes go (ADDR:PORT; [v6]:PORT).", valueName: "address:port"))

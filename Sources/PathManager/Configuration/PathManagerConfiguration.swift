@@ -42,6 +42,9 @@ public struct PathManagerConfiguration: Sendable {
         /// family's unspecified address until then). Every path follows its interface when it
         /// is renumbered; an automatic one may also start without an address.
         public var automatic = false
+        /// `rate=8mbit`: this path's egress capped (tbf on its interface, put there at start
+        /// and removed at the end), as a metered or shared uplink wants.
+        public var rateCap: TokenBucketShaping?
 
         public init(interface: String, address: IPAddress, endpointID: UInt8, policy: PathPolicy = PathPolicy()) {
             self.interface = interface
@@ -84,10 +87,15 @@ public struct PathManagerConfiguration: Sendable {
                     self.endpointID = id
                 case let text where text.hasPrefix("probe="):
                     probeTarget = try ProbeTarget(parsing: String(text.dropFirst(6)))
+                case let text where text.hasPrefix("rate="):
+                    guard let bits = TokenBucketShaping.parseRate(String(text.dropFirst(5))) else {
+                        throw PathManagerError("rate= wants a rate such as 8mbit, 512kbit or 1gbit in '\(text)'")
+                    }
+                    rateCap = TokenBucketShaping(bitsPerSecond: bits)
                 case let text where text.hasPrefix("port="):
                     guard let port = UInt16(text.dropFirst(5)) else { throw PathManagerError("port= wants 0–65535 in '\(text)'") }
                     endpointPort = port
-                default: throw PathManagerError("unknown path option '\(option)' (backup, noprobe, probe=ADDR:PORT, fullmesh, id=N, port=P, signal)")
+                default: throw PathManagerError("unknown path option '\(option)' (backup, noprobe, probe=ADDR:PORT, rate=RATE, fullmesh, id=N, port=P, signal)")
                 }
             }
         }

@@ -311,6 +311,31 @@ public struct UserspaceSubflowPlanner: Sendable {
         return actions
     }
 
+    /// After the kernel dropped events: the connections as sock_diag shows them now. A known
+    /// connection takes its subflows from what is there (one whose "subflow established" was
+    /// lost is known from now on, one whose "closed" was lost is gone) and gets what it lacks
+    /// from the paths in use; a known one that is no longer there is forgotten (its "closed"
+    /// was lost); an unknown one is adopted (``adopt(_:)``). A join in flight is not in
+    /// sock_diag yet, so it may be asked for twice.
+    public mutating func resynchronize(_ existing: [SockDiag.Subflow]) -> [Action] {
+        let byToken = Dictionary(grouping: existing, by: \.token)
+        for token in connections.keys where byToken[token] == nil { connections[token] = nil }
+        var actions: [Action] = []
+        for (token, subflows) in byToken.sorted(by: { $0.key < $1.key }) {
+            guard var connection = connections[token] else { continue }
+            let observed = Set(subflows.map { Subflow(local: $0.localAddress, localPort: $0.localPort, remote: $0.remoteAddress, remotePort: $0.remotePort) })
+            connection.subflows = observed
+            connection.stuck.formIntersection(observed)
+            for subflow in subflows.sorted(by: { ($0.localPort, $0.remotePort) < ($1.localPort, $1.remotePort) }) {
+                let remote = Remote(address: subflow.remoteAddress, port: subflow.remotePort)
+                if !connection.remotes.contains(remote) { connection.remotes.append(remote) }
+            }
+            connections[token] = connection
+            for path in paths where inUse.contains(path.identifier) { actions += subflowsFrom(path, on: token) }
+        }
+        return actions + adopt(existing)
+    }
+
     /// Forgets a connection (one the kernel says is not under the userspace PM).
     public mutating func forget(_ token: UInt32) {
         connections[token] = nil

@@ -117,6 +117,12 @@ public final class ChildProcess: @unchecked Sendable {
         try await poll(timeout, interval: 0.02, failure: "no line with '\(text)'") { self.lineOrEnd(text) }
     }
 
+    /// ``waitForLine(containing:timeout:)`` for threads that may block.
+    @discardableResult
+    public func waitForLineBlocking(containing text: String, timeout: Double = 20) throws -> String {
+        try pollBlocking(timeout, failure: "no line with '\(text)'") { self.lineOrEnd(text) }
+    }
+
     /// The daemon's ready line (see ``ReadyLine``), waited for like ``waitForLine(containing:timeout:)``.
     @discardableResult
     public func waitForReady(timeout: Double = 20) async throws -> ReadyLine {

@@ -1,3 +1,4 @@
+import PathManager
 import RSerPoolWire
 
 /// The commands that bring a topology up and take it down, in order: pure data, so that a
@@ -204,18 +205,14 @@ public struct TopologyPlan: Sendable {
             command += ["limit", "\(queuePackets(shaping))"]
             add(command)
         } else if let rate = shaping.rateBitsPerSecond {
-            // tbf: the bucket holds at least one MTU and 1 ms at the rate; the queue (limit) in bytes.
-            let burst = max(Int(rate / 8 / 1000), 3028)
-            let limit = queuePackets(shaping) * 1514
-            add(["tc", "-n", ns, "qdisc", "add", "dev", device, "root", "tbf", "rate", "\(rate)bit", "burst", "\(burst)", "limit", "\(limit)"])
+            add(["tc", "-n", ns, "qdisc", "add", "dev", device, "root"] + TokenBucketShaping(bitsPerSecond: rate, queuePackets: shaping.queuePackets).tbfParameters)
         }
     }
 
     /// The queue in packets: as configured, else about 100 ms at the rate (at least 10).
     func queuePackets(_ shaping: Topology.Shaping) -> Int {
-        if let packets = shaping.queuePackets { return packets }
-        guard let rate = shaping.rateBitsPerSecond else { return 1000 }
-        return max(10, Int(Double(rate) * 0.1 / 8 / 1514))
+        guard let rate = shaping.rateBitsPerSecond else { return shaping.queuePackets ?? 1000 }
+        return TokenBucketShaping(bitsPerSecond: rate, queuePackets: shaping.queuePackets).queue
     }
 
     private mutating func add(_ arguments: [String], mayFail: Bool = false) {

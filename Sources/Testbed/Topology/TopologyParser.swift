@@ -1,3 +1,4 @@
+import PathManager
 import Foundation
 import RSerPoolWire
 
@@ -296,14 +297,7 @@ public enum TopologyParser {
     }
 
     /// "20mbit", "512kbit", "1.5gbit", "64000bit" → bits per second.
-    public static func parseRate(_ text: String) -> UInt64? {
-        let lower = text.lowercased()
-        for (suffix, scale) in [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)] where lower.hasSuffix(suffix) {
-            guard let value = Double(lower.dropLast(suffix.count)), value > 0, value * scale <= 100e9 else { return nil }
-            return UInt64(value * scale)
-        }
-        return nil
-    }
+    public static func parseRate(_ text: String) -> UInt64? { TokenBucketShaping.parseRate(text) }
 
     /// "20ms", "500us", "1s" → milliseconds.
     public static func parseMilliseconds(_ text: String) -> Double? {

@@ -1,3 +1,4 @@
+import PathManager
 import Foundation
 import ProcessSupport
 import Testbed
@@ -263,9 +264,7 @@ public enum ScenarioPlayer {
         case .down: arguments = ["ip", "-n", ns, "link", "set", "dev", event.endpoint.interface, "down"]
         case .up: arguments = ["ip", "-n", ns, "link", "set", "dev", event.endpoint.interface, "up"]
         case .rate(let rate):
-            let burst = max(Int(rate / 8 / 1000), 3028)
-            arguments = ["tc", "-n", ns, "qdisc", "replace", "dev", event.endpoint.interface, "root", "tbf", "rate", "\(rate)bit",
-                         "burst", "\(burst)", "limit", "\(max(10, Int(Double(rate) * 0.1 / 8)))"]
+            arguments = ["tc", "-n", ns, "qdisc", "replace", "dev", event.endpoint.interface, "root"] + TokenBucketShaping(bitsPerSecond: rate).tbfParameters
         }
         let result = Shell.run(arguments)
         guard result.status == 0 else { throw TestbedError("event at \(event.atSeconds) s failed: \(arguments.joined(separator: " ")): \(result.errors)") }
