@@ -130,8 +130,10 @@ let package = Package(
             dependencies: [
                 "PathManager", "RSerPoolWire", "RSerPool", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -197,7 +199,7 @@ let package = Package(
         .testTarget(
             name: "GatewayServiceTests",
             dependencies: [
-                "GatewayService", "Gateway", "RSerPool",
+                "GatewayService", "Gateway", "RSerPool", "RSerPoolWire", "PathManager",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import ProcessSupport
+import PathManagerService
 import RSerPool
 
 /// `edgepool gateway MODE` as a library call: the settings checked for the mode, the
@@ -23,15 +24,19 @@ public enum GatewayDaemon {
             logger.warning("connection cap lowered", metadata: ["reason": "\(reason)", "max_connections": "\(cap.value)"])
             configuration.limits.maximumConnections = cap.value
         }
+        // The path manager first: without CAP_NET_ADMIN, or with a bad path, nothing starts.
+        let paths = try settings.pathManager().map { try EmbeddedPathManager(configuration: $0, logger: Logger(label: "edgepool.paths")) }
         let gateway = try Gateway(configuration: configuration, logger: logger)
         let listen = configuration.listen.map(\.endpointDescription)
-        try await DaemonRunner.run([gateway] + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger), logger: logger, ready: {
+        let status = DaemonRunner.statusService(settings.status, routes: paths.map { ["/paths": $0.statusRoute] } ?? [:], metrics: metrics, logger: logger)
+        try await DaemonRunner.run([gateway] + status + (paths.map { [$0] } ?? []), logger: logger, ready: {
             let addresses = try await gateway.listeningAddresses
             return ReadyLine(daemon: "gateway", [
                 "mode": configuration.mode.name,
                 "listen": addresses.map(\.endpointDescription).joined(separator: ","),
                 "transport": configuration.listenTransport.rawValue,
                 "upstream": configuration.upstreamTransport.rawValue,
+                "paths": paths?.summary,
             ])
         }, cannotStart: { CannotListenError(addresses: listen, underlying: $0) })
     }

@@ -35,11 +35,7 @@ extension PathManagerDaemon {
                 do {
                     _ = try await StatusServer.start(on: status.socketAddress(), routes: [
                         "/metrics": { ("text/plain; version=0.0.4", metrics()) },
-                        "/paths": {
-                            let encoder = JSONEncoder()
-                            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                            return ("application/json", String(decoding: (try? encoder.encode(latest.current)) ?? Data(), as: UTF8.self))
-                        },
+                        "/paths": { ("application/json", latest.json) },
                     ])
                 } catch {
                     failure.withLock { $0 = error }

@@ -49,6 +49,12 @@ public struct PathManagerStatus: Codable, Sendable, Equatable {
         private let value = Mutex(PathManagerStatus(mode: "starting", paths: [], connections: 0, subflowsCreated: 0, subflowsDestroyed: 0))
         public init() {}
         public var current: PathManagerStatus { value.withLock { $0 } }
+        /// The current status as `/paths` serves it.
+        public var json: String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            return String(decoding: (try? encoder.encode(current)) ?? Data(), as: UTF8.self)
+        }
         func set(_ status: PathManagerStatus) { value.withLock { $0 = status } }
     }
 }

@@ -2,7 +2,9 @@ import Foundation
 import Gateway
 import GatewayService
 import NIOCore
+import PathManager
 import RSerPool
+import RSerPoolWire
 import Testing
 
 /// The gateway's settings per mode: defaults, checks, the keys each mode accepts.
@@ -110,5 +112,24 @@ import Testing
         #expect(performing: { try settings.configuration(.entry) }, throws: { "\($0)".contains("cannot read the TLS CA file '/nonexistent/ca.pem'") })
         #expect(try Self.settings(#"{"tlsCa": "ca.pem", "peerIdentity": ["entry-1"]}"#, for: .exit).peerIdentity == ["entry-1"])
         #expect(throws: ConfigurationError.self, "not a key of the SOCKS5 server") { try Self.settings(#"{"tlsCa": "ca.pem"}"#, for: .socks) }
+    }
+
+    @Test func pathsMakeTheGatewayRunThePathManager() throws {
+        #expect(try GatewaySettings().pathManager() == nil, "no paths: no path manager")
+        var settings = GatewaySettings()
+        settings.path = ["c1=10.78.1.1,noprobe", "c2=auto,backup"]
+        settings.probe = "10.78.1.2:9"
+        settings.userspacePm = true
+        let configuration = try #require(try settings.pathManager())
+        #expect(configuration.paths.map(\.interface) == ["c1", "c2"] && configuration.paths[1].automatic && configuration.kernelManager == .userspace)
+        #expect(configuration.probeTarget == .init(address: IPAddress("10.78.1.2")!, port: 9))
+        var orphan = GatewaySettings()
+        orphan.probe = "10.78.1.2:9"
+        #expect(throws: ConfigurationError.self, "a probe without a path") { try orphan.pathManager() }
+        var bad = GatewaySettings()
+        bad.path = ["c1=nowhere"]
+        #expect(throws: ConfigurationError.self) { try bad.pathManager() }
+        // The keys are common to every mode.
+        #expect(GatewaySettings.Kind.allCases.allSatisfy { GatewaySettings.keys(for: $0).isSuperset(of: ["path", "probe", "userspacePm"]) })
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 /// MPTCP through the gateway between two network namespaces joined by two shaped veth links:
@@ -78,5 +79,54 @@ import Testing
         #expect((side["subflowsLost"] as? Int ?? 0) >= 1, "\(side)")
         #expect(record["survivedPathLoss"] as? Bool == true)
         #expect(record["outcome"] as? String == "ok")
+    }
+
+    /// The path manager inside the gateway (`gateway entry --path … --userspace-pm`), outside
+    /// any testbed: a legacy TCP client's download crosses the entry's MPTCP leg to the exit;
+    /// the entry's own path manager gives that connection its subflow on link 2, retires it
+    /// when link 2 goes down (the exit's kernel hears RM_ADDR) and makes a fresh one when it
+    /// returns; no byte is lost; the gateway serves `/paths` and the path metrics.
+    @Test(.enabled(if: (Self.unavailableReason) == nil, "\((Self.unavailableReason) ?? "")"))
+    func theEntrysOwnPathManagerCarriesALegacyClientAcrossALinkLossAndReturn() async throws {
+        let (client, server) = try await TestNamespace.multipath()
+        let origin = try await Origin.start(in: server)
+        let secret = temporaryFile("pair-secret")
+        try "a shared secret of some length".write(toFile: secret, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: secret) }
+        let exit = try await LiveGateway.start("exit", ["--allow", "127.0.0.1/32", "--secret-file", secret], in: server, host: "0.0.0.0")
+        let monitor = try server.run("mptcp-monitor", "/usr/bin/stdbuf", ["-oL", TestNamespace.ipTool!, "mptcp", "monitor"])
+        let statusPort = try freePort()
+        let entry = try await LiveGateway.start("entry", ["--exit", "10.78.1.2:\(exit.port)", "--secret-file", secret, "--forward", origin.authority,
+                                                          "--path", "c1=10.78.1.1,noprobe", "--path", "c2=10.78.2.1,noprobe", "--userspace-pm",
+                                                          "--status", "127.0.0.1:\(statusPort)"], in: client)
+        let ready = try #require(entry.process.lines.lazy.compactMap(ReadyLine.init(parsing:)).first)
+        #expect(ready["paths"] == "c1 10.78.1.1 id 1 active, c2 10.78.2.1 id 2 active (userspace PM)", "\(ready)")
+        func link2Established() -> Int { monitor.lines.filter { $0.contains("SF_ESTABLISHED") && $0.contains("daddr4=10.78.2.1 ") }.count }
+        let size = 120_000_000
+        let file = temporaryFile("entry-pm")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        // A plain TCP client: MPTCP is the gateway pair's business.
+        let curl = try client.run("curl", "/usr/bin/curl", ["-sS", "-o", file, "http://127.0.0.1:\(entry.port)/bytes/\(size)"])
+        try await eventually(timeout: 3, "the entry's path manager gave the MPTCP leg a subflow on link 2") { link2Established() >= 1 }
+        try await client.ip(["link", "set", "c2", "down"])
+        try await eventually(timeout: 2, "the exit heard that link 2's address is gone (RM_ADDR)") {
+            monitor.lines.contains { $0.contains("REMOVED") && $0.contains("remid=2") }
+        }
+        try await Task.sleep(for: .seconds(1))
+        let before = link2Established()
+        try await client.ip(["link", "set", "c2", "up"])
+        try await eventually(timeout: 3, "a fresh subflow on link 2 after its return") { link2Established() > before }
+        #expect(try await curl.waitForExit(timeout: 90) == 0, "\(curl.lines.suffix(3))")
+        let expected = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", server.name, "/usr/bin/curl", "-sS", "http://\(origin.authority)/sha/\(size)"]).output.last
+        #expect(try await sha256(ofFile: file) == expected, "byte-exact")
+        let paths = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", client.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(statusPort)/paths"])
+        #expect(paths.output.joined().contains(#""name" : "c2""#) && paths.output.joined().contains(#""restorations" : 2"#), "\(paths.output)")
+        let metrics = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", client.name, "/usr/bin/curl", "-sS", "http://127.0.0.1:\(statusPort)/metrics"])
+        #expect(metrics.output.contains(#"edgepool_paths_retirements_total{path="c2"} 1"#), "\(metrics.output.filter { $0.contains("paths") })")
+        entry.process.signal(SIGTERM)
+        #expect(try await entry.process.waitForExit() == 0)
+        let pmType = try await runCommand(TestNamespace.ipTool!, ["netns", "exec", client.name, "cat", "/proc/sys/net/mptcp/pm_type"])
+        #expect(pmType.output.first == "0", "the namespace is back on the in-kernel PM")
+        withExtendedLifetime((exit, origin)) {}
     }
 }

@@ -3,6 +3,8 @@ import Gateway
 import NIOCore
 import RSerPool
 import RSerPoolWire
+import PathManager
+import PathManagerService
 
 /// The gateway daemon's settings (`edgepool gateway MODE`, its flags and configuration file
 /// keys), every one optional; ``configuration(_:)`` checks them for a mode and applies the
@@ -65,8 +67,29 @@ public struct GatewaySettings: DaemonSettings, Equatable {
     public var tlsKey: String?
     public var tlsCa: String?
     public var peerIdentity: [String]?
+    // the path manager for this namespace (every mode)
+    /// Paths in `edgepool paths run`'s `--path` form; given, the gateway runs the path manager.
+    public var path: [String]?
+    public var probe: String?
+    /// The path manager on the kernel's userspace PM (`net.mptcp.pm_type=1`), not endpoints.
+    public var userspacePm: Bool?
 
     public init() {}
+
+    /// The path manager the gateway runs for its namespace (`path`, `probe`, `userspacePm`,
+    /// checked as `edgepool paths run` checks them), or nil without paths.
+    /// - Throws: `ConfigurationError` naming the setting.
+    public func pathManager() throws -> PathManagerConfiguration? {
+        guard let path, !path.isEmpty else {
+            if probe != nil || userspacePm != nil { throw ConfigurationError(setting: probe != nil ? "probe" : "userspacePm", "needs at least one --path (path)") }
+            return nil
+        }
+        var settings = PathManagerSettings()
+        settings.path = path
+        settings.probe = probe
+        settings.userspace = userspacePm
+        return try settings.configuration()
+    }
 
     /// The gateway's modes, as `edgepool gateway` names them.
     public enum Kind: String, Sendable, CaseIterable {

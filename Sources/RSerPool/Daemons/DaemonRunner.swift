@@ -57,9 +57,9 @@ public enum DaemonRunner {
     }
 
     /// The status endpoint's service when an address is given.
-    public static func statusService(_ endpoint: Endpoint?, registrar: Registrar? = nil,
+    public static func statusService(_ endpoint: Endpoint?, registrar: Registrar? = nil, routes: [String: StatusServer.Route] = [:],
                                      metrics: @escaping @Sendable () -> String, logger: Logger) -> [any Service] {
-        endpoint.map { [StatusService(endpoint: $0, registrar: registrar, metrics: metrics, logger: logger)] } ?? []
+        endpoint.map { [StatusService(endpoint: $0, registrar: registrar, metrics: metrics, routes: routes, logger: logger)] } ?? []
     }
 }
 

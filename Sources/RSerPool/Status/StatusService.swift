@@ -9,18 +9,23 @@ public struct StatusService: Service {
     public let endpoint: Endpoint
     public let registrar: Registrar?
     public let metrics: @Sendable () -> String
+    /// More paths the daemon serves (a gateway's embedded path manager: `/paths`).
+    public let routes: [String: StatusServer.Route]
     public let logger: Logger
 
-    public init(endpoint: Endpoint, registrar: Registrar?, metrics: @escaping @Sendable () -> String, logger: Logger) {
+    public init(endpoint: Endpoint, registrar: Registrar?, metrics: @escaping @Sendable () -> String,
+                routes: [String: StatusServer.Route] = [:], logger: Logger) {
         self.endpoint = endpoint
         self.registrar = registrar
         self.metrics = metrics
+        self.routes = routes
         self.logger = logger
     }
 
     public func run() async throws {
         let metrics = self.metrics
-        var routes: [String: StatusServer.Route] = ["/metrics": { ("text/plain; version=0.0.4", metrics()) }]
+        var routes = self.routes
+        routes["/metrics"] = { ("text/plain; version=0.0.4", metrics()) }
         if let registrar {
             routes["/handlespace"] = {
                 guard let snapshot = try? await registrar.snapshot() else { return ("application/json", "{}") }

@@ -111,6 +111,15 @@ struct GatewayOptions: ParsableArguments {
     @Option(help: "Event-loop threads. [default: one per core]")
     var threads: Int?
 
+    @Option(name: .customLong("path"), help: ArgumentHelp("Run EdgePool's path manager in the gateway for this namespace's MPTCP paths: a path as `edgepool paths run --path` takes it (IF=ADDR|auto|auto6[,backup][,noprobe][,rate=RATE]…); repeatable. Needs CAP_NET_ADMIN.", valueName: "path"))
+    var paths: [String] = []
+
+    @Option(help: ArgumentHelp("The path manager's probe target (ADDR:PORT; a closed port of the peer answers with a reset).", valueName: "address:port"))
+    var probe: String?
+
+    @Flag(name: .customLong("userspace-pm"), help: "The path manager on the kernel's userspace PM (subflows per connection), not endpoints.")
+    var userspacePM = false
+
     /// The flags' settings laid over the configuration file's (keys of other modes refused).
     func settings(_ kind: GatewaySettings.Kind, _ modeFlags: (inout GatewaySettings) -> Void = { _ in }) throws -> GatewaySettings {
         let file = try common.config.map { path in try asValidation { try GatewaySettings.load(file: path, allowing: GatewaySettings.keys(for: kind)) } }
@@ -137,6 +146,9 @@ struct GatewayOptions: ParsableArguments {
         flags.telemetryInterval = telemetryInterval
         flags.status = status
         flags.threads = threads
+        flags.path = paths.nonEmpty
+        flags.probe = probe
+        flags.userspacePm = userspacePM ? true : nil
         modeFlags(&flags)
         return flags.merged(over: file ?? GatewaySettings())
     }
