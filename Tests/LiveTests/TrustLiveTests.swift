@@ -165,6 +165,41 @@ struct TestPKI {
         withExtendedLifetime([pe, rogue]) {}
     }
 
+    /// A takeover under TLS: the PE knows only pr-2; pr-2 stops answering; pr-1 takes its PE
+    /// over and adopts it over TLS — pr-1 dials the PE's takeover listener, which presents the
+    /// PE's certificate and checks pr-1's against the CA (the PE logs the identity), and pr-1
+    /// checks the PE's identity against the pool's authorization (edge-1=EchoPool).
+    @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
+    func aTakenOverPoolElementIsAdoptedOverTLS() async throws {
+        let pki = try await TestPKI()
+        let (enrp1, enrp2) = (try freePort(), try freePort())
+        let fast = ["--peer-heartbeat-interval", "500ms", "--peer-max-time-last-heard", "1s", "--peer-max-time-no-response", "1s",
+                    "--takeover-expiry", "1s", "--keep-alive-interval", "1s", "--keep-alive-timeout", "1s"]
+        func registrar(_ name: String, enrp: Int, peer: Int, status: Int) throws -> ChildProcess {
+            try liveProcess(name, ["registrar", "--identifier", name == "pr-1" ? "0x10" : "0x20", "--listen", "127.0.0.1:0", "--transport", "tcp",
+                                   "--status", "127.0.0.1:\(status)", "--enrp-listen", "127.0.0.1:\(enrp)", "--peer", "127.0.0.1:\(peer)",
+                                   "--tls-certificate", pki.path("\(name).pem"), "--tls-key", pki.path("\(name).key"), "--tls-ca", pki.path("ca.pem"),
+                                   "--authorize", "edge-1=EchoPool", "--peer-identity", "pr-1", "--peer-identity", "pr-2", "--log-level", "info"] + fast)
+        }
+        let (status1, status2) = (try freePort(), try freePort())
+        let first = try registrar("pr-1", enrp: enrp1, peer: enrp2, status: status1)
+        let second = try registrar("pr-2", enrp: enrp2, peer: enrp1, status: status2)
+        _ = try await first.waitForReady()
+        let asap2 = try #require(try await second.waitForReady()["asap"])
+        let pe = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--registrar", asap2, "--transport", "tcp", "--log-level", "info"] + pki.clientFlags("edge-1"))
+        _ = try await pe.waitForReady()
+        try await eventually(timeout: 8, "pr-1 learned the PE from pr-2 over ENRP/TLS") { try await Self.poolElements(status: status1) == 1 }
+        second.signal(SIGSTOP)
+        defer { second.signal(SIGCONT) }
+        _ = try await pe.waitForLine(containing: "adopted by a registrar", timeout: 15)
+        #expect(pe.lines.contains { $0.contains("adoption association authenticated") && $0.contains("identity=pr-1") },
+                "the adoption came over TLS from pr-1's certificate: \(pe.lines.suffix(5))")
+        #expect(!first.lines.contains { $0.contains("not authorized for its pool") }, "\(first.lines.suffix(5))")
+        #expect(try await Self.poolElements(status: status1) == 1)
+        second.signal(SIGCONT)
+        withExtendedLifetime(pe) {}
+    }
+
     /// SSLKEYLOGFILE: the registrar writes each session's secrets in the NSS key log format,
     /// the one Wireshark reads to decrypt a capture.
     @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))

@@ -15,6 +15,11 @@ public struct RegistrarList: Sendable {
     public var announceTimeout: TimeAmount = .seconds(5)
     /// ASAP over TLS (``TLSFiles/clientContext()``); nil: plain TCP/MPTCP.
     public var tls: NIOSSLContext?
+    /// A PE's takeover listener over TLS (``TLSFiles/serverContext()``: its certificate; the
+    /// adopting registrar's must chain to the CA). With `tls` but without this (no
+    /// certificate of its own), a PE does not listen for adoption at all — a plain listener
+    /// beside TLS registrations would let anyone adopt it — and re-registers by itself.
+    public var adoptionTLS: NIOSSLContext?
 
     public init(_ addresses: [SocketAddress], transport: TransportProtocol = .mptcp, announce: AnnounceListening? = nil) {
         self.addresses = addresses

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RSerPoolCore
 import RSerPoolWire
 import ServiceLifecycle
@@ -100,7 +101,11 @@ public final class PoolElement: Service, Sendable {
         }
         defer { listener?.stop() }
         var asapListener: Channel?
-        if acceptsTakeover {
+        let takeover = acceptsTakeover && (registrars.tls == nil || registrars.adoptionTLS != nil)
+        if acceptsTakeover && !takeover {
+            logger.notice("no certificate of this PE's own: it does not listen for a registrar's adoption after a takeover (it re-registers by itself)")
+        }
+        if takeover {
             let driver = self.driver
             let initializer = try await loop.submit { driver.value.makeListenerInitializer() }.get()
             asapListener = try await StreamTransport.bind(userAddress.socketAddress(port: 0), transport: registrars.transport,
@@ -314,6 +319,14 @@ final class PoolElementDriver {
                     return
                 }
                 driver.inboundAssociations += 1
+                if let tls = driver.registrars.adoptionTLS {
+                    // The adopting registrar's certificate must chain to the CA the PE trusts
+                    // for its registrars; the identity it names is logged with the adoption.
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard { identity in
+                        box.value.logger.info("adoption association authenticated", metadata: ["identity": "\(identity ?? "none")"])
+                    })
+                }
                 try channel.pipeline.syncOperations.addGuardedASAPCodec(limits: Self.inboundLimits, wireLimits: .default)
                 try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<ASAPInbound>(
                     onMessage: { box.value.receivedOnInbound($0, from: channel) },

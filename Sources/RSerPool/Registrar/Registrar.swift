@@ -37,6 +37,11 @@ public struct RegistrarServiceConfiguration: Sendable {
     public var tlsHandshakeTimeout = TLSFiles.handshakeTimeout
     /// ENRP over TLS with the peers' identities; nil: plain TCP/MPTCP.
     public var peerTLS: PeerTLS?
+    /// The context for the ASAP associations this registrar opens itself — to adopt the PEs
+    /// of a registrar it took over (``TLSFiles/clientContext(verifyingAddress:)`` without
+    /// the address check: the PE's certificate must chain to the CA and, with
+    /// `registrar.poolAuthorization`, name an identity allowed in the PE's pool); nil: plain.
+    public var adoptionTLS: NIOSSLContext?
     /// The files `tls` and `peerTLS` were made from, read again by ``Registrar/reloadCertificates()``.
     public var tlsFiles: TLSFiles?
 
@@ -78,7 +83,8 @@ public final class Registrar: Service, Sendable {
         self.logger = logger
         let loop = self.loop
         self.contexts = NIOLockedValueBox((configuration.tls, configuration.peerTLS))
-        self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarDriver(loop: loop, configuration: configuration.registrar, limits: configuration.associationLimits, peerTLS: configuration.peerTLS, logger: logger), eventLoop: loop)
+        self.core = NIOLoopBoundBox.makeBoxSendingValue(RegistrarDriver(loop: loop, configuration: configuration.registrar, limits: configuration.associationLimits, peerTLS: configuration.peerTLS,
+                                                                      adoptionTLS: configuration.adoptionTLS.map { ($0, configuration.tlsHandshakeTimeout) }, logger: logger), eventLoop: loop)
         self.bound = loop.makePromise()
         self.enrpBound = loop.makePromise()
     }
@@ -178,8 +184,12 @@ public final class Registrar: Service, Sendable {
             peer = PeerTLS(server: try files.serverContext(), client: try files.clientContext(), identities: old.identities, handshakeTimeout: old.handshakeTimeout)
         }
         contexts.withLockedValue { $0 = (asap, peer) }
-        let core = self.core
-        loop.execute { core.value.usePeerTLS(peer) }
+        let adoption = configuration.adoptionTLS == nil ? nil : try files.clientContext(verifyingAddress: false)
+        let core = self.core, timeout = configuration.tlsHandshakeTimeout
+        loop.execute {
+            core.value.usePeerTLS(peer)
+            core.value.useAdoptionTLS(adoption.map { ($0, timeout) })
+        }
     }
 
     private func bindPeerListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {

@@ -34,9 +34,16 @@ final class RegistrarDriver {
     /// New certificates (SIGHUP): outgoing peer associations opened from now on use them.
     func usePeerTLS(_ tls: PeerTLS?) { peerTLS = tls }
 
-    init(loop: EventLoop, configuration: RegistrarConfiguration, limits: AssociationLimits = AssociationLimits(), peerTLS: PeerTLS? = nil, logger: Logger) {
+    /// TLS toward the ASAP listeners of PEs this registrar adopts (nil: plain), and the
+    /// handshake's time limit.
+    private var adoptionTLS: (context: NIOSSLContext, timeout: TimeAmount)?
+    func useAdoptionTLS(_ tls: (context: NIOSSLContext, timeout: TimeAmount)?) { adoptionTLS = tls }
+
+    init(loop: EventLoop, configuration: RegistrarConfiguration, limits: AssociationLimits = AssociationLimits(), peerTLS: PeerTLS? = nil,
+         adoptionTLS: (context: NIOSSLContext, timeout: TimeAmount)? = nil, logger: Logger) {
         self.loop = loop
         self.peerTLS = peerTLS
+        self.adoptionTLS = adoptionTLS
         self.machine = RegistrarStateMachine(configuration: configuration)
         self.limits = limits
         self.logger = logger
@@ -238,10 +245,19 @@ final class RegistrarDriver {
         let limits = configuration.wireLimits
         // The association's id, set by the initializer, read when the connection is up.
         let opened = NIOLoopBoundBox<AssociationID?>.makeEmptyBox(eventLoop: loop)
+        let tls = adoptionTLS
         StreamTransport.connect(to: address, transport: .mptcp, group: loop) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addGuardedASAPCodec(limits: bound.value.limits, wireLimits: limits)
                 let id = bound.value.associationOpened(channel)
+                if let tls {
+                    // The PE's certificate must chain to the CA; the identity it names is then the
+                    // association's, checked against the pool's authorization like a registration's.
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls.context, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard(timeout: tls.timeout) { identity in
+                        bound.value.adoptedPEAuthenticated(id, identity: identity, handle: handle, element: element)
+                    })
+                }
+                try channel.pipeline.syncOperations.addGuardedASAPCodec(limits: bound.value.limits, wireLimits: limits)
                 opened.value = id
                 try channel.pipeline.syncOperations.addHandler(RegistrarAssociationHandler(core: bound.value, association: id))
             }
@@ -256,6 +272,18 @@ final class RegistrarDriver {
                 core.perform(core.machine.adoptionFailed(handle: handle, identifier: element.identifier))
             }
         }
+    }
+
+    /// The adopted PE's TLS handshake is done: its identity becomes the association's; one the
+    /// pool's authorization does not allow ends the adoption (the PE re-registers by itself).
+    func adoptedPEAuthenticated(_ id: AssociationID, identity: String?, handle: PoolHandle, element: PoolElementParameter) {
+        if let rules = machine.configuration.poolAuthorization, !rules.permits(identity, pool: handle) {
+            logger.notice("a taken-over PE's certificate is not authorized for its pool: not adopted",
+                          metadata: ["pool": "\(handle)", "pe": "\(element.identifier)", "identity": "\(identity ?? "none")"])
+            associations[id]?.close(promise: nil)
+            return
+        }
+        associationAuthenticated(id, identity: identity)
     }
 
     func closeAll() {

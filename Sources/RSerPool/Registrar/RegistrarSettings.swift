@@ -142,6 +142,9 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
         configuration.tlsFiles = files
         configuration.tls = try files.serverContext()
         configuration.requiresClientCertificates = tlsCa != nil
+        // Adopting a taken-over PE means dialling its ASAP listener, which speaks TLS when the
+        // PEs do: this registrar's certificate, the CA to check theirs.
+        if tlsCa != nil { configuration.adoptionTLS = try files.clientContext(verifyingAddress: false) }
         if let v = tlsHandshakeTimeout {
             guard v.amount > .zero else { throw ConfigurationError(setting: "tlsHandshakeTimeout", "must be positive") }
             configuration.tlsHandshakeTimeout = v.amount

@@ -47,15 +47,16 @@ public struct TLSFiles: Sendable, Hashable, Codable {
     }
 
     /// A PE's or PU's context toward registrars: verifies the registrar against
-    /// `trustRoots` (its address must be in the certificate), presents this side's
-    /// certificate when one is given.
-    public func clientContext() throws -> NIOSSLContext {
+    /// `trustRoots` (its address must be in the certificate, unless `verifyingAddress` is
+    /// false: a registrar adopting a PE checks the PE's identity instead), presents this
+    /// side's certificate when one is given.
+    public func clientContext(verifyingAddress: Bool = true) throws -> NIOSSLContext {
         guard let trustRoots else { throw ConfigurationError("TLS toward registrars needs the CA that signed them (--tls-ca)") }
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv13
         configuration.keyLogCallback = TLSKeyLog.callback
         configuration.trustRoots = .certificates(try Self.load("CA", trustRoots) { try NIOSSLCertificate.fromPEMFile($0) })
-        configuration.certificateVerification = .fullVerification
+        configuration.certificateVerification = verifyingAddress ? .fullVerification : .noHostnameVerification
         if let certificateChain, let privateKey {
             configuration.certificateChain = try Self.load("certificate", certificateChain) { try NIOSSLCertificate.fromPEMFile($0).map { .certificate($0) } }
             configuration.privateKey = .privateKey(try Self.load("key", privateKey) { try NIOSSLPrivateKey(file: $0, format: .pem) })

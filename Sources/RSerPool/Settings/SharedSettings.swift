@@ -25,7 +25,9 @@ extension RegistrarList {
             throw ConfigurationError(setting: "tlsCa", "is needed with a TLS certificate: the CA that signed the registrars' certificates")
         }
         var list = self
-        list.tls = try TLSFiles(certificateChain: certificate, privateKey: key, trustRoots: ca).clientContext()
+        let files = TLSFiles(certificateChain: certificate, privateKey: key, trustRoots: ca)
+        list.tls = try files.clientContext()
+        if certificate != nil, key != nil { list.adoptionTLS = try files.serverContext() }
         return list
     }
 }
