@@ -68,6 +68,25 @@ public final class CalcAppPoolUsers: CalcAppClientOwner {
 
     public var outcome: Outcome { state.withLockedValue { $0 } }
 
+    /// What the users tell a Component Status monitor (`calcapp-pu --csp`): their requests so
+    /// far, and as associations the PEs that completed the last ones (up to
+    /// `statusElements`), newest first.
+    public func statusSnapshot() -> ComponentStatusReporter.Snapshot {
+        let now = outcome
+        var elements: [PoolElementIdentifier] = []
+        for record in now.records.reversed() where !elements.contains(record.element) {
+            elements.append(record.element)
+            if elements.count == Self.statusElements { break }
+        }
+        let status = "\(configuration.users) user(s): \(now.submitted) submitted, \(now.records.count) completed, "
+            + "\(now.failovers) failover(s), \(now.rejections) rejection(s)"
+        return .init(location: "CalcApp pool users of \(configuration.poolHandle)", status: status,
+                     associations: elements.map { .init(receiver: .init(.poolElement, UInt64($0.rawValue)), payloadProtocol: 0) })
+    }
+
+    /// PEs named as associations in a status report.
+    public static let statusElements = 8
+
     /// Generates requests for `duration`; then, for up to `drain`, lets the requests in hand
     /// and in the queues finish; then stops and returns what was completed.
     public func run(for duration: TimeAmount, drain: TimeAmount = .zero) async throws -> Outcome {

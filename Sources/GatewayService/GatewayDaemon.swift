@@ -26,7 +26,13 @@ public enum GatewayDaemon {
         }
         // The path manager first: without CAP_NET_ADMIN, or with a bad path, nothing starts.
         let paths = try settings.pathManager().map { try EmbeddedPathManager(configuration: $0, logger: Logger(label: "edgepool.paths")) }
-        let gateway = try Gateway(configuration: configuration, logger: logger)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(configuration: configuration, logger: logger)
+        } catch {
+            paths?.handBack()
+            throw error
+        }
         let listen = configuration.listen.map(\.endpointDescription)
         let status = DaemonRunner.statusService(settings.status, routes: paths.map { ["/paths": $0.statusRoute] } ?? [:], metrics: metrics, logger: logger)
         try await DaemonRunner.run([gateway] + status + (paths.map { [$0] } ?? []), logger: logger, ready: {

@@ -30,6 +30,12 @@ public final class EmbeddedPathManager: Service, Sendable {
         statusRoute = { ("application/json", latest.json) }
     }
 
+    /// Hands the paths back at once, for a daemon that fails to start after this was made
+    /// (``run()`` is then never called).
+    public func handBack() {
+        owned.daemon.run { true }
+    }
+
     public func run() async throws {
         let owned = self.owned, stopping = self.stopping
         await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in

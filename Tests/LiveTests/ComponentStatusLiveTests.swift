@@ -59,4 +59,30 @@ import Testing
             monitor.lines.dropFirst(afterExit).contains { $0.contains("0 PUs") }
         }
     }
+
+    /// CalcApp's pool users report too: their requests, and the PE that handled them as an
+    /// association.
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func rsplibsMonitorShowsCalcAppPoolUsersAndThePEThatServedThem() async throws {
+        let cspPort = try freeLoopbackPort()
+        let monitor = try ChildProcess("cspmonitor", ["-localaddress=127.0.0.1:\(cspPort)", "-updateinterval=200", "-full"],
+                                       executable: "/usr/bin/cspmonitor")
+        let registrar = try await LiveRegistrar.start(extra: ["--csp", "127.0.0.1:\(cspPort)", "--csp-interval", "200ms"])
+        let pe = try liveProcess("calcapp-pe", ["calcapp-pe", "--registrar", registrar.endpoint, "--capacity", "1000000"])
+        let peID = try #require(try await pe.waitForReady()["id"])
+        try await pe.waitForLine(containing: "registered")
+        let users = try liveProcess("calcapp-pu", ["calcapp-pu", "--registrar", registrar.endpoint, "--users", "2", "--constant",
+                                                   "--request-size", "100000", "--inter-arrival", "300ms", "--duration", "3s", "--drain", "5s",
+                                                   "--csp", "127.0.0.1:\(cspPort)", "--csp-interval", "200ms"])
+        try await eventually(timeout: 6, "cspmonitor shows the CalcApp users, their requests and the PE that served them") {
+            monitor.lines.contains { $0.contains("PU $") && $0.contains("[CalcApp pool users of CalcAppPool]") && $0.contains("2 user(s):") && !$0.contains(" 0 completed") }
+                && monitor.lines.contains { $0.contains("-> PE \(peID)") }
+        }
+        #expect(try await users.waitForExit(timeout: 15) == 0, "\(users.lines.suffix(3))")
+        let afterExit = monitor.lines.count
+        try await eventually(timeout: 3, "the final report removes them at once") {
+            monitor.lines.dropFirst(afterExit).contains { $0.contains("0 PUs") }
+        }
+        withExtendedLifetime(pe) {}
+    }
 }

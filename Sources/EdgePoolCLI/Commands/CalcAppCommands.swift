@@ -89,6 +89,8 @@ struct CalcAppPUCommand: AsyncParsableCommand {
         job continues elsewhere from its last cookie. One line per completed request:
           job 1.3: 1000000 calculations by $5a1e… in 1.23 s (queuing 0.00, start-up 0.01, processing 1.22), failovers 0
         Exit status 0 when every request completed (requests still unfinished after --drain count as failed).
+        With --csp the users send Component Status reports (their requests, the PEs that
+        completed the last ones as associations) to rsplib's cspmonitor, and a final one at the end.
 
         Example: edgepool calcapp-pu --users 4 --duration 60s
         """)
@@ -110,6 +112,7 @@ struct CalcAppPUCommand: AsyncParsableCommand {
     @Flag(help: "Print each request and the summary as JSON lines.") var json = false
     @Option(help: "Transport: mptcp (falls back to tcp) or tcp.") var transport: TransportProtocol = .mptcp
     @Option(help: "Log level.") var logLevel: Logger.Level = .warning
+    @OptionGroup var csp: ComponentStatusOptions
 
     func run() async throws {
         Bootstrap.run(logLevel: logLevel)
@@ -133,7 +136,10 @@ struct CalcAppPUCommand: AsyncParsableCommand {
         }
         // Generate for --duration, then let the requests in hand finish.
         try asValidation { try configuration.validate() }
-        let outcome = try await pool.run(for: duration.amount, drain: drain.amount)
+        let outcome = try await PoolUserStatus.reporting(to: csp.csp, interval: csp.cspInterval, identifier: .random(in: 1...UInt64(UInt32.max)),
+                                                         logger: Logger(label: "edgepool.calcapp.pu"), snapshot: { pool.statusSnapshot() }) {
+            try await pool.run(for: duration.amount, drain: drain.amount)
+        }
         if json {
             print(#"{"submitted":\#(outcome.submitted),"completed":\#(outcome.records.count),"failovers":\#(outcome.failovers),"rejections":\#(outcome.rejections)}"#)
             return

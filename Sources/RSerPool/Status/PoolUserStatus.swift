@@ -46,9 +46,15 @@ public final class PoolUserStatus: Sendable {
     /// then sends the final report.
     public func reporting<T: Sendable>(to monitor: Endpoint?, interval: SettingDuration?, logger: Logger,
                                        _ body: () async throws -> T) async throws -> T {
-        let reporters = try DaemonRunner.statusReporter(monitor, interval: interval, sender: .init(.poolUser, identifier), logger: logger) {
-            self.snapshot()
-        }
+        try await Self.reporting(to: monitor, interval: interval, identifier: identifier, logger: logger, snapshot: { self.snapshot() }, body)
+    }
+
+    /// Runs `body` while a pool user of any kind (echo, CalcApp) reports what `snapshot` says
+    /// to `monitor` every `interval` as component `identifier`, then sends the final report.
+    public static func reporting<T: Sendable>(to monitor: Endpoint?, interval: SettingDuration?, identifier: UInt64, logger: Logger,
+                                              snapshot: @escaping @Sendable () -> ComponentStatusReporter.Snapshot,
+                                              _ body: () async throws -> T) async throws -> T {
+        let reporters = try DaemonRunner.statusReporter(monitor, interval: interval, sender: .init(.poolUser, identifier), logger: logger) { snapshot() }
         guard !reporters.isEmpty else { return try await body() }
         let group = ServiceGroup(configuration: .init(services: reporters.map { .init(service: $0) }, logger: logger))
         async let running: Void = group.run()
