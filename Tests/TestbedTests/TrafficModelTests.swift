@@ -77,6 +77,19 @@ enum FLV {
         return viewer
     }
 
+    @Test func aStreamCutOffIsAnInterruptionUntilTheReceiverGaveUp() {
+        // 25 s of media arriving in real time, then nothing; the receiver gives up at 110 s.
+        var cut = Self.play(frames: 625) { $0 + 0.1 }
+        #expect(cut.stalls.isEmpty, "nothing was late before the cut")
+        cut.cutOff(at: 110)
+        #expect(cut.stalls.count == 1 && abs(cut.stalls[0].atSeconds - 27.06) < 0.001 && abs(cut.stalledSeconds - 82.94) < 0.001,
+                "stalled from the last frame's due time (2.1 s start + 24.96 s of media) to the end: \(cut.stalls)")
+        // One that never started playing (still pre-rolling) has nothing to interrupt.
+        var early = Self.play(frames: 10) { $0 + 0.1 }
+        early.cutOff(at: 110)
+        #expect(early.stalls.isEmpty)
+    }
+
     @Test func realTimeArrivalNeverStalls() {
         let viewer = Self.play(frames: 500) { $0 + 0.1 }
         #expect(viewer.stalls.isEmpty)

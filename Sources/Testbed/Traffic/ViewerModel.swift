@@ -19,6 +19,7 @@ public struct ViewerModel: Sendable {
     private var buffered: [(media: Double, bytes: Int)] = []
     private var bufferedBytes = 0
     private var firstMedia: Double?
+    private var lastMedia: Double?
     /// Arrival-clock time at which media time `firstMedia` plays (moves on with each stall).
     private var playbackOrigin: Double?
     public private(set) var stalls: [Stall] = []
@@ -48,6 +49,7 @@ public struct ViewerModel: Sendable {
             }
         }
         if firstMedia == nil { firstMedia = mediaSeconds }
+        lastMedia = max(lastMedia ?? mediaSeconds, mediaSeconds)
         if bufferedBytes + bytes > capacityBytes {
             overflowBytes += bytes
         } else {
@@ -68,6 +70,16 @@ public struct ViewerModel: Sendable {
         guard !played.isEmpty else { return }
         bufferedBytes -= played.reduce(0) { $0 + $1.bytes }
         buffered.removeFirst(played.count)
+    }
+
+    /// The stream was cut off at `time` (arrival clock) — it neither delivered nor ended, and
+    /// the receiver stopped waiting: a viewer that was playing has been stalled since its
+    /// buffer ran dry (the last frame's due time), and that stall never ended. A stream that
+    /// ends normally is not cut off: its buffer plays out.
+    public mutating func cutOff(at time: Double) {
+        guard let origin = playbackOrigin, let first = firstMedia, let last = lastMedia else { return }
+        let dry = origin + (last - first)
+        if dry < time { stalls.append(Stall(atSeconds: dry, seconds: time - dry)) }
     }
 
     public var stalledSeconds: Double { stalls.reduce(0) { $0 + $1.seconds } }

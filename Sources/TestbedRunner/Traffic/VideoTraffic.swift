@@ -175,6 +175,9 @@ extension TestbedTraffic {
                 break
             }
             TestbedTraffic.reportProgress(Date().timeIntervalSince(origin), received)
+            // A stream that stopped delivering and never ended left its viewer waiting: that
+            // is an interruption until the receiver gave up, not "no interruption".
+            if let failure, failure.hasPrefix("stopped:") { viewer.cutOff(at: Date().timeIntervalSince(origin)) }
             if let failure { print(failure.hasPrefix("stopped:") ? failure : "error: \(failure)") }
             for stall in viewer.stalls { print(String(format: "stall %.3f %.3f", stall.atSeconds, stall.seconds)) }
             print(String(format: "viewer frames %d video-frames %d stalls %d stalled %.3f peak-buffer %d overflow %d started %.3f received %llu",
