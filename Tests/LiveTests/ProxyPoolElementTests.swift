@@ -47,4 +47,29 @@ import Testing
         try await eventually(timeout: 3, "SIGTERM deregisters it") { try await TrustLiveTests.poolElements(status: status) == 0 }
         withExtendedLifetime([registrar, server]) {}
     }
+
+    /// An HTTP health check (`--health-http PATH`): a server that accepts connections but
+    /// answers the path with 404 is never registered, while the same server checked on a path
+    /// it serves is.
+    @Test(.enabled(if: unavailableReason == nil, "\(unavailableReason ?? "")"))
+    func anHTTPHealthCheckKeepsOutAServerThatAnswersWithAnError() async throws {
+        let status = try freePort(), legacyPort = try freePort()
+        let registrar = try liveProcess("registrar", ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp", "--status", "127.0.0.1:\(status)"])
+        let asap = try #require(try await registrar.waitForReady()["asap"])
+        let server = try Self.legacyServer(port: legacyPort)
+        func proxy(_ name: String, pool: String, path: String) throws -> ChildProcess {
+            try liveProcess(name, ["pe", "--pool", pool, "--registrar", asap, "--transport", "tcp", "--proxy", "127.0.0.1:\(legacyPort)",
+                                   "--health-interval", "200ms", "--health-timeout", "300ms", "--health-http", path, "--log-level", "info"])
+        }
+        let good = try proxy("proxy-good", pool: "GoodPool", path: "/")
+        let broken = try proxy("proxy-broken", pool: "BrokenPool", path: "/no-such-page")
+        _ = try await good.waitForReady()
+        _ = try await broken.waitForReady()
+        try await eventually(timeout: 5, "the server checked on a path it serves is registered") { try await TrustLiveTests.poolElements(status: status) == 1 }
+        _ = try await broken.waitForLine(containing: "HTTP 404", timeout: 3)
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await TrustLiveTests.poolElements(status: status) == 1, "the one answering 404 stays out")
+        #expect(!broken.lines.contains { $0.contains("server healthy") }, "\(broken.lines.suffix(3))")
+        withExtendedLifetime([registrar, server, good]) {}
+    }
 }

@@ -13,7 +13,8 @@ struct PoolElementCommand: AsyncParsableCommand {
 
         A proxy PE (--proxy HOST:PORT) registers an unmodified server instead — a legacy
         server farm becomes a pool without touching it: registered after --health-successes
-        passed checks (TCP connections), deregistered after --health-failures failed ones.
+        passed checks (TCP connections, or HTTP GETs with --health-http PATH: 2xx or 3xx),
+        deregistered after --health-failures failed ones.
         The registrar must accept the server's address from the proxy (the same host,
         --proxy-identity with TLS, or --accept-foreign-addresses).
 
@@ -90,6 +91,8 @@ struct PoolElementCommand: AsyncParsableCommand {
     @Option(help: "Proxy PE: a connection not made within this time fails the check. [default: 500ms]") var healthTimeout: Duration?
     @Option(help: "Proxy PE: failed checks in a row that deregister the server. [default: 3]") var healthFailures: Int?
     @Option(help: "Proxy PE: passed checks in a row that register it (again). [default: 2]") var healthSuccesses: Int?
+    @Option(help: ArgumentHelp("Proxy PE: check with an HTTP GET of this path (2xx or 3xx within --health-timeout passes), not a bare TCP connection.", valueName: "path"))
+    var healthHttp: String?
 
     @OptionGroup var tls: RegistrarTLSOptions
 
@@ -128,6 +131,7 @@ struct PoolElementCommand: AsyncParsableCommand {
         settings.healthTimeout = healthTimeout
         settings.healthFailures = healthFailures
         settings.healthSuccesses = healthSuccesses
+        settings.healthHttp = healthHttp
         settings.tlsCa = tls.tlsCa
         settings.tlsCertificate = tls.tlsCertificate
         settings.tlsKey = tls.tlsKey

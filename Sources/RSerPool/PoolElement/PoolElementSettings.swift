@@ -31,6 +31,8 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
     public var healthTimeout: SettingDuration?
     public var healthFailures: Int?
     public var healthSuccesses: Int?
+    /// A proxy PE's check is an HTTP GET of this path (2xx or 3xx passes), not a bare connection.
+    public var healthHttp: String?
     /// ASAP over TLS toward the registrars: their CA, and this PE's certificate and key.
     public var tlsCa: String?
     public var tlsCertificate: String?
@@ -110,6 +112,12 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
         if let v = healthTimeout { check.timeout = v.amount }
         if let v = healthFailures { check.failuresForDown = v }
         if let v = healthSuccesses { check.successesForUp = v }
+        if let path = healthHttp {
+            guard HTTPHealthCheck.isValidPath(path) else {
+                throw ConfigurationError(setting: "healthHttp", "must be a path such as /healthz (printable, no spaces), not '\(path)'")
+            }
+            check.httpPath = path
+        }
         return check
     }
 }

@@ -12,12 +12,15 @@ import ServiceLifecycle
 /// address from this proxy: its own address on one host, `--proxy-identity` with TLS, or
 /// `--accept-foreign-addresses` in a lab.
 public final class ProxyPoolElement: Service, Sendable {
-    /// How the server is checked: a TCP connection to it within `timeout`.
+    /// How the server is checked: a TCP connection to it within `timeout` — or, with
+    /// `httpPath`, an HTTP GET of that path answered with a 2xx or 3xx status within
+    /// `timeout` (a server that accepts connections but answers 500 or nothing is not healthy).
     public struct HealthCheck: Sendable {
         public var interval: TimeAmount = .seconds(1)
         public var timeout: TimeAmount = .milliseconds(500)
         public var failuresForDown = 3
         public var successesForUp = 2
+        public var httpPath: String?
         public init() {}
     }
 
@@ -71,14 +74,65 @@ public final class ProxyPoolElement: Service, Sendable {
         }
     }
 
-    /// One health check: a TCP connection to the server.
+    /// One health check: a TCP connection to the server, or an HTTP GET.
     private func serverAnswers() async -> Bool {
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(check.timeout).connect(to: server).get()
-            try? await channel.close()
-            return true
+            defer { channel.close(promise: nil) }
+            guard let path = check.httpPath else { return true }
+            let answer = channel.eventLoop.makePromise(of: HTTPHealthCheck.Verdict.self)
+            try await channel.pipeline.addHandler(HTTPHealthReader(answer: answer))
+            // The reader decides on its loop; the timeout closes the channel, which fails it.
+            let timeout = channel.eventLoop.scheduleTask(in: check.timeout) { channel.close(promise: nil) }
+            defer { timeout.cancel() }
+            try await channel.writeAndFlush(ByteBuffer(bytes: HTTPHealthCheck.request(path: path, host: server.endpointDescription)))
+            switch try await answer.futureResult.get() {
+            case .passed: return true
+            case .failed(let reason):
+                logger.info("health check failed", metadata: ["reason": "\(reason)"])
+                return false
+            case .incomplete: return false
+            }
         } catch {
             return false
         }
+    }
+}
+
+/// Reads the answer to a health check's request until its status line is decided; the
+/// connection ending first fails it.
+private final class HTTPHealthReader: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    struct Closed: Error {}
+    private let answer: EventLoopPromise<HTTPHealthCheck.Verdict>
+    private var received: [UInt8] = []
+    private var decided = false
+
+    init(answer: EventLoopPromise<HTTPHealthCheck.Verdict>) { self.answer = answer }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !decided else { return }
+        let buffer = unwrapInboundIn(data)
+        received += buffer.readableBytesView.prefix(HTTPHealthCheck.maximumStatusLineBytes - received.count)
+        let verdict = HTTPHealthCheck.verdict(received)
+        guard verdict != .incomplete else { return }
+        decided = true
+        answer.succeed(verdict)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !decided {
+            decided = true
+            answer.fail(Closed())
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !decided {
+            decided = true
+            answer.fail(error)
+        }
+        context.close(promise: nil)
     }
 }

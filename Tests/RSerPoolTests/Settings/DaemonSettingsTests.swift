@@ -130,7 +130,7 @@ import Testing
         #expect(registration.registrationLife == .seconds(30))
     }
 
-    @Test func aPoolElementsBadSettingsAreRefused() {
+    @Test func aPoolElementsBadSettingsAreRefused() throws {
         var settings = PoolElementSettings()
         settings.policy = "fastest"
         #expect(throws: ConfigurationError.self) { try settings.configuration() }
@@ -143,6 +143,12 @@ import Testing
         settings = PoolElementSettings()
         settings.maxSessions = 0
         #expect(throws: ConfigurationError.self) { try settings.configuration() }
+        settings = PoolElementSettings()
+        settings.proxy = Endpoint(host: "127.0.0.1", port: 80)
+        settings.healthHttp = "healthz"
+        #expect { try settings.configuration() } throws: { "\($0)".contains("must be a path such as /healthz") }
+        settings.healthHttp = "/healthz"
+        #expect(try settings.configuration().healthCheck.httpPath == "/healthz")
     }
 
     @Test(arguments: [("5s", 5_000_000_000), ("250ms", 250_000_000), ("1.5s", 1_500_000_000), ("2m", 120_000_000_000), ("0", 0), ("500us", 500_000)])
