@@ -13,7 +13,7 @@ public struct RegistrarList: Sendable {
     public var announce: AnnounceListening?
     /// How long an announced registrar is used after its last announce (reference: 5 s).
     public var announceTimeout: TimeAmount = .seconds(5)
-    /// ASAP over TLS (``TLSFiles/clientContext()``); nil: plain TCP/MPTCP.
+    /// ASAP over TLS (``TLSFiles/clientContext(verifyingAddress:)``); nil: plain TCP/MPTCP.
     public var tls: NIOSSLContext?
     /// A PE's takeover listener over TLS (``TLSFiles/serverContext()``: its certificate; the
     /// adopting registrar's must chain to the CA). With `tls` but without this (no
