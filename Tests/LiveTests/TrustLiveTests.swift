@@ -20,6 +20,7 @@ struct TestPKI {
         for name in ["edge-1", "edge-2", "user", "entry-gw"] { try await Self.issue(name, by: "ca", subjectAltName: "DNS:\(name)", in: directory) }
         try await Self.issue("exit-gw", by: "ca", subjectAltName: "DNS:exit-gw,IP:127.0.0.1", in: directory)
         try await Self.issue("edge-1-rogue", by: "rogue-ca", subjectAltName: "DNS:edge-1", in: directory)
+        try await Self.issueExpired("edge-1-expired", by: "ca", subjectAltName: "DNS:edge-1", in: directory)
     }
 
     func path(_ name: String) -> String { "\(directory)/\(name)" }
@@ -27,6 +28,33 @@ struct TestPKI {
     /// `--tls-ca … --tls-certificate NAME.pem --tls-key NAME.key`.
     func clientFlags(_ name: String?, ca: String = "ca") -> [String] {
         ["--tls-ca", path("\(ca).pem")] + (name.map { ["--tls-certificate", path("\($0).pem"), "--tls-key", path("\($0).key")] } ?? [])
+    }
+
+    /// A certificate valid for one day in 2020 only (`openssl ca` takes a start and end date;
+    /// `openssl x509` of OpenSSL 3.0 does not).
+    private static func issueExpired(_ name: String, by ca: String, subjectAltName: String, in directory: String) async throws {
+        let database = "\(directory)/\(name)-db"
+        try FileManager.default.createDirectory(atPath: database, withIntermediateDirectories: true)
+        try "".write(toFile: "\(database)/index.txt", atomically: true, encoding: .utf8)
+        try "01\n".write(toFile: "\(database)/serial", atomically: true, encoding: .utf8)
+        try """
+        [ ca ]
+        default_ca = expired
+        [ expired ]
+        database = \(database)/index.txt
+        serial = \(database)/serial
+        new_certs_dir = \(database)
+        default_md = sha256
+        policy = anything
+        copy_extensions = copy
+        [ anything ]
+        commonName = supplied
+        """.write(toFile: "\(database)/ca.cnf", atomically: true, encoding: .utf8)
+        try await openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "\(directory)/\(name).key",
+                           "-out", "\(directory)/\(name).csr", "-subj", "/CN=\(name)", "-addext", "subjectAltName=\(subjectAltName)"])
+        try await openssl(["ca", "-batch", "-notext", "-config", "\(database)/ca.cnf", "-cert", "\(directory)/\(ca).pem", "-keyfile", "\(directory)/\(ca).key",
+                           "-in", "\(directory)/\(name).csr", "-out", "\(directory)/\(name).pem",
+                           "-startdate", "20200101000000Z", "-enddate", "20200102000000Z"])
     }
 
     private static func openssl(_ arguments: [String]) async throws {
@@ -82,12 +110,15 @@ struct TestPKI {
         // Signed by the CA but not authorized for the pool: refused, and the PE is told why.
         let unauthorized = try liveProcess("pe-edge-2", common + pki.clientFlags("edge-2"))
         _ = try await unauthorized.waitForLine(containing: "rejected for security reasons", timeout: 5)
-        // A certificate from another CA, and none at all: the handshake fails, nothing registers.
+        // A certificate from another CA, an expired one (edge-1's name, the right CA), and none
+        // at all: the handshake fails, nothing registers.
         let rogue = try liveProcess("pe-rogue", common + pki.clientFlags("edge-1-rogue"))
+        let expired = try liveProcess("pe-expired", common + pki.clientFlags("edge-1-expired"))
         let anonymous = try liveProcess("pe-anonymous", common + pki.clientFlags(nil))
         let plain = try liveProcess("pe-plain", common)
         try await Task.sleep(for: .seconds(2))
         #expect(try await Self.poolElements(status: status) == 1, "only edge-1 is in the handlespace")
+        #expect(expired.lines.contains { $0.uppercased().contains("CERTIFICATE_EXPIRED") }, "the expired PE hears why: \(expired.lines.suffix(3))")
         #expect(registrar.lines.contains { $0.contains("registration rejected") && $0.contains("'edge-2' is not authorized for pool EchoPool") },
                 "one log line names the refusal: \(registrar.lines.suffix(5))")
 
@@ -103,7 +134,7 @@ struct TestPKI {
                                                               "--registrar-tls-key", pki.path("user.key")])
         let message = Array("through the pool\n".utf8)
         #expect(try await rawExchange(port: gateway.port, bytes: message, wait: 1).received == message)
-        withExtendedLifetime([authorized, unauthorized, rogue, anonymous, plain]) {}
+        withExtendedLifetime([authorized, unauthorized, rogue, expired, anonymous, plain]) {}
     }
 
     @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))

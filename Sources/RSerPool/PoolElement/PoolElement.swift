@@ -231,7 +231,10 @@ final class PoolElementDriver {
                 try channel.pipeline.syncOperations.addASAPCodec()
                 try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<ASAPInbound>(
                     onMessage: { box.value.received($0, generation: generation) },
-                    onClose: { box.value.closed(generation: generation) }))
+                    onClose: { box.value.closed(generation: generation) },
+                    // A refused TLS handshake (an expired or unknown certificate) must not look
+                    // like a registrar that merely went away: say what the registrar said.
+                    onError: { box.value.logger.notice("association to the registrar failed", metadata: ["registrar": "\(address.endpointDescription)", "error": "\($0)"]) }))
             }
         }.hop(to: loop).whenComplete { result in
             let driver = box.value

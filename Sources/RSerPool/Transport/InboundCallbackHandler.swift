@@ -8,12 +8,17 @@ public final class InboundCallbackHandler<Inbound>: ChannelInboundHandler {
     private let onMessage: (Inbound) -> Void
     private let onClose: () -> Void
     private let onIdle: () -> Void
+    private let onError: (any Error) -> Void
 
-    /// `onIdle`: an `AssociationReader` below found the association idle.
-    public init(onMessage: @escaping (Inbound) -> Void, onClose: @escaping () -> Void, onIdle: @escaping () -> Void = {}) {
+    /// `onIdle`: an `AssociationReader` below found the association idle. `onError`: an
+    /// error reached the end of the pipeline (a failed TLS handshake, a reset) — the channel
+    /// is closed after it.
+    public init(onMessage: @escaping (Inbound) -> Void, onClose: @escaping () -> Void, onIdle: @escaping () -> Void = {},
+                onError: @escaping (any Error) -> Void = { _ in }) {
         self.onMessage = onMessage
         self.onClose = onClose
         self.onIdle = onIdle
+        self.onError = onError
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -31,5 +36,8 @@ public final class InboundCallbackHandler<Inbound>: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    public func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        onError(error)
+        context.close(promise: nil)
+    }
 }
