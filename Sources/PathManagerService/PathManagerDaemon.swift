@@ -245,12 +245,9 @@ public final class PathManagerDaemon {
         metrics.renumbered(id)
         logger.notice("path renumbered: subflows from the old address closed, new ones will come from the new address",
                       metadata: ["path": "\(path.interface)", "old": "\(path.address)", "new": "\(address)"])
-        if configuration.kernelManager == .userspace {
-            perform(planner.renumber(id, to: address))
-        } else {
-            // The old address's endpoint went with the retirement; the restore adds the new one.
-            try? kernel.delete(id: path.endpointID)
-        }
+        // In-kernel mode the old address's endpoint went with the retirement (a path is renumbered
+        // only while it has no address); the restore adds the new one.
+        if configuration.kernelManager == .userspace { perform(planner.renumber(id, to: address)) }
         restoreRoutes(of: configuration.paths[index])
         apply(monitor.addressChanged(id, present: true, now: .now()))
     }

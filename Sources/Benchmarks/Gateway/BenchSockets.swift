@@ -41,12 +41,12 @@ enum BenchSocket {
     }
 
     /// A listening socket on 127.0.0.1 (port 0: any); returns (fd, port).
-    static func listen(mptcp: Bool) throws -> (Int32, Int) {
+    static func listen(mptcp: Bool, port: Int = 0) throws -> (Int32, Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), mptcp ? ipprotoMPTCP : 0)
         guard fd >= 0 else { throw Failure("socket: errno \(errno)") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = loopback(0)
+        var address = loopback(port)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }

@@ -11,14 +11,7 @@ public enum PathBenchPeers {
     /// Accepts on 127.0.0.1:port and reads everything, on one thread (poll over every socket).
     public static func serveSink(port: Int) throws -> Never {
         BenchSocket.raiseFileLimit(connections: 10_000)
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = BenchSocket.loopback(port)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard bound, listen(listener, 4096) == 0 else { throw BenchSocket.Failure("sink: bind/listen 127.0.0.1:\(port): errno \(errno)") }
+        let (listener, _) = try BenchSocket.listen(mptcp: false, port: port)
         print("sink listening on 127.0.0.1:\(port)")
         fflush(nil)
         var entries = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]

@@ -58,6 +58,11 @@ public struct UserspaceSubflowPlanner: Sendable {
             self.remote = remote
             self.remotePort = remotePort
         }
+
+        /// The subflow sock_diag listed.
+        public init(_ found: SockDiag.Subflow) {
+            self.init(local: found.localAddress, localPort: found.localPort, remote: found.remoteAddress, remotePort: found.remotePort)
+        }
     }
 
     public enum Action: Hashable, Sendable {
@@ -86,6 +91,14 @@ public struct UserspaceSubflowPlanner: Sendable {
         /// Address id 0 was removed (`.replace`): fresh subflows from the first address take
         /// the path's own id.
         var initialRemoved = false
+
+        /// Each listed subflow's remote address counts as one of the peer's (in order, once).
+        mutating func learnRemotes(from found: [SockDiag.Subflow]) {
+            for subflow in found {
+                let remote = Remote(address: subflow.remoteAddress, port: subflow.remotePort)
+                if !remotes.contains(remote) { remotes.append(remote) }
+            }
+        }
     }
 
     public private(set) var paths: [Path]
@@ -284,12 +297,11 @@ public struct UserspaceSubflowPlanner: Sendable {
             var connection = Connection()
             let ordered = subflows.sorted { ($0.initial ? 0 : 1, $0.localPort, $0.remotePort) < ($1.initial ? 0 : 1, $1.localPort, $1.remotePort) }
             for found in ordered {
-                let subflow = Subflow(local: found.localAddress, localPort: found.localPort, remote: found.remoteAddress, remotePort: found.remotePort)
+                let subflow = Subflow(found)
                 connection.subflows.insert(subflow)
                 if found.initial { connection.initialSubflow = subflow }
-                let remote = Remote(address: found.remoteAddress, port: found.remotePort)
-                if !connection.remotes.contains(remote) { connection.remotes.append(remote) }
             }
+            connection.learnRemotes(from: ordered)
             // Address id 0 is the connection's first address, whichever subflow carries it now.
             if let first = ordered.first(where: { $0.localID == 0 }) {
                 connection.initialLocal = first.localAddress
@@ -301,7 +313,7 @@ public struct UserspaceSubflowPlanner: Sendable {
                 if inUse.contains(path.identifier) {
                     actions += subflowsFrom(path, on: token)
                     actions += ordered.filter { $0.localAddress == path.address && $0.backup != createsAsBackup(path) }.map {
-                        .setBackup(token: token, Subflow(local: $0.localAddress, localPort: $0.localPort, remote: $0.remoteAddress, remotePort: $0.remotePort), createsAsBackup(path))
+                        .setBackup(token: token, Subflow($0), createsAsBackup(path))
                     }
                 } else {
                     actions += retire(path, on: token)
@@ -323,13 +335,10 @@ public struct UserspaceSubflowPlanner: Sendable {
         var actions: [Action] = []
         for (token, subflows) in byToken.sorted(by: { $0.key < $1.key }) {
             guard var connection = connections[token] else { continue }
-            let observed = Set(subflows.map { Subflow(local: $0.localAddress, localPort: $0.localPort, remote: $0.remoteAddress, remotePort: $0.remotePort) })
+            let observed = Set(subflows.map(Subflow.init))
             connection.subflows = observed
             connection.stuck.formIntersection(observed)
-            for subflow in subflows.sorted(by: { ($0.localPort, $0.remotePort) < ($1.localPort, $1.remotePort) }) {
-                let remote = Remote(address: subflow.remoteAddress, port: subflow.remotePort)
-                if !connection.remotes.contains(remote) { connection.remotes.append(remote) }
-            }
+            connection.learnRemotes(from: subflows.sorted { ($0.localPort, $0.remotePort) < ($1.localPort, $1.remotePort) })
             connections[token] = connection
             for path in paths where inUse.contains(path.identifier) { actions += subflowsFrom(path, on: token) }
         }
