@@ -17,15 +17,27 @@ import Testing
         let registrar = try liveProcess("registrar", ["registrar", "--listen", "127.0.0.1:0", "--transport", "tcp"] + csp)
         let ready = try await registrar.waitForReady()
         let asap = try #require(ready["asap"]), id = try #require(ready["id"])
-        let pe = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--registrar", asap, "--transport", "tcp"] + csp)
+        let pe = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--registrar", asap, "--transport", "tcp", "--policy", "lu", "--load", "0.5"] + csp)
         let peReady = try await pe.waitForReady()
         let peID = try #require(peReady["id"])
-        try await eventually(timeout: 5, "cspmonitor shows the registrar with its address and handlespace, and the PE") {
+        // A proxy PE for a legacy server (Python's http.server), its load from its connections.
+        let legacyPort = try freePort()
+        let legacy = try ChildProcess("http.server", ["-m", "http.server", "\(legacyPort)", "--bind", "127.0.0.1", "--directory", "/usr/share/doc"],
+                                      executable: "/usr/bin/python3")
+        let proxy = try liveProcess("proxy-pe", ["pe", "--pool", "WebPool", "--registrar", asap, "--transport", "tcp", "--proxy", "127.0.0.1:\(legacyPort)",
+                                                 "--policy", "lu", "--load-connections", "4", "--health-interval", "200ms"] + csp)
+        let proxyID = try #require(try await proxy.waitForReady()["id"])
+        try await eventually(timeout: 5, "cspmonitor shows the registrar with its address and handlespace, the PE with its load, and the proxy PE") {
             monitor.lines.contains { $0.contains("PR \(id) [ASAP \(asap)]") }
-                && monitor.lines.contains { $0.contains("\"1 PEs in 1 Pool(s), 0 Peer(s)\"") }
+                && monitor.lines.contains { $0.contains("\"2 PEs in 2 Pool(s), 0 Peer(s)\"") }
                 && monitor.lines.contains { $0.contains("PE \(peID) [echo ") }
-                && monitor.lines.contains { $0.contains("\"EchoPool: registered\"") }
+                && monitor.lines.contains { $0.contains("L= 50% \"EchoPool: registered\"") }
+                && monitor.lines.contains { $0.contains("PE \(proxyID) [proxy for 127.0.0.1:\(legacyPort)]") }
+                && monitor.lines.contains { $0.contains("L=  0% \"WebPool: registered\"") }
         }
+        proxy.signal(SIGTERM)
+        #expect(try await proxy.waitForExit() == 0)
+        withExtendedLifetime(legacy) {}
         pe.signal(SIGTERM)
         #expect(try await pe.waitForExit() == 0)
         let afterExit = monitor.lines.count

@@ -1,5 +1,9 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import ProcessSupport
+import RSerPool
+import RSerPoolWire
 import Testing
 
 /// Certificates made for one test run by `openssl`: a CA, a registrar certificate for
@@ -140,18 +144,30 @@ struct TestPKI {
     @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
     func opensslSeesTLS13AndAStalledHandshakeIsClosed() async throws {
         let pki = try await TestPKI()
-        let (registrar, port, _) = try await Self.registrar(pki, ["--tls-handshake-timeout", "1s"])
+        let (registrar, port, status) = try await Self.registrar(pki, ["--tls-handshake-timeout", "1s", "--max-handshakes", "2"])
         // An independent client: TLS 1.3, the registrar's certificate verified against the CA.
         let client = try await runCommand("/bin/sh", ["-c", "/usr/bin/openssl s_client -connect 127.0.0.1:\(port) -CAfile \(pki.path("ca.pem")) "
                                                           + "-cert \(pki.path("user.pem")) -key \(pki.path("user.key")) -verify_return_error -brief < /dev/null 2>&1"])
         #expect(client.output.contains { $0.contains("Protocol version: TLSv1.3") }, "\(client.output)")
         #expect(client.output.contains { $0.contains("Verification: OK") }, "\(client.output)")
-        // A client that connects and says nothing is closed after the handshake timeout.
+        // Clients that connect and say nothing are closed after the handshake timeout; while
+        // two such handshakes are under way (--max-handshakes 2), a third connection is closed
+        // at once.
         let stalled = try RawConnection(port: port)
         let started = Date()
+        let secondStalled = try RawConnection(port: port)
+        try await Task.sleep(for: .milliseconds(200))
+        let beyond = try RawConnection(port: port)
+        let (_, beyondClosed) = beyond.receive(for: 0.6)
+        #expect(beyondClosed, "the third handshake was refused at once, not left to the 1 s timeout")
         let (_, closed) = stalled.receive(for: 4)
         #expect(closed, "the registrar closed the stalled handshake")
         #expect(Date().timeIntervalSince(started) < 3, "within the 1 s handshake timeout (plus slack)")
+        #expect(secondStalled.receive(for: 2).closed)
+        let metrics = try await runCommand("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(status)/metrics"]).output
+        #expect(metrics.contains { $0.hasPrefix("rserpool_associations_refused_total{reason=\"handshake_limit\"} 1") }, "\(metrics.filter { $0.contains("refused") })")
+        #expect(registrar.lines.contains { $0.contains("association refused at accept") && $0.contains("TLS handshakes are under way") },
+                "\(registrar.lines.suffix(4))")
         // Garbage instead of a ClientHello: closed at once; the registrar still serves.
         let garbage = try RawConnection(port: port)
         try garbage.sendAll(Array(repeating: 0x16, count: 5) + Array(repeating: 0xFF, count: 200))
@@ -160,6 +176,61 @@ struct TestPKI {
                                                          + "-cert \(pki.path("user.pem")) -key \(pki.path("user.key")) -verify_return_error -brief < /dev/null 2>&1"])
         #expect(again.output.contains { $0.contains("Verification: OK") }, "\(again.output)")
         withExtendedLifetime(registrar) {}
+    }
+
+    /// RFC 5355's flood: one pool user over TLS sends 20,000 handle resolutions at once (with
+    /// `openssl s_client`, an independent TLS client); its association is held to
+    /// `--message-rate 100` after the burst of 1,000, while another user on its own TLS
+    /// association is answered at once, each resolution, throughout.
+    @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
+    func aResolutionFloodFromOneUserIsThrottledWhileAnotherIsServed() async throws {
+        let pki = try await TestPKI()
+        let (registrar, port, status) = try await Self.registrar(pki, ["--message-rate", "100"])
+        let pe = try liveProcess("pe-edge-1", ["pe", "--pool", "EchoPool", "--registrar", "127.0.0.1:\(port)", "--transport", "tcp"] + pki.clientFlags("edge-1"))
+        _ = try await pe.waitForReady()
+        try await eventually(timeout: 5, "edge-1 registered over TLS") { try await Self.poolElements(status: status) == 1 }
+
+        var requests = ByteBuffer()
+        for _ in 0..<20_000 { requests.writeASAPMessage(.handleResolution(ASAPHandleResolution(poolHandle: "EchoPool", option: .all))) }
+        let floodFile = temporaryFile("flood"), answersFile = temporaryFile("answers")
+        try Data(requests.readableBytesView).write(to: URL(fileURLWithPath: floodFile))
+        // -quiet implies -ign_eof: it keeps the association after its input ends.
+        let flooder = try ChildProcess("flooder", ["-c", "exec /usr/bin/openssl s_client -quiet -connect 127.0.0.1:\(port) -CAfile \(pki.path("ca.pem")) "
+                                                     + "-cert \(pki.path("user.pem")) -key \(pki.path("user.key")) < \(floodFile) > \(answersFile) 2>/dev/null"],
+                                       executable: "/bin/sh")
+        let floodStarted = Date()
+
+        // Another user, its own association: one resolution at a time, 60 of them at 20/s.
+        let user = PoolUser(registrars: try RegistrarList([try SocketAddress(ipAddress: "127.0.0.1", port: port)], transport: .tcp)
+            .withTLS(ca: pki.path("ca.pem"), certificate: pki.path("user.pem"), key: pki.path("user.key")))
+        try await Task.sleep(for: .milliseconds(500))   // the flood's burst is spent by now
+        var latencies: [Double] = []
+        for _ in 0..<60 {
+            let started = Date()
+            let elements = try await user.resolve("EchoPool")
+            #expect(elements.count == 1)
+            latencies.append(Date().timeIntervalSince(started))
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let floodSeconds = Date().timeIntervalSince(floodStarted)
+        await user.shutdown()
+        flooder.signal(SIGKILL)
+        _ = try? await flooder.waitForExit(timeout: 5)
+
+        var answers = ByteBuffer(bytes: try Data(contentsOf: URL(fileURLWithPath: answersFile)))
+        var answered = 0
+        while let frame = try? RSerPoolFraming.nextFrame(from: &answers),
+              let decoded = try? ASAPMessage.decode(frame: frame, limits: WireLimits()) {
+            if case .handleResolutionResponse = decoded.message { answered += 1 }
+        }
+        let allowed = 1_000 + 100 * floodSeconds
+        let sorted = latencies.sorted()
+        print(String(format: "TLS flood: %d of 20000 answered in %.1f s (allowed ≈ %.0f); the other user's resolutions: median %.1f ms, max %.1f ms",
+                     answered, floodSeconds, allowed, sorted[sorted.count / 2] * 1000, sorted.last! * 1000))
+        #expect(answered >= 1_000, "the flooder gets its burst and its rate, not nothing")
+        #expect(Double(answered) <= allowed * 1.1 + 50, "held to the burst plus 100/s")
+        #expect(sorted[sorted.count / 2] < 0.05 && sorted.last! < 0.25, "the other user is served at once throughout: \(sorted.suffix(3))")
+        withExtendedLifetime([registrar, pe]) {}
     }
 
     /// Two registrars replicate over ENRP/TLS; a third with a certificate of the same CA but

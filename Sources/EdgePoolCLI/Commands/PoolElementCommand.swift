@@ -13,14 +13,20 @@ struct PoolElementCommand: AsyncParsableCommand {
 
         A proxy PE (--proxy HOST:PORT) registers an unmodified server instead — a legacy
         server farm becomes a pool without touching it: registered after --health-successes
-        passed checks (TCP connections, or HTTP GETs with --health-http PATH: 2xx or 3xx),
-        deregistered after --health-failures failed ones.
+        passed checks (TCP connections; HTTP GETs with --health-http PATH: 2xx or 3xx; or a
+        command with --health-command: exit 0, the server's address and port in $1 and $2),
+        deregistered after --health-failures failed ones. With a Least-Used policy it reports
+        the server's load at every check: its established connections on this host over
+        --load-connections N, or a figure from --load-url (a Prometheus metric named by
+        --load-metric, else the body as one number) over --load-full.
         The registrar must accept the server's address from the proxy (the same host,
         --proxy-identity with TLS, or --accept-foreign-addresses).
 
         Examples:
           edgepool pe --pool EchoPool --service echo --policy rr
           edgepool pe --pool WebPool --proxy 192.0.2.80:80 --health-interval 500ms
+          edgepool pe --pool DbPool --proxy 127.0.0.1:5432 --health-command 'pg_isready -h "$1" -p "$2"'
+          edgepool pe --pool WebPool --proxy 127.0.0.1:8080 --policy lu --load-connections 100
           edgepool pe --pool CalcPool --policy plu --increment 0.1 --registrar 127.0.0.1:3863 --registrar 127.0.0.1:3864
         """)
     )
@@ -93,6 +99,16 @@ struct PoolElementCommand: AsyncParsableCommand {
     @Option(help: "Proxy PE: passed checks in a row that register it (again). [default: 2]") var healthSuccesses: Int?
     @Option(help: ArgumentHelp("Proxy PE: check with an HTTP GET of this path (2xx or 3xx within --health-timeout passes), not a bare TCP connection.", valueName: "path"))
     var healthHttp: String?
+    @Option(help: ArgumentHelp("Proxy PE: check by running this shell command; exit 0 within --health-timeout passes ($1, $2: the server's address and port).", valueName: "command"))
+    var healthCommand: String?
+    @Option(help: ArgumentHelp("Proxy PE, Least-Used policy: report the server's established TCP connections on this host over N as its load.", valueName: "n"))
+    var loadConnections: Int?
+    @Option(help: ArgumentHelp("Proxy PE, Least-Used policy: report a figure fetched from this http:// URL as the load (see --load-metric, --load-full).", valueName: "url"))
+    var loadUrl: String?
+    @Option(help: ArgumentHelp("The Prometheus metric of --load-url's answer to read (its samples summed); without it the answer is one number.", valueName: "name"))
+    var loadMetric: String?
+    @Option(help: ArgumentHelp("The --load-url figure that means 100 % load. [default: 1]", valueName: "value"))
+    var loadFull: Double?
 
     @OptionGroup var tls: RegistrarTLSOptions
 
@@ -132,6 +148,11 @@ struct PoolElementCommand: AsyncParsableCommand {
         settings.healthFailures = healthFailures
         settings.healthSuccesses = healthSuccesses
         settings.healthHttp = healthHttp
+        settings.healthCommand = healthCommand
+        settings.loadConnections = loadConnections
+        settings.loadUrl = loadUrl
+        settings.loadMetric = loadMetric
+        settings.loadFull = loadFull
         settings.tlsCa = tls.tlsCa
         settings.tlsCertificate = tls.tlsCertificate
         settings.tlsKey = tls.tlsKey

@@ -78,6 +78,9 @@ struct RegistrarCommand: AsyncParsableCommand {
     @Option(help: "Associations open at once from one address. [default: 1000]")
     var maxAssociationsPerAddress: Int?
 
+    @Option(help: "TLS handshakes under way at once; a connection accepted beyond is closed at once (a handshake unfinished after --tls-handshake-timeout is closed too). [default: 256]")
+    var maxHandshakes: Int?
+
     @Option(help: "Work per second handled from one association, after a burst of 1000: a message is one unit plus one per KiB of its replies. Past it the registrar reads more slowly, drops nothing. 0: no limit. [default: 1000]")
     var messageRate: Double?
 
@@ -167,6 +170,7 @@ struct RegistrarCommand: AsyncParsableCommand {
         settings.maxPoolElementsPerAssociation = maxPoolElementsPerAssociation
         settings.maxAssociations = maxAssociations
         settings.maxAssociationsPerAddress = maxAssociationsPerAddress
+        settings.maxHandshakes = maxHandshakes
         settings.messageRate = messageRate
         settings.idleTimeout = idleTimeout
         settings.partialMessageTimeout = partialMessageTimeout

@@ -58,7 +58,7 @@ public enum PoolElementDaemon {
                 let home = await element.homeRegistrar
                 let registered = await element.isRegistered
                 return .init(location: location, status: "\(pool): \(registered ? "registered" : "not registered")",
-                             associations: home == .unknown ? [] : [.init(receiver: .init(.registrar, UInt64(home.rawValue)),
+                             workload: await element.loadFraction, associations: home == .unknown ? [] : [.init(receiver: .init(.registrar, UInt64(home.rawValue)),
                                                                         payloadProtocol: ComponentStatusReport.Association.asap)])
             }
         }
@@ -79,8 +79,20 @@ public enum PoolElementDaemon {
         guard let transport = TransportAddress(tcp: server) else { throw ConfigurationError(setting: "proxy", "is not an IP address and port") }
         let registration = configuration.registration(userTransport: transport)
         let proxy = ProxyPoolElement(server: server, registration: registration, registrars: configuration.registrars, check: configuration.healthCheck,
-                                     logger: logger)
-        let services: [any Service] = [proxy] + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger)
+                                     load: configuration.proxyLoad, logger: logger)
+        let location = "proxy for \(server.endpointDescription)", pool = "\(configuration.poolHandle)"
+        let reporters = try DaemonRunner.statusReporter(settings.csp, interval: settings.cspInterval,
+                                                        sender: .init(.poolElement, UInt64(registration.identifier.rawValue)), logger: logger) {
+            guard let element = proxy.registeredElement else {
+                return .init(location: location, status: "\(pool): server failing its health checks, not registered")
+            }
+            let home = await element.homeRegistrar
+            let registered = await element.isRegistered
+            return .init(location: location, status: "\(pool): \(registered ? "registered" : "not registered")", workload: await element.loadFraction,
+                         associations: home == .unknown ? [] : [.init(receiver: .init(.registrar, UInt64(home.rawValue)),
+                                                                    payloadProtocol: ComponentStatusReport.Association.asap)])
+        }
+        let services: [any Service] = [proxy] + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger) + reporters
         try await DaemonRunner.run(services, logger: logger, ready: {
             ReadyLine(daemon: "pe", [
                 "id": "\(registration.identifier)", "pool": "\(configuration.poolHandle)", "service": "proxy",

@@ -69,6 +69,19 @@ public final class PoolElement: Service, Sendable {
         get async { (try? await loop.submit { self.driver.value.homeRegistrar }.get()) ?? .unknown }
     }
 
+    /// The policy the PE registers with now (with its current load).
+    public var policy: PoolPolicy {
+        get async { (try? await loop.submit { self.driver.value.policy }.get()) ?? PoolPolicy.roundRobin }
+    }
+
+    /// The load the PE registers now as a fraction (0…1), for the Least-Used policies; nil for others.
+    public var loadFraction: Double? {
+        get async {
+            let policy = await self.policy
+            return policy.type.isAdaptive ? Double(policy.load) / Double(UInt32.max) : nil
+        }
+    }
+
     /// Changes the policy values (e.g. load); the PE re-registers at once.
     public func updatePolicy(_ policy: PoolPolicy) {
         loop.execute { self.driver.value.updatePolicy(policy) }
@@ -161,6 +174,7 @@ final class PoolElementDriver {
 
     var isRegistered: Bool { machine.isRegistered }
     var homeRegistrar: RegistrarIdentifier { machine.homeRegistrar }
+    var policy: PoolPolicy { machine.registration.policy }
 
     func start() { perform(machine.start()) }
     func stop() { perform(machine.stop(now: loop.now)) }

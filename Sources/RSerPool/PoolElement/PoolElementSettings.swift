@@ -33,6 +33,16 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
     public var healthSuccesses: Int?
     /// A proxy PE's check is an HTTP GET of this path (2xx or 3xx passes), not a bare connection.
     public var healthHttp: String?
+    /// A proxy PE's check is this shell command exiting 0 (`$1` and `$2`: the server's address and port).
+    public var healthCommand: String?
+    /// A proxy PE's load (Least-Used policies): the server's established connections on this
+    /// host over this number …
+    public var loadConnections: Int?
+    /// … or a figure fetched from this `http://` URL: metric `loadMetric` of a Prometheus
+    /// exposition (else the body as one number), over `loadFull` (default 1).
+    public var loadUrl: String?
+    public var loadMetric: String?
+    public var loadFull: Double?
     /// ASAP over TLS toward the registrars: their CA, and this PE's certificate and key.
     public var tlsCa: String?
     public var tlsCertificate: String?
@@ -60,6 +70,8 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
         /// A proxy PE's legacy server and how it is checked (nil: a demo service).
         public var proxy: SocketAddress?
         public var healthCheck = ProxyPoolElement.HealthCheck()
+        /// Where a proxy PE reads its server's load (nil: the policy's load stays as given).
+        public var proxyLoad: ProxyLoadSource?
 
         /// The registration of one PE whose service listens at `userTransport`.
         public func registration(userTransport: TransportAddress) -> PoolElementRegistration {
@@ -97,7 +109,39 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
             sessionsForFullLoad: maxSessions ?? 10,
             identifier: try identifier.map { PoolElementIdentifier(try SettingText.identifier($0, "identifier")) },
             reregistrationInterval: reregistrationInterval?.amount,
-            proxy: try proxy.map { try $0.socketAddress() }, healthCheck: try healthCheck())
+            proxy: try proxy.map { try $0.socketAddress() }, healthCheck: try healthCheck(), proxyLoad: try proxyLoad(policy: policy))
+    }
+
+    /// The proxy's load source from the settings: one of connections or a URL, for a proxy
+    /// with a Least-Used policy.
+    private func proxyLoad(policy: PoolPolicy) throws -> ProxyLoadSource? {
+        if loadUrl == nil, loadMetric != nil || loadFull != nil {
+            throw ConfigurationError(setting: loadMetric != nil ? "loadMetric" : "loadFull", "needs loadUrl (--load-url)")
+        }
+        let source: ProxyLoadSource
+        switch (loadConnections, loadUrl) {
+        case (nil, nil): return nil
+        case (.some, .some): throw ConfigurationError(setting: "loadConnections", "and loadUrl are two load sources: give one")
+        case (let full?, nil):
+            try ConfigurationError.check(full, atLeast: 1, "loadConnections")
+            source = .connections(full: full)
+        case (nil, let url?):
+            let full = loadFull ?? 1
+            guard full > 0, full.isFinite else { throw ConfigurationError(setting: "loadFull", "must be positive") }
+            if let loadMetric, !ProxyLoad.isValidMetricName(loadMetric) {
+                throw ConfigurationError(setting: "loadMetric", "is not a Prometheus metric name: '\(loadMetric)'")
+            }
+            guard let http = ProxyLoadSource.http(url: url, metric: loadMetric, full: full) else {
+                throw ConfigurationError(setting: "loadUrl", "must be http://HOST[:PORT][/PATH], not '\(url)'")
+            }
+            source = http
+        }
+        guard proxy != nil else { throw ConfigurationError(setting: loadUrl == nil ? "loadConnections" : "loadUrl", "is for a proxy PE (--proxy)") }
+        guard policy.type.isAdaptive else {
+            throw ConfigurationError(setting: loadUrl == nil ? "loadConnections" : "loadUrl",
+                                     "needs a Least-Used policy (lu, rlu, lud, plu, …) to report the load in, not \(policy)")
+        }
+        return source
     }
 
     /// The proxy's health check from the settings (ranges checked).
@@ -112,6 +156,11 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
         if let v = healthTimeout { check.timeout = v.amount }
         if let v = healthFailures { check.failuresForDown = v }
         if let v = healthSuccesses { check.successesForUp = v }
+        if let command = healthCommand {
+            guard healthHttp == nil else { throw ConfigurationError(setting: "healthCommand", "and healthHttp are two checks: give one") }
+            guard !command.allSatisfy(\.isWhitespace) else { throw ConfigurationError(setting: "healthCommand", "is empty") }
+            check.command = command
+        }
         if let path = healthHttp {
             guard HTTPHealthCheck.isValidPath(path) else {
                 throw ConfigurationError(setting: "healthHttp", "must be a path such as /healthz (printable, no spaces), not '\(path)'")

@@ -195,9 +195,11 @@ public final class Registrar: Service, Sendable {
     private func bindPeerListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
         let contexts = self.contexts
         return try await bindListener(address) { channel, core, limits, wireLimits in
-            guard core.admit(channel) else { return }
+            let peerTLS = contexts.withLockedValue { $0.peer }
+            guard core.admit(channel, tls: peerTLS != nil) else { return }
             let id = core.peerAssociationOpened(channel)
-            if let peerTLS = contexts.withLockedValue({ $0.peer }) {
+            if let peerTLS {
+                core.handshakeStarted(id)
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: peerTLS.server))
                 let loopBound = NIOLoopBound(core, eventLoop: channel.eventLoop)
                 try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard(timeout: peerTLS.handshakeTimeout) { identity in
@@ -212,9 +214,11 @@ public final class Registrar: Service, Sendable {
     private func bindListener(_ address: SocketAddress) async throws -> (Channel, TransportProtocol) {
         let contexts = self.contexts, handshakeTimeout = configuration.tlsHandshakeTimeout
         return try await bindListener(address) { channel, core, limits, wireLimits in
-            guard core.admit(channel) else { return }
+            let tls = contexts.withLockedValue { $0.asap }
+            guard core.admit(channel, tls: tls != nil) else { return }
             let id = core.associationOpened(channel)
-            if let tls = contexts.withLockedValue({ $0.asap }) {
+            if let tls {
+                core.handshakeStarted(id)
                 // TLS first: the guard closes a handshake that stalls, and hands the identity
                 // the client's certificate proves to the registrar before any message arrives.
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))

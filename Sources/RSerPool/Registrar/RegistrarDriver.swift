@@ -24,6 +24,9 @@ final class RegistrarDriver {
     /// Open associations per remote address (bounded by `limits.maximumAssociationsPerAddress`).
     private var associationsPerAddress: [IPAddress: Int] = [:]
     private var addressOfAssociation: [AssociationID: IPAddress] = [:]
+    /// Accepted associations whose TLS handshake has not completed yet (bounded by
+    /// `limits.maximumConcurrentHandshakes`).
+    private var handshaking: Set<AssociationID> = []
     /// Per-event log lines (registrations, removals, refusals, malformed input) are
     /// rate-limited per kind: a flood must not turn into a flood of logs.
     private var logThrottle = LogThrottle<String>(rate: 20, burst: 100)
@@ -59,12 +62,16 @@ final class RegistrarDriver {
 
     /// Whether a newly accepted channel may stay: within the total and per-address caps.
     /// Closes it (and says why, rate-limited) if not.
-    func admit(_ channel: Channel) -> Bool {
+    /// With `tls`, the association starts with a TLS handshake, which must also fit within
+    /// the bound on concurrent handshakes.
+    func admit(_ channel: Channel, tls: Bool = false) -> Bool {
         let address = channel.remoteAddress.flatMap(IPAddress.init)?.unmappedIPv4
         let refusal: (String, String)? = if associations.count >= limits.maximumAssociations {
             ("limit", "the registrar holds the maximum of \(limits.maximumAssociations) associations")
         } else if let address, associationsPerAddress[address, default: 0] >= limits.maximumAssociationsPerAddress {
             ("per_address_limit", "\(address) holds the maximum of \(limits.maximumAssociationsPerAddress) associations")
+        } else if tls, handshaking.count >= limits.maximumConcurrentHandshakes {
+            ("handshake_limit", "\(handshaking.count) TLS handshakes are under way, the maximum")
         } else {
             nil
         }
@@ -112,7 +119,20 @@ final class RegistrarDriver {
 
     /// The association's TLS handshake completed; `identity` is what the client's certificate
     /// names (nil: it presented none, which only a registrar without a CA allows).
+    /// The association's TLS handshake began (it counts toward the concurrent-handshake bound
+    /// until it completes or the association closes).
+    func handshakeStarted(_ id: AssociationID) {
+        handshaking.insert(id)
+        metrics.handshakesUnderWay.record(handshaking.count)
+    }
+
+    private func handshakeEnded(_ id: AssociationID) {
+        guard handshaking.remove(id) != nil else { return }
+        metrics.handshakesUnderWay.record(handshaking.count)
+    }
+
     func associationAuthenticated(_ id: AssociationID, identity: String?) {
+        handshakeEnded(id)
         guard associations[id] != nil else { return }
         metrics.tlsHandshakes.increment()
         guard let identity else { return }
@@ -124,6 +144,7 @@ final class RegistrarDriver {
     /// registrars, else it is closed. The state machine then binds the identity to the
     /// registrar identifier it claims.
     func peerAuthenticated(_ id: AssociationID, identity: String?) {
+        handshakeEnded(id)
         guard let channel = associations[id], let peerTLS else { return }
         guard let identity, peerTLS.identities.contains(identity) else {
             metrics.associationRefused("peer_identity")
@@ -137,6 +158,7 @@ final class RegistrarDriver {
     }
 
     func associationClosed(_ id: AssociationID) {
+        handshakeEnded(id)
         guard associations.removeValue(forKey: id) != nil else { return }
         if let address = addressOfAssociation.removeValue(forKey: id) {
             let left = associationsPerAddress[address, default: 1] - 1

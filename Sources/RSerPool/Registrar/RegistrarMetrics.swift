@@ -10,6 +10,7 @@ struct RegistrarMetrics {
     let resolutions = Counter(label: "rserpool_handle_resolutions_total")
     let emptyResolutions = Counter(label: "rserpool_handle_resolutions_unknown_pool_total")
     let tlsHandshakes = Counter(label: "rserpool_tls_handshakes_total")
+    let handshakesUnderWay = Gauge(label: "rserpool_tls_handshakes_under_way")
     let keepAlivesSent = Counter(label: "rserpool_keepalives_sent_total")
     let keepAliveFailures = Counter(label: "rserpool_keepalive_failures_total")
     let unreachableReports = Counter(label: "rserpool_endpoint_unreachable_reports_total")

@@ -22,6 +22,8 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
     public var maxPoolElementsPerAssociation: Int?
     public var maxAssociations: Int?
     public var maxAssociationsPerAddress: Int?
+    /// TLS handshakes under way at once; connections beyond are closed at accept.
+    public var maxHandshakes: Int?
     public var messageRate: Double?
     public var idleTimeout: SettingDuration?
     public var partialMessageTimeout: SettingDuration?
@@ -91,6 +93,7 @@ public struct RegistrarSettings: DaemonSettings, Equatable {
         var limits = AssociationLimits()
         if let v = maxAssociations { limits.maximumAssociations = v }
         if let v = maxAssociationsPerAddress { limits.maximumAssociationsPerAddress = v }
+        if let v = maxHandshakes { limits.maximumConcurrentHandshakes = v }
         if let v = messageRate { limits.messageRate = v }
         if let v = idleTimeout { limits.idleTimeout = v.amount }
         if let v = partialMessageTimeout { limits.partialMessageTimeout = v.amount }

@@ -31,6 +31,7 @@ public enum MetricHelp {
         "rserpool_handle_resolutions_total": "Handle resolutions answered.",
         "rserpool_handle_resolutions_unknown_pool_total": "Handle resolutions for a pool the registrar does not know.",
         "rserpool_tls_handshakes_total": "ASAP associations whose TLS handshake completed.",
+        "rserpool_tls_handshakes_under_way": "Accepted associations whose TLS handshake has not completed yet (bounded by --max-handshakes).",
         "rserpool_keepalives_sent_total": "Endpoint Keep-Alives sent to own PEs.",
         "rserpool_keepalive_failures_total": "Own PEs removed because a keep-alive went unanswered.",
         "rserpool_pool_element_removals_total": "PEs removed from the handlespace, by reason.",

@@ -38,6 +38,13 @@ public struct AssociationLimits: Sendable, Hashable {
     /// Associations open at once, and from one address; more are closed at accept.
     public var maximumAssociations = 10_000
     public var maximumAssociationsPerAddress = 1_000
+    /// TLS handshakes under way at once (ASAP and ENRP listeners together); a connection
+    /// accepted while this many are unfinished is closed at once. Each handshake costs a
+    /// signature and key exchange on the registrar's one event loop, and a stalled one is held
+    /// until the handshake timeout: without this bound, clients that connect and stall (or
+    /// start handshakes faster than they complete) could hold every association slot and the
+    /// loop's time. 256 is far above what PEs and PUs need (a handshake takes about 1 ms here).
+    public var maximumConcurrentHandshakes = 256
 
     public init() {}
 
@@ -57,7 +64,9 @@ public struct AssociationLimits: Sendable, Hashable {
         if writeBufferLow < 1024 || writeBufferHigh < writeBufferLow { throw AssociationLimitsError("the write buffer bounds need 1024 ≤ low ≤ high") }
         if messagesPerTurn < 1 || replyBytesPerTurn < 1 || replyBytesPerUnit < 1 { throw AssociationLimitsError("messages per turn and the byte units must be at least 1") }
         if messageRate < 0 || (messageRate > 0 && messageBurst < 1) { throw AssociationLimitsError("the message rate must be 0 (off) or positive with a burst ≥ 1") }
-        if maximumAssociations < 1 || maximumAssociationsPerAddress < 1 { throw AssociationLimitsError("association limits must be at least 1") }
+        if maximumAssociations < 1 || maximumAssociationsPerAddress < 1 || maximumConcurrentHandshakes < 1 {
+            throw AssociationLimitsError("association and handshake limits must be at least 1")
+        }
         for (name, value) in [("not-reading", notReadingTimeout), ("partial-message", partialMessageTimeout), ("idle", idleTimeout)] where value <= .zero {
             throw AssociationLimitsError("the \(name) timeout must be positive")
         }

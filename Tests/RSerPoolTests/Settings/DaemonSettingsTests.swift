@@ -94,7 +94,7 @@ import Testing
         #expect(RegistrarSettings.keys.contains("keepAliveInterval"))
         #expect(RegistrarSettings.keys.contains("logLevel"))
         #expect(PoolElementSettings.keys.contains("reregistrationInterval"))
-        #expect(RegistrarSettings.keys.count == 37)
+        #expect(RegistrarSettings.keys.count == 38)
         #expect(RegistrarSettings.keys.isSuperset(of: ["tlsCertificate", "tlsKey", "tlsCa", "authorize", "proxyIdentity", "tlsHandshakeTimeout", "csp", "cspInterval", "peerIdentity"]))
     }
 
@@ -149,6 +149,39 @@ import Testing
         #expect { try settings.configuration() } throws: { "\($0)".contains("must be a path such as /healthz") }
         settings.healthHttp = "/healthz"
         #expect(try settings.configuration().healthCheck.httpPath == "/healthz")
+    }
+
+    @Test func aProxyPEsCommandCheckAndLoadSourceAreCheckedTogether() throws {
+        var settings = PoolElementSettings()
+        settings.proxy = Endpoint(host: "127.0.0.1", port: 5432)
+        settings.healthCommand = "pg_isready -h \"$1\" -p \"$2\""
+        #expect(try settings.configuration().healthCheck.command == "pg_isready -h \"$1\" -p \"$2\"")
+        settings.healthHttp = "/healthz"
+        #expect { try settings.configuration() } throws: { "\($0)".contains("two checks") }
+        settings.healthHttp = nil
+
+        settings.loadConnections = 100
+        #expect { try settings.configuration() } throws: { "\($0)".contains("needs a Least-Used policy") }
+        settings.policy = "lu"
+        #expect(try settings.configuration().proxyLoad == .connections(full: 100))
+        settings.loadUrl = "http://127.0.0.1:9100/metrics"
+        #expect { try settings.configuration() } throws: { "\($0)".contains("two load sources") }
+        settings.loadConnections = nil
+        settings.loadMetric = "http_connections"
+        settings.loadFull = 50
+        #expect(try settings.configuration().proxyLoad == .http(host: "127.0.0.1", port: 9100, path: "/metrics", metric: "http_connections", full: 50))
+        settings.loadMetric = "not-a-name"
+        #expect { try settings.configuration() } throws: { "\($0)".contains("--load-metric (loadMetric)") }
+        settings.loadMetric = nil
+        settings.loadUrl = "https://127.0.0.1/"
+        #expect { try settings.configuration() } throws: { "\($0)".contains("must be http://") }
+        settings.loadUrl = nil
+        #expect { try settings.configuration() } throws: { "\($0)".contains("--load-full (loadFull) needs loadUrl") }
+        settings.loadFull = nil
+        settings.proxy = nil
+        settings.healthCommand = nil
+        settings.loadConnections = 4
+        #expect { try settings.configuration() } throws: { "\($0)".contains("is for a proxy PE") }
     }
 
     @Test(arguments: [("5s", 5_000_000_000), ("250ms", 250_000_000), ("1.5s", 1_500_000_000), ("2m", 120_000_000_000), ("0", 0), ("500us", 500_000)])
