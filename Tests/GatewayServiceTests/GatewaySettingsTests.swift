@@ -71,6 +71,16 @@ import Testing
         #expect(throws: ConfigurationError.self, "preconnect needs a list") { try settings.configuration(.reverse) }
         settings = GatewaySettings()
         #expect(throws: ConfigurationError.self, "the pair needs a secret") { try settings.configuration(.exit) }
+        // An entry holds connections to its exit; 65 is beyond the range, and `preconnect` is
+        // an entry's key, not an exit's.
+        settings.exit = Endpoint(host: "192.0.2.1", port: 7000)
+        settings.secret = "a shared secret of some length"
+        settings.preconnect = 2
+        #expect((try? settings.configuration(.entry))?.preconnect == 2)
+        settings.preconnect = 65
+        #expect(throws: ConfigurationError("--preconnect (preconnect) must be 0…64, not 65")) { try settings.configuration(.entry) }
+        #expect(GatewaySettings.keys(for: .entry).contains("preconnect") && !GatewaySettings.keys(for: .exit).contains("preconnect"))
+        settings = GatewaySettings()
         settings.user = ["nocolon"]
         #expect(throws: ConfigurationError.self) { try settings.configuration(.socks) }
         settings = GatewaySettings()

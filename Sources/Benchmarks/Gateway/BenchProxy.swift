@@ -13,6 +13,8 @@ struct BenchProxy {
     let executables: [String]
     /// EdgePool's pair over TLS 1.3 (certificates made for the run).
     var encrypted = false
+    /// EdgePool's entry holding connections to the exit ahead of clients (`--preconnect 2`).
+    var held = false
 
     var speaksSOCKS: Bool { kind != .forward }
 
@@ -37,6 +39,8 @@ struct BenchProxy {
             BenchProxy(tool: "dante", name: "dante", kind: .socks, executables: ["/usr/sbin/danted"]),
             BenchProxy(tool: "edgepool", name: "edgepool entry+exit", kind: .pair, executables: []),
             BenchProxy(tool: "edgepool", name: "edgepool entry+exit TLS", kind: .pair, executables: [], encrypted: true),
+            BenchProxy(tool: "edgepool", name: "edgepool pair, held", kind: .pair, executables: [], held: true),
+            BenchProxy(tool: "edgepool", name: "edgepool pair TLS, held", kind: .pair, executables: [], encrypted: true, held: true),
             BenchProxy(tool: "shadowsocks", name: "shadowsocks-libev", kind: .pair, executables: ["/usr/bin/ss-local", "/usr/bin/ss-server"]),
         ].filter { !baselines.contains($0.tool) || (!mode.clientMPTCP && !mode.serverMPTCP) }
     }
@@ -84,7 +88,9 @@ struct BenchProxy {
                                                       "--secret", secret, "--upstream-transport", upstream] + tls("server") + quiet)
             let exitPort = try Self.edgepoolPort(exit)
             let entry = try ChildProcess.subcommand("edgepool entry", ["gateway", "entry", "--listen", "127.0.0.1:0", "--exit", "127.0.0.1:\(exitPort)",
-                                                        "--secret", secret] + tls("client") + quiet)
+                                                        "--secret", secret] + (held ? ["--preconnect", "2"] : []) + tls("client") + quiet)
+            // The held connections' handshakes before the first client.
+            if held { usleep(300_000) }
             return Running(port: try Self.edgepoolPort(entry), processes: [entry, exit], files: certificates.map { [$0.directory] } ?? [])
         case ("nio", _), ("epoll", _):
             // TCP only (baselines for EdgePool's own cost, not peers).

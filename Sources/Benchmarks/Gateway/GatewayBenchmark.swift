@@ -239,18 +239,29 @@ public struct GatewayBenchmark: Sendable {
     func summarise(_ results: [(BenchProxy, Measurement)], mode: BenchMode) {
         for kind in [BenchProxy.Kind.forward, .socks, .pair] {
             let members = results.filter { $0.0.kind == kind }
-            guard let ours = members.first(where: { $0.0.tool == "edgepool" && !$0.0.encrypted }),
+            guard let ours = members.first(where: { $0.0.tool == "edgepool" && !$0.0.encrypted && !$0.0.held }),
                   let best = members.filter({ $0.0.tool != "edgepool" && !BenchProxy.baselines.contains($0.0.tool) }).max(by: { $0.1.bytesPerSecond < $1.1.bytesPerSecond }) else { continue }
             print(String(format: "  %@: edgepool throughput = %.2f × the best peer (%@)", kind.rawValue, ours.1.bytesPerSecond / best.1.bytesPerSecond, best.0.name))
             BenchmarkFigures.record("gateway \(mode.flagName) \(kind.rawValue): edgepool / \(best.0.name) throughput", ours.1.bytesPerSecond / best.1.bytesPerSecond,
                                     unit: "×", kind: .peer, better: .higher)
             // The encrypted pair against the plain one and against the best (encrypted) peer.
-            if let encrypted = members.first(where: { $0.0.tool == "edgepool" && $0.0.encrypted }) {
+            if let encrypted = members.first(where: { $0.0.tool == "edgepool" && $0.0.encrypted && !$0.0.held }) {
                 print(String(format: "  encrypted pair: throughput = %.2f × the plain pair, %.2f × %@; connect +%.0f µs over the plain pair (the TLS handshake)",
                              encrypted.1.bytesPerSecond / ours.1.bytesPerSecond, encrypted.1.bytesPerSecond / best.1.bytesPerSecond, best.0.name,
                              encrypted.1.connectMicroseconds - ours.1.connectMicroseconds))
                 BenchmarkFigures.record("gateway \(mode.flagName) pair: TLS / plain throughput", encrypted.1.bytesPerSecond / ours.1.bytesPerSecond,
                                         unit: "×", kind: .ratio, better: .higher)
+            }
+            // Held connections to the exit (--preconnect 2): the connect against the plain pair's and the peer's.
+            for held in members where held.0.tool == "edgepool" && held.0.held {
+                let without = members.first { $0.0.tool == "edgepool" && $0.0.encrypted == held.0.encrypted && !$0.0.held }?.1 ?? ours.1
+                print(String(format: "  %@: connect %+.0f µs against the pair without, %+.0f µs against %@",
+                             held.0.name, held.1.connectMicroseconds - without.connectMicroseconds,
+                             held.1.connectMicroseconds - best.1.connectMicroseconds, best.0.name))
+                if !held.0.encrypted {
+                    BenchmarkFigures.record("gateway \(mode.flagName) pair, held: connect / \(best.0.name) connect", held.1.connectMicroseconds / best.1.connectMicroseconds,
+                                            unit: "×", kind: .peer, better: .lower)
+                }
             }
         }
     }

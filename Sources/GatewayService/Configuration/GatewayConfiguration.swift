@@ -76,8 +76,8 @@ public struct GatewayConfiguration: Sendable {
     public var telemetryInterval: TimeAmount = .seconds(1)
     /// SOCKS5 UDP ASSOCIATE (socks5 mode only; an entry gateway carries TCP only).
     public var udpRelay = true
-    /// Reverse mode with static backends: connections per event loop held open ahead of
-    /// clients (0: connect when a client comes).
+    /// Reverse mode with static backends, or an entry gateway: connections per event loop
+    /// held open to the backends or the exit ahead of clients (0: connect when a client comes).
     public var preconnect = 0
 
     /// Settings this configuration's mode would ignore (each named as its flag), so that an

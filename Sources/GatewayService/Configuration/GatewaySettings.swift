@@ -111,7 +111,7 @@ public struct GatewaySettings: DaemonSettings, Equatable {
             case .socks: ["udp", "maxUdpAssociations"]
             case .http: ["connectPorts"]
             case .reverse: ["backends", "pool", "registrars", "preconnect", "registrarTlsCa", "registrarTlsCertificate", "registrarTlsKey"]
-            case .entry: ["exit", "forward", "secret", "secretFile", "tlsCertificate", "tlsKey", "tlsCa", "peerIdentity"]
+            case .entry: ["exit", "forward", "preconnect", "secret", "secretFile", "tlsCertificate", "tlsKey", "tlsCa", "peerIdentity"]
             case .exit: ["secret", "secretFile", "tlsCertificate", "tlsKey", "tlsCa", "peerIdentity"]
             }
         }
@@ -185,6 +185,10 @@ public struct GatewaySettings: DaemonSettings, Equatable {
                 configuration.preconnect = v
             }
         case .entry, .exit:
+            if kind == .entry {
+                try ConfigurationError.check(preconnect, in: Self.preconnectRange, "preconnect")
+                if let v = preconnect { configuration.preconnect = v }
+            }
             configuration.pairSecret = try pairSecret()
             configuration.pairTLS = try pairTLS(kind == .entry ? .entry : .exit, handshakeTimeout: limits.handshakeTimeout)
         }

@@ -82,9 +82,15 @@ final class GatewayContext: Sendable {
         connector = UpstreamConnector(transport: configuration.upstreamTransport, policy: policy,
                                       connectTimeout: configuration.limits.connectTimeout, limits: configuration.limits)
         connectionLog = try configuration.connectionLogPath.map(ConnectionLog.init(path:))
-        if case .backends(let backends) = route, configuration.preconnect > 0 {
+        switch route {
+        case .backends(let backends) where configuration.preconnect > 0:
             preconnector = UpstreamPreconnector(loops: loops, perLoop: configuration.preconnect, backends: backends, connector: connector, logger: logger)
-        } else {
+        case .exit(let exit, _, _, let tls) where configuration.preconnect > 0:
+            // Held connections to the exit: a client's carried connection then starts with its
+            // header at once — no MPTCP handshake, no TLS handshake across the WAN.
+            preconnector = UpstreamPreconnector(loops: loops, perLoop: configuration.preconnect, backends: [exit], target: .exit(tls: tls),
+                                                connector: connector, logger: logger)
+        default:
             preconnector = nil
         }
     }
@@ -181,7 +187,16 @@ final class GatewayContext: Sendable {
         if case .exit(let exit, let secret, _, let tls) = route {
             let header = PairHeader(destination: destination, timeMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000),
                                     nonce: (0..<PairHeader.nonceLength).map { _ in UInt8.random(in: 0...255) })
-            opened = connector.connect(to: [exit], target: "exit gateway \(exit.endpointText)", on: loop, tls: tls).flatMap { channel in
+            let connected: EventLoopFuture<Channel>
+            if let held = preconnector?.take(on: loop) {
+                metrics.preconnectedUsed.increment()
+                _ = UpstreamHolds.release(from: held)   // the exit says nothing before the header
+                connected = loop.makeSucceededFuture(held)
+            } else {
+                if preconnector != nil { metrics.preconnectMissed.increment() }
+                connected = connector.connect(to: [exit], target: "exit gateway \(exit.endpointText)", on: loop, tls: tls)
+            }
+            opened = connected.flatMap { channel in
                 let reader = ExitStatusReader(connection: bound.value, awaitingPromise: awaitExitStatus ? loop.makePromise() : nil)
                 let status = reader.promise?.futureResult
                 do {

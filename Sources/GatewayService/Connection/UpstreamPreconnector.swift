@@ -1,19 +1,26 @@
 import Logging
 import NIOCore
 
-/// Keeps connections to a reverse proxy's static backends open ahead of the clients that
-/// will use them (`--preconnect N`: N per event loop), so a client's connection skips the
-/// upstream connect — with a backend one network round trip away, that round trip; on
+/// Keeps connections to a reverse proxy's static backends — or an entry gateway's exit —
+/// open ahead of the clients that will use them (`--preconnect N`: N per event loop), so a
+/// client's connection skips the upstream connect — with a backend or an exit one network
+/// round trip away, that round trip (and for an encrypted pair the TLS handshake's); on
 /// loopback, most of the gateway's own connection set-up.
 ///
 /// A held connection reads at most once before it is handed over (a server that speaks
 /// first has its greeting delivered when the client arrives), is dropped when the backend
-/// closes it, and is replaced after `lifetime` so that backend idle timeouts do not bite.
+/// closes it, and is replaced after its lifetime so that backend idle timeouts do not bite
+/// (``lifetime`` for backends, ``pairLifetime`` for an exit, which closes a connection that
+/// sends no pair header within its handshake timeout).
 /// Backends come round robin; a failed connect is retried after `retryDelay`, and a client
 /// that finds the pool empty connects as without one.
 final class UpstreamPreconnector: Sendable {
     /// How long a connection is held before it is replaced.
     static let lifetime: TimeAmount = .seconds(30)
+    /// How long a connection to the exit gateway is held: replaced (checked every half
+    /// lifetime, so at most 1.5 × this old) before the exit's default 10 s handshake timeout
+    /// closes a connection that has sent no header.
+    static let pairLifetime: TimeAmount = .seconds(5)
     /// Wait after a failed connect before the pool tries again.
     static let retryDelay: TimeAmount = .seconds(1)
 
@@ -21,15 +28,29 @@ final class UpstreamPreconnector: Sendable {
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<LoopPool?>]
     private let count: Int
     private let backends: [SocketAddress]
+    private let target: Target
     private let connector: UpstreamConnector
     private let logger: Logger
 
-    init(loops: [EventLoop], perLoop count: Int, backends: [SocketAddress], connector: UpstreamConnector, logger: Logger) {
+    /// What the held connections go to.
+    struct Target: Sendable {
+        /// "backend", "exit gateway" (logs and errors).
+        var name: String
+        /// TLS on the held connections (an encrypted pair): the handshake is done while held.
+        var tls: PairTLS?
+        var lifetime: TimeAmount
+
+        static let backends = Target(name: "backend", tls: nil, lifetime: UpstreamPreconnector.lifetime)
+        static func exit(tls: PairTLS?) -> Target { Target(name: "exit gateway", tls: tls, lifetime: UpstreamPreconnector.pairLifetime) }
+    }
+
+    init(loops: [EventLoop], perLoop count: Int, backends: [SocketAddress], target: Target = .backends, connector: UpstreamConnector, logger: Logger) {
         var pools: [ObjectIdentifier: NIOLoopBoundBox<LoopPool?>] = [:]
         for loop in loops { pools[ObjectIdentifier(loop)] = .makeEmptyBox(valueType: LoopPool.self, eventLoop: loop) }
         self.pools = pools
         self.count = count
         self.backends = backends
+        self.target = target
         self.connector = connector
         self.logger = logger
     }
@@ -37,8 +58,8 @@ final class UpstreamPreconnector: Sendable {
     /// Starts filling every loop's pool.
     func start() {
         for box in pools.values {
-            box.eventLoop.execute { [count, backends, connector, logger] in
-                let pool = LoopPool(loop: box.eventLoop, count: count, backends: backends, connector: connector, logger: logger)
+            box.eventLoop.execute { [count, backends, target, connector, logger] in
+                let pool = LoopPool(loop: box.eventLoop, count: count, backends: backends, target: target, connector: connector, logger: logger)
                 box.value = pool
                 pool.start()
             }
@@ -62,6 +83,7 @@ final class UpstreamPreconnector: Sendable {
         private let loop: EventLoop
         private let count: Int
         private let backends: [SocketAddress]
+        private let target: Target
         private let connector: UpstreamConnector
         private let logger: Logger
         private var ready: [(channel: Channel, since: NIODeadline)] = []
@@ -73,10 +95,11 @@ final class UpstreamPreconnector: Sendable {
         private var failing = false
         private var expiry: Scheduled<Void>?
 
-        init(loop: EventLoop, count: Int, backends: [SocketAddress], connector: UpstreamConnector, logger: Logger) {
+        init(loop: EventLoop, count: Int, backends: [SocketAddress], target: Target, connector: UpstreamConnector, logger: Logger) {
             self.loop = loop
             self.count = count
             self.backends = backends
+            self.target = target
             self.connector = connector
             self.logger = logger
         }
@@ -120,7 +143,7 @@ final class UpstreamPreconnector: Sendable {
             let start = next % backends.count
             next += 1
             let rotated = Array(backends[start...] + backends[..<start])
-            connector.connect(to: rotated, target: "backend", on: loop).assumeIsolated().whenComplete { [self] result in
+            connector.connect(to: rotated, target: target.name, on: loop, tls: target.tls).assumeIsolated().whenComplete { [self] result in
                 pending -= 1
                 switch result {
                 case .success(let channel):
@@ -130,7 +153,7 @@ final class UpstreamPreconnector: Sendable {
                     }
                     if failing {
                         failing = false
-                        logger.info("preconnect to the backends works again")
+                        logger.info("preconnect works again", metadata: ["to": "\(target.name)"])
                     }
                     do {
                         try UpstreamHolds.install(PreconnectedHolder(pool: self), on: channel)
@@ -140,8 +163,8 @@ final class UpstreamPreconnector: Sendable {
                     }
                 case .failure(let error):
                     guard !stopped, retry == nil else { return }
-                    logger.log(level: failing ? .debug : .info, "preconnect to a backend failed; trying again every \(Self.retryDelayText)",
-                               metadata: ["error": "\(error)"])
+                    logger.log(level: failing ? .debug : .info, "preconnect failed; trying again every \(Self.retryDelayText)",
+                               metadata: ["to": "\(target.name)", "error": "\(error)"])
                     failing = true
                     retry = loop.assumeIsolated().scheduleTask(in: UpstreamPreconnector.retryDelay) { [self] in
                         retry = nil
@@ -155,11 +178,16 @@ final class UpstreamPreconnector: Sendable {
 
         /// Replaces held connections older than `lifetime`, every half lifetime.
         private func scheduleExpiry() {
-            let lifetime = UpstreamPreconnector.lifetime
+            let lifetime = target.lifetime
             expiry = loop.assumeIsolated().scheduleTask(in: .nanoseconds(lifetime.nanoseconds / 2)) { [self] in
                 guard !stopped else { return }
                 let now = NIODeadline.now()
-                for (channel, since) in ready where now - since > lifetime { channel.close(promise: nil) }
+                // Out of `ready` before the close: a TLS channel stays active while its
+                // close_notify exchange runs, and a client must not take it meanwhile.
+                let expired = ready.filter { now - $0.since > lifetime }
+                ready.removeAll { now - $0.since > lifetime }
+                for (channel, _) in expired { channel.close(promise: nil) }
+                fill()
                 scheduleExpiry()
             }
         }

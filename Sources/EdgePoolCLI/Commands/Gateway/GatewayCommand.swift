@@ -320,6 +320,10 @@ struct EntryGatewayCommand: AsyncParsableCommand {
         follow without waiting. With --tls-certificate, --tls-key and --tls-ca every
         carried connection is TLS 1.3, both gateways authenticated by certificates of
         one CA (the first client bytes then wait one round trip for the handshake).
+        --preconnect N holds N connections per event loop open to the exit (TLS
+        handshake done): a client's connection then skips the WAN handshakes, one
+        round trip (two with TLS); each held one is replaced after 5 s, before the
+        exit's --handshake-timeout (keep it above 7.5 s; default 10 s).
           edgepool gateway entry --exit 192.0.2.1:7000 --secret-file pair.key
           edgepool gateway entry --listen 127.0.0.1:8080 --forward origin.example:80 --exit 192.0.2.1:7000 --secret-file pair.key
           edgepool gateway entry --exit 192.0.2.1:7000 --secret-file pair.key --tls-certificate entry.pem --tls-key entry.key --tls-ca ca.pem --peer-identity exit.example
@@ -334,11 +338,15 @@ struct EntryGatewayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Send every client to this destination (host:port, resolved at the exit).", valueName: "host:port"))
     var forward: String?
 
+    @Option(help: "Connections per event loop held open to the exit ahead of clients (0–64). [default: 0]")
+    var preconnect: Int?
+
     func run() async throws {
         try await options.run(.entry, try options.settings(.entry) { settings in
             pair.apply(to: &settings)
             settings.exit = exit
             settings.forward = forward
+            settings.preconnect = preconnect
         })
     }
 }
