@@ -288,9 +288,17 @@ struct TestPKI {
         let second = try registrar("pr-2", enrp: enrp2, peer: enrp1, status: status2)
         _ = try await first.waitForReady()
         let asap2 = try #require(try await second.waitForReady()["asap"])
-        let pe = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--registrar", asap2, "--transport", "tcp", "--log-level", "info"] + pki.clientFlags("edge-1"))
+        let pe = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--registrar", asap2, "--transport", "tcp", "--log-level", "info",
+                                        "--registrar-identity", "pr-1", "--registrar-identity", "pr-2"] + pki.clientFlags("edge-1"))
         _ = try await pe.waitForReady()
         try await eventually(timeout: 8, "pr-1 learned the PE from pr-2 over ENRP/TLS") { try await Self.poolElements(status: status1) == 1 }
+        // Another certificate of the same CA (edge-2, a PE's) cannot adopt it: --registrar-identity.
+        let listening = try await pe.waitForLine(containing: "listening for a registrar's adoption", timeout: 2)
+        let adoption = try #require(listening.split(separator: " ").first { $0.hasPrefix("address=") }?.dropFirst("address=".count))
+        let intruder = try await runCommand("/bin/sh", ["-c", "(sleep 1; printf '\\001\\000\\000\\010zzzz') | /usr/bin/openssl s_client -connect \(adoption) "
+                                                            + "-CAfile \(pki.path("ca.pem")) -cert \(pki.path("edge-2.pem")) -key \(pki.path("edge-2.key")) -quiet 2>&1"])
+        _ = try await pe.waitForLine(containing: "adoption refused", timeout: 3)
+        #expect(pe.lines.contains { $0.contains("adoption refused") && $0.contains("identity=edge-2") }, "\(pe.lines.suffix(3)) \(intruder.output.suffix(3))")
         second.signal(SIGSTOP)
         defer { second.signal(SIGCONT) }
         _ = try await pe.waitForLine(containing: "adopted by a registrar", timeout: 15)

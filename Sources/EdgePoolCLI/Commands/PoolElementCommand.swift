@@ -112,6 +112,9 @@ struct PoolElementCommand: AsyncParsableCommand {
 
     @OptionGroup var tls: RegistrarTLSOptions
 
+    @Option(help: ArgumentHelp("With TLS: a registrar certificate identity that may adopt this PE after a takeover; repeatable. [default: any the CA signed]", valueName: "name"))
+    var registrarIdentity: [String] = []
+
     @OptionGroup var csp: ComponentStatusOptions
 
     func run() async throws {
@@ -156,6 +159,7 @@ struct PoolElementCommand: AsyncParsableCommand {
         settings.tlsCa = tls.tlsCa
         settings.tlsCertificate = tls.tlsCertificate
         settings.tlsKey = tls.tlsKey
+        settings.registrarIdentity = registrarIdentity.nonEmpty
         settings.csp = csp.csp
         settings.cspInterval = csp.cspInterval
         return settings

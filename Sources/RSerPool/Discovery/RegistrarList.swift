@@ -20,6 +20,10 @@ public struct RegistrarList: Sendable {
     /// certificate of its own), a PE does not listen for adoption at all — a plain listener
     /// beside TLS registrations would let anyone adopt it — and re-registers by itself.
     public var adoptionTLS: NIOSSLContext?
+    /// The certificate identities of this scope's registrars that may adopt the PE over
+    /// `adoptionTLS` (`--registrar-identity`); empty: any certificate the CA signed — a PE's of
+    /// the same CA too, since an adopting registrar dials in and no address can be checked.
+    public var adoptionIdentities: Set<String> = []
 
     public init(_ addresses: [SocketAddress], transport: TransportProtocol = .mptcp, announce: AnnounceListening? = nil) {
         self.addresses = addresses

@@ -124,6 +124,10 @@ public final class PoolElement: Service, Sendable {
             asapListener = try await StreamTransport.bind(userAddress.socketAddress(port: 0), transport: registrars.transport,
                                                           group: loop, childInitializer: initializer).channel
             let transport = asapListener?.localAddress.flatMap { TransportAddress(tcp: $0) }
+            logger.info("listening for a registrar's adoption after a takeover", metadata: [
+                "address": "\(asapListener?.localAddress?.endpointDescription ?? "?")",
+                "registrars": "\(registrars.adoptionIdentities.isEmpty ? "any the CA signed" : registrars.adoptionIdentities.sorted().joined(separator: ","))",
+            ])
             try await loop.submit { driver.value.setASAPTransport(transport) }.get()
         }
         defer { asapListener?.close(promise: nil) }
@@ -336,17 +340,33 @@ final class PoolElementDriver {
                     return
                 }
                 driver.inboundAssociations += 1
+                // Messages count only once the association may adopt: at once in plain TCP, after
+                // the TLS handshake proved an allowed registrar identity otherwise.
+                let admitted = NIOLoopBoundBox(driver.registrars.adoptionTLS == nil, eventLoop: channel.eventLoop)
                 if let tls = driver.registrars.adoptionTLS {
                     // The adopting registrar's certificate must chain to the CA the PE trusts
-                    // for its registrars; the identity it names is logged with the adoption.
+                    // for its registrars and, with --registrar-identity, name one of them.
+                    let allowed = driver.registrars.adoptionIdentities
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard { identity in
+                        guard allowed.isEmpty || identity.map(allowed.contains) == true else {
+                            box.value.logger.warning("adoption refused: the certificate is not one of this scope's registrars", metadata: [
+                                "identity": "\(identity ?? "none")", "registrars": "\(allowed.sorted().joined(separator: ","))",
+                                "peer": "\(channel.remoteAddress?.endpointDescription ?? "?")",
+                            ])
+                            channel.close(promise: nil)
+                            return
+                        }
+                        admitted.value = true
                         box.value.logger.info("adoption association authenticated", metadata: ["identity": "\(identity ?? "none")"])
                     })
                 }
                 try channel.pipeline.syncOperations.addGuardedASAPCodec(limits: Self.inboundLimits, wireLimits: .default)
                 try channel.pipeline.syncOperations.addHandler(InboundCallbackHandler<ASAPInbound>(
-                    onMessage: { box.value.receivedOnInbound($0, from: channel) },
+                    onMessage: { message in
+                        guard admitted.value else { return }
+                        box.value.receivedOnInbound(message, from: channel)
+                    },
                     onClose: {
                         box.value.inboundAssociations -= 1
                         box.value.inboundClosed(channel)

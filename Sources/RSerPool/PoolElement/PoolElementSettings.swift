@@ -47,6 +47,9 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
     public var tlsCa: String?
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// The certificate identities of the registrars that may adopt this PE after a takeover
+    /// (empty: any certificate of `tlsCa`).
+    public var registrarIdentity: [String]?
     /// Send Component Status Protocol reports to this monitor (rsplib's cspmonitor, UDP 2960).
     public var csp: Endpoint?
     public var cspInterval: SettingDuration?
@@ -104,12 +107,21 @@ public struct PoolElementSettings: DaemonSettings, Equatable {
         return Configuration(
             poolHandle: handle, policy: policy, transport: transport,
             registrars: try RegistrarList.fromSettings(registrar, transport: transport, announce: announce, announceInterface: announceInterface)
-                .withTLS(ca: tlsCa, certificate: tlsCertificate, key: tlsKey),
+                .withTLS(ca: tlsCa, certificate: tlsCertificate, key: tlsKey).adoptedOnlyBy(try registrarIdentities()),
             service: service ?? .echo, listen: try (listen ?? Endpoint(host: "127.0.0.1", port: 0)).socketAddress(),
             sessionsForFullLoad: maxSessions ?? 10,
             identifier: try identifier.map { PoolElementIdentifier(try SettingText.identifier($0, "identifier")) },
             reregistrationInterval: reregistrationInterval?.amount,
             proxy: try proxy.map { try $0.socketAddress() }, healthCheck: try healthCheck(), proxyLoad: try proxyLoad(policy: policy))
+    }
+
+    /// `registrarIdentity`, which narrows the TLS adoption listener (so it needs a certificate).
+    private func registrarIdentities() throws -> Set<String> {
+        guard let names = registrarIdentity, !names.isEmpty else { return [] }
+        guard tlsCa != nil, tlsCertificate != nil, tlsKey != nil else {
+            throw ConfigurationError(setting: "registrarIdentity", "names the registrars that may adopt this PE over TLS: give --tls-ca, --tls-certificate and --tls-key")
+        }
+        return Set(names)
     }
 
     /// The proxy's load source from the settings: one of connections or a URL, for a proxy

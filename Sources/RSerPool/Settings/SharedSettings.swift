@@ -30,6 +30,14 @@ extension RegistrarList {
         if certificate != nil, key != nil { list.adoptionTLS = try files.serverContext() }
         return list
     }
+
+    /// The same list whose TLS adoption listener admits only these registrar identities
+    /// (empty: any certificate of the CA).
+    public func adoptedOnlyBy(_ identities: Set<String>) -> RegistrarList {
+        var list = self
+        list.adoptionIdentities = identities
+        return list
+    }
 }
 
 extension PoolPolicy {

@@ -151,6 +151,14 @@ import Testing
         #expect(try settings.configuration().healthCheck.httpPath == "/healthz")
     }
 
+    @Test func aRegistrarIdentityForAdoptionNeedsTheTLSFiles() {
+        var settings = PoolElementSettings()
+        settings.registrarIdentity = ["pr-1"]
+        #expect { try settings.configuration() } throws: { "\($0)".contains("--registrar-identity (registrarIdentity) names the registrars") }
+        settings.registrarIdentity = []
+        #expect((try? settings.configuration())?.registrars.adoptionIdentities == [])
+    }
+
     @Test func aProxyPEsCommandCheckAndLoadSourceAreCheckedTogether() throws {
         var settings = PoolElementSettings()
         settings.proxy = Endpoint(host: "127.0.0.1", port: 5432)
