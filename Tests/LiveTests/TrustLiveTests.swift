@@ -330,6 +330,47 @@ struct TestPKI {
         }
     }
 
+    /// What the key log is for: Wireshark decrypts a capture of ASAP over TLS with it, and the
+    /// project's Lua plugin frames the ASAP messages inside (a PE's registration and its
+    /// answer, a pool user's resolution and its answer).
+    @Test(.enabled(if: (TestPKI.unavailableReason ?? missingTool("/usr/bin/tshark", package: "tshark")) == nil,
+                   "\((TestPKI.unavailableReason ?? missingTool("/usr/bin/tshark", package: "tshark")) ?? "")"))
+    func wiresharkDecryptsACaptureWithTheKeyLogAndFramesTheASAPInside() async throws {
+        let pki = try await TestPKI()
+        let keyLog = temporaryFile("keylog"), capture = temporaryFile("tls") + ".pcapng"
+        defer { for file in [keyLog, capture] { try? FileManager.default.removeItem(atPath: file) } }
+        let port = try freePort()
+        let capturer = try liveProcess("tshark", ["-i", "lo", "-f", "tcp port \(port)", "-w", capture], executable: "/usr/bin/tshark")
+        try await capturer.waitForLine(containing: "Capturing on")
+        try await Task.sleep(for: .milliseconds(500))   // dumpcap may still be opening the interface
+        let registrar = try liveProcess("registrar-keylog", ["SSLKEYLOGFILE=\(keyLog)", edgepoolBinary, "registrar", "--listen", "127.0.0.1:\(port)",
+                                                             "--transport", "tcp", "--tls-certificate", pki.path("registrar.pem"),
+                                                             "--tls-key", pki.path("registrar.key"), "--tls-ca", pki.path("ca.pem"), "--authorize", "edge-1=EchoPool"],
+                                        executable: "/usr/bin/env")
+        _ = try await registrar.waitForReady()
+        let pe = try liveProcess("pe", ["pe", "--pool", "EchoPool", "--registrar", "127.0.0.1:\(port)", "--transport", "tcp"] + pki.clientFlags("edge-1"))
+        _ = try await pe.waitForLine(containing: "registered", timeout: 5)
+        let resolved = try await runEdgepool(["resolve", "--pool", "EchoPool", "--registrar", "127.0.0.1:\(port)", "--transport", "tcp"] + pki.clientFlags("user"))
+        #expect(resolved.status == 0, "\(resolved.output)")
+        try await Task.sleep(for: .milliseconds(300))
+        capturer.signal(SIGINT)
+        _ = try await capturer.waitForExit()
+
+        let plugin = packageRoot.appendingPathComponent("tools/wireshark/rserpool-tcp.lua").path
+        let decrypted = try await runTool("/usr/bin/tshark", ["-X", "lua_script:\(plugin)", "-r", capture, "-o", "tls.keylog_file:\(keyLog)",
+                                                             "-d", "tcp.port==\(port),tls", "-d", "tls.port==\(port),asaptcp",
+                                                             "-Y", "asap", "-T", "fields", "-e", "asap.message_type"])
+            .filter { !$0.isEmpty && !$0.hasPrefix("Running as") }
+        let types = Set(decrypted.flatMap { $0.split(separator: ",").map(String.init) })
+        #expect(types.isSuperset(of: ["1", "3", "5", "6"]), "registration (1), its response (3), a resolution (5) and its response (6) inside TLS: \(decrypted)")
+        // Without the key log the same capture shows no ASAP at all: it was encrypted.
+        let opaque = try await runTool("/usr/bin/tshark", ["-X", "lua_script:\(plugin)", "-r", capture, "-d", "tcp.port==\(port),tls",
+                                                          "-d", "tls.port==\(port),asaptcp", "-Y", "asap", "-T", "fields", "-e", "asap.message_type"])
+            .filter { !$0.isEmpty && !$0.hasPrefix("Running as") }
+        #expect(opaque.isEmpty, "\(opaque)")
+        withExtendedLifetime([registrar, pe]) {}
+    }
+
     /// A renewed certificate is read again on SIGHUP: new associations get it, without a restart.
     @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
     func aRenewedCertificateIsUsedAfterSIGHUP() async throws {

@@ -48,3 +48,14 @@ local enrp_over_tcp = make_framer("enrptcp", "ENRP over TCP (RSerPool framing)",
 local tcp_ports = DissectorTable.get("tcp.port")
 tcp_ports:add(3863, asap_over_tcp)
 tcp_ports:add(9901, enrp_over_tcp)
+
+-- Inside TLS (ASAP/TLS on 3864 and ENRP/TLS on 9902 by convention): the same framing of the
+-- decrypted stream. Wireshark decrypts with the key log EdgePool's daemons write to
+-- SSLKEYLOGFILE:  tshark -X lua_script:… -o tls.keylog_file:keys.log -r capture.pcapng
+-- (other ports: -d tcp.port==4000,tls -d tls.port==4000,asaptcp)
+local tls_dissector = Dissector.get("tls")
+tcp_ports:add(3864, tls_dissector)
+tcp_ports:add(9902, tls_dissector)
+local tls_ports = DissectorTable.get("tls.port")
+tls_ports:add(3864, asap_over_tcp)
+tls_ports:add(9902, enrp_over_tcp)
