@@ -172,6 +172,22 @@ struct TestPKI {
         let garbage = try RawConnection(port: port)
         try garbage.sendAll(Array(repeating: 0x16, count: 5) + Array(repeating: 0xFF, count: 200))
         #expect(garbage.receive(for: 3).closed)
+        // Many at once, stalled or sending garbage: each closed (beyond two at once, at
+        // accept), and the registrar holds no more memory afterwards than before.
+        let before = try residentKiB(of: registrar.pid)
+        let closedAll = try await offCooperativePool { () -> Bool in
+            var connections: [RawConnection] = []
+            for index in 0..<200 {
+                guard let connection = try? RawConnection(port: port) else { continue }
+                if index % 2 == 0 { connection.sendSome(Array(repeating: 0x16, count: 5) + Array(repeating: 0xEE, count: 3000)) }
+                connections.append(connection)
+            }
+            return connections.allSatisfy { $0.receive(for: 3).closed }
+        }
+        #expect(closedAll, "every stalled or garbage handshake was closed")
+        let growth = try residentKiB(of: registrar.pid) - before
+        print("TLS: 200 stalled or garbage handshakes, the registrar's resident memory \(growth >= 0 ? "+" : "")\(growth) KiB")
+        #expect(growth < 8 * 1024, "the registrar grew by \(growth) KiB for 200 bad handshakes")
         let again = try await runCommand("/bin/sh", ["-c", "/usr/bin/openssl s_client -connect 127.0.0.1:\(port) -CAfile \(pki.path("ca.pem")) "
                                                          + "-cert \(pki.path("user.pem")) -key \(pki.path("user.key")) -verify_return_error -brief < /dev/null 2>&1"])
         #expect(again.output.contains { $0.contains("Verification: OK") }, "\(again.output)")
