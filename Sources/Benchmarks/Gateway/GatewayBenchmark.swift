@@ -132,6 +132,7 @@ public struct GatewayBenchmark: Sendable {
                 BenchmarkFigures.record("\(figure): rtt +µs", measurement.rttMicroseconds - direct.rttMicroseconds, unit: "µs", kind: .absolute, better: .lower)
             }
             summarise(results, mode: mode)
+            measureConnectionRates(measured.filter { $0.1 != nil }.map(\.0), running: running, mode: mode)
             print("")
         }
         if includeUDP && (selected?.contains("edgepool") ?? true) { try measureUDP(gatewayFlags: extraFlags) }
@@ -263,6 +264,35 @@ public struct GatewayBenchmark: Sendable {
                                             unit: "×", kind: .peer, better: .lower)
                 }
             }
+        }
+    }
+
+    /// Connections per second and per core-second of each proxy, one after the other
+    /// (``BenchConnectionRate``); EdgePool's against the best peer's of its kind.
+    func measureConnectionRates(_ targets: [BenchTarget], running: [BenchProxy.Running], mode: BenchMode) {
+        print("  connection rate (\(BenchConnectionRate.clients) clients × connect + handshake + 1-byte echo + close, 2 s each; CPU of the proxy's processes):")
+        var rates: [(BenchProxy, BenchConnectionRate.Result)] = []
+        for target in targets {
+            guard let proxy = target.proxy, let processes = running.first(where: { $0.port == target.port })?.processes else { continue }
+            do {
+                let result = try BenchConnectionRate.measure(target, processes: processes.map(\.pid), clientMPTCP: mode.clientMPTCP, seconds: 2)
+                rates.append((proxy, result))
+                print(String(format: "    %@ %8.0f conn/s  %5.2f cores  %8.0f per core-second", target.name.padding(toLength: 24, withPad: " ", startingAt: 0),
+                             result.connectionsPerSecond, result.cores, result.perCoreSecond))
+                BenchmarkFigures.record("gateway \(mode.flagName) \(target.name): connections per core-second", result.perCoreSecond,
+                                        unit: "conn/s", kind: .absolute, better: .higher)
+            } catch {
+                print("    \(target.name.padding(toLength: 24, withPad: " ", startingAt: 0)) failed: \(error)")
+            }
+        }
+        for kind in [BenchProxy.Kind.forward, .socks, .pair] {
+            let members = rates.filter { $0.0.kind == kind }
+            guard let ours = members.first(where: { $0.0.tool == "edgepool" && !$0.0.encrypted && !$0.0.held }),
+                  let best = members.filter({ $0.0.tool != "edgepool" && !BenchProxy.baselines.contains($0.0.tool) })
+                      .max(by: { $0.1.perCoreSecond < $1.1.perCoreSecond }) else { continue }
+            print(String(format: "    %@: edgepool %.2f × %@'s connections per core-second", kind.rawValue, ours.1.perCoreSecond / best.1.perCoreSecond, best.0.name))
+            BenchmarkFigures.record("gateway \(mode.flagName) \(kind.rawValue): edgepool / \(best.0.name) connections per core-second",
+                                    ours.1.perCoreSecond / best.1.perCoreSecond, unit: "×", kind: .peer, better: .higher)
         }
     }
 
