@@ -188,12 +188,10 @@ final class GatewayContext: Sendable {
             let header = PairHeader(destination: destination, timeMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000),
                                     nonce: (0..<PairHeader.nonceLength).map { _ in UInt8.random(in: 0...255) })
             let connected: EventLoopFuture<Channel>
-            if let held = preconnector?.take(on: loop) {
-                metrics.preconnectedUsed.increment()
+            if let held = heldConnection(on: loop) {
                 _ = UpstreamHolds.release(from: held)   // the exit says nothing before the header
                 connected = loop.makeSucceededFuture(held)
             } else {
-                if preconnector != nil { metrics.preconnectMissed.increment() }
                 connected = connector.connect(to: [exit], target: "exit gateway \(exit.endpointText)", on: loop, tls: tls)
             }
             opened = connected.flatMap { channel in
@@ -215,6 +213,18 @@ final class GatewayContext: Sendable {
             opened = connector.connect(to: destination, on: loop)
         }
         return opened.flatMapThrowing { channel in try self.attach(channel, to: bound.value) }
+    }
+
+    /// A connection the preconnector holds on `loop` (counted as used), or nil — counted as
+    /// missed when there is a preconnector whose pool is empty.
+    private func heldConnection(on loop: EventLoop) -> Channel? {
+        guard let preconnector else { return nil }
+        if let held = preconnector.take(on: loop) {
+            metrics.preconnectedUsed.increment()
+            return held
+        }
+        metrics.preconnectMissed.increment()
+        return nil
     }
 
     private func attach(_ channel: Channel, to connection: GatewayConnection) throws -> Channel {
@@ -242,13 +252,11 @@ final class GatewayContext: Sendable {
         case .direct, .exit:
             return loop.makeFailedFuture(UpstreamError(kind: .other, detail: "no fixed upstream in this mode"))
         case .backends(let addresses):
-            if let held = preconnector?.take(on: loop) {
-                metrics.preconnectedUsed.increment()
+            if let held = heldConnection(on: loop) {
                 let backend = held.remoteAddress?.endpointText ?? "-"
                 connection.destination = backend
                 opened = loop.makeSucceededFuture((held, backend))
             } else {
-                if preconnector != nil { metrics.preconnectMissed.increment() }
                 let start = nextStaticBackend(addresses.count)
                 let rotated = Array(addresses[start...] + addresses[..<start])
                 let backend = rotated.first?.endpointText ?? "-"

@@ -55,11 +55,7 @@ public enum PoolElementDaemon {
             let identifier = UInt64(elementIDs[index].rawValue)
             let location = "\(configuration.service.rawValue) \(users[index])", pool = "\(configuration.poolHandle)"
             reporters += try DaemonRunner.statusReporter(settings.csp, interval: settings.cspInterval, sender: .init(.poolElement, identifier), logger: logger) {
-                let home = await element.homeRegistrar
-                let registered = await element.isRegistered
-                return .init(location: location, status: "\(pool): \(registered ? "registered" : "not registered")",
-                             workload: await element.loadFraction, associations: home == .unknown ? [] : [.init(receiver: .init(.registrar, UInt64(home.rawValue)),
-                                                                        payloadProtocol: ComponentStatusReport.Association.asap)])
+                await element.componentStatus(location: location, pool: pool)
             }
         }
         let services: [any Service] = elements + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger) + reporters
@@ -86,11 +82,7 @@ public enum PoolElementDaemon {
             guard let element = proxy.registeredElement else {
                 return .init(location: location, status: "\(pool): server failing its health checks, not registered")
             }
-            let home = await element.homeRegistrar
-            let registered = await element.isRegistered
-            return .init(location: location, status: "\(pool): \(registered ? "registered" : "not registered")", workload: await element.loadFraction,
-                         associations: home == .unknown ? [] : [.init(receiver: .init(.registrar, UInt64(home.rawValue)),
-                                                                    payloadProtocol: ComponentStatusReport.Association.asap)])
+            return await element.componentStatus(location: location, pool: pool)
         }
         let services: [any Service] = [proxy] + DaemonRunner.statusService(settings.status, metrics: metrics, logger: logger) + reporters
         try await DaemonRunner.run(services, logger: logger, ready: {
@@ -99,5 +91,17 @@ public enum PoolElementDaemon {
                 "user": server.endpointDescription, "transport": configuration.transport.rawValue, "policy": "\(configuration.policy)",
             ])
         })
+    }
+}
+
+extension PoolElement {
+    /// What a PE reports to a CSP monitor: registered or not, its load (Least-Used policies)
+    /// and its home registrar as its association.
+    fileprivate func componentStatus(location: String, pool: String) async -> ComponentStatusReporter.Snapshot {
+        let home = await homeRegistrar
+        let registered = await isRegistered
+        return .init(location: location, status: "\(pool): \(registered ? "registered" : "not registered")", workload: await loadFraction,
+                     associations: home == .unknown ? [] : [.init(receiver: .init(.registrar, UInt64(home.rawValue)),
+                                                                payloadProtocol: ComponentStatusReport.Association.asap)])
     }
 }

@@ -70,7 +70,7 @@ public final class ProxyPoolElement: Service, Sendable {
                 case .up?:
                     var registration = self.registration
                     if let fraction = await self.readLoad(&reported) {
-                        registration.policy = registration.policy.withLoad(PoolPolicy.load(fraction: fraction))
+                        registration.policy = self.policy(withLoad: fraction)
                         reported.registered = fraction
                     }
                     self.logger.notice("server healthy: registering it", metadata: ["pool": "\(self.registration.poolHandle)", "policy": "\(registration.policy)"])
@@ -81,7 +81,7 @@ public final class ProxyPoolElement: Service, Sendable {
                 case nil where element != nil:
                     if let (pe, _) = element, let fraction = await self.readLoad(&reported),
                        ProxyLoad.isWorthUpdating(from: reported.registered ?? -1, to: fraction) {
-                        pe.updatePolicy(self.registration.policy.withLoad(PoolPolicy.load(fraction: fraction)))
+                        pe.updatePolicy(self.policy(withLoad: fraction))
                         self.logger.debug("load changed: re-registering", metadata: ["load": "\(Int((fraction * 100).rounded())) %"])
                         reported.registered = fraction
                     }
@@ -112,6 +112,11 @@ public final class ProxyPoolElement: Service, Sendable {
     private struct LoadReporting {
         var registered: Double?
         var failing = false
+    }
+
+    /// The registration's policy carrying `fraction` as its load.
+    private func policy(withLoad fraction: Double) -> PoolPolicy {
+        registration.policy.withLoad(PoolPolicy.load(fraction: fraction))
     }
 
     /// The server's load now, as a fraction of full; nil when it cannot be read (logged).

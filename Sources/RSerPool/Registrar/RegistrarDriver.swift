@@ -117,8 +117,6 @@ final class RegistrarDriver {
         return id
     }
 
-    /// The association's TLS handshake completed; `identity` is what the client's certificate
-    /// names (nil: it presented none, which only a registrar without a CA allows).
     /// The association's TLS handshake began (it counts toward the concurrent-handshake bound
     /// until it completes or the association closes).
     func handshakeStarted(_ id: AssociationID) {
@@ -131,6 +129,8 @@ final class RegistrarDriver {
         metrics.handshakesUnderWay.record(handshaking.count)
     }
 
+    /// The association's TLS handshake completed; `identity` is what the client's certificate
+    /// names (nil: it presented none, which only a registrar without a CA allows).
     func associationAuthenticated(_ id: AssociationID, identity: String?) {
         handshakeEnded(id)
         guard associations[id] != nil else { return }
