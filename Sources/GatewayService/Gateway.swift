@@ -185,7 +185,7 @@ public final class Gateway: Service, Sendable {
         let pipeline = channel.pipeline.syncOperations
         if case .exit = configuration.mode, let tls = configuration.pairTLS {
             // The encrypted pair: TLS below the counter, so records count the carried bytes.
-            try pipeline.addHandler(tls.serverHandler())
+            try tls.addExitHandlers(to: pipeline)
         }
         try pipeline.addHandler(connection.clientCounter)
         switch configuration.mode {

@@ -89,4 +89,47 @@ private let tshark = "/usr/bin/tshark"
         #expect(try await frames("tcp.port == \(exit.port) && tls.handshake.type == 1") >= 2, "ClientHellos of the pair and of s_client")
         withExtendedLifetime([plainExit, entry, byAddress, plainEntry, plain, otherIdentity, otherCA, wrongName]) {}
     }
+
+    /// A carried connection's sockets between the gateways close with the client, whether it
+    /// closes or resets: the exit's close_notify ends the entry's TLS close at once (before
+    /// TLSFullClose, both sockets stayed open until NIOSSL's 5-s shutdown timeout, and one
+    /// address connecting ~1,000 times a second filled the entry's per-client cap).
+    @Test(.enabled(if: TestPKI.unavailableReason == nil, "\(TestPKI.unavailableReason ?? "")"))
+    func aCarriedConnectionClosesWithItsClientNotAtTheTLSShutdownTimeout() async throws {
+        let pki = try await TestPKI()
+        let origin = try await Origin.start()
+        func tls(_ name: String) -> [String] {
+            ["--tls-certificate", pki.path("\(name).pem"), "--tls-key", pki.path("\(name).key"), "--tls-ca", pki.path("ca.pem")]
+        }
+        let secret = ["--secret", "a shared secret of some length"]
+        let exit = try await LiveGateway.start("exit", ["--allow", "127.0.0.1/32"] + secret + tls("exit-gw"))
+        let entry = try await LiveGateway.start("entry", ["--exit", "127.0.0.1:\(exit.port)", "--forward", origin.authority] + secret + tls("entry-gw"))
+        /// Sockets to or from the exit's port that are not closed yet (subflows included).
+        func openToExit() async throws -> [String] {
+            try await runTool("/usr/bin/ss", ["-tanH", "state", "established", "( sport = :\(exit.port) or dport = :\(exit.port) )"])
+                .filter { !$0.isEmpty }
+        }
+        for ending in ["reset", "close"] {
+            // Five clients fetch a few bytes and end: SO_LINGER 0 (an RST) or a plain close (FIN).
+            let client = """
+            import socket, struct, sys
+            for _ in range(5):
+                c = socket.create_connection(("127.0.0.1", \(entry.port)))
+                c.sendall(b"GET /bytes/10 HTTP/1.1\\r\\nHost: origin\\r\\n\\r\\n")
+                assert c.recv(4096).startswith(b"HTTP/1.")
+                if sys.argv[1] == "reset": c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+            """
+            let run = try await runCommand("/usr/bin/python3", ["-c", client, ending])
+            #expect(run.status == 0, "\(ending): \(run.output)")
+            let ended = Date()
+            try await eventually(timeout: 4, "no socket between the gateways left open after the clients' \(ending)") { try await openToExit().isEmpty }
+            let lingered = Date().timeIntervalSince(ended)
+            #expect(lingered < 2, "sockets between the gateways outlived the clients' \(ending) by \(lingered) s")
+        }
+        let records = try await exit.records(atLeast: 10)
+        #expect(records.allSatisfy { $0["outcome"] as? String == "ok" }, "\(records)")
+        #expect(!entry.process.lines.contains { $0.contains("uncleanShutdown") }, "the entry saw no unclean TLS shutdown")
+        withExtendedLifetime([origin.process]) {}
+    }
 }

@@ -41,9 +41,21 @@ public struct PairTLS: Sendable {
     /// The name the entry checks the exit's certificate for (nil: its address).
     var exitName: String? { role == .entry ? peerIdentities.first : nil }
 
+    /// Adds the entry's TLS handlers toward the exit to a channel that is not yet connected.
+    func addEntryHandlers(to pipeline: ChannelPipeline.SynchronousOperations) throws {
+        try pipeline.addHandler(try clientHandler())
+        try pipeline.addHandler(TLSFullClose())
+    }
+
+    /// Adds the exit's TLS handlers to an entry's accepted connection.
+    func addExitHandlers(to pipeline: ChannelPipeline.SynchronousOperations) throws {
+        try pipeline.addHandler(serverHandler())
+        try pipeline.addHandler(TLSFullClose())
+    }
+
     /// The entry's TLS handler toward the exit. With an exit name, the certificate must carry
     /// that name (NIOSSL alone would also accept one that carries the exit's address).
-    func clientHandler() throws -> NIOSSLClientHandler {
+    private func clientHandler() throws -> NIOSSLClientHandler {
         guard let exitName else { return try NIOSSLClientHandler(context: context, serverHostname: nil) }
         // The additional check runs after BoringSSL verified the chain and before the handshake
         // completes, so nothing (not even the pair header) reaches an exit of another name.
@@ -59,7 +71,7 @@ public struct PairTLS: Sendable {
 
     /// The exit's TLS handler for an entry's connection: with ``peerIdentities``, an entry
     /// whose certificate (verified against the CA) names another identity fails the handshake.
-    func serverHandler() -> NIOSSLServerHandler {
+    private func serverHandler() -> NIOSSLServerHandler {
         guard !peerIdentities.isEmpty else { return NIOSSLServerHandler(context: context) }
         let admitted = peerIdentities
         return NIOSSLServerHandler._makeSSLServerHandler(context: context) { certificate, channel in

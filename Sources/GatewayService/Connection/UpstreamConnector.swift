@@ -133,7 +133,7 @@ struct UpstreamConnector: Sendable {
         channel.eventLoop.makeCompletedFuture {
             try prepare(channel, limits: limits)
             if let tls {
-                try channel.pipeline.syncOperations.addHandler(try tls.clientHandler())
+                try tls.addEntryHandlers(to: channel.pipeline.syncOperations)
                 try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard(timeout: tls.handshakeTimeout))
             }
             try channel.pipeline.syncOperations.addHandler(ByteCounter())
