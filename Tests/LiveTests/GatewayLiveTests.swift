@@ -282,6 +282,61 @@ import Testing
         #expect(garbage.hasPrefix("HTTP/1.1 400"), "\(garbage)")
     }
 
+    /// The idle timeout closes a relay neither side has read on (and no other), and thousands of
+    /// closed connections leave nothing behind. (Before IdleSweep, every relayed connection left
+    /// an idle timer holding its upstream channel for the whole idle timeout: ~600 bytes each.)
+    @Test func idleRelaysCloseAtTheIdleTimeoutAndChurnLeavesNothingBehind() async throws {
+        // An echo backend: the relay is in place as soon as the backend accepts.
+        let echo = try liveProcess("echo-backend", ["-c", """
+            import asyncio
+            async def echo(r, w):
+                while data := await r.read(65536): w.write(data)
+                w.close()
+            async def main():
+                server = await asyncio.start_server(echo, "127.0.0.1", 0, backlog=1024)
+                print("echo listening on 127.0.0.1:%d" % server.sockets[0].getsockname()[1], flush=True)
+                await server.serve_forever()
+            asyncio.run(main())
+            """], executable: "/usr/bin/python3")
+        let line = try await echo.waitForLine(containing: "echo listening on")
+        let backend = String(line.split(separator: " ").last ?? "")
+        let gateway = try await LiveGateway.start("reverse", ["--backend", backend, "--upstream-transport", "tcp", "--idle-timeout", "1s"])
+
+        let (idleLifetime, busyOpen) = try await offCooperativePool { () -> (Double, Bool) in
+            let idle = try RawConnection(port: gateway.port)
+            let busy = try RawConnection(port: gateway.port)
+            let start = Date()
+            var busyOpen = true
+            var idleLifetime = -1.0
+            while Date().timeIntervalSince(start) < 3 {
+                try busy.sendAll([0x2A])
+                busyOpen = busyOpen && !busy.receive(for: 0.3, until: { $0.count >= 1 }).closed
+                if idleLifetime < 0, idle.receive(for: 0.01).closed { idleLifetime = Date().timeIntervalSince(start) }
+            }
+            return (idleLifetime, busyOpen)
+        }
+        #expect(idleLifetime >= 1 && idleLifetime < 2, "the idle relay closed after \(idleLifetime) s (timeout 1 s, sweep every 100 ms)")
+        #expect(busyOpen, "a relay that reads every 300 ms stays open")
+        #expect(try await gateway.records(atLeast: 1).contains { $0["outcome"] as? String == "timeout" })
+
+        // Churn: connect, echo a byte, reset — 3,000 to warm up, then 6,000 more.
+        let churn = """
+            import socket, struct, sys
+            for _ in range(int(sys.argv[1])):
+                c = socket.create_connection(("127.0.0.1", \(gateway.port)))
+                c.sendall(b"x"); assert c.recv(1) == b"x"
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); c.close()
+            """
+        #expect(try await runCommand("/usr/bin/python3", ["-c", churn, "3000"]).status == 0)
+        try await Task.sleep(for: .milliseconds(300))
+        let warm = try residentKiB(of: gateway.process.pid)
+        #expect(try await runCommand("/usr/bin/python3", ["-c", churn, "6000"]).status == 0)
+        try await Task.sleep(for: .milliseconds(300))
+        let grown = try residentKiB(of: gateway.process.pid) - warm
+        #expect(grown < 1_500, "6,000 closed connections grew the gateway by \(grown) KiB")
+        withExtendedLifetime(echo) {}
+    }
+
     @Test func aClientThatNeverReadsHoldsBoundedMemoryAndSIGTERMDrains() async throws {
         let origin = try await Origin.start()
         let gateway = try await LiveGateway.start("socks", ["--allow", "127.0.0.1/32", "--drain-timeout", "20s"])

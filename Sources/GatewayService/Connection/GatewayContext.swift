@@ -44,6 +44,8 @@ final class GatewayContext: Sendable {
     let connectionLog: ConnectionLog?
     /// Held backend connections (reverse mode with static backends and `preconnect` > 0).
     let preconnector: UpstreamPreconnector?
+    /// The idle timeout's sweep of each event loop.
+    private let idleSweeps: [ObjectIdentifier: NIOLoopBoundBox<IdleSweep>]
     /// SOCKS5 UDP associations open now (bounded by `limits.maximumUDPAssociations`).
     let udpAssociations = NIOLockedValueBox(0)
     /// Failed authentications per source address (password guessers are blocked for a while).
@@ -65,6 +67,9 @@ final class GatewayContext: Sendable {
             maximumFailures: limits.authenticationFailuresPerSource, window: limits.authenticationFailureWindow,
             blockDuration: limits.authenticationBlockDuration, maximumKeys: limits.authenticationTrackedSources)))
         refusalLogs = NIOLockedValueBox(LogThrottle(interval: limits.refusalLogInterval))
+        idleSweeps = Dictionary(uniqueKeysWithValues: loops.map { loop in
+            (ObjectIdentifier(loop), NIOLoopBoundBox.makeBoxSendingValue(IdleSweep(loop: loop, timeout: limits.idleTimeout), eventLoop: loop))
+        })
         switch configuration.mode {
         case .socks5, .httpProxy, .exit:
             route = .direct
@@ -93,6 +98,12 @@ final class GatewayContext: Sendable {
         default:
             preconnector = nil
         }
+    }
+
+    /// The idle sweep of `loop` (call on that loop). A loop the gateway was not made with
+    /// (none in practice) gets a sweep of its own for the caller.
+    func idleSweep(on loop: EventLoop) -> IdleSweep {
+        idleSweeps[ObjectIdentifier(loop)]?.value ?? IdleSweep(loop: loop, timeout: configuration.limits.idleTimeout)
     }
 
     /// The pool user of a reverse proxy on a pool.

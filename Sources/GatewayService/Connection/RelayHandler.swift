@@ -7,7 +7,8 @@ import Glibc
 /// Joins two channels: what one reads, the other writes. Reading from a side stops while the
 /// other side's write buffer is above its high-water mark (so at most that plus one read is
 /// queued per direction), a half-close is passed on as a half-close, and the pair closes
-/// when both directions are done, when either side fails, or when both are idle too long.
+/// when both directions are done, when either side fails, or when neither side has read for
+/// the idle timeout (the loop's `IdleSweep` watches the client side's handler).
 final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -18,17 +19,21 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     private(set) var inputClosed = false
     private let connection: GatewayConnection
+    private let idleSweep: IdleSweep
+    /// The sweep's tick at the last read of either side (kept on both handlers).
+    var lastActiveTick: UInt64 = 0
 
-    private init(connection: GatewayConnection) {
+    private init(connection: GatewayConnection, idleSweep: IdleSweep) {
         self.connection = connection
+        self.idleSweep = idleSweep
     }
 
     /// Installs a relay between `client` and `upstream` (both on the same event loop) after
     /// writing bytes either side sent ahead of the relay (early data). Must run on that loop.
     static func join(client: Channel, upstream: Channel, connection: GatewayConnection,
-                     clientEarlyData: ByteBuffer? = nil, upstreamEarlyData: ByteBuffer? = nil, idleTimeout: TimeAmount) throws {
-        let clientSide = RelayHandler(connection: connection)
-        let upstreamSide = RelayHandler(connection: connection)
+                     clientEarlyData: ByteBuffer? = nil, upstreamEarlyData: ByteBuffer? = nil, idleSweep: IdleSweep) throws {
+        let clientSide = RelayHandler(connection: connection, idleSweep: idleSweep)
+        let upstreamSide = RelayHandler(connection: connection, idleSweep: idleSweep)
         clientSide.partner = upstreamSide
         upstreamSide.partner = clientSide
         if let clientEarlyData, clientEarlyData.readableBytes > 0 { upstream.write(clientEarlyData, promise: nil) }
@@ -36,17 +41,17 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         client.flush()
         upstream.flush()
         connection.markRelaying()
-        for (channel, handler) in [(client, clientSide), (upstream, upstreamSide)] {
-            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
-            try channel.pipeline.syncOperations.addHandler(handler)
-            channel.read()
-        }
+        try client.pipeline.syncOperations.addHandler(clientSide)
+        try upstream.pipeline.syncOperations.addHandler(upstreamSide)
+        idleSweep.track(clientSide, id: connection.id)
+        client.read()
+        upstream.read()
     }
 
     /// Replaces the front end that owns `context` with a relay to `upstream`: the usual end of
     /// a handshake. Bytes the exit gateway sent after its status (entry mode) go first.
     static func takeOver(from context: ChannelHandlerContext, upstream: Channel, connection: GatewayConnection,
-                         clientEarlyData: ByteBuffer?, idleTimeout: TimeAmount) {
+                         clientEarlyData: ByteBuffer?, idleSweep: IdleSweep) {
         let client = context.channel
         guard client.isActive else {
             upstream.close(promise: nil)
@@ -55,7 +60,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         do {
             try join(client: client, upstream: upstream, connection: connection, clientEarlyData: clientEarlyData,
-                     upstreamEarlyData: UpstreamHolds.release(from: upstream), idleTimeout: idleTimeout)
+                     upstreamEarlyData: UpstreamHolds.release(from: upstream), idleSweep: idleSweep)
         } catch {
             connection.fail("failed", "cannot start relaying: \(error)")
             client.close(promise: nil)
@@ -68,11 +73,14 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleSweep.untrack(id: connection.id)
         self.context = nil
         partner = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActiveTick = idleSweep.tick
+        partner?.lastActiveTick = lastActiveTick
         partner?.forward(unwrapInboundIn(data))
     }
 
@@ -107,9 +115,6 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 partner?.closeOutput()
             }
-        } else if event is IdleStateHandler.IdleStateEvent {
-            connection.fail("timeout", "idle for longer than the idle timeout")
-            closeAll()
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -121,6 +126,12 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             connection.fail("failed", "\(error)")
         }
+        closeAll()
+    }
+
+    /// The idle sweep found neither side read for the idle timeout.
+    func closeIdle() {
+        connection.fail("timeout", "idle for longer than the idle timeout")
         closeAll()
     }
 

@@ -26,7 +26,7 @@ final class ForwardFrontend: ChannelDuplexHandler, RemovableChannelHandler {
             case .success(let upstream):
                 let inputClosed = self.clientClosedInput
                 RelayHandler.takeOver(from: context, upstream: upstream, connection: self.connection, clientEarlyData: self.held,
-                                      idleTimeout: self.gateway.configuration.limits.idleTimeout)
+                                      idleSweep: self.gateway.idleSweep(on: context.eventLoop))
                 if inputClosed { context.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
             case .failure(let error):
                 let failure = UpstreamError.from(error, target: self.connection.destination)

@@ -204,7 +204,6 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
                     return
                 }
                 do {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: self.gateway.configuration.limits.idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(OriginResponseForwarder(frontend: self))
                 } catch {
                     channel.close(promise: nil)
@@ -265,7 +264,7 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
                 pipeline.removeHandler(name: name, promise: nil)
             }
             pipeline.removeHandler(context: context, promise: nil)
-            try RelayHandler.join(client: channel, upstream: upstream, connection: connection, idleTimeout: gateway.configuration.limits.idleTimeout)
+            try RelayHandler.join(client: channel, upstream: upstream, connection: connection, idleSweep: gateway.idleSweep(on: channel.eventLoop))
             // Bytes the client sent after the CONNECT head come out of the decoder as it leaves.
             pipeline.removeHandler(name: HandlerName.decoder, promise: nil)
         } catch {
@@ -360,10 +359,6 @@ final class HTTPProxyFrontend: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    fileprivate func upstreamIdle() {
-        connection.fail("timeout", "origin idle for longer than the idle timeout")
-        context?.close(promise: nil)
-    }
 }
 
 /// On an origin connection: hands response parts to the client's frontend, and reads only
@@ -401,10 +396,7 @@ private final class OriginResponseForwarder: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            frontend.upstreamIdle()
-            context.close(promise: nil)
-        } else if let event = event as? ChannelEvent, event == .inputClosed {
+        if let event = event as? ChannelEvent, event == .inputClosed {
             // An origin that stops sending is done with this connection (the decoder has
             // already delivered the end of a response framed by the close).
             context.close(promise: nil)

@@ -52,7 +52,7 @@ final class PairExitFrontend: ChannelDuplexHandler, RemovableChannelHandler {
             case .success(let upstream):
                 context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(bytes: [SOCKSReplyCode.succeeded.rawValue])), promise: nil)
                 RelayHandler.takeOver(from: context, upstream: upstream, connection: self.connection, clientEarlyData: self.buffered,
-                                      idleTimeout: self.gateway.configuration.limits.idleTimeout)
+                                      idleSweep: self.gateway.idleSweep(on: context.eventLoop))
             case .failure(let error):
                 let failure = UpstreamError.from(error, target: destination.description)
                 self.connection.fail(failure.outcome, failure.detail)

@@ -112,7 +112,7 @@ final class SOCKS5Frontend: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 context.writeAndFlush(self.wrapOutboundOut(self.handshake.connected(boundTo: bound ?? ProxyDestination(host: .address(.v4(0)), port: 0))), promise: nil)
                 RelayHandler.takeOver(from: context, upstream: upstream, connection: self.connection, clientEarlyData: self.buffered,
-                                      idleTimeout: self.gateway.configuration.limits.idleTimeout)
+                                      idleSweep: self.gateway.idleSweep(on: context.eventLoop))
             case .failure(let error):
                 let failure = UpstreamError.from(error, target: destination.description)
                 self.connection.fail(failure.outcome, failure.detail)
