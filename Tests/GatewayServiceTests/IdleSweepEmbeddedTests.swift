@@ -68,6 +68,20 @@ import Testing
         #expect(relay.sweep.tick == ticks)
     }
 
+    @Test func aSideClosedBeforeTheRelayEndsTheOtherAndLeavesNoSweepEntry() throws {
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop)
+        let upstream = EmbeddedChannel(loop: loop)
+        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try upstream.close().wait()
+        let sweep = IdleSweep(loop: loop, timeout: .seconds(3))
+        let connection = GatewayConnection(id: 7, mode: "test", client: client, clientMayBeMPTCP: false, upstreamMayBeMPTCP: false) { _, _ in }
+        try RelayHandler.join(client: client, upstream: upstream, connection: connection, idleSweep: sweep)
+        loop.run()
+        #expect(!client.isActive, "the client is closed with the upstream that closed first")
+        #expect(sweep.tracked == 0)
+    }
+
     @Test func intervalsAreBounded() {
         let loop = EmbeddedEventLoop()
         #expect(IdleSweep(loop: loop, timeout: .milliseconds(20)).interval == IdleSweep.shortestInterval)

@@ -43,6 +43,14 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection.markRelaying()
         try client.pipeline.syncOperations.addHandler(clientSide)
         try upstream.pipeline.syncOperations.addHandler(upstreamSide)
+        // A side that closed before the relay was in place (its channelInactive came before
+        // these handlers; a closed pipeline never calls handlerRemoved): end the other one now,
+        // rather than leave it, and a sweep entry, until the idle timeout.
+        guard client.isActive, upstream.isActive else {
+            connection.fail("failed", "a side closed before relaying began")
+            clientSide.closeAll()
+            return
+        }
         idleSweep.track(clientSide, id: connection.id)
         client.read()
         upstream.read()
